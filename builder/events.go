@@ -1,0 +1,69 @@
+package builder
+
+import v1 "github.com/google/go-containerregistry/pkg/v1"
+
+// An Event reports build progress. The builder never writes to a terminal or an HTTP
+// stream itself: front doors render events (Docker JSON messages, log lines).
+// Event is a closed set: the concrete types below.
+type Event interface{ event() }
+
+// StepStarted is sent before each instruction runs, FROM included. Step counts from 1
+// over all instructions of all stages that are built, as Docker's "Step N/M" does.
+type StepStarted struct {
+	Step, Total int
+	Stage       string // stage name or index
+	Line        int    // 1-based Dockerfile line
+	Text        string // the instruction as written, e.g. "RUN make"
+}
+
+// StepDone is sent after an instruction succeeded, with the ID of the image as it
+// stands after the step (Docker prints it as " ---> <id>").
+type StepDone struct {
+	Step    int
+	ImageID v1.Hash
+}
+
+// Output is a chunk of a RUN's output.
+type Output struct {
+	Step   int
+	Stderr bool
+	Data   []byte
+}
+
+// Running is sent when a RUN process starts (Docker prints " ---> Running in <id>").
+type Running struct {
+	Step int
+	ID   string
+}
+
+// LayerWritten is sent when an instruction produced a layer.
+type LayerWritten struct {
+	Step   int
+	Digest v1.Hash
+	Size   int64
+	Files  int
+}
+
+// Warning is a non-fatal problem, e.g. build args that no ARG consumed.
+type Warning struct {
+	Message string
+}
+
+// Info is a progress message worth showing at normal verbosity (pulls, stage starts).
+type Info struct {
+	Message string
+}
+
+// Debug is detail for --verbosity=debug.
+type Debug struct {
+	Message string
+}
+
+func (StepStarted) event()  {}
+func (StepDone) event()     {}
+func (Output) event()       {}
+func (Running) event()      {}
+func (LayerWritten) event() {}
+func (Warning) event()      {}
+func (Info) event()         {}
+func (Debug) event()        {}

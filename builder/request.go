@@ -1,0 +1,79 @@
+package builder
+
+import (
+	"github.com/kiln-build/kiln/contexts"
+	"github.com/kiln-build/kiln/isolation"
+	"github.com/kiln-build/kiln/snapshot"
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+)
+
+// Request is everything one build needs. Every front door (the kaniko-style CLI, the
+// Docker API server) turns its input into a Request; nothing else reaches the builder.
+type Request struct {
+	// Dockerfile is the Dockerfile's content. DockerfileName is how messages name it.
+	Dockerfile     []byte
+	DockerfileName string
+
+	// Context is the build context: a local directory plus its .dockerignore rules.
+	Context *contexts.Context
+
+	// BuildArgs are --build-arg values; a nil value means "take it from the
+	// environment of the front door" and is resolved there, or left unset.
+	BuildArgs map[string]*string
+	// Labels are added to the final image's config (--label).
+	Labels map[string]string
+	// Target names the stage to build (--target); empty means the last stage.
+	Target string
+	// Platform is the platform to build for, "os/arch[/variant]"; empty means the host's.
+	Platform string
+	// SkipUnusedStages builds only the stages the target depends on (kaniko's
+	// --skip-unused-stages). Docker's classic builder builds every stage before the target.
+	SkipUnusedStages bool
+	// Reproducible strips timestamps from layers and the config (kaniko's --reproducible).
+	Reproducible bool
+
+	// SnapshotMode selects how a RUN's changes are found; see snapshot.Mode.
+	SnapshotMode snapshot.Mode
+	// SingleSnapshot takes one snapshot at the end of each stage instead of one per
+	// instruction (kaniko's --single-snapshot).
+	SingleSnapshot bool
+}
+
+// Workspace is where a build runs: how RUN is isolated, where build roots and
+// temporary files live, and the paths a root must never have touched. It is a value,
+// never a global.
+type Workspace struct {
+	// Isolation is chroot (a root directory of its own per stage, under StateDir) or
+	// in-place (the container's own "/", reset between stages).
+	Isolation isolation.Mode
+	// StateDir holds chroot roots and scratch files (layer blobs, downloads, the
+	// filesystems of images used by COPY --from). It must not be inside an in-place root
+	// unless it is also in Ignore.
+	StateDir string
+	// Ignore holds paths (in image terms, e.g. /proc) that are never extracted over,
+	// snapshotted or deleted. In-place builds need the mount points, /proc, /sys, /dev,
+	// kiln's own directory and the state dir here.
+	Ignore *snapshot.Ignore
+}
+
+// Registry says how images are pulled: credentials, platform choice, TLS.
+type Registry struct {
+	Keychain authn.Keychain
+	// NameOptions parse references (e.g. name.Insecure for plain-HTTP registries).
+	NameOptions []name.Option
+	// Insecure lists registries reached over plain HTTP or with unverified TLS.
+	Insecure func(registry string) bool
+	// Retries is how many times a failed pull is retried (--image-download-retry).
+	Retries int
+}
+
+// Result is what a successful build produced.
+type Result struct {
+	// Image is the built image (the target stage), an immutable ggcr value whose layers
+	// are files under the workspace's scratch directory until the build is cleaned up.
+	Image v1.Image
+	// ID is the image ID (config digest), as Docker prints it.
+	ID v1.Hash
+}

@@ -1,0 +1,102 @@
+package contexts
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/moby/patternmatcher"
+	"github.com/moby/patternmatcher/ignorefile"
+)
+
+// Context is a build context materialised as a local directory, with the
+// .dockerignore rules that hide some of its files from COPY and ADD.
+type Context struct {
+	// Dir is the absolute path of the context's root directory.
+	Dir string
+	// Patterns are the .dockerignore patterns in force (for reporting).
+	Patterns []string
+
+	matcher *patternmatcher.PatternMatcher
+}
+
+// FromDir opens the directory dir as a build context, reading its .dockerignore.
+func FromDir(dir string) (*Context, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("context directory %q: %w", dir, err)
+	}
+	fi, err := os.Stat(abs)
+	if err != nil {
+		return nil, fmt.Errorf("context directory: %w", err)
+	}
+	if !fi.IsDir() {
+		return nil, fmt.Errorf("context %q is not a directory", dir)
+	}
+	c := &Context{Dir: abs}
+	f, err := os.Open(filepath.Join(abs, ".dockerignore"))
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return c, nil
+	case err != nil:
+		return nil, fmt.Errorf("reading .dockerignore: %w", err)
+	}
+	defer f.Close()
+	patterns, err := ignorefile.ReadAll(f)
+	if err != nil {
+		return nil, fmt.Errorf("reading .dockerignore: %w", err)
+	}
+	if err := c.setPatterns(patterns); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func (c *Context) setPatterns(patterns []string) error {
+	if len(patterns) == 0 {
+		return nil
+	}
+	m, err := patternmatcher.New(patterns)
+	if err != nil {
+		return fmt.Errorf(".dockerignore: %w", err)
+	}
+	c.Patterns, c.matcher = patterns, m
+	return nil
+}
+
+// Excluded reports whether rel (a slash-separated path relative to the context root)
+// is hidden by .dockerignore. The root itself is never excluded.
+func (c *Context) Excluded(rel string) bool {
+	if c == nil || c.matcher == nil {
+		return false
+	}
+	rel = filepath.ToSlash(filepath.Clean(strings.TrimPrefix(rel, "/")))
+	if rel == "." || rel == "" {
+		return false
+	}
+	ok, err := c.matcher.MatchesOrParentMatches(rel)
+	return err == nil && ok
+}
+
+// HasExceptions reports whether .dockerignore re-includes paths ("!pattern"), in
+// which case a walk must descend into excluded directories.
+func (c *Context) HasExceptions() bool {
+	return c != nil && c.matcher != nil && c.matcher.Exclusions()
+}
+
+// Open resolves a kaniko-style --context value. Plain paths and dir:// are supported;
+// every other scheme is a clear error until its source exists.
+func Open(_ context.Context, spec string) (*Context, error) {
+	switch {
+	case strings.HasPrefix(spec, "dir://"):
+		return FromDir(strings.TrimPrefix(spec, "dir://"))
+	case !strings.Contains(spec, "://"):
+		return FromDir(spec)
+	}
+	scheme := spec[:strings.Index(spec, "://")]
+	return nil, fmt.Errorf("context %q: the %s:// context source is not supported yet (use a directory or dir://)", spec, scheme)
+}
