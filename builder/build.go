@@ -3,6 +3,18 @@ package builder
 import (
 	"context"
 	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/moby/buildkit/frontend/dockerfile/shell"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/kiln-build/kiln/isolation"
 )
 
 // Option configures one Build call.
@@ -24,8 +36,156 @@ func WithEvents(fn func(Event)) Option { return func(s *settings) { s.events = f
 // WithRegistry sets how base images are pulled.
 func WithRegistry(r Registry) Option { return func(s *settings) { s.registry = r } }
 
+// build is the state of one Build call.
+type build struct {
+	req      *Request
+	ws       Workspace
+	emit     func(Event)
+	df       *dockerfile
+	args     *buildArgs
+	lex      *shell.Lex
+	puller   *puller
+	platform v1.Platform
+	created  time.Time
+
+	blobDir  string // layer blobs: pulled base layers and layers this build wrote
+	rootsDir string // chroot isolation: one root per stage
+	tmpDir   string // downloads, filesystems of images used by COPY --from
+
+	step, total int
+	results     []*stageResult // by stage index; nil until built
+
+	fsMu    sync.Mutex
+	fsCache map[string]string // image reference -> extracted filesystem (COPY --from=image)
+}
+
+// stageResult is a finished stage.
+type stageResult struct {
+	state *imageState
+	id    v1.Hash
+	root  string // the stage's root while it still holds the stage (chroot), else ""
+}
+
 // Build runs req and returns the built image. It is the single entry point of the
-// engine: every front door calls it.
+// engine: every front door calls it. The returned image's layers are files under the
+// workspace's state directory; write the outputs before removing it.
 func Build(ctx context.Context, req *Request, opts ...Option) (*Result, error) {
-	return nil, errors.New("builder: not implemented yet")
+	s := settings{events: func(Event) {}}
+	for _, o := range opts {
+		o(&s)
+	}
+	ws := s.workspace
+	if ws.StateDir == "" {
+		return nil, errors.New("builder: the workspace needs a state directory")
+	}
+	if ws.Isolation != isolation.Chroot && ws.Isolation != isolation.InPlace {
+		return nil, fmt.Errorf("builder: unknown isolation %v", ws.Isolation)
+	}
+	if req.Context == nil {
+		return nil, errors.New("builder: the request has no build context")
+	}
+	platform, err := parsePlatform(req.Platform)
+	if err != nil {
+		return nil, err
+	}
+	df, err := parseDockerfile(req)
+	if err != nil {
+		return nil, err
+	}
+	df.addLabels(req.Labels)
+
+	b := &build{
+		req:      req,
+		ws:       ws,
+		emit:     s.events,
+		df:       df,
+		args:     newBuildArgs(req.BuildArgs),
+		lex:      shell.NewLex(df.escape),
+		platform: platform,
+		created:  time.Now().UTC(),
+		results:  make([]*stageResult, len(df.stages)),
+		fsCache:  map[string]string{},
+	}
+	if req.Reproducible {
+		b.created = time.Unix(0, 0).UTC()
+	}
+	for _, w := range df.warnings {
+		b.emit(Warning{Message: w})
+	}
+	b.blobDir = filepath.Join(ws.StateDir, "blobs")
+	b.tmpDir, err = os.MkdirTemp(ws.StateDir, "build-")
+	if err != nil {
+		return nil, fmt.Errorf("creating build directory: %w", err)
+	}
+	defer os.RemoveAll(b.tmpDir)
+	b.rootsDir = filepath.Join(b.tmpDir, "roots")
+	for _, d := range []string{b.blobDir, b.rootsDir} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return nil, fmt.Errorf("creating %s: %w", d, err)
+		}
+	}
+	b.puller = newPuller(s.registry, platform, b.blobDir)
+	return b.run(ctx)
+}
+
+func (b *build) run(ctx context.Context) (*Result, error) {
+	if err := b.declareGlobalArgs(); err != nil {
+		return nil, err
+	}
+	b.total = b.df.totalSteps()
+	for i := range b.df.stages {
+		if !b.df.build[i] {
+			continue
+		}
+		res, err := b.buildStage(ctx, i)
+		if err != nil {
+			return nil, err
+		}
+		b.results[i] = res
+		if i == b.df.target {
+			break
+		}
+	}
+	if unused := b.args.unused(); len(unused) > 0 {
+		b.emit(Warning{Message: fmt.Sprintf("One or more build-args [%s] were not consumed", strings.Join(unused, " "))})
+	}
+	final := b.results[b.df.target]
+	img, err := final.state.image(b.created)
+	if err != nil {
+		return nil, err
+	}
+	id, err := img.ConfigName()
+	if err != nil {
+		return nil, err
+	}
+	return &Result{Image: img, ID: id}, nil
+}
+
+// declareGlobalArgs evaluates the ARGs before the first FROM.
+func (b *build) declareGlobalArgs() error {
+	for _, a := range b.df.metaArgs {
+		for _, kv := range a.Args {
+			var def *string
+			if kv.Value != nil {
+				v, _, err := b.lex.ProcessWord(*kv.Value, shellEnv(b.args.globalEnv()))
+				if err != nil {
+					return b.instructionError(a.Location(), a.String(), err)
+				}
+				def = &v
+			}
+			b.args.declareGlobal(kv.Key, def)
+		}
+	}
+	return nil
+}
+
+// nextStep advances the step counter and announces the instruction.
+func (b *build) nextStep(stage int, line int, text string) int {
+	b.step++
+	name := b.df.stages[stage].Name
+	if name == "" {
+		name = fmt.Sprint(stage)
+	}
+	b.emit(StepStarted{Step: b.step, Total: b.total, Stage: name, Line: line, Text: text})
+	return b.step
 }

@@ -1,12 +1,12 @@
 package builder
 
 import (
-	"github.com/kiln-build/kiln/contexts"
-	"github.com/kiln-build/kiln/isolation"
-	"github.com/kiln-build/kiln/snapshot"
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/kiln-build/kiln/contexts"
+	"github.com/kiln-build/kiln/isolation"
+	"github.com/kiln-build/kiln/snapshot"
 )
 
 // Request is everything one build needs. Every front door (the kaniko-style CLI, the

@@ -4,5 +4,40 @@
 // own process group). It also detects whether kiln runs inside a container and lists
 // the mount points an in-place build must leave alone.
 //
+// # Chroot isolation
+//
+// NewChroot re-executes the running binary (/proc/self/exe) as a child in new mount,
+// PID, UTS and IPC namespaces; the network namespace stays the host's so that RUN can
+// reach package mirrors. Init, called first in main, recognises the child, which then
+//
+//   - makes every mount private, so nothing it mounts reaches the host;
+//   - mounts a fresh /proc (kernel knobs such as /proc/sys read-only, /proc/kcore and
+//     friends masked), a tmpfs /dev with null, zero, full, random, urandom, tty, a
+//     private devpts, /dev/shm and the usual links, a read-only /sys, and private
+//     copies of the host's /etc/resolv.conf and /etc/hosts;
+//   - pivots into the root and detaches the host's tree (chroot where pivot_root is
+//     impossible);
+//   - changes to the working directory, drops to Docker's default capability set,
+//     switches to the RUN user, looks the command up in the process's PATH inside the
+//     root, and execs it. The command is PID 1 of its namespace: when it exits, the
+//     kernel kills whatever it left behind, as with `docker build`.
+//
+// Mount points the image lacks are created by the parent before the RUN and removed
+// after it, with their directories' times restored, so `RUN true` changes nothing in
+// the root. Only the directories' ctime cannot be put back.
+//
+// This needs real root: CAP_SYS_ADMIN for the namespaces and mounts, CAP_SYS_CHROOT,
+// CAP_SETUID, CAP_SETGID and CAP_SETPCAP. Without them the RUN fails with an error
+// saying so and suggesting --isolation=inplace, which is what an unprivileged container
+// (a Kubernetes pod) must use.
+//
+// # In-place execution
+//
+// NewInPlace runs the command directly on this machine's "/", kaniko's model for
+// unprivileged containers: no namespaces and no mounts, so it needs no capability
+// beyond CAP_SETUID/CAP_SETGID when the RUN user differs from kiln's. The process gets
+// its own process group, which is killed when the command exits or the build is
+// cancelled. Never use it outside a container: RUN would change the host.
+//
 // It is a leaf package.
 package isolation

@@ -52,22 +52,42 @@ func (i *Ignore) Match(p string) bool {
 		return false
 	}
 	p = path.Clean("/" + p)
-	// The candidate is the greatest entry <= p.
-	n := sort.SearchStrings(i.paths, p)
-	if n < len(i.paths) && i.paths[n] == p {
-		return true
-	}
-	for j := n - 1; j >= 0; j-- {
-		if under(p, i.paths[j]) {
+	// p is ignored when p or one of its ancestors is an entry. Looking each one up
+	// costs O(depth * log n) and, unlike scanning neighbours in sort order, is not
+	// fooled by entries such as "/a-b" sorting between "/a" and "/a/x".
+	for {
+		if i.has(p) {
 			return true
 		}
-		// Entries sharing no prefix with p cannot contain it; stop at the first
-		// entry that is not a string prefix of p.
-		if !strings.HasPrefix(p, i.paths[j]) {
-			break
+		if p == "/" {
+			return false
 		}
+		p = path.Dir(p)
 	}
-	return false
+}
+
+// has reports whether p is exactly one of the set's entries.
+func (i *Ignore) has(p string) bool {
+	n := sort.SearchStrings(i.paths, p)
+	return n < len(i.paths) && i.paths[n] == p
+}
+
+// within reports whether some entry lies strictly below dir (an image path). Walks
+// use it to skip per-child Match calls in the many directories that hold no ignored
+// path, and removals use it to know a directory must be emptied, not deleted.
+func (i *Ignore) within(dir string) bool {
+	if i == nil {
+		return false
+	}
+	prefix := dir + "/"
+	if dir == "/" {
+		prefix = "/"
+	}
+	n := sort.SearchStrings(i.paths, prefix)
+	if n < len(i.paths) && i.paths[n] == "/" {
+		n++ // "/" contains dir but does not lie below it
+	}
+	return n < len(i.paths) && strings.HasPrefix(i.paths[n], prefix)
 }
 
 // under reports whether p equals dir or lies below it.

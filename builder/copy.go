@@ -1,0 +1,217 @@
+package builder
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+
+	"github.com/kiln-build/kiln/builder/copier"
+	"github.com/kiln-build/kiln/snapshot"
+)
+
+// copy executes COPY.
+func (s *stage) copy(ctx context.Context, c *instructions.CopyCommand) error {
+	switch {
+	case c.Link:
+		return fmt.Errorf("COPY --link: %w", ErrUnsupported)
+	case c.Parents:
+		return fmt.Errorf("COPY --parents: %w", ErrUnsupported)
+	case len(c.ExcludePatterns) > 0:
+		return fmt.Errorf("COPY --exclude: %w", ErrUnsupported)
+	case len(c.SourceContents) > 0:
+		return fmt.Errorf("COPY with a heredoc: %w", ErrUnsupported)
+	}
+	src, err := s.copySource(ctx, c.From)
+	if err != nil {
+		return err
+	}
+	history := fmt.Sprintf("/bin/sh -c #(nop) COPY %s in %s ", strings.Join(c.SourcePaths, " "), c.DestPath)
+	return s.copyFiles(ctx, src, c.SourcePaths, c.DestPath, c.Chown, c.Chmod, false, history)
+}
+
+// add executes ADD.
+func (s *stage) add(ctx context.Context, c *instructions.AddCommand) error {
+	switch {
+	case c.Link:
+		return fmt.Errorf("ADD --link: %w", ErrUnsupported)
+	case len(c.ExcludePatterns) > 0:
+		return fmt.Errorf("ADD --exclude: %w", ErrUnsupported)
+	case c.Checksum != "":
+		return fmt.Errorf("ADD --checksum: %w", ErrUnsupported)
+	case c.KeepGitDir != nil:
+		return fmt.Errorf("ADD --keep-git-dir: %w", ErrUnsupported)
+	case c.Unpack != nil:
+		return fmt.Errorf("ADD --unpack: %w", ErrUnsupported)
+	case len(c.SourceContents) > 0:
+		return fmt.Errorf("ADD with a heredoc: %w", ErrUnsupported)
+	}
+	for _, p := range c.SourcePaths {
+		if isGitURL(p) {
+			return fmt.Errorf("ADD of a git repository (%s): %w", p, ErrUnsupported)
+		}
+	}
+	src := s.contextSource()
+	history := fmt.Sprintf("/bin/sh -c #(nop) ADD %s in %s ", strings.Join(c.SourcePaths, " "), c.DestPath)
+	return s.copyFiles(ctx, src, c.SourcePaths, c.DestPath, c.Chown, c.Chmod, true, history)
+}
+
+func (s *stage) copyFiles(ctx context.Context, src copier.Source, sources []string, dest, chown, chmod string, add bool, history string) error {
+	req := copier.Request{
+		Sources: sources,
+		Dest:    dest,
+		WorkDir: s.state.config.Config.WorkingDir,
+		Add:     add,
+		TempDir: s.b.tmpDir,
+	}
+	if req.WorkDir == "" {
+		req.WorkDir = "/"
+	}
+	if chown != "" {
+		id, err := resolveChown(s.root, chown)
+		if err != nil {
+			return err
+		}
+		req.Chown = &copier.Owner{UID: id.UID, GID: id.GID}
+	}
+	if chmod != "" {
+		m, err := strconv.ParseUint(chmod, 8, 32)
+		if err != nil || m > 0o7777 {
+			return fmt.Errorf("invalid --chmod value %q: want an octal mode such as 0755", chmod)
+		}
+		mode := os.FileMode(m & 0o777)
+		if m&0o4000 != 0 {
+			mode |= os.ModeSetuid
+		}
+		if m&0o2000 != 0 {
+			mode |= os.ModeSetgid
+		}
+		if m&0o1000 != 0 {
+			mode |= os.ModeSticky
+		}
+		req.Chmod = &mode
+	}
+	touched, err := copier.Copy(ctx, src, s.root, req)
+	if err != nil {
+		return err
+	}
+	if s.b.req.SingleSnapshot {
+		return s.commitEmpty(history)
+	}
+	if err := s.files.Update(s.root, touched); err != nil {
+		return fmt.Errorf("recording copied files: %w", err)
+	}
+	return s.writeLayer(ctx, &snapshot.Changes{Changed: touched}, history)
+}
+
+// commitEmpty records an instruction whose files go into a later snapshot.
+func (s *stage) commitEmpty(history string) error {
+	s.state.addHistory(history, s.b.created)
+	return nil
+}
+
+// copySource resolves COPY --from: the build context, an earlier stage, or an image.
+func (s *stage) copySource(ctx context.Context, from string) (copier.Source, error) {
+	if from == "" {
+		return s.contextSource(), nil
+	}
+	if j, ok := s.b.df.stageIndex(from, s.index); ok {
+		root, err := s.b.stageFS(ctx, j)
+		if err != nil {
+			return copier.Source{}, err
+		}
+		return copier.Source{Root: root}, nil
+	}
+	if _, err := strconv.Atoi(from); err == nil {
+		return copier.Source{}, fmt.Errorf("invalid from flag value %s: refers to a stage that is not defined before this one", from)
+	}
+	root, err := s.b.imageFS(ctx, from)
+	if err != nil {
+		return copier.Source{}, err
+	}
+	return copier.Source{Root: root}, nil
+}
+
+// stageFS returns a directory holding the filesystem of finished stage j.
+func (b *build) stageFS(ctx context.Context, j int) (string, error) {
+	res := b.results[j]
+	if res == nil {
+		return "", fmt.Errorf("stage %d was not built", j)
+	}
+	if res.root != "" {
+		return res.root, nil
+	}
+	key := "stage:" + strconv.Itoa(j)
+	return b.extractFS(ctx, key, res.state)
+}
+
+// imageFS returns a directory holding the filesystem of an image (COPY --from=image).
+func (b *build) imageFS(ctx context.Context, ref string) (string, error) {
+	b.emit(Info{Message: fmt.Sprintf("Retrieving image %s", ref)})
+	st, _, err := b.puller.pull(ctx, ref, b.platform)
+	if err != nil {
+		return "", err
+	}
+	return b.extractFS(ctx, "image:"+ref, st)
+}
+
+// extractFS extracts a state's layers into a directory of the build's own, once.
+func (b *build) extractFS(ctx context.Context, key string, st *imageState) (string, error) {
+	b.fsMu.Lock()
+	defer b.fsMu.Unlock()
+	if dir, ok := b.fsCache[key]; ok {
+		return dir, nil
+	}
+	dir := filepath.Join(b.tmpDir, "fs", strconv.Itoa(len(b.fsCache)))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	for _, l := range st.layers {
+		if err := extractLayer(ctx, dir, l, nil); err != nil {
+			return "", err
+		}
+	}
+	b.fsCache[key] = dir
+	return dir, nil
+}
+
+// isGitURL reports whether an ADD source names a git repository.
+func isGitURL(s string) bool {
+	switch {
+	case strings.HasPrefix(s, "git@"), strings.HasPrefix(s, "git://"):
+		return true
+	case strings.HasPrefix(s, "http://"), strings.HasPrefix(s, "https://"):
+		u := strings.SplitN(s, "#", 2)[0]
+		return strings.HasSuffix(u, ".git")
+	}
+	return false
+}
+
+// workdir executes WORKDIR: the directory is created (owned by root, as Docker does)
+// and, when it did not exist, recorded in a layer.
+func (s *stage) workdir(ctx context.Context, c *instructions.WorkdirCommand) error {
+	cfg := &s.state.config.Config
+	cfg.WorkingDir = resolveWorkdir(cfg.WorkingDir, c.Path)
+	history := "/bin/sh -c #(nop) WORKDIR " + cfg.WorkingDir
+	created, err := s.mkdirAll(cfg.WorkingDir, nil)
+	if err != nil {
+		return err
+	}
+	if len(created) == 0 || s.b.req.SingleSnapshot {
+		return s.commitEmpty(history)
+	}
+	if err := s.files.Update(s.root, created); err != nil {
+		return err
+	}
+	return s.writeLayer(ctx, &snapshot.Changes{Changed: created}, history)
+}
+
+// contextSource is the build context as a COPY/ADD source.
+func (s *stage) contextSource() copier.Source {
+	c := s.b.req.Context
+	return copier.Source{Root: c.Dir, Excluded: c.Excluded, NoExceptions: !c.HasExceptions(), Context: true}
+}

@@ -1,0 +1,194 @@
+package builder
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/kiln-build/kiln/snapshot"
+)
+
+// puller fetches base images and keeps their layers as blob files in one directory,
+// so a layer used twice in a build is downloaded once and the built image refers to
+// local files rather than the registry.
+type puller struct {
+	reg      Registry
+	platform v1.Platform
+	blobDir  string
+
+	mu     sync.Mutex
+	images map[string]*imageState // by reference string as written (after expansion)
+}
+
+func newPuller(reg Registry, platform v1.Platform, blobDir string) *puller {
+	return &puller{reg: reg, platform: platform, blobDir: blobDir, images: map[string]*imageState{}}
+}
+
+func (p *puller) remoteOptions(ctx context.Context, ref name.Reference, platform v1.Platform) []remote.Option {
+	kc := p.reg.Keychain
+	if kc == nil {
+		kc = authn.DefaultKeychain
+	}
+	opts := []remote.Option{
+		remote.WithContext(ctx),
+		remote.WithAuthFromKeychain(kc),
+		remote.WithPlatform(platform),
+	}
+	if p.reg.Insecure != nil && p.reg.Insecure(ref.Context().RegistryStr()) {
+		tr := remote.DefaultTransport.(*http.Transport).Clone()
+		tr.TLSClientConfig = &tls.Config{InsecureSkipVerify: true} //nolint:gosec // the user asked for it
+		opts = append(opts, remote.WithTransport(tr))
+	}
+	return opts
+}
+
+// pull returns the state of image ref for the given platform, downloading its layers.
+func (p *puller) pull(ctx context.Context, refStr string, platform v1.Platform) (*imageState, v1.Hash, error) {
+	key := refStr + "|" + platform.String()
+	p.mu.Lock()
+	st, ok := p.images[key]
+	p.mu.Unlock()
+	if ok {
+		return st.clone(), st.id(), nil
+	}
+	ref, err := name.ParseReference(refStr, p.reg.NameOptions...)
+	if err != nil {
+		return nil, v1.Hash{}, fmt.Errorf("invalid image reference %q: %w", refStr, err)
+	}
+	var img v1.Image
+	attempts := p.reg.Retries + 1
+	for i := 0; i < attempts; i++ {
+		img, err = remote.Image(ref, p.remoteOptions(ctx, ref, platform)...)
+		if err == nil || ctx.Err() != nil {
+			break
+		}
+		if i+1 < attempts {
+			time.Sleep(time.Duration(i+1) * time.Second)
+		}
+	}
+	if err != nil {
+		return nil, v1.Hash{}, fmt.Errorf("pulling %s: %w", refStr, err)
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return nil, v1.Hash{}, fmt.Errorf("reading config of %s: %w", refStr, err)
+	}
+	layers, err := img.Layers()
+	if err != nil {
+		return nil, v1.Hash{}, fmt.Errorf("reading layers of %s: %w", refStr, err)
+	}
+	local, err := p.fetchLayers(ctx, refStr, layers)
+	if err != nil {
+		return nil, v1.Hash{}, err
+	}
+	st = &imageState{config: *cf.DeepCopy(), layers: local}
+	p.mu.Lock()
+	p.images[key] = st
+	p.mu.Unlock()
+	return st.clone(), st.id(), nil
+}
+
+// fetchLayers downloads the layers concurrently (a few at a time) into the blob
+// directory and returns them as local layers in the same order.
+func (p *puller) fetchLayers(ctx context.Context, refStr string, layers []v1.Layer) ([]v1.Layer, error) {
+	out := make([]v1.Layer, len(layers))
+	errs := make([]error, len(layers))
+	sem := make(chan struct{}, 3)
+	var wg sync.WaitGroup
+	for i, l := range layers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			out[i], errs[i] = p.fetchLayer(ctx, l)
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("downloading layers of %s: %w", refStr, err)
+	}
+	return out, nil
+}
+
+// fetchLayer stores one layer's compressed blob under the blob directory (unless
+// it is there already) and returns a layer backed by the file.
+func (p *puller) fetchLayer(ctx context.Context, l v1.Layer) (v1.Layer, error) {
+	digest, err := l.Digest()
+	if err != nil {
+		return nil, err
+	}
+	diffID, err := l.DiffID()
+	if err != nil {
+		return nil, err
+	}
+	mt, err := l.MediaType()
+	if err != nil {
+		return nil, err
+	}
+	mt = normalizeLayerMediaType(mt)
+	path := filepath.Join(p.blobDir, digest.Algorithm+"-"+digest.Hex)
+	if fi, err := os.Stat(path); err == nil {
+		return snapshot.LayerFromFile(path, digest, diffID, fi.Size(), mt), nil
+	}
+	rc, err := l.Compressed()
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	tmp, err := os.CreateTemp(p.blobDir, "download-*")
+	if err != nil {
+		return nil, err
+	}
+	defer os.Remove(tmp.Name())
+	size, err := io.Copy(tmp, ctxReader{ctx, rc})
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, fmt.Errorf("layer %s: %w", digest, err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return nil, err
+	}
+	return snapshot.LayerFromFile(path, digest, diffID, size, mt), nil
+}
+
+// normalizeLayerMediaType keeps Docker and OCI layer types; foreign or nondistributable
+// layers are treated as the plain gzip layers they are.
+func normalizeLayerMediaType(mt types.MediaType) types.MediaType {
+	switch mt {
+	case types.DockerLayer, types.OCILayer, types.OCILayerZStd, types.OCIUncompressedLayer:
+		return mt
+	case types.DockerForeignLayer, types.OCIRestrictedLayer:
+		return types.DockerLayer
+	}
+	return mt
+}
+
+// ctxReader stops a long copy when its context is cancelled.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(b []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(b)
+}

@@ -1,0 +1,206 @@
+package builder
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+
+	securejoin "github.com/cyphar/filepath-securejoin"
+	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+
+	"github.com/kiln-build/kiln/isolation"
+	"github.com/kiln-build/kiln/snapshot"
+)
+
+// run executes a RUN instruction in the stage's root and snapshots what it changed.
+func (s *stage) run(ctx context.Context, c *instructions.RunCommand) error {
+	if len(c.FlagsUsed) > 0 {
+		return fmt.Errorf("RUN --%s: %w", strings.Join(c.FlagsUsed, ", --"), ErrUnsupported)
+	}
+	if len(c.Files) > 0 {
+		return fmt.Errorf("RUN with a heredoc: %w", ErrUnsupported)
+	}
+	args := s.withShell(c.ShellDependantCmdLine)
+	cfg := &s.state.config.Config
+	user, err := resolveUser(s.root, cfg.User)
+	if err != nil {
+		return err
+	}
+	workdir := cfg.WorkingDir
+	if workdir == "" {
+		workdir = "/"
+	}
+	if _, err := s.mkdirAll(workdir, nil); err != nil {
+		return err
+	}
+
+	buildArgs := s.b.args.stageArgs(cfg.Env, false)
+	env := runEnv(cfg.Env, buildArgs, user.Home)
+	id := randomID()
+	s.b.emit(Running{Step: s.step, ID: id[:12]})
+	var mu sync.Mutex // the runner may write stdout and stderr from two goroutines
+	err = s.runner.Run(ctx, isolation.Process{
+		Args:   args,
+		Env:    env,
+		Dir:    workdir,
+		UID:    uint32(user.UID),
+		GID:    uint32(user.GID),
+		Groups: toUint32(user.Groups),
+		Stdout: &outputWriter{mu: &mu, emit: s.b.emit, step: s.step},
+		Stderr: &outputWriter{mu: &mu, emit: s.b.emit, step: s.step, stderr: true},
+	})
+	if err != nil {
+		var ee *isolation.ExitError
+		if errors.As(err, &ee) {
+			return &RunError{Args: args, Code: ee.Code, Err: err}
+		}
+		return err
+	}
+	history := strings.Join(args, " ")
+	if hist := s.b.args.stageArgs(cfg.Env, true); len(hist) > 0 {
+		sort.Strings(hist)
+		history = fmt.Sprintf("|%d %s %s", len(hist), strings.Join(hist, " "), history)
+	}
+	if s.b.req.SingleSnapshot {
+		return s.commit(history)
+	}
+	return s.snapshot(ctx, history)
+}
+
+// RunError is a RUN whose command failed. Its exit code is the build's exit code.
+type RunError struct {
+	Args []string
+	Code int
+	Err  error
+}
+
+func (e *RunError) Error() string {
+	return fmt.Sprintf("The command '%s' returned a non-zero code: %d", strings.Join(e.Args, " "), e.Code)
+}
+
+func (e *RunError) Unwrap() error { return e.Err }
+
+// snapshot diffs the root against the last record and, when something changed,
+// writes a layer; either way the instruction is recorded in the history.
+func (s *stage) snapshot(ctx context.Context, history string) error {
+	ch, files, err := s.files.Diff(ctx, s.root)
+	if err != nil {
+		return fmt.Errorf("finding changes: %w", err)
+	}
+	s.files = files
+	if ch.Empty() {
+		s.state.addHistory(history, s.b.created)
+		return nil
+	}
+	return s.writeLayer(ctx, ch, history)
+}
+
+// writeLayer writes the changes as a layer and appends it to the stage's image.
+func (s *stage) writeLayer(ctx context.Context, ch *snapshot.Changes, history string) error {
+	l, err := snapshot.WriteLayer(ctx, s.root, s.b.blobDir, ch,
+		snapshot.WithLayerIgnore(s.b.ws.Ignore),
+		snapshot.WithReproducible(s.b.req.Reproducible))
+	if err != nil {
+		return fmt.Errorf("writing layer: %w", err)
+	}
+	if err := s.state.addLayer(l, history, s.b.created); err != nil {
+		return err
+	}
+	d, _ := l.Digest()
+	sz, _ := l.Size()
+	s.b.emit(LayerWritten{Step: s.step, Digest: d, Size: sz, Files: l.Files()})
+	return nil
+}
+
+// mkdirAll creates an image directory path in the root (0755, owned by owner or
+// root), returning the image paths it created.
+func (s *stage) mkdirAll(imagePath string, owner *identity) ([]string, error) {
+	var created []string
+	cur := "/"
+	for _, part := range strings.Split(strings.Trim(filepath.Clean(imagePath), "/"), "/") {
+		if part == "" {
+			continue
+		}
+		cur = filepath.Join(cur, part)
+		host, err := securejoin.SecureJoin(s.root, cur)
+		if err != nil {
+			return nil, err
+		}
+		fi, err := os.Stat(host)
+		if err == nil {
+			if !fi.IsDir() {
+				return nil, fmt.Errorf("cannot create directory %s: %s is not a directory", imagePath, cur)
+			}
+			continue
+		}
+		if !os.IsNotExist(err) {
+			return nil, err
+		}
+		if err := os.Mkdir(host, 0o755); err != nil {
+			return nil, err
+		}
+		if err := os.Chmod(host, 0o755); err != nil {
+			return nil, err
+		}
+		if owner != nil {
+			if err := os.Lchown(host, owner.UID, owner.GID); err != nil {
+				return nil, err
+			}
+		}
+		created = append(created, cur)
+	}
+	return created, nil
+}
+
+// runEnv is a RUN process's environment: the image's Env with the stage's build args
+// after it, plus what Docker adds to a container (PATH when missing, HOSTNAME, HOME).
+func runEnv(imageEnv, buildArgs []string, home string) []string {
+	env := append([]string(nil), imageEnv...)
+	env = append(env, buildArgs...)
+	if _, ok := getEnv(env, "PATH"); !ok {
+		env = append([]string{defaultPath}, env...)
+	}
+	if _, ok := getEnv(env, "HOME"); !ok {
+		env = append(env, "HOME="+home)
+	}
+	if _, ok := getEnv(env, "HOSTNAME"); !ok {
+		env = append(env, "HOSTNAME=kiln")
+	}
+	return env
+}
+
+func randomID() string {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func toUint32(in []int) []uint32 {
+	out := make([]uint32, len(in))
+	for i, v := range in {
+		out[i] = uint32(v)
+	}
+	return out
+}
+
+// outputWriter turns a RUN's output into Output events, one writer at a time.
+type outputWriter struct {
+	mu     *sync.Mutex
+	emit   func(Event)
+	step   int
+	stderr bool
+}
+
+func (w *outputWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.emit(Output{Step: w.step, Stderr: w.stderr, Data: append([]byte(nil), p...)})
+	return len(p), nil
+}

@@ -1,0 +1,96 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/sirupsen/logrus"
+	"github.com/spf13/pflag"
+
+	"github.com/kiln-build/kiln/builder"
+	"github.com/kiln-build/kiln/builder/output"
+	"github.com/kiln-build/kiln/isolation"
+)
+
+// runBuild is `kiln build`: check the flags, build, and write the image out.
+func runBuild(ctx context.Context, f *buildFlags, fs *pflag.FlagSet, h host, stdout, stderr io.Writer) error {
+	log, err := newLogger(stderr, f.verbosity, f.logFormat, f.logTimestamp)
+	if err != nil {
+		return err
+	}
+	if err := checkUnsupported(fs); err != nil {
+		return err
+	}
+	plan, err := planBuild(ctx, f, h)
+	if err != nil {
+		return err
+	}
+	if plan.ownStateDir {
+		defer func() {
+			if err := os.RemoveAll(plan.workspace.StateDir); err != nil {
+				log.Warnf("removing the state directory: %v", err)
+			}
+		}()
+	}
+	if plan.workspace.Isolation == isolation.InPlace && !h.inContainer() {
+		log.Warn("Building in place outside a container (--force): this machine's root filesystem is modified")
+	}
+	log.Debugf("Isolation %s, state directory %s", plan.workspace.Isolation, plan.workspace.StateDir)
+
+	r := &renderer{log: log, stdout: stdout, stderr: stderr}
+	res, err := builder.Build(ctx, plan.req,
+		builder.WithWorkspace(plan.workspace),
+		builder.WithRegistry(plan.registry),
+		builder.WithEvents(r.event))
+	if err != nil {
+		return err
+	}
+	log.Infof("Built image %s", res.ID)
+	return writeOutputs(ctx, log, res.Image, plan.outputs, plan.registry)
+}
+
+// writeOutputs sends the image everywhere the flags asked for: the local files first,
+// then the registries, and the digest files last so they exist only when the pushes
+// they describe succeeded.
+func writeOutputs(ctx context.Context, log *logrus.Logger, img v1.Image, out outputs, reg builder.Registry) error {
+	refs := make([]name.Reference, len(out.destinations))
+	for i, t := range out.destinations {
+		refs[i] = t
+	}
+	if out.tarPath != "" {
+		log.Infof("Writing image to tarball %s", out.tarPath)
+		if err := output.WriteTarball(out.tarPath, img, out.destinations); err != nil {
+			return err
+		}
+	}
+	if out.layoutPath != "" {
+		log.Infof("Writing image to OCI layout %s", out.layoutPath)
+		if err := output.WriteLayout(out.layoutPath, img, refs...); err != nil {
+			return err
+		}
+	}
+	if !out.push {
+		log.Info("Skipping push to container registry due to --no-push flag")
+	} else {
+		for _, ref := range refs {
+			log.Infof("Pushing image to %s", ref)
+			digest, err := output.Push(ctx, img, []name.Reference{ref},
+				output.WithKeychain(reg.Keychain),
+				output.WithSkipTLSVerify(out.skipTLSVerify),
+				output.WithRetries(out.pushRetry),
+				output.WithUserAgent("kiln/"+version))
+			if err != nil {
+				return err
+			}
+			log.Infof("Pushed %s", ref.Context().Digest(digest.String()))
+		}
+	}
+	if err := output.WriteDigestFiles(img, refs, out.digestFile, out.nameDigestFile, out.nameTagDigestFile); err != nil {
+		return fmt.Errorf("writing digest files: %w", err)
+	}
+	return nil
+}

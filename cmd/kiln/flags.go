@@ -1,0 +1,200 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+)
+
+// buildFlags holds the values of kiln build's flags as the user gave them. Names,
+// shorthands and defaults follow kaniko's executor so kaniko invocations keep working;
+// planBuild turns them into a build.
+type buildFlags struct {
+	// Input.
+	context    string
+	dockerfile string
+	buildArgs  []string
+	labels     []string
+	target     string
+	platform   string
+
+	// Outputs.
+	destinations           []string
+	noPush                 bool
+	tarPath                string
+	ociLayoutPath          string
+	digestFile             string
+	imageNameDigestFile    string
+	imageNameTagDigestFile string
+
+	// Registries.
+	insecure                bool
+	insecurePull            bool
+	insecureRegistries      []string
+	skipTLSVerify           bool
+	skipTLSVerifyPull       bool
+	skipTLSVerifyRegistries []string
+	pushRetry               int
+	imageDownloadRetry      int
+
+	// Build behaviour.
+	reproducible     bool
+	skipUnusedStages bool
+	snapshotMode     string
+	singleSnapshot   bool
+	ignorePaths      []string
+	ignoreVarRun     bool
+	cleanup          bool
+
+	// Where and how the build runs (kiln's own flags, plus kaniko's --force).
+	isolation string
+	stateDir  string
+	force     bool
+
+	// Logging.
+	verbosity    string
+	logFormat    string
+	logTimestamp bool
+}
+
+// addBuildFlags registers kiln build's flags on fs, bound to f.
+func addBuildFlags(fs *pflag.FlagSet, f *buildFlags) {
+	fs.StringVarP(&f.context, "context", "c", "/workspace/", "Path to the build context: a directory, or dir://<directory>. Other kaniko context sources (tar://, git://, s3://, gs://, https://) are not supported yet.")
+	fs.StringVarP(&f.dockerfile, "dockerfile", "f", "Dockerfile", "Path to the Dockerfile to build: absolute, or relative to the context (a path relative to the working directory is tried when the context has none).")
+	fs.StringArrayVar(&f.buildArgs, "build-arg", nil, "Build-time variable, KEY=VALUE, or KEY alone to take the value from the environment (skipped when unset). Repeat for several.")
+	fs.StringArrayVar(&f.labels, "label", nil, "Label for the image, KEY=VALUE (KEY alone sets an empty value). Repeat for several.")
+	fs.StringVar(&f.target, "target", "", "Build stage to build; the last stage by default.")
+	fs.StringVar(&f.platform, "custom-platform", "", "Platform to build for, os/arch[/variant], if different from the host's.")
+
+	fs.StringArrayVarP(&f.destinations, "destination", "d", nil, "Image reference (registry/repository:tag) to push the image to, and to tag it with in --tar-path. Repeat for several.")
+	fs.BoolVar(&f.noPush, "no-push", false, "Do not push the image to the registry.")
+	fs.StringVar(&f.tarPath, "tar-path", "", "Path to save the image to as a docker-archive tarball (docker load), tagged with the destinations.")
+	fs.StringVar(&f.ociLayoutPath, "oci-layout-path", "", "Path of an OCI image layout directory to save the image into (created if missing, added to otherwise).")
+	fs.StringVar(&f.digestFile, "digest-file", "", "File to write the image's manifest digest (sha256:...) to.")
+	fs.StringVar(&f.imageNameDigestFile, "image-name-with-digest-file", "", "File to write each destination's name with the digest to (registry/repo@sha256:..., one per line).")
+	fs.StringVar(&f.imageNameTagDigestFile, "image-name-tag-with-digest-file", "", "File to write each destination's name, tag and digest to (registry/repo:tag@sha256:..., one per line).")
+
+	fs.BoolVar(&f.insecure, "insecure", false, "Push to registries over plain HTTP.")
+	fs.BoolVar(&f.insecurePull, "insecure-pull", false, "Pull from registries over plain HTTP.")
+	fs.StringArrayVar(&f.insecureRegistries, "insecure-registry", nil, "Registry (host[:port]) to push to and pull from over plain HTTP. Repeat for several.")
+	fs.BoolVar(&f.skipTLSVerify, "skip-tls-verify", false, "Push without verifying registries' TLS certificates.")
+	fs.BoolVar(&f.skipTLSVerifyPull, "skip-tls-verify-pull", false, "Pull without verifying registries' TLS certificates.")
+	fs.StringArrayVar(&f.skipTLSVerifyRegistries, "skip-tls-verify-registry", nil, "Registry (host[:port]) whose TLS certificate is not verified, for pushes and pulls. Repeat for several.")
+	fs.IntVar(&f.pushRetry, "push-retry", 0, "Number of times a failed push is retried, with exponential backoff.")
+	fs.IntVar(&f.imageDownloadRetry, "image-download-retry", 0, "Number of times a failed base image download is retried.")
+
+	fs.BoolVar(&f.reproducible, "reproducible", false, "Strip timestamps from the image to make it reproducible.")
+	fs.BoolVar(&f.skipUnusedStages, "skip-unused-stages", false, "Build only the stages the target needs; by default every stage up to the target is built.")
+	fs.StringVar(&f.snapshotMode, "snapshot-mode", "redo", "How changes are detected after RUN: redo (file metadata), full (metadata and content hashes) or time (modification time and size). kiln defaults to redo, not kaniko's full: redo compares ctime and inode as well, which a RUN cannot forge, so it finds the same changes without reading every file.")
+	fs.BoolVar(&f.singleSnapshot, "single-snapshot", false, "Take one snapshot per stage, at its end, instead of one per instruction.")
+	fs.StringArrayVar(&f.ignorePaths, "ignore-path", nil, "Path never extracted over, snapshotted or deleted. Repeat for several.")
+	fs.BoolVar(&f.ignoreVarRun, "ignore-var-run", true, "Ignore /var/run in in-place builds (it often holds mounted sockets). Set to false to keep /var/run in the image.")
+	fs.BoolVar(&f.cleanup, "cleanup", false, "Clean the filesystem at the end of the build. kiln always does: in-place builds restore the root and chroot roots are removed.")
+
+	fs.StringVar(&f.isolation, "isolation", "auto", "How RUN is isolated: chroot (a root directory per stage under --state-dir; needs root), inplace (the container's own /, like kaniko; refused outside a container without --force) or auto (inplace inside a container, chroot otherwise).")
+	fs.StringVar(&f.stateDir, "state-dir", "", "Directory for build roots, layers and scratch files. By default a new temporary directory, removed after the build; a given directory is kept.")
+	fs.BoolVar(&f.force, "force", false, "Allow an in-place build outside a container. It overwrites this machine's root filesystem.")
+
+	fs.StringVarP(&f.verbosity, "verbosity", "v", "info", "Log level: panic, fatal, error, warn, info, debug or trace.")
+	fs.StringVar(&f.logFormat, "log-format", "color", "Log format: text, color or json.")
+	fs.BoolVar(&f.logTimestamp, "log-timestamp", false, "Timestamp log lines.")
+
+	addUnsupportedFlags(fs)
+}
+
+// unsupportedFlag is a kaniko flag kiln accepts so existing invocations parse, but
+// whose feature is not implemented yet.
+type unsupportedFlag struct {
+	name, usage string
+	register    func(fs *pflag.FlagSet, name, usage string)
+}
+
+// unsupportedFlags lists them. Giving one a value that would change the build fails the
+// build instead of being silently ignored; false for a boolean (the feature off) and
+// the default value are no-ops.
+func unsupportedFlags() []unsupportedFlag {
+	return []unsupportedFlag{
+		{"cache", "Use cached layers (not supported yet).", boolFlag(false)},
+		{"cache-repo", "Repository for cached layers (not supported yet).", stringFlag("")},
+		{"cache-dir", "Local directory of cached base images (not supported yet).", stringFlag("/cache")},
+		{"cache-ttl", "How long cached layers stay valid (not supported yet).", durationFlag(336 * time.Hour)},
+		{"cache-run-layers", "Cache RUN layers (not supported yet).", boolFlag(true)},
+		{"cache-copy-layers", "Cache COPY layers (not supported yet).", boolFlag(false)},
+		{"compressed-caching", "Compress cached layers (not supported yet).", boolFlag(true)},
+		{"registry-mirror", "Registry mirror for docker.io pulls (not supported yet).", arrayFlag},
+		{"registry-map", "Registry remapping, original=mirror (not supported yet).", arrayFlag},
+		{"skip-default-registry-fallback", "Do not fall back from mirrors to the original registry (not supported yet).", boolFlag(false)},
+		{"registry-certificate", "TLS certificate for a registry, registry=path (not supported yet).", arrayFlag},
+		{"registry-client-cert", "Client certificate for a registry, registry=cert,key (not supported yet).", arrayFlag},
+		{"git", "Branch and options when the context is a git repository (not supported yet).", stringFlag("")},
+		{"context-sub-path", "Sub-path of the context to build from (not supported yet).", stringFlag("")},
+		{"kaniko-dir", "kaniko's own directory (not supported: kiln uses --state-dir).", stringFlag("/kaniko")},
+		{"use-new-run", "kaniko's experimental RUN implementation (not supported).", boolFlag(false)},
+		{"push-ignore-immutable-tag-errors", "Treat a push to an immutable tag as success (not supported yet).", boolFlag(false)},
+		{"compression", "Layer compression, gzip or zstd (not supported yet).", stringFlag("")},
+		{"compression-level", "Layer compression level (not supported yet).", intFlag(-1)},
+		// kiln never checks push permissions before a build, so skipping the check is what
+		// it does anyway: the flag is accepted with either value.
+		{"skip-push-permission-check", "Skip the push permission check before the build (kiln performs none).", boolFlag(false)},
+	}
+}
+
+func boolFlag(def bool) func(*pflag.FlagSet, string, string) {
+	return func(fs *pflag.FlagSet, name, usage string) { fs.Bool(name, def, usage) }
+}
+
+func stringFlag(def string) func(*pflag.FlagSet, string, string) {
+	return func(fs *pflag.FlagSet, name, usage string) { fs.String(name, def, usage) }
+}
+
+func intFlag(def int) func(*pflag.FlagSet, string, string) {
+	return func(fs *pflag.FlagSet, name, usage string) { fs.Int(name, def, usage) }
+}
+
+func durationFlag(def time.Duration) func(*pflag.FlagSet, string, string) {
+	return func(fs *pflag.FlagSet, name, usage string) { fs.Duration(name, def, usage) }
+}
+
+func arrayFlag(fs *pflag.FlagSet, name, usage string) {
+	fs.StringArray(name, nil, usage+" Repeat for several.")
+}
+
+func addUnsupportedFlags(fs *pflag.FlagSet) {
+	for _, u := range unsupportedFlags() {
+		u.register(fs, u.name, u.usage)
+	}
+}
+
+// checkUnsupported fails when one of unsupportedFlags() was given a value that would
+// change the build.
+func checkUnsupported(fs *pflag.FlagSet) error {
+	var bad []string
+	for _, u := range unsupportedFlags() {
+		if u.name == "skip-push-permission-check" {
+			continue
+		}
+		fl := fs.Lookup(u.name)
+		if fl == nil || !fl.Changed || inert(fl) {
+			continue
+		}
+		bad = append(bad, "--"+u.name)
+	}
+	if len(bad) > 0 {
+		return fmt.Errorf("%s: not supported yet", strings.Join(bad, ", "))
+	}
+	return nil
+}
+
+// inert reports whether a changed flag's value leaves the build as it is: a boolean
+// set to false turns its feature off, and the default is the default.
+func inert(fl *pflag.Flag) bool {
+	switch fl.Value.Type() {
+	case "bool":
+		return fl.Value.String() == "false" || fl.Value.String() == fl.DefValue
+	case "stringArray":
+		return fl.Value.String() == "[]"
+	}
+	return fl.Value.String() == fl.DefValue
+}

@@ -1,0 +1,87 @@
+package main
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestCheckUnsupported(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		args    []string
+		wantErr string // "" = accepted
+	}{
+		{args: nil},
+		{args: []string{"--cache=false", "--cache-copy-layers=false", "--use-new-run=false"}},
+		{args: []string{"--cache-run-layers=true", "--compressed-caching=false", "--cache-run-layers=false"}},
+		{args: []string{"--cache-dir=/cache", "--cache-ttl=336h", "--kaniko-dir=/kaniko", "--compression-level=-1"}},
+		{args: []string{"--skip-push-permission-check"}},
+		{args: []string{"--cache"}, wantErr: "--cache: not supported yet"},
+		{args: []string{"--cache=true", "--cache-repo=registry.test/cache"}, wantErr: "--cache, --cache-repo: not supported yet"},
+		{args: []string{"--cache-dir=/elsewhere"}, wantErr: "--cache-dir"},
+		{args: []string{"--cache-ttl=6h"}, wantErr: "--cache-ttl"},
+		{args: []string{"--cache-copy-layers"}, wantErr: "--cache-copy-layers"},
+		{args: []string{"--registry-mirror=mirror.test"}, wantErr: "--registry-mirror"},
+		{args: []string{"--registry-map=index.docker.io=mirror.test"}, wantErr: "--registry-map"},
+		{args: []string{"--skip-default-registry-fallback"}, wantErr: "--skip-default-registry-fallback"},
+		{args: []string{"--registry-certificate=r.test=/cert.pem"}, wantErr: "--registry-certificate"},
+		{args: []string{"--registry-client-cert=r.test=/c,/k"}, wantErr: "--registry-client-cert"},
+		{args: []string{"--git=branch=main"}, wantErr: "--git"},
+		{args: []string{"--context-sub-path=app"}, wantErr: "--context-sub-path"},
+		{args: []string{"--kaniko-dir=/k"}, wantErr: "--kaniko-dir"},
+		{args: []string{"--use-new-run"}, wantErr: "--use-new-run"},
+		{args: []string{"--push-ignore-immutable-tag-errors"}, wantErr: "--push-ignore-immutable-tag-errors"},
+		{args: []string{"--compression=zstd"}, wantErr: "--compression"},
+		{args: []string{"--compression-level=9"}, wantErr: "--compression-level"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			t.Parallel()
+			_, fs := parseFlags(t, tt.args...)
+			err := checkUnsupported(fs)
+			if tt.wantErr == "" {
+				if err != nil {
+					t.Fatalf("checkUnsupported: %v", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("checkUnsupported: err = %v, want one containing %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestKanikoFlagSpellings(t *testing.T) {
+	t.Parallel()
+	// Shorthands and defaults a kaniko invocation relies on.
+	f, _ := parseFlags(t, "-c", "/ctx", "-f", "df", "-d", "a:1", "-d", "b:2", "-v", "debug")
+	if f.context != "/ctx" || f.dockerfile != "df" || f.verbosity != "debug" {
+		t.Errorf("shorthands parsed to context=%q dockerfile=%q verbosity=%q", f.context, f.dockerfile, f.verbosity)
+	}
+	if len(f.destinations) != 2 {
+		t.Errorf("destinations = %q, want two", f.destinations)
+	}
+	d, _ := parseFlags(t)
+	defaults := map[string][2]string{
+		"context":       {d.context, "/workspace/"},
+		"dockerfile":    {d.dockerfile, "Dockerfile"},
+		"snapshot-mode": {d.snapshotMode, "redo"},
+		"verbosity":     {d.verbosity, "info"},
+		"log-format":    {d.logFormat, "color"},
+		"isolation":     {d.isolation, "auto"},
+	}
+	for flag, v := range defaults {
+		if v[0] != v[1] {
+			t.Errorf("--%s defaults to %q, want %q", flag, v[0], v[1])
+		}
+	}
+	if !d.ignoreVarRun {
+		t.Error("--ignore-var-run defaults to false, want true")
+	}
+	// A comma is part of the value, not a separator, as in kaniko.
+	f, _ = parseFlags(t, "--build-arg", "LIST=a,b")
+	if len(f.buildArgs) != 1 || f.buildArgs[0] != "LIST=a,b" {
+		t.Errorf("--build-arg LIST=a,b parsed to %q", f.buildArgs)
+	}
+}

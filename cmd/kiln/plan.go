@@ -1,0 +1,345 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/kiln-build/kiln/builder"
+	"github.com/kiln-build/kiln/contexts"
+	"github.com/kiln-build/kiln/credentials"
+	"github.com/kiln-build/kiln/isolation"
+	"github.com/kiln-build/kiln/snapshot"
+)
+
+// host is what planning a build needs to know about this machine and process. The
+// real one asks the isolation package and the OS; tests substitute their own.
+type host struct {
+	inContainer func() bool
+	mountPoints func() ([]string, error)
+	executable  func() (string, error)
+	lookupEnv   func(key string) (string, bool)
+	// mkdirTemp creates the default state directory.
+	mkdirTemp func() (string, error)
+}
+
+// realHost is the running process's host.
+func realHost() host {
+	return host{
+		inContainer: isolation.InContainer,
+		mountPoints: isolation.MountPoints,
+		executable:  os.Executable,
+		lookupEnv:   os.LookupEnv,
+		mkdirTemp:   func() (string, error) { return os.MkdirTemp("", "kiln-state-") },
+	}
+}
+
+// buildPlan is one build, ready to run: what to build, where, how to pull, and where
+// the image goes.
+type buildPlan struct {
+	req       *builder.Request
+	workspace builder.Workspace
+	registry  builder.Registry
+	outputs   outputs
+	// ownStateDir is set when the state directory was created for this build and is
+	// to be removed after it.
+	ownStateDir bool
+}
+
+// outputs says where a built image goes.
+type outputs struct {
+	// push sends the image to every destination.
+	push         bool
+	destinations []name.Tag
+	tarPath      string
+	layoutPath   string
+	// Digest files (kaniko's --digest-file, --image-name-with-digest-file,
+	// --image-name-tag-with-digest-file); empty means none.
+	digestFile, nameDigestFile, nameTagDigestFile string
+	pushRetry                                     int
+	// skipTLSVerify reports the registries pushed to without certificate checks.
+	skipTLSVerify func(registry string) bool
+}
+
+// planBuild checks the flags and turns them into a build. It reads the Dockerfile and
+// opens the context, and creates the state directory last, so a plan that fails
+// leaves nothing behind.
+func planBuild(ctx context.Context, f *buildFlags, h host) (*buildPlan, error) {
+	out, err := planOutputs(f)
+	if err != nil {
+		return nil, err
+	}
+	mode, err := resolveIsolation(f, h)
+	if err != nil {
+		return nil, err
+	}
+	snapMode, err := snapshot.ParseMode(f.snapshotMode)
+	if err != nil {
+		return nil, fmt.Errorf("--snapshot-mode: %w", err)
+	}
+	if f.platform != "" {
+		if _, err := v1.ParsePlatform(f.platform); err != nil {
+			return nil, fmt.Errorf("--custom-platform %q: %w", f.platform, err)
+		}
+	}
+	labels, err := parseLabels(f.labels)
+	if err != nil {
+		return nil, err
+	}
+	bctx, err := contexts.Open(ctx, f.context)
+	if err != nil {
+		return nil, err
+	}
+	dockerfile, err := readDockerfile(bctx.Dir, f.dockerfile)
+	if err != nil {
+		return nil, err
+	}
+
+	p := &buildPlan{
+		req: &builder.Request{
+			Dockerfile:       dockerfile,
+			DockerfileName:   f.dockerfile,
+			Context:          bctx,
+			BuildArgs:        resolveBuildArgs(f.buildArgs, h.lookupEnv),
+			Labels:           labels,
+			Target:           f.target,
+			Platform:         f.platform,
+			SkipUnusedStages: f.skipUnusedStages,
+			Reproducible:     f.reproducible,
+			SnapshotMode:     snapMode,
+			SingleSnapshot:   f.singleSnapshot,
+		},
+		registry: pullRegistry(f),
+		outputs:  out,
+	}
+
+	stateDir := f.stateDir
+	if stateDir == "" {
+		if stateDir, err = h.mkdirTemp(); err != nil {
+			return nil, fmt.Errorf("creating a state directory: %w", err)
+		}
+		p.ownStateDir = true
+	} else {
+		if stateDir, err = filepath.Abs(stateDir); err != nil {
+			return nil, fmt.Errorf("--state-dir: %w", err)
+		}
+		if err := os.MkdirAll(stateDir, 0o700); err != nil {
+			return nil, fmt.Errorf("--state-dir: %w", err)
+		}
+	}
+	ignore, err := ignoreSet(f, h, mode, stateDir)
+	if err != nil {
+		if p.ownStateDir {
+			os.RemoveAll(stateDir)
+		}
+		return nil, err
+	}
+	p.workspace = builder.Workspace{Isolation: mode, StateDir: stateDir, Ignore: ignore}
+	return p, nil
+}
+
+// planOutputs checks where the image goes, with kaniko's rules: pushing needs a
+// destination, and the name-with-digest files name destinations.
+func planOutputs(f *buildFlags) (outputs, error) {
+	out := outputs{
+		push:              !f.noPush,
+		tarPath:           f.tarPath,
+		layoutPath:        f.ociLayoutPath,
+		digestFile:        f.digestFile,
+		nameDigestFile:    f.imageNameDigestFile,
+		nameTagDigestFile: f.imageNameTagDigestFile,
+		pushRetry:         f.pushRetry,
+		skipTLSVerify: func(registry string) bool {
+			return f.skipTLSVerify || slices.Contains(f.skipTLSVerifyRegistries, registry)
+		},
+	}
+	if len(f.destinations) == 0 {
+		// Writing the image locally is an output of its own, so --tar-path or
+		// --oci-layout-path alone does not need --no-push (kaniko demands it).
+		if f.noPush || f.tarPath != "" || f.ociLayoutPath != "" {
+			out.push = false
+		} else {
+			return outputs{}, errors.New("you must provide --destination, or use --no-push (or --tar-path / --oci-layout-path)")
+		}
+		if f.imageNameDigestFile != "" {
+			return outputs{}, errors.New("you must provide --destination if setting --image-name-with-digest-file")
+		}
+		if f.imageNameTagDigestFile != "" {
+			return outputs{}, errors.New("you must provide --destination if setting --image-name-tag-with-digest-file")
+		}
+	}
+	for _, d := range f.destinations {
+		tag, err := parseDestination(d, f)
+		if err != nil {
+			return outputs{}, err
+		}
+		out.destinations = append(out.destinations, tag)
+	}
+	if f.pushRetry < 0 {
+		return outputs{}, fmt.Errorf("--push-retry %d: must not be negative", f.pushRetry)
+	}
+	if f.imageDownloadRetry < 0 {
+		return outputs{}, fmt.Errorf("--image-download-retry %d: must not be negative", f.imageDownloadRetry)
+	}
+	return out, nil
+}
+
+// parseDestination parses a --destination as a tag (kaniko rejects digests there),
+// reached over plain HTTP under --insecure or when its registry is an
+// --insecure-registry.
+func parseDestination(d string, f *buildFlags) (name.Tag, error) {
+	tag, err := name.NewTag(d, name.WeakValidation)
+	if err != nil {
+		return name.Tag{}, fmt.Errorf("--destination %q: %w", d, err)
+	}
+	if f.insecure || slices.Contains(f.insecureRegistries, tag.RegistryStr()) {
+		if tag, err = name.NewTag(d, name.WeakValidation, name.Insecure); err != nil {
+			return name.Tag{}, fmt.Errorf("--destination %q: %w", d, err)
+		}
+	}
+	return tag, nil
+}
+
+// pullRegistry says how base images are pulled. builder.Registry's NameOptions apply
+// to every reference, so one --insecure-registry lets every pull fall back to plain
+// HTTP; certificate checks, in contrast, are skipped per registry.
+func pullRegistry(f *buildFlags) builder.Registry {
+	reg := builder.Registry{
+		Keychain: credentials.Default(),
+		Insecure: func(registry string) bool {
+			return f.skipTLSVerifyPull || slices.Contains(f.skipTLSVerifyRegistries, registry)
+		},
+		Retries: f.imageDownloadRetry,
+	}
+	if f.insecurePull || len(f.insecureRegistries) > 0 {
+		reg.NameOptions = []name.Option{name.Insecure}
+	}
+	return reg
+}
+
+// resolveIsolation picks the isolation mode. In-place builds overwrite "/", so outside
+// a container they need --force, as kaniko's executor does.
+func resolveIsolation(f *buildFlags, h host) (isolation.Mode, error) {
+	inContainer := h.inContainer()
+	if f.isolation == "auto" || f.isolation == "" {
+		if inContainer {
+			return isolation.InPlace, nil
+		}
+		return isolation.Chroot, nil
+	}
+	mode, err := isolation.ParseMode(f.isolation)
+	if err != nil {
+		return 0, fmt.Errorf("--isolation: %w (or auto)", err)
+	}
+	if mode == isolation.InPlace && !inContainer && !f.force {
+		return 0, errors.New("--isolation=inplace builds in this machine's own root filesystem, and kiln is not running inside a container: " +
+			"the build would overwrite this machine's files. Use --isolation=chroot, or --force if you are sure")
+	}
+	return mode, nil
+}
+
+// ignoreSet returns the paths the build must leave alone. An in-place build shares "/"
+// with everything else in the container: the kernel filesystems, every mount (volumes,
+// secrets, the context), kiln itself and its state directory.
+func ignoreSet(f *buildFlags, h host, mode isolation.Mode, stateDir string) (*snapshot.Ignore, error) {
+	if mode != isolation.InPlace {
+		return snapshot.NewIgnore(f.ignorePaths...), nil
+	}
+	paths := []string{"/proc", "/sys", "/dev", stateDir}
+	mounts, err := h.mountPoints()
+	if err != nil {
+		return nil, fmt.Errorf("listing mount points: %w", err)
+	}
+	for _, m := range mounts {
+		if filepath.Clean(m) != "/" { // the root mount is the build root itself
+			paths = append(paths, m)
+		}
+	}
+	exe, err := h.executable()
+	if err != nil {
+		return nil, fmt.Errorf("locating the kiln binary: %w", err)
+	}
+	paths = append(paths, ownDir(exe))
+	if f.ignoreVarRun {
+		paths = append(paths, "/var/run")
+	}
+	paths = append(paths, f.ignorePaths...)
+	return snapshot.NewIgnore(paths...), nil
+}
+
+// ownDir is what an in-place build keeps of kiln's installation: its directory
+// (/kiln, like kaniko's /kaniko), or only the binary when it sits in a system
+// directory that images populate themselves.
+func ownDir(exe string) string {
+	dir := filepath.Dir(exe)
+	switch dir {
+	case "/", "/bin", "/sbin", "/usr/bin", "/usr/sbin", "/usr/local/bin", "/usr/local/sbin":
+		return exe
+	}
+	return dir
+}
+
+// resolveBuildArgs parses --build-arg values. KEY alone takes its value from the
+// environment and is left out when the environment has none, as docker build does.
+func resolveBuildArgs(args []string, lookupEnv func(string) (string, bool)) map[string]*string {
+	if len(args) == 0 {
+		return nil
+	}
+	out := make(map[string]*string, len(args))
+	for _, a := range args {
+		k, v, ok := strings.Cut(a, "=")
+		if !ok {
+			if v, ok = lookupEnv(k); !ok {
+				continue
+			}
+		}
+		out[k] = &v
+	}
+	return out
+}
+
+// parseLabels parses --label KEY=VALUE values; KEY alone is an empty label.
+func parseLabels(labels []string) (map[string]string, error) {
+	if len(labels) == 0 {
+		return nil, nil
+	}
+	out := make(map[string]string, len(labels))
+	for _, l := range labels {
+		k, v, _ := strings.Cut(l, "=")
+		if k == "" {
+			return nil, fmt.Errorf("--label %q: the key is empty", l)
+		}
+		out[k] = v
+	}
+	return out, nil
+}
+
+// readDockerfile reads the Dockerfile named by --dockerfile: an absolute path, or a
+// path relative to the context directory. Like kaniko, a relative path that the
+// context does not hold is tried relative to the working directory.
+func readDockerfile(contextDir, spec string) ([]byte, error) {
+	candidates := []string{spec}
+	if !filepath.IsAbs(spec) {
+		candidates = []string{filepath.Join(contextDir, spec), spec}
+	}
+	for _, p := range candidates {
+		data, err := os.ReadFile(p)
+		switch {
+		case err == nil:
+			return data, nil
+		case errors.Is(err, fs.ErrNotExist):
+			continue
+		default:
+			return nil, fmt.Errorf("reading Dockerfile: %w", err)
+		}
+	}
+	return nil, fmt.Errorf("no Dockerfile %q in the context %s: provide a valid path with --dockerfile", spec, contextDir)
+}

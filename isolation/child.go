@@ -1,0 +1,107 @@
+package isolation
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"runtime"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// Init must be the first call in main, and in TestMain of any package whose tests use
+// the chroot runner. When this process is a chroot child re-executed by Run, Init sets
+// up the namespaces' view of the root and execs the RUN command, never returning;
+// otherwise it returns at once.
+func Init() {
+	if len(os.Args) == 0 || os.Args[0] != childArg0 || os.Getenv(childEnv) == "" {
+		return
+	}
+	// Credentials, pdeathsig and the bounding set are per thread; the exec happens on
+	// the thread they were set on.
+	runtime.LockOSThread()
+	status := os.NewFile(statusFD, "status")
+	unix.CloseOnExec(statusFD)
+	enc := json.NewEncoder(status)
+	_ = enc.Encode(childStatus{Ready: true})
+	se := childMain()
+	// childMain only returns on failure.
+	_ = enc.Encode(childStatus{Message: se.Message, Code: se.Code})
+	code := se.Code
+	if code == 0 {
+		code = 125 // Docker's code for "the runtime failed", never reported as such
+	}
+	os.Exit(code)
+}
+
+// childMain runs in the new namespaces as their PID 1 and ends in the exec of the
+// command. It returns only when something failed.
+func childMain() *startError {
+	var spec childSpec
+	in := os.NewFile(specFD, "spec")
+	err := json.NewDecoder(in).Decode(&spec)
+	in.Close()
+	if err != nil {
+		return setupFailure("read spec: %v", err)
+	}
+	if err := mountRoot(spec); err != nil {
+		return setupFailure("%v", err)
+	}
+	if err := enterRoot(spec.Root); err != nil {
+		return setupFailure("%v", err)
+	}
+	dir := spec.Dir
+	if dir == "" {
+		dir = "/"
+	}
+	if err := unix.Chdir(dir); err != nil {
+		return setupFailure("working directory %q: %v", dir, err)
+	}
+	if spec.Hostname != "" {
+		if err := unix.Sethostname([]byte(spec.Hostname)); err != nil {
+			return setupFailure("set hostname %q: %v", spec.Hostname, err)
+		}
+	}
+	if err := dropCapabilities(); err != nil {
+		return setupFailure("%v", err)
+	}
+	if err := setCredentials(spec.UID, spec.GID, spec.Groups); err != nil {
+		return setupFailure("%v", err)
+	}
+	// Look the command up only now, as the user, in the root: that is what it sees.
+	path, se := lookPath(spec.Args[0], pathFromEnv(spec.Env), "")
+	if se != nil {
+		return se
+	}
+	// Changing credentials cleared the parent-death signal; without it a killed kiln
+	// would leave the RUN running.
+	if err := unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL), 0, 0, 0); err != nil {
+		return setupFailure("set parent death signal: %v", err)
+	}
+	err = unix.Exec(path, spec.Args, spec.Env)
+	return execFailure(path, err)
+}
+
+func setupFailure(format string, args ...any) *startError {
+	return &startError{Message: fmt.Sprintf(format, args...)}
+}
+
+// setCredentials switches every thread to the RUN user: supplementary groups first,
+// then the group, then the user (after which nothing else may be changed).
+func setCredentials(uid, gid uint32, groups []uint32) error {
+	gs := make([]int, len(groups))
+	for i, g := range groups {
+		gs[i] = int(g)
+	}
+	if err := syscall.Setgroups(gs); err != nil {
+		return fmt.Errorf("set groups %v: %w", groups, err)
+	}
+	if err := syscall.Setgid(int(gid)); err != nil {
+		return fmt.Errorf("set gid %d: %w", gid, err)
+	}
+	if err := syscall.Setuid(int(uid)); err != nil {
+		return fmt.Errorf("set uid %d: %w", uid, err)
+	}
+	return nil
+}

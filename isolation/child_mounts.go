@@ -1,0 +1,188 @@
+package isolation
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"golang.org/x/sys/unix"
+)
+
+// mountRoot builds the RUN's view of the root in the child's private mount namespace.
+// Nothing here is visible to the host, and all of it vanishes with the namespace.
+func mountRoot(spec childSpec) error {
+	// Private first: without it a mount below a shared mount would propagate out.
+	if err := mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
+		return err
+	}
+	// The root must be a mount point of its own for pivot_root.
+	if err := mount(spec.Root, spec.Root, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+		return err
+	}
+	for _, m := range spec.Mounts {
+		var err error
+		switch m.Kind {
+		case mountProc:
+			err = mountProcfs(m.Target)
+		case mountDev:
+			err = mountDevfs(m.Target)
+		case mountSys:
+			err = mountSysfs(m.Target)
+		case mountFile:
+			err = mount(m.Source, m.Target, "", unix.MS_BIND, "")
+		default:
+			err = fmt.Errorf("unknown mount kind %q", m.Kind)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// mount is unix.Mount with an error naming the mount and, for EPERM, what is missing.
+func mount(source, target, fstype string, flags uintptr, data string) error {
+	err := unix.Mount(source, target, fstype, flags, data)
+	if err == nil {
+		return nil
+	}
+	what := fstype
+	if what == "" {
+		what = source
+	}
+	if errors.Is(err, unix.EPERM) {
+		return fmt.Errorf("mount %s on %s: %w (chroot isolation needs CAP_SYS_ADMIN; "+
+			"inside an unprivileged container use --isolation=inplace)", what, target, err)
+	}
+	return fmt.Errorf("mount %s on %s: %w", what, target, err)
+}
+
+// mountProcfs mounts a procfs of the new PID namespace and, like Docker, makes the
+// kernel's global knobs read-only and hides files that leak host information.
+func mountProcfs(target string) error {
+	if err := mount("proc", target, "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
+		return err
+	}
+	for _, p := range []string{"bus", "fs", "irq", "sys", "sysrq-trigger"} {
+		if err := readOnlyBind(filepath.Join(target, p)); err != nil {
+			return err
+		}
+	}
+	for _, p := range []string{"kcore", "keys", "latency_stats", "timer_list", "sched_debug", "acpi", "scsi"} {
+		if err := mask(filepath.Join(target, p)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// readOnlyBind makes an existing path read-only by binding it onto itself.
+func readOnlyBind(p string) error {
+	if _, err := os.Lstat(p); err != nil {
+		return nil // not in this kernel
+	}
+	if err := mount(p, p, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+		return err
+	}
+	return mount("", p, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "")
+}
+
+// mask hides an existing path: /dev/null over a file, an empty read-only tmpfs over a
+// directory.
+func mask(p string) error {
+	fi, err := os.Lstat(p)
+	if err != nil {
+		return nil
+	}
+	if fi.IsDir() {
+		return mount("tmpfs", p, "tmpfs", unix.MS_RDONLY, "")
+	}
+	return mount("/dev/null", p, "", unix.MS_BIND, "")
+}
+
+// mountDevfs mounts a tmpfs with the device set Docker gives a container. Device nodes
+// are bind-mounted from the host, which works wherever mounting does (also where mknod
+// is refused).
+func mountDevfs(target string) error {
+	if err := mount("tmpfs", target, "tmpfs", unix.MS_NOSUID|unix.MS_STRICTATIME, "mode=755,size=65536k"); err != nil {
+		return err
+	}
+	for _, name := range []string{"null", "zero", "full", "random", "urandom", "tty"} {
+		node := filepath.Join(target, name)
+		f, err := os.OpenFile(node, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o666)
+		if err != nil {
+			return fmt.Errorf("create %s: %w", node, err)
+		}
+		f.Close()
+		if err := mount(filepath.Join("/dev", name), node, "", unix.MS_BIND, ""); err != nil {
+			return err
+		}
+	}
+	pts := filepath.Join(target, "pts")
+	shm := filepath.Join(target, "shm")
+	for _, d := range []string{pts, shm} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			return fmt.Errorf("create %s: %w", d, err)
+		}
+	}
+	if err := mount("devpts", pts, "devpts", unix.MS_NOSUID|unix.MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620,gid=5"); err != nil {
+		return err
+	}
+	if err := mount("shm", shm, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "mode=1777,size=65536k"); err != nil {
+		return err
+	}
+	for link, dest := range map[string]string{
+		"ptmx":   "pts/ptmx",
+		"fd":     "/proc/self/fd",
+		"stdin":  "/proc/self/fd/0",
+		"stdout": "/proc/self/fd/1",
+		"stderr": "/proc/self/fd/2",
+		"core":   "/proc/kcore",
+	} {
+		if err := os.Symlink(dest, filepath.Join(target, link)); err != nil {
+			return fmt.Errorf("create %s: %w", filepath.Join(target, link), err)
+		}
+	}
+	return nil
+}
+
+// mountSysfs mounts sysfs read-only. Where the kernel refuses a new sysfs (it must
+// belong to our network namespace's owner), a read-only bind of the host's /sys does.
+func mountSysfs(target string) error {
+	flags := uintptr(unix.MS_RDONLY | unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC)
+	err := unix.Mount("sysfs", target, "sysfs", flags, "")
+	if err == nil || !errors.Is(err, unix.EPERM) {
+		if err != nil {
+			return fmt.Errorf("mount sysfs on %s: %w", target, err)
+		}
+		return nil
+	}
+	if err := mount("/sys", target, "", unix.MS_BIND, ""); err != nil {
+		return err
+	}
+	return mount("", target, "", unix.MS_BIND|unix.MS_REMOUNT|flags, "")
+}
+
+// enterRoot makes the root "/" with pivot_root and detaches the old root, so that no
+// path (not even a chroot escape) leads back to the host's tree. Where pivot_root is
+// impossible (the host root is an initramfs) it falls back to chroot.
+func enterRoot(root string) error {
+	if err := unix.Chdir(root); err != nil {
+		return fmt.Errorf("enter root %s: %w", root, err)
+	}
+	if err := unix.PivotRoot(".", "."); err != nil {
+		if !errors.Is(err, unix.EINVAL) {
+			return fmt.Errorf("pivot_root to %s: %w", root, err)
+		}
+		if err := unix.Chroot("."); err != nil {
+			return fmt.Errorf("chroot to %s: %w (needs CAP_SYS_CHROOT)", root, err)
+		}
+		return unix.Chdir("/")
+	}
+	// The old root now sits on top of "."; detach it (privately: nothing propagates).
+	if err := unix.Unmount(".", unix.MNT_DETACH); err != nil {
+		return fmt.Errorf("detach host root: %w", err)
+	}
+	return unix.Chdir("/")
+}

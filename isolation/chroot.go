@@ -1,0 +1,319 @@
+package isolation
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// The chroot child is this same binary, re-executed: argv[0] names it in ps, and the
+// environment variable tells Init (and a Run that finds itself in a child whose main
+// forgot Init) what it is.
+const (
+	childArg0 = "kiln-chroot-child"
+	childEnv  = "_KILN_ISOLATION_CHILD"
+)
+
+// File descriptors of the child: 3 carries the childSpec in, 4 carries a childStatus
+// out and is closed by a successful exec.
+const (
+	specFD   = 3
+	statusFD = 4
+)
+
+// childSpec is everything the child needs, sent as JSON through a pipe rather than
+// argv so that the command and environment (build args, tokens) never show up in ps.
+type childSpec struct {
+	Root     string
+	Args     []string
+	Env      []string
+	Dir      string
+	UID, GID uint32
+	Groups   []uint32
+	Hostname string
+	Mounts   []mountSpec
+}
+
+// mountKind says what the child mounts on a mountSpec's target.
+type mountKind string
+
+const (
+	mountProc mountKind = "proc" // a fresh procfs with the kernel knobs read-only
+	mountDev  mountKind = "dev"  // a tmpfs with the minimal device set, pts, shm
+	mountSys  mountKind = "sys"  // sysfs, read-only
+	mountFile mountKind = "file" // Source bind-mounted onto Target
+)
+
+type mountSpec struct {
+	Kind   mountKind
+	Target string // host path inside the root, symlinks already resolved
+	Source string `json:",omitempty"`
+}
+
+// childStatus is a report from the child: first {Ready} once Init has taken over (so
+// a binary that forgot Init cannot pass for a successful RUN), then, only if something
+// failed before or at exec, the failure.
+type childStatus struct {
+	Ready   bool   `json:",omitempty"`
+	Message string `json:",omitempty"`
+	Code    int    `json:",omitempty"` // 126/127: the command could not be executed
+}
+
+// ChrootOption configures NewChroot.
+type ChrootOption func(*chrootRunner)
+
+// WithHostname sets the hostname seen by RUN (in its own UTS namespace) and maps it to
+// 127.0.0.1 in its /etc/hosts. By default RUN sees the host's name, but cannot change it.
+func WithHostname(name string) ChrootOption {
+	return func(r *chrootRunner) { r.hostname = name }
+}
+
+// WithResolvConf sets the file RUN sees as /etc/resolv.conf (default: the host's).
+// RUN gets a private copy: writes to it are allowed and discarded, as under Docker.
+func WithResolvConf(path string) ChrootOption {
+	return func(r *chrootRunner) { r.resolvConf = path }
+}
+
+// WithHosts sets the file RUN sees as /etc/hosts (default: the host's), copied like
+// WithResolvConf.
+func WithHosts(path string) ChrootOption {
+	return func(r *chrootRunner) { r.hosts = path }
+}
+
+// WithScratchDir sets where the per-RUN copies of resolv.conf and hosts are kept
+// (default: os.TempDir()). It must be outside the root.
+func WithScratchDir(dir string) ChrootOption {
+	return func(r *chrootRunner) { r.scratchDir = dir }
+}
+
+type chrootRunner struct {
+	self       string // the binary to re-execute: /proc/self/exe, another in tests
+	root       string
+	hostname   string
+	resolvConf string
+	hosts      string
+	scratchDir string
+}
+
+// NewChroot returns a Runner that executes processes with root as their "/", in new
+// mount, PID, UTS and IPC namespaces (the network is the host's). It needs root:
+// CAP_SYS_ADMIN for the namespaces and mounts, CAP_SYS_CHROOT, CAP_SETUID/SETGID.
+// The binary must call Init first thing in main (and in TestMain).
+func NewChroot(root string, opts ...ChrootOption) Runner {
+	r := &chrootRunner{self: "/proc/self/exe", root: root, resolvConf: "/etc/resolv.conf", hosts: "/etc/hosts"}
+	for _, o := range opts {
+		o(r)
+	}
+	return r
+}
+
+func (r *chrootRunner) Run(ctx context.Context, p Process) (err error) {
+	if len(p.Args) == 0 {
+		return errors.New("run: empty command")
+	}
+	if os.Getenv(childEnv) != "" {
+		// Re-executed without Init intercepting: running on would re-execute again.
+		return errors.New("isolation: chroot child did not run: isolation.Init must be the first call in main (and TestMain)")
+	}
+	root, err := filepath.Abs(r.root)
+	if err == nil {
+		root, err = filepath.EvalSymlinks(root)
+	}
+	if err != nil {
+		return fmt.Errorf("build root %s: %w", r.root, err)
+	}
+	if fi, err := os.Stat(root); err != nil || !fi.IsDir() {
+		return fmt.Errorf("build root %s is not a directory", root)
+	}
+
+	scratch, err := os.MkdirTemp(r.scratchDir, "kiln-run-")
+	if err != nil {
+		return fmt.Errorf("run scratch dir: %w", err)
+	}
+	defer os.RemoveAll(scratch)
+
+	sc := newScaffold(root)
+	defer func() {
+		if uerr := sc.undo(); uerr != nil && err == nil {
+			err = fmt.Errorf("restore build root %s: %w", root, uerr)
+		}
+	}()
+	mounts, err := r.planMounts(sc, scratch)
+	if errors.Is(err, fs.ErrPermission) {
+		return fmt.Errorf("%w (chroot isolation needs root; inside an unprivileged container use --isolation=inplace)", err)
+	}
+	if err != nil {
+		return err
+	}
+	spec := childSpec{
+		Root: root, Args: p.Args, Env: p.Env, Dir: p.Dir,
+		UID: p.UID, GID: p.GID, Groups: p.Groups,
+		Hostname: r.hostname, Mounts: mounts,
+	}
+	return r.runChild(ctx, spec, p.Stdout, p.Stderr)
+}
+
+// planMounts creates the mount points the root lacks and the private copies of
+// resolv.conf and hosts, and returns what the child is to mount.
+func (r *chrootRunner) planMounts(sc *scaffold, scratch string) ([]mountSpec, error) {
+	var mounts []mountSpec
+	for _, m := range []struct {
+		path string
+		kind mountKind
+	}{{"/proc", mountProc}, {"/dev", mountDev}, {"/sys", mountSys}} {
+		target, err := sc.ensure(m.path, true)
+		if err != nil {
+			return nil, err
+		}
+		if target != "" {
+			mounts = append(mounts, mountSpec{Kind: m.kind, Target: target})
+		}
+	}
+	for _, f := range []struct{ path, source string }{
+		{"/etc/resolv.conf", r.resolvConf},
+		{"/etc/hosts", r.hosts},
+	} {
+		copied, err := r.copyEtcFile(f.source, filepath.Join(scratch, filepath.Base(f.path)), f.path == "/etc/hosts")
+		if err != nil {
+			return nil, err
+		}
+		if copied == "" {
+			continue
+		}
+		target, err := sc.ensure(f.path, false)
+		if err != nil {
+			return nil, err
+		}
+		if target != "" {
+			mounts = append(mounts, mountSpec{Kind: mountFile, Target: target, Source: copied})
+		}
+	}
+	return mounts, nil
+}
+
+// copyEtcFile copies src to dst for RUN to use; a missing source yields "" (no mount).
+// For hosts, the configured hostname is mapped to 127.0.0.1 so that tools resolving
+// their own name work.
+func (r *chrootRunner) copyEtcFile(src, dst string, hosts bool) (string, error) {
+	data, err := os.ReadFile(src)
+	if errors.Is(err, os.ErrNotExist) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("read %s: %w", src, err)
+	}
+	if hosts && r.hostname != "" {
+		if len(data) > 0 && data[len(data)-1] != '\n' {
+			data = append(data, '\n')
+		}
+		data = append(data, "127.0.0.1\t"+r.hostname+"\n"...)
+	}
+	if err := os.WriteFile(dst, data, 0o644); err != nil {
+		return "", fmt.Errorf("copy %s: %w", src, err)
+	}
+	return dst, nil
+}
+
+// runChild re-executes this binary as the chroot child and waits for it.
+func (r *chrootRunner) runChild(ctx context.Context, spec childSpec, stdout, stderr io.Writer) error {
+	specR, specW, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	defer specR.Close()
+	defer specW.Close()
+	statusR, statusW, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	defer statusR.Close()
+	defer statusW.Close()
+	out, err := newOutputs(stdout, stderr)
+	if err != nil {
+		return err
+	}
+
+	cmd := exec.CommandContext(ctx, r.self)
+	cmd.Args = []string{childArg0}
+	cmd.Env = []string{childEnv + "=1"}
+	cmd.Stdout, cmd.Stderr = out.stdout, out.stderr
+	cmd.ExtraFiles = []*os.File{specR, statusW} // fds 3 and 4
+	cmd.SysProcAttr = &syscall.SysProcAttr{
+		Cloneflags: unix.CLONE_NEWNS | unix.CLONE_NEWPID | unix.CLONE_NEWUTS | unix.CLONE_NEWIPC,
+		Setpgid:    true,
+		Pdeathsig:  unix.SIGKILL,
+	}
+	// The child becomes PID 1 of its namespace; killing it takes every process of the
+	// RUN with it. The group kill also covers the moment before the exec.
+	cmd.Cancel = func() error { return killGroup(cmd.Process.Pid) }
+
+	startErr := cmd.Start()
+	out.closeChildEnds()
+	specR.Close()
+	statusW.Close()
+	if startErr != nil {
+		out.drain()
+		if errors.Is(startErr, unix.EPERM) {
+			return fmt.Errorf("chroot isolation: cannot create mount and PID namespaces (%w): "+
+				"it needs root with CAP_SYS_ADMIN; inside an unprivileged container use --isolation=inplace", startErr)
+		}
+		return fmt.Errorf("chroot isolation: start child: %w", startErr)
+	}
+
+	go func() {
+		_ = json.NewEncoder(specW).Encode(spec)
+		specW.Close()
+	}()
+	statusCh := make(chan childStatus, 1)
+	go func() { statusCh <- readStatus(statusR) }()
+
+	waitErr := cmd.Wait()
+	out.drain()
+	status := <-statusCh
+	if ctx.Err() != nil {
+		return fmt.Errorf("run %s: %w", spec.Args[0], ctx.Err())
+	}
+	switch {
+	case !status.Ready:
+		why := "it exited 0"
+		if waitErr != nil {
+			why = waitErr.Error()
+		}
+		return fmt.Errorf("chroot isolation: the child never reported, %s (does main call isolation.Init first?)", why)
+	case status.Message != "" && status.Code != 0:
+		return (&startError{Message: status.Message, Code: status.Code}).err()
+	case status.Message != "":
+		return fmt.Errorf("chroot isolation in %s: %s", spec.Root, status.Message)
+	}
+	if cmd.ProcessState == nil {
+		return fmt.Errorf("run %s: %w", spec.Args[0], waitErr)
+	}
+	return exitError(cmd.ProcessState)
+}
+
+// readStatus collects the child's reports until the pipe closes (at exec or exit).
+func readStatus(r io.Reader) childStatus {
+	var st childStatus
+	dec := json.NewDecoder(r)
+	for {
+		var msg childStatus
+		if err := dec.Decode(&msg); err != nil {
+			break
+		}
+		st.Ready = st.Ready || msg.Ready
+		if msg.Message != "" {
+			st.Message, st.Code = msg.Message, msg.Code
+		}
+	}
+	_, _ = io.Copy(io.Discard, r)
+	return st
+}

@@ -1,0 +1,115 @@
+package isolation
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// InPlaceOption configures NewInPlace. There are none yet; the type keeps the
+// constructor's signature stable when there are.
+type InPlaceOption func(*inPlaceRunner)
+
+type inPlaceRunner struct{}
+
+// NewInPlace returns a Runner that executes processes directly on this machine's "/"
+// (kaniko's model, for use inside an unprivileged container): no namespaces, no
+// chroot. Each process runs in its own process group, which is killed when the process
+// exits (background processes do not outlive their RUN, as under Docker) and when ctx
+// ends. Changing credentials needs CAP_SETUID/CAP_SETGID.
+func NewInPlace(opts ...InPlaceOption) Runner {
+	r := &inPlaceRunner{}
+	for _, o := range opts {
+		o(r)
+	}
+	return r
+}
+
+func (r *inPlaceRunner) Run(ctx context.Context, p Process) error {
+	if len(p.Args) == 0 {
+		return errors.New("run: empty command")
+	}
+	dir := p.Dir
+	if dir == "" {
+		dir = "/"
+	}
+	if fi, err := os.Stat(dir); err != nil {
+		return fmt.Errorf("working directory %q: %w", dir, err)
+	} else if !fi.IsDir() {
+		return fmt.Errorf("working directory %q: not a directory", dir)
+	}
+	path, se := lookPath(p.Args[0], pathFromEnv(p.Env), dir)
+	if se != nil {
+		return se.err()
+	}
+	out, err := newOutputs(p.Stdout, p.Stderr)
+	if err != nil {
+		return err
+	}
+
+	cmd := exec.CommandContext(ctx, path)
+	cmd.Args = p.Args
+	cmd.Env = append([]string{}, p.Env...) // never nil: nil would inherit kiln's environment
+	cmd.Dir = dir
+	cmd.Stdout, cmd.Stderr = out.stdout, out.stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: credential(p)}
+	cmd.Cancel = func() error { return killGroup(cmd.Process.Pid) }
+
+	startErr := cmd.Start()
+	out.closeChildEnds()
+	if startErr != nil {
+		out.drain()
+		var pe *fs.PathError
+		if errors.As(startErr, &pe) && pe.Op == "chdir" {
+			return fmt.Errorf("working directory %q: %w", dir, pe.Err)
+		}
+		return execFailure(path, startErr).err()
+	}
+	pgid := cmd.Process.Pid
+	waitErr := cmd.Wait()
+	// Docker kills what a RUN left running when its container stops; do the same to
+	// the group, then collect the rest of the output.
+	_ = killGroup(pgid)
+	out.drain()
+	if ctx.Err() != nil {
+		return fmt.Errorf("run %s: %w", p.Args[0], ctx.Err())
+	}
+	if cmd.ProcessState == nil {
+		return fmt.Errorf("run %s: %w", p.Args[0], waitErr)
+	}
+	return exitError(cmd.ProcessState)
+}
+
+// credential returns p's credentials, or nil when they are this process's own: setting
+// them needs CAP_SETUID/CAP_SETGID, which an unprivileged container may lack.
+func credential(p Process) *syscall.Credential {
+	if int(p.UID) == os.Getuid() && int(p.GID) == os.Getgid() && sameGroups(p.Groups) {
+		return nil
+	}
+	return &syscall.Credential{Uid: p.UID, Gid: p.GID, Groups: p.Groups}
+}
+
+// sameGroups reports whether groups equals this process's supplementary groups (as a
+// set; order does not matter to the kernel).
+func sameGroups(groups []uint32) bool {
+	current, err := unix.Getgroups()
+	if err != nil || len(current) != len(groups) {
+		return false
+	}
+	have := map[uint32]bool{}
+	for _, g := range current {
+		have[uint32(g)] = true
+	}
+	for _, g := range groups {
+		if !have[g] {
+			return false
+		}
+	}
+	return true
+}

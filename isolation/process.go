@@ -1,0 +1,51 @@
+package isolation
+
+import (
+	"context"
+	"fmt"
+	"io"
+)
+
+// Process is one RUN: Args is the final argv (the builder has already wrapped a
+// shell-form command as SHELL + [cmd], e.g. ["/bin/sh", "-c", "make"]).
+type Process struct {
+	// Args is the argv; Args[0] is looked up in Env's PATH when it has no slash.
+	Args []string
+	// Env is exactly the process environment (KEY=VALUE); nothing is inherited.
+	Env []string
+	// Dir is the working directory as an image path ("/app"). The builder creates it
+	// (WORKDIR); a missing Dir is an error, never silently created here.
+	Dir string
+	// UID, GID and Groups (supplementary) are the credentials the process runs with.
+	UID, GID uint32
+	Groups   []uint32
+	// Stdout and Stderr receive the output as it is produced; nil discards it. When
+	// both are the same writer it is written from one goroutine only.
+	Stdout, Stderr io.Writer
+}
+
+// Runner executes processes inside one build root. Runs on the same root must not
+// overlap: a chroot runner creates and removes missing mount points in the root.
+type Runner interface {
+	// Run starts p, streams its output, and waits for it. It returns nil on exit
+	// code 0, an error wrapping *ExitError when the process fails, or an error wrapping
+	// ctx.Err() when ctx ends first (the process and everything it started is killed).
+	Run(ctx context.Context, p Process) error
+}
+
+// ExitError reports a process that exited non-zero or was killed by a signal. Failures
+// to start the command are ExitErrors too, with Docker's codes: 127 when Args[0] is not
+// found, 126 when it cannot be executed.
+type ExitError struct {
+	// Code is the exit code; 128+n for death by signal n, as a shell reports it.
+	Code int
+	// Signal names the fatal signal ("SIGKILL"), empty for a normal exit.
+	Signal string
+}
+
+func (e *ExitError) Error() string {
+	if e.Signal != "" {
+		return fmt.Sprintf("exit code %d (killed by %s)", e.Code, e.Signal)
+	}
+	return fmt.Sprintf("exit code %d", e.Code)
+}

@@ -1,0 +1,161 @@
+# shellcheck shell=bash
+# report.sh — turns scripts/bench's raw timings (TSV) into the Markdown report.
+# Sourced by scripts/bench; reads TSV, RUNS, CASES, BUILDERS, RUNDIR, NA_<builder>,
+# BUILDAH_DRIVER_USED, BUILDAH_NOTE, LOAD_START, LOAD_END, START_UTC, ROOT.
+#
+# TSV columns: case builder run status seconds peak_rss_kib log
+#   status is ok, fail, skipped (an earlier run of the same case failed) or na (the
+#   builder is not usable at all; seconds holds the reason).
+
+# stat_of CASE BUILDER FIELD: median of FIELD (5 = seconds, 6 = peak RSS KiB) over the ok
+# runs; empty when there are none.
+stat_of() {
+  awk -F'\t' -v c="$1" -v b="$2" -v f="$3" '$1 == c && $2 == b && $4 == "ok" && $f != "" {print $f}' "$TSV" |
+    sort -g |
+    awk '{v[NR] = $1} END {
+      if (NR == 0) exit
+      if (NR % 2) printf "%.3f\n", v[(NR + 1) / 2]
+      else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2
+    }'
+}
+
+# count_of CASE BUILDER STATUS: how many runs ended with STATUS.
+count_of() {
+  awk -F'\t' -v c="$1" -v b="$2" -v s="$3" '$1 == c && $2 == b && $4 == s {n++} END {print n + 0}' "$TSV"
+}
+
+# first_log CASE BUILDER STATUS: the log of the first run that ended with STATUS.
+first_log() {
+  awk -F'\t' -v c="$1" -v b="$2" -v s="$3" '$1 == c && $2 == b && $4 == s {print $7; exit}' "$TSV"
+}
+
+# cell CASE BUILDER: the time cell: "1.23 s", "1.23 s (1 of 3 failed: LOG)", "fail (LOG)",
+# "n/a (reason)" or "–" when the builder was not selected.
+cell() {
+  local c=$1 b=$2 med na ok fail
+  case " $BUILDERS " in *" $b "*) ;; *) echo "–"; return ;; esac
+  na=$(na_reason "$b")
+  if [ -n "$na" ]; then echo "n/a ($na)"; return; fi
+  med=$(stat_of "$c" "$b" 5)
+  ok=$(count_of "$c" "$b" ok)
+  fail=$(count_of "$c" "$b" fail)
+  if [ -z "$med" ]; then
+    echo "fail ($(first_log "$c" "$b" fail))"
+  elif [ "$fail" -gt 0 ]; then
+    printf '%.2f s (%d of %d failed: %s)\n' "$med" "$fail" $((ok + fail)) "$(first_log "$c" "$b" fail)"
+  else
+    printf '%.2f s\n' "$med"
+  fi
+}
+
+# rss_cell CASE BUILDER: median peak RSS in MiB.
+rss_cell() {
+  local kib
+  kib=$(stat_of "$1" "$2" 6)
+  if [ -z "$kib" ]; then echo "–"; else awk -v k="$kib" 'BEGIN {printf "%.0f MiB\n", k / 1024}'; fi
+}
+
+# ratio_cell CASE A B: median(A)/median(B), or n/a.
+ratio_cell() {
+  local a b
+  a=$(stat_of "$1" "$2" 5)
+  b=$(stat_of "$1" "$3" 5)
+  if [ -z "$a" ] || [ -z "$b" ]; then echo "n/a"; return; fi
+  awk -v a="$a" -v b="$b" 'BEGIN {if (b > 0) printf "%.2f×\n", a / b; else print "n/a"}'
+}
+
+na_reason() {
+  local v="NA_$1"
+  printf '%s' "${!v:-}" | tr '|' '/'
+}
+
+machine_facts() {
+  local cpu mem os dv dd bv kc
+  cpu=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
+  mem=$(awk '/^MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)
+  os=$(. /etc/os-release 2>/dev/null && echo "${PRETTY_NAME:-unknown}")
+  dv=$(docker version --format '{{.Server.Version}}' 2>/dev/null || echo "not running")
+  dd=$(docker info --format '{{.Driver}}' 2>/dev/null || echo "?")
+  bv=$(buildah --version 2>/dev/null | awk '{print $3}' || true)
+  kc=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo "?")
+  if [ -n "$(git -C "$ROOT" status --porcelain 2>/dev/null | head -1)" ]; then
+    kc="$kc + uncommitted changes"
+  fi
+  echo "| | |"
+  echo "|---|---|"
+  echo "| date | $START_UTC |"
+  echo "| CPU | ${cpu:-unknown}, \`nproc\` = $(nproc) |"
+  echo "| memory | $mem |"
+  echo "| kernel | $(uname -r) ($(uname -m)) |"
+  echo "| OS | $os |"
+  echo "| docker | server $dv, classic builder, storage driver $dd |"
+  echo "| buildah | ${bv:-not installed}, storage driver ${BUILDAH_DRIVER_USED:-none}, chroot isolation |"
+  echo "| kiln | git $kc, $(go version 2>/dev/null | awk '{print $3}') |"
+  echo "| bench state dir | $STATE ($(df -T --output=fstype "$STATE" | tail -n 1)) |"
+  echo "| load average (1/5/15 min) | start: $LOAD_START; end: $LOAD_END |"
+}
+
+results_table() {
+  local c
+  echo "| case | what | kiln (cold) | docker classic | buildah ($BUILDAH_DRIVER_USED) | kiln / docker | kiln / buildah | kiln peak RSS | buildah peak RSS |"
+  echo "|---|---|---|---|---|---|---|---|---|"
+  for c in $CASES; do
+    printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$c" "$(case_desc "$c")" \
+      "$(cell "$c" kiln)" "$(cell "$c" docker)" "$(cell "$c" buildah)" \
+      "$(ratio_cell "$c" kiln docker)" "$(ratio_cell "$c" kiln buildah)" \
+      "$(rss_cell "$c" kiln)" "$(rss_cell "$c" buildah)"
+  done
+}
+
+render_report() {
+  cat <<EOF
+# Performance: kiln vs Docker's classic builder vs buildah
+
+Written by \`scripts/bench\` (\`make bench\`); rerun it to refresh this page. Each cell is
+the **median wall-clock time of $RUNS run(s)** of the same build on the same machine, one
+builder after the other (the order rotates from run to run). Ratios below 1× mean kiln is
+faster. Cases run: $CASES.
+
+## Results
+
+$(results_table)
+
+## Machine
+
+$(machine_facts)
+
+## How each builder is run
+
+- **kiln** is measured **cold**: every run gets a fresh, empty \`--state-dir\`, so kiln pulls
+  its base image from the local registry ($REGISTRY, loopback) and extracts it on every
+  run, inside the timing. That is the only mode kiln has until it keeps a base-image cache.
+  kiln's time also includes writing the image as a docker-archive tarball (\`--tar-path\`);
+  Docker and buildah only commit into their local stores.
+- **Docker** and **buildah** had their base images pulled once before any timing; their
+  times hold no pull. Docker's time includes the CLI sending the context to dockerd.
+- Docker builds with \`--network $DOCKER_NETWORK\`: with \`host\`, RUN shares the host's
+  network namespace, as under kiln's and buildah's chroot isolation, and needs no docker0
+  bridge (set BENCH_DOCKER_NETWORK=default to measure the bridge's veth setup too).
+- buildah runs with \`--pull=false\` (use the local base, as \`docker build\` without
+  \`--pull\` does) and a private store under the bench state dir.
+  ${BUILDAH_NOTE:-Storage driver overlay was tried first and vfs kept as the fallback.}
+- Peak RSS is \`/usr/bin/time -f %M\` of the builder's command: the peak of the largest
+  single process in its tree. Docker has no column: the work happens in dockerd, which the
+  client's RSS does not show.
+- Before each timed run the script calls \`sync\`, so one builder's write-back does not land
+  in the next one's time. Page cache is not dropped: contexts are warm for every builder.
+- Other work on the machine shows up as noise; see the load average above.
+
+Commands (CTX is the generated context, NAME the case's short name):
+
+\`\`\`
+$(kiln_command)
+$(docker_command)
+$(buildah_command)
+\`\`\`
+
+The contexts are generated deterministically by \`scripts/bench.d/cases.sh\`. Raw
+per-run timings (seconds, peak RSS in KiB, log path) are in
+\`$TSV\` on the machine that ran the benchmark.
+EOF
+}

@@ -1,0 +1,251 @@
+package snapshot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// Changes is what a layer must record: paths to write, paths to white out and
+// directories whose lower content must be hidden. All paths are image paths.
+type Changes struct {
+	// Changed holds paths added or modified, sorted so parents come before children.
+	Changed []string
+	// Deleted holds removed paths; only the topmost path of a removed subtree.
+	Deleted []string
+	// Opaque holds directories removed and re-created (or that replaced a
+	// non-directory): lower content below them must be hidden.
+	Opaque []string
+}
+
+// Empty reports whether c records nothing, i.e. no layer is needed.
+func (c *Changes) Empty() bool {
+	return c == nil || len(c.Changed)+len(c.Deleted)+len(c.Opaque) == 0
+}
+
+// Diff walks root again and compares it with ix. It returns what changed and a fresh
+// Index of the current tree, so that the next Diff compares against now.
+//
+// Directories count as changed only when new, replaced, or when their type, mode or
+// owner changed: their times and link counts move whenever a child is added or
+// removed, and such children are reported on their own. This keeps a RUN that
+// creates and removes mount points, and changes nothing else, free of a layer.
+func (ix *Index) Diff(ctx context.Context, root string) (*Changes, *Index, error) {
+	cur, err := scan(ctx, root, ix.cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	ch := &Changes{}
+	opaque := map[string]bool{}
+	changed := map[string]bool{}
+	for p, n := range cur.files {
+		o, ok := ix.files[p]
+		switch {
+		case !ok:
+			changed[p] = true
+		case n.isDir() && o.isDir():
+			if !sameInode(&o, &n) {
+				opaque[p] = true
+				changed[p] = true
+			} else if dirChanged(&o, &n) {
+				changed[p] = true
+			}
+		case n.typ() != o.typ():
+			changed[p] = true
+			if n.isDir() {
+				opaque[p] = true
+			}
+		case fileChanged(ix.cfg.mode, &o, &n):
+			changed[p] = true
+		}
+	}
+	if len(opaque) > 0 {
+		// Everything below a replaced directory must be in the layer, since the
+		// opaque marker hides the lower copies even of unchanged files.
+		for p := range cur.files {
+			if !changed[p] && underAny(path.Dir(p), opaque) {
+				changed[p] = true
+			}
+		}
+	}
+	for p := range ix.files {
+		if _, ok := cur.files[p]; ok {
+			continue
+		}
+		// Report only the topmost removal, and nothing below a parent that is no
+		// longer the same directory: its replacement hides the lower content.
+		parent := path.Dir(p)
+		if parent != "/" {
+			n, ok := cur.files[parent]
+			if !ok || !n.isDir() || opaque[parent] {
+				continue
+			}
+		}
+		ch.Deleted = append(ch.Deleted, p)
+	}
+	for p := range changed {
+		ch.Changed = append(ch.Changed, p)
+	}
+	for p := range opaque {
+		ch.Opaque = append(ch.Opaque, p)
+	}
+	// Lexical order puts every parent (a prefix) before its children.
+	sort.Strings(ch.Changed)
+	sort.Strings(ch.Deleted)
+	sort.Strings(ch.Opaque)
+	return ch, cur, nil
+}
+
+// underAny reports whether p or one of its ancestors is in set.
+func underAny(p string, set map[string]bool) bool {
+	for {
+		if set[p] {
+			return true
+		}
+		if p == "/" {
+			return false
+		}
+		p = path.Dir(p)
+	}
+}
+
+// sameInode reports whether o and n are the same file rather than a new file that
+// reuses the number of a deleted one.
+func sameInode(o, n *fileInfo) bool {
+	return o.ino == n.ino && o.dev == n.dev && o.btime == n.btime
+}
+
+// dirChanged compares two directories that are the same inode.
+func dirChanged(o, n *fileInfo) bool {
+	return o.mode != n.mode || o.uid != n.uid || o.gid != n.gid || o.caps != n.caps
+}
+
+// fileChanged compares two non-directories of the same type under mode m.
+func fileChanged(m Mode, o, n *fileInfo) bool {
+	if o.size != n.size || o.mtime != n.mtime {
+		return true
+	}
+	if m == ModeTime {
+		return false
+	}
+	if o.mode != n.mode || o.uid != n.uid || o.gid != n.gid || o.ctime != n.ctime ||
+		!sameInode(o, n) || o.nlink != n.nlink || o.link != n.link || o.caps != n.caps {
+		return true
+	}
+	return m == ModeFull && o.sum != n.sum
+}
+
+// Update re-records the given image paths and their ancestors after the builder
+// itself wrote them (COPY, ADD), so the next Diff does not report them again. A
+// directory among paths is re-recorded with its whole subtree. Paths that no longer
+// exist, and everything below them, leave the index.
+func (ix *Index) Update(root string, paths []string) error {
+	abs, err := filepath.Abs(root)
+	if err != nil {
+		return fmt.Errorf("update %s: %w", root, err)
+	}
+	abs = filepath.Clean(abs)
+	clean := make([]string, 0, len(paths))
+	for _, p := range paths {
+		p = path.Clean("/" + p)
+		if p == "/" {
+			fresh, err := scan(context.Background(), abs, ix.cfg)
+			if err != nil {
+				return err
+			}
+			ix.files = fresh.files
+			return nil
+		}
+		if !ix.cfg.ignore.Match(p) {
+			clean = append(clean, p)
+		}
+	}
+	sort.Strings(clean)
+	// Subtrees to drop before re-recording: removed paths and rescanned directories.
+	drop := map[string]bool{}
+	var rescan []string
+	var covered string // the last rescanned directory; sorted order keeps its subtree adjacent
+	for _, p := range clean {
+		if covered != "" && under(p, covered) {
+			continue
+		}
+		fi, ok, err := ix.restat(abs, p)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			drop[p] = true
+			continue
+		}
+		if fi.isDir() {
+			drop[p] = true
+			rescan = append(rescan, p)
+			covered = p
+		}
+	}
+	if len(drop) > 0 {
+		for p := range ix.files {
+			if underAny(path.Dir(p), drop) {
+				delete(ix.files, p)
+			}
+		}
+		for p := range drop {
+			if !containsString(rescan, p) {
+				delete(ix.files, p)
+			}
+		}
+	}
+	if len(rescan) == 0 {
+		return nil
+	}
+	w := newWalker(context.Background(), ix.cfg, ix.files)
+	for _, p := range rescan {
+		w.walk(filepath.Join(abs, p), p)
+	}
+	return w.wait()
+}
+
+// restat records p and its ancestors. ok is false when p does not exist as a path
+// of the tree, including when an ancestor is no longer a real directory.
+func (ix *Index) restat(root, p string) (fileInfo, bool, error) {
+	parts := strings.Split(p[1:], "/")
+	img, host := "", root
+	var fi fileInfo
+	for i, name := range parts {
+		fd, err := unix.Open(host, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) || errors.Is(err, unix.ELOOP) {
+			return fi, false, nil
+		}
+		if err != nil {
+			return fi, false, &os.PathError{Op: "open", Path: host, Err: err}
+		}
+		var ok bool
+		fi, ok, err = statAt(fd, host, name, ix.cfg.mode)
+		unix.Close(fd)
+		if err != nil || !ok {
+			return fi, false, err
+		}
+		img, host = img+"/"+name, joinHost(host, name)
+		ix.files[img] = fi
+		if i < len(parts)-1 && !fi.isDir() {
+			return fi, false, nil
+		}
+	}
+	return fi, true, nil
+}
+
+func containsString(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}

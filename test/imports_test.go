@@ -1,0 +1,62 @@
+package test
+
+import (
+	"bufio"
+	"bytes"
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+const module = "github.com/kiln-build/kiln"
+
+// allowed lists, for each kiln package, the kiln packages it may import (DESIGN.md §2).
+// Leaf packages import none. A package missing here fails the test, so a new package
+// has to take a place in the table.
+var allowed = map[string][]string{
+	"snapshot":       nil,
+	"isolation":      nil,
+	"contexts":       nil,
+	"credentials":    nil,
+	"builder/copier": {"snapshot"},
+	"builder/output": {"credentials"},
+	"builder":        {"snapshot", "isolation", "contexts", "credentials", "builder/copier"},
+	"cmd/kiln":       {"*"},
+	"test":           {"*"},
+	"test/testworld": {"*"},
+}
+
+func TestImportDirection(t *testing.T) {
+	out, err := exec.Command("go", "list", "-f", "{{.ImportPath}} {{join .Imports \" \"}}", module+"/...").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		pkg := strings.TrimPrefix(strings.TrimPrefix(fields[0], module), "/")
+		rules, ok := allowed[pkg]
+		if !ok {
+			t.Errorf("package %q has no entry in the import-direction table", pkg)
+			continue
+		}
+		for _, imp := range fields[1:] {
+			if !strings.HasPrefix(imp, module+"/") {
+				continue
+			}
+			dep := strings.TrimPrefix(imp, module+"/")
+			if !permitted(rules, dep) {
+				t.Errorf("%s imports %s: not allowed (DESIGN.md §2)", pkg, dep)
+			}
+		}
+	}
+}
+
+func permitted(rules []string, dep string) bool {
+	for _, r := range rules {
+		if r == "*" || r == dep {
+			return true
+		}
+	}
+	return false
+}
