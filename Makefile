@@ -9,7 +9,7 @@ GOFMT_DIRS ?= .
 # staticcheck: from PATH, else where `go install` puts it (.ci/run installs a pinned one)
 STATICCHECK ?= $(shell command -v staticcheck 2>/dev/null || echo $$($(GO) env GOPATH)/bin/staticcheck)
 # the differential conformance harness and corpus (shared with the other builders)
-CONFORMANCE ?= /work/shared/conformance
+CONFORMANCE ?= $(abspath $(CURDIR)/../shared/conformance)
 CONFORMANCE_OUT ?= out/conformance
 
 # enter_world brings the test world up (scripts/world.sh; seconds when it is already up)

@@ -139,7 +139,7 @@ func TestWriteLayerDigests(t *testing.T) {
 			blob, err := os.ReadFile(l.Path())
 			mustDo(t, err)
 			digest, _ := l.Digest()
-			if want := sha256Hex(blob); digest.Hex != want || filepath.Base(l.Path()) != want {
+			if want := sha256Hex(blob); digest.Hex != want || filepath.Base(l.Path()) != "sha256-"+want {
 				t.Errorf("Digest() = %s, path %s; blob sha256 is %s", digest, l.Path(), want)
 			}
 			if size, _ := l.Size(); size != int64(len(blob)) {

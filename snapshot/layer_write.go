@@ -55,11 +55,11 @@ func WithLayerIgnore(ig *Ignore) LayerOption {
 	return func(lc *layerConfig) { lc.ignore = ig }
 }
 
-// WriteLayer writes a layer tar holding ch into a new blob file under dir, named by
-// the hex of its digest (so dir can be an OCI layout's blobs/sha256). It streams
-// tar -> compressor -> file and computes the digest and the diffID in the same pass;
-// a layer is never held whole in memory. Changed paths that no longer exist are
-// skipped, as are ignored paths.
+// WriteLayer writes a layer tar holding ch into a new blob file under dir, named
+// "sha256-<hex of its digest>" like the builder's pulled blobs, so equal blobs
+// share one file. It streams tar -> compressor -> file and computes the digest and
+// the diffID in the same pass; a layer is never held whole in memory. Changed paths
+// that no longer exist are skipped, as are ignored paths.
 func WriteLayer(ctx context.Context, root, dir string, ch *Changes, opts ...LayerOption) (*Layer, error) {
 	var cfg layerConfig
 	for _, o := range opts {
@@ -81,7 +81,7 @@ func WriteLayer(ctx context.Context, root, dir string, ch *Changes, opts ...Laye
 		os.Remove(tmp.Name())
 		return nil, err
 	}
-	l.path = filepath.Join(dir, l.digest.Hex)
+	l.path = filepath.Join(dir, l.digest.Algorithm+"-"+l.digest.Hex)
 	if err := os.Rename(tmp.Name(), l.path); err != nil {
 		os.Remove(tmp.Name())
 		return nil, fmt.Errorf("storing layer: %w", err)

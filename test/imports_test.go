@@ -24,6 +24,7 @@ var allowed = map[string][]string{
 	"cmd/kiln":       {"*"},
 	"test":           {"*"},
 	"test/testworld": {"*"},
+	"test/e2e":       {"*"},
 }
 
 func TestImportDirection(t *testing.T) {

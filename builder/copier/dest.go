@@ -218,5 +218,8 @@ func (c *copier) display(host string) string {
 
 // within reports whether host is root or lies below it.
 func within(root, host string) bool {
+	if root == string(filepath.Separator) { // an in-place build: everything is inside
+		return strings.HasPrefix(host, root)
+	}
 	return host == root || strings.HasPrefix(host, root+string(filepath.Separator))
 }

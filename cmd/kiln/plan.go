@@ -122,6 +122,18 @@ func planBuild(ctx context.Context, f *buildFlags, h host) (*buildPlan, error) {
 	}
 
 	stateDir := f.stateDir
+	if stateDir == "" && mode == isolation.InPlace {
+		// In place, "/" is the image: the state lives in kiln's own directory (kaniko's
+		// /kaniko), which the build never touches, rather than in the image's /tmp.
+		if dir, err := h.executable(); err == nil && ownDir(dir) != dir {
+			parent := filepath.Join(ownDir(dir), "state")
+			if err := os.MkdirAll(parent, 0o700); err == nil {
+				if stateDir, err = os.MkdirTemp(parent, "build-"); err == nil {
+					p.ownStateDir = true
+				}
+			}
+		}
+	}
 	if stateDir == "" {
 		if stateDir, err = h.mkdirTemp(); err != nil {
 			return nil, fmt.Errorf("creating a state directory: %w", err)
@@ -253,7 +265,8 @@ func ignoreSet(f *buildFlags, h host, mode isolation.Mode, stateDir string) (*sn
 	if mode != isolation.InPlace {
 		return snapshot.NewIgnore(f.ignorePaths...), nil
 	}
-	paths := []string{"/proc", "/sys", "/dev", stateDir}
+	// /busybox is the debug image's shell (kaniko's convention).
+	paths := []string{"/proc", "/sys", "/dev", "/busybox", stateDir}
 	mounts, err := h.mountPoints()
 	if err != nil {
 		return nil, fmt.Errorf("listing mount points: %w", err)

@@ -93,22 +93,30 @@ docker_setup() {
     NA_docker="dockerd does not answer"
     return
   fi
-  local ref id
+  docker_ensure_bases || NA_docker="docker pull failed: $(rel "$LOGS/docker-pull.log")"
+}
+
+# docker_ensure_bases: pulls (untimed) whichever base is missing from the engine, and
+# notes the bases' IDs. Called before every run too: other test suites on the machine may
+# remove the bases, and the classic builder would then pull inside the timing.
+docker_ensure_bases() {
+  local ref id ids=""
   for ref in $BASES; do
     if ! docker image inspect "$ref" >/dev/null 2>&1; then
-      # The pull is setup, not build time; the image stays, as after `world.sh up`.
-      log "docker: pre-pulling $ref (untimed)"
-      docker pull -q "$ref" >>"$LOGS/docker-pull.log" 2>&1 ||
-        { NA_docker="docker pull $ref failed: $(rel "$LOGS/docker-pull.log")"; return; }
+      # The image stays afterwards, as after `world.sh up`.
+      log "docker: pulling $ref (untimed)"
+      docker pull -q "$ref" >>"$LOGS/docker-pull.log" 2>&1 || return 1
     fi
-    id=$(docker image inspect -f '{{.Id}}' "$ref")
+    id=$(docker image inspect -f '{{.Id}}' "$ref") || return 1
     id=${id#sha256:}
-    DOCKER_BASE_IDS="$DOCKER_BASE_IDS ${id:0:12}"
+    ids="$ids ${id:0:12}"
   done
+  DOCKER_BASE_IDS=$ids
 }
 
 docker_run() {
   local ctx=$1 name=$2 logf=$3
+  docker_ensure_bases || true # a pull failure shows up as the build's own failure
   # Not -q: the classic builder's step output names every image it commits (" ---> ID"),
   # which is how docker_cleanup finds the earlier stages' images of a multi-stage build.
   # Printing a few lines costs nothing measurable.

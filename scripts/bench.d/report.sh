@@ -91,7 +91,7 @@ machine_facts() {
   echo "| docker | server $dv, classic builder, storage driver $dd |"
   echo "| buildah | ${bv:-not installed}, storage driver ${BUILDAH_DRIVER_USED:-none}, chroot isolation |"
   echo "| kiln | git $kc, $(go version 2>/dev/null | awk '{print $3}') |"
-  echo "| bench state dir | $STATE ($(df -T --output=fstype "$STATE" | tail -n 1)) |"
+  echo "| bench state dir | $STATE ($(df --output=fstype "$STATE" | tail -n 1)) |"
   echo "| load average (1/5/15 min) | start: $LOAD_START; end: $LOAD_END |"
 }
 

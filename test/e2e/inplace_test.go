@@ -1,0 +1,71 @@
+package e2e
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/kiln-build/kiln/test/testworld"
+)
+
+// TestInPlaceInUnprivilegedContainer builds kiln's own image with kiln (deploy/Dockerfile),
+// loads it into dockerd, and runs a build in --isolation=inplace inside an unprivileged
+// container (default capabilities, no --privileged), pushing to the test registry. The
+// pushed image must then run in docker.
+func TestInPlaceInUnprivilegedContainer(t *testing.T) {
+	testworld.RequireRoot(t)
+	reg := testworld.Registry(t)
+	docker := testworld.Docker(t)
+	kiln := testworld.KilnBinary(t)
+
+	// kiln's image, built by kiln.
+	imgCtx := t.TempDir()
+	copyFile(t, kiln, filepath.Join(imgCtx, "kiln"), 0o755)
+	copyFile(t, "/etc/ssl/certs/ca-certificates.crt", filepath.Join(imgCtx, "ca-certificates.crt"), 0o644)
+	dockerfile, err := filepath.Abs("../../deploy/Dockerfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tag := uniqueTag()
+	kilnImage := "kiln-e2e/kiln:" + tag
+	removeImage(t, docker, kilnImage)
+	tarPath := filepath.Join(t.TempDir(), "kiln.tar")
+	run(t, kiln, "build", "--isolation=chroot", "--context", imgCtx, "--dockerfile", dockerfile,
+		"--destination", kilnImage, "--no-push", "--tar-path", tarPath)
+	run(t, docker, "load", "-i", tarPath)
+
+	// A build inside it, in place.
+	ctx := writeContext(t, map[string]string{
+		"Dockerfile": `FROM ` + reg + `/busybox:1.35
+COPY app.sh /app/app.sh
+RUN chmod 0755 /app/app.sh && echo built-in-place > /app/marker && rm -rf /home
+ENTRYPOINT ["/app/app.sh"]
+`,
+		"app.sh": "#!/bin/sh\ncat /app/marker\ntest -d /home && echo home-present || echo home-gone\ntest -e /kiln && echo kiln-leaked || echo clean\n",
+	})
+	dest := reg + "/e2e/inplace:" + tag
+	removeImage(t, docker, dest)
+	out := run(t, docker, "run", "--rm", "--network", "host",
+		"-v", ctx+":/workspace:ro", kilnImage,
+		"--context", "dir:///workspace", "--destination", dest, "--insecure", "--insecure-pull")
+	if !strings.Contains(out, "inplace") && !strings.Contains(out, "in place") {
+		t.Logf("kiln output did not mention in-place isolation:\n%s", out)
+	}
+	run(t, docker, "pull", "-q", dest)
+	got := run(t, docker, "run", "--rm", "--network", "none", dest)
+	if want := "built-in-place\nhome-gone\nclean\n"; got != want {
+		t.Errorf("image built in place printed %q, want %q\nkiln output:\n%s", got, want, out)
+	}
+}
+
+func copyFile(t *testing.T, src, dst string, mode os.FileMode) {
+	t.Helper()
+	data, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dst, data, mode); err != nil {
+		t.Fatal(err)
+	}
+}
