@@ -65,9 +65,9 @@ func (p *puller) pull(ctx context.Context, refStr string, platform v1.Platform) 
 	if ok {
 		return st.clone(), st.id(), nil
 	}
-	ref, err := name.ParseReference(refStr, p.reg.NameOptions...)
+	ref, err := p.parseReference(refStr)
 	if err != nil {
-		return nil, v1.Hash{}, fmt.Errorf("invalid image reference %q: %w", refStr, err)
+		return nil, v1.Hash{}, err
 	}
 	var img v1.Image
 	attempts := p.reg.Retries + 1
@@ -100,6 +100,22 @@ func (p *puller) pull(ctx context.Context, refStr string, platform v1.Platform) 
 	p.images[key] = st
 	p.mu.Unlock()
 	return st.clone(), st.id(), nil
+}
+
+// parseReference parses an image reference, allowing plain HTTP where the registry
+// settings say so.
+func (p *puller) parseReference(s string) (name.Reference, error) {
+	ref, err := name.ParseReference(s, p.reg.NameOptions...)
+	if err != nil {
+		return nil, fmt.Errorf("invalid image reference %q: %w", s, err)
+	}
+	if p.reg.PlainHTTP != nil && p.reg.PlainHTTP(ref.Context().RegistryStr()) {
+		ref, err = name.ParseReference(s, append(p.reg.NameOptions, name.Insecure)...)
+		if err != nil {
+			return nil, fmt.Errorf("invalid image reference %q: %w", s, err)
+		}
+	}
+	return ref, nil
 }
 
 // fetchLayers downloads the layers concurrently (a few at a time) into the blob

@@ -63,7 +63,10 @@ type Registry struct {
 	Keychain authn.Keychain
 	// NameOptions parse references (e.g. name.Insecure for plain-HTTP registries).
 	NameOptions []name.Option
-	// Insecure lists registries reached over plain HTTP or with unverified TLS.
+	// PlainHTTP reports registries that may be reached over plain HTTP (--insecure-pull,
+	// --insecure-registry). Loopback registries always may, as in go-containerregistry.
+	PlainHTTP func(registry string) bool
+	// Insecure reports registries whose TLS certificates are not verified.
 	Insecure func(registry string) bool
 	// Retries is how many times a failed pull is retried (--image-download-retry).
 	Retries int

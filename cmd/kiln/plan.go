@@ -232,7 +232,9 @@ func pullRegistry(f *buildFlags) builder.Registry {
 		Retries: f.imageDownloadRetry,
 	}
 	if f.insecurePull || len(f.insecureRegistries) > 0 {
-		reg.NameOptions = []name.Option{name.Insecure}
+		reg.PlainHTTP = func(registry string) bool {
+			return f.insecurePull || slices.Contains(f.insecureRegistries, registry)
+		}
 	}
 	return reg
 }

@@ -298,7 +298,7 @@ func TestPlanBuildRegistry(t *testing.T) {
 	tests := []struct {
 		name        string
 		args        []string
-		wantNameOpt bool
+		plainHTTP   map[string]bool // registry -> pulls may use plain HTTP
 		skipTLS     map[string]bool // registry -> pull skips verification
 		pushSkipTLS map[string]bool // registry -> push skips verification
 		wantRetries int
@@ -311,13 +311,13 @@ func TestPlanBuildRegistry(t *testing.T) {
 		{
 			name:        "insecure pull",
 			args:        []string{"--insecure-pull", "--image-download-retry=3"},
-			wantNameOpt: true,
+			plainHTTP:   map[string]bool{"a.test": true, "b.test": true},
 			wantRetries: 3,
 		},
 		{
 			name:        "per-registry flags",
 			args:        []string{"--insecure-registry=a.test", "--skip-tls-verify-registry=b.test"},
-			wantNameOpt: true,
+			plainHTTP:   map[string]bool{"a.test": true, "b.test": false},
 			skipTLS:     map[string]bool{"a.test": false, "b.test": true},
 			pushSkipTLS: map[string]bool{"a.test": false, "b.test": true},
 		},
@@ -345,8 +345,13 @@ func TestPlanBuildRegistry(t *testing.T) {
 			if p.registry.Keychain == nil {
 				t.Error("no keychain")
 			}
-			if got := len(p.registry.NameOptions) > 0; got != tt.wantNameOpt {
-				t.Errorf("insecure name option = %v, want %v", got, tt.wantNameOpt)
+			for reg, want := range tt.plainHTTP {
+				if got := p.registry.PlainHTTP != nil && p.registry.PlainHTTP(reg); got != want {
+					t.Errorf("plain HTTP for %s = %v, want %v", reg, got, want)
+				}
+			}
+			if len(tt.plainHTTP) == 0 && p.registry.PlainHTTP != nil && p.registry.PlainHTTP("a.test") {
+				t.Error("plain HTTP allowed without --insecure-pull or --insecure-registry")
 			}
 			if p.registry.Retries != tt.wantRetries {
 				t.Errorf("retries = %d, want %d", p.registry.Retries, tt.wantRetries)
