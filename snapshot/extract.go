@@ -193,15 +193,13 @@ func (x *extractor) rootEntry(hdr *tar.Header) error {
 	if hdr.Typeflag != tar.TypeDir {
 		return fmt.Errorf("tar entry %q: only a directory may name the root", hdr.Name)
 	}
-	host, err := x.fs.dir(x.dest, true)
-	if err != nil {
+	// The destination keeps its own metadata, as Docker's untar does: the build root's
+	// directory is not part of any image, and ADD of an archive into /dir leaves /dir
+	// as ADD created it (root-owned), whatever the archive's "./" entry says.
+	if _, err := x.fs.dir(x.dest, true); err != nil {
 		return fmt.Errorf("tar entry %q: %w", hdr.Name, err)
 	}
-	if x.dest == "/" {
-		// The build root's own directory is not part of any image; leave it be.
-		return nil
-	}
-	return x.dirMetadata(hdr, x.dest, host)
+	return nil
 }
 
 // clear removes whatever exists at host so that a non-directory can be created.
