@@ -1,0 +1,135 @@
+package builder
+
+import (
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func sp(s string) *string { return &s }
+
+// TestBuildArgScoping follows Docker's ARG rules: build args override defaults, ARGs are
+// scoped to their stage, an ARG without value re-imports the global one, ENV shadows an
+// ARG of the same name, and proxy args need no ARG but stay out of history.
+func TestBuildArgScoping(t *testing.T) {
+	t.Parallel()
+	a := newBuildArgs(map[string]*string{"GIVEN": sp("cli"), "GLOBAL": sp("g-cli"), "HTTP_PROXY": sp("http://proxy"), "NOTUSED": sp("x")})
+	a.declareGlobal("GLOBAL", sp("g-default"))
+	a.declareGlobal("VERSION", sp("1.0"))
+	if d := cmp.Diff([]string{"GLOBAL=g-cli", "VERSION=1.0"}, a.globalEnv()); d != "" {
+		t.Errorf("global env (-want +got):\n%s", d)
+	}
+
+	a.resetStage()
+	a.declare("VERSION", nil) // re-imports the global value
+	a.declare("GIVEN", sp("default"))
+	a.declare("EMPTY", nil)
+	a.declare("SHADOWED", sp("arg"))
+	imageEnv := []string{"PATH=/bin", "SHADOWED=env"}
+	if d := cmp.Diff([]string{"VERSION=1.0", "GIVEN=cli"}, a.stageArgs(imageEnv, true)); d != "" {
+		t.Errorf("history args (-want +got):\n%s", d)
+	}
+	if d := cmp.Diff([]string{"VERSION=1.0", "GIVEN=cli", "HTTP_PROXY=http://proxy"}, a.stageArgs(imageEnv, false)); d != "" {
+		t.Errorf("RUN args (-want +got):\n%s", d)
+	}
+	env := a.expansionEnv(imageEnv)
+	for k, want := range map[string]string{"SHADOWED": "env", "GIVEN": "cli", "VERSION": "1.0", "PATH": "/bin"} {
+		if got, _ := env.Get(k); got != want {
+			t.Errorf("expansion of %s = %q, want %q", k, got, want)
+		}
+	}
+	if _, ok := env.Get("GLOBAL"); ok {
+		t.Error("a global ARG not redeclared in the stage is visible in it")
+	}
+
+	a.resetStage()
+	if got := a.stageArgs(nil, true); len(got) != 0 {
+		t.Errorf("a new stage starts with args %v", got)
+	}
+	if d := cmp.Diff([]string{"NOTUSED"}, a.unused()); d != "" {
+		t.Errorf("unused (-want +got):\n%s", d)
+	}
+}
+
+func TestParsePortSpec(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		in      string
+		want    []string
+		wantErr bool
+	}{
+		{in: "80", want: []string{"80/tcp"}},
+		{in: "53/UDP", want: []string{"53/udp"}},
+		{in: "8000-8002/sctp", want: []string{"8000/sctp", "8001/sctp", "8002/sctp"}},
+		{in: "127.0.0.1:8080:80", want: []string{"80/tcp"}},
+		{in: "80/http", wantErr: true},
+		{in: "99999", wantErr: true},
+		{in: "9-1", wantErr: true},
+	} {
+		got, err := parsePortSpec(tc.in)
+		if (err != nil) != tc.wantErr {
+			t.Errorf("%s: error %v, want error %v", tc.in, err, tc.wantErr)
+			continue
+		}
+		if d := cmp.Diff(tc.want, got); d != "" {
+			t.Errorf("%s (-want +got):\n%s", tc.in, d)
+		}
+	}
+}
+
+func TestResolveWorkdir(t *testing.T) {
+	t.Parallel()
+	for _, tc := range [][3]string{
+		{"", "app", "/app"},
+		{"/a", "b/../c", "/a/c"},
+		{"/a", "/x/", "/x"},
+		{"/a/b", "..", "/a"},
+	} {
+		if got := resolveWorkdir(tc[0], tc[1]); got != tc[2] {
+			t.Errorf("WORKDIR %q from %q = %q, want %q", tc[1], tc[0], got, tc[2])
+		}
+	}
+}
+
+func TestResolveUser(t *testing.T) {
+	t.Parallel()
+	root := t.TempDir()
+	writeFile(t, root, "etc/passwd", "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1001:app:/home/app:/bin/sh\n")
+	writeFile(t, root, "etc/group", "root:x:0:\napp:x:1001:\nwheel:x:10:app,root\ndocker:x:999:app\n")
+	for _, tc := range []struct {
+		spec    string
+		want    identity
+		wantErr string
+	}{
+		{spec: "", want: identity{UID: 0, GID: 0, Groups: []int{10}, Home: "/root"}},
+		{spec: "app", want: identity{UID: 1000, GID: 1001, Groups: []int{10, 999}, Home: "/home/app"}},
+		{spec: "1000", want: identity{UID: 1000, GID: 1001, Groups: []int{10, 999}, Home: "/home/app"}},
+		{spec: "4242", want: identity{UID: 4242, GID: 0, Home: "/"}},
+		{spec: "app:wheel", want: identity{UID: 1000, GID: 10, Home: "/home/app"}},
+		{spec: "4242:4343", want: identity{UID: 4242, GID: 4343, Home: "/"}},
+		{spec: "ghost", wantErr: "unable to find user ghost"},
+		{spec: "app:ghosts", wantErr: "unable to find group ghosts"},
+	} {
+		got, err := resolveUser(root, tc.spec)
+		if tc.wantErr != "" {
+			if err == nil || !contains(err.Error(), tc.wantErr) {
+				t.Errorf("USER %q: error %v, want %q", tc.spec, err, tc.wantErr)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("USER %q: %v", tc.spec, err)
+			continue
+		}
+		if d := cmp.Diff(tc.want, got); d != "" {
+			t.Errorf("USER %q (-want +got):\n%s", tc.spec, d)
+		}
+	}
+	id, err := resolveChown(root, "app:docker")
+	if err != nil || id.UID != 1000 || id.GID != 999 {
+		t.Errorf("--chown=app:docker = %+v, %v", id, err)
+	}
+	if id, err := resolveChown(root, "1234"); err != nil || id.UID != 1234 || id.GID != 1234 {
+		t.Errorf("--chown=1234 = %+v, %v", id, err)
+	}
+}
