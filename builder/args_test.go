@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 )
 
 func sp(s string) *string { return &s }
@@ -131,5 +132,22 @@ func TestResolveUser(t *testing.T) {
 	}
 	if id, err := resolveChown(root, "1234"); err != nil || id.UID != 1234 || id.GID != 1234 {
 		t.Errorf("--chown=1234 = %+v, %v", id, err)
+	}
+}
+
+// Docker's classic builder reads `["a"] # comment` as exec form (kaniko/cmd in the corpus).
+func TestLenientJSON(t *testing.T) {
+	t.Parallel()
+	df, err := parseDockerfile(&Request{Dockerfile: []byte("FROM scratch\nENTRYPOINT [\"myentrypoint\"] # clears CMD\nCMD [\"a\", \"b\"]\nRUN echo [x]\n")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmds := df.stages[0].Commands
+	ep := cmds[0].(*instructions.EntrypointCommand)
+	if ep.PrependShell || !cmp.Equal(ep.CmdLine, []string{"myentrypoint"}) {
+		t.Errorf("ENTRYPOINT = %q (shell %v), want exec form [myentrypoint]", ep.CmdLine, ep.PrependShell)
+	}
+	if run := cmds[2].(*instructions.RunCommand); !run.PrependShell {
+		t.Errorf("RUN echo [x] lost its shell form: %q", run.CmdLine)
 	}
 }

@@ -2,6 +2,7 @@ package builder
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
@@ -35,6 +36,7 @@ func parseDockerfile(req *Request) (*dockerfile, error) {
 	if err != nil {
 		return nil, locate(name, err)
 	}
+	lenientJSON(res.AST)
 	stages, metaArgs, err := instructions.Parse(res.AST, nil)
 	if err != nil {
 		return nil, locate(name, err)
@@ -63,6 +65,55 @@ func parseDockerfile(req *Request) (*dockerfile, error) {
 		}
 	}
 	return df, nil
+}
+
+// lenientJSON gives RUN, CMD, ENTRYPOINT and SHELL arguments such as
+// `["a", "b"] # comment` the exec form, as Docker's classic builder does: its parser
+// decoded the first JSON value and ignored what followed, where today's parser rejects
+// the whole line as JSON and falls back to the shell form.
+func lenientJSON(ast *parser.Node) {
+	for _, n := range ast.Children {
+		switch strings.ToLower(n.Value) {
+		case "run", "cmd", "entrypoint", "shell":
+		default:
+			continue
+		}
+		if n.Attributes["json"] || len(n.Flags) > 0 || len(n.Heredocs) > 0 || n.Next == nil || n.Next.Next != nil {
+			continue
+		}
+		rest := strings.TrimSpace(n.Next.Value)
+		if !strings.HasPrefix(rest, "[") {
+			continue
+		}
+		var words []any
+		if err := json.NewDecoder(strings.NewReader(rest)).Decode(&words); err != nil {
+			continue
+		}
+		var head, prev *parser.Node
+		ok := true
+		for _, w := range words {
+			s, isString := w.(string)
+			if !isString {
+				ok = false
+				break
+			}
+			node := &parser.Node{Value: s}
+			if prev == nil {
+				head = node
+			} else {
+				prev.Next = node
+			}
+			prev = node
+		}
+		if !ok {
+			continue
+		}
+		n.Next = head
+		if n.Attributes == nil {
+			n.Attributes = map[string]bool{}
+		}
+		n.Attributes["json"] = true
+	}
 }
 
 // locate turns a parser error carrying a source location into an InstructionError.

@@ -122,9 +122,13 @@ func sameInode(o, n *fileInfo) bool {
 	return o.ino == n.ino && o.dev == n.dev && o.btime == n.btime
 }
 
-// dirChanged compares two directories that are the same inode.
+// dirChanged compares two directories that are the same inode. Their ctime and link
+// count are not compared: the RUN executor creates and removes mount points and puts
+// the parent's mtime back, which it cannot do for ctime. An mtime change does count,
+// as it does for Docker (a directory whose entries changed is copied up by overlayfs
+// and lands in the layer even when nothing below it remains changed).
 func dirChanged(o, n *fileInfo) bool {
-	return o.mode != n.mode || o.uid != n.uid || o.gid != n.gid || o.caps != n.caps
+	return o.mode != n.mode || o.uid != n.uid || o.gid != n.gid || o.caps != n.caps || o.mtime != n.mtime
 }
 
 // fileChanged compares two non-directories of the same type under mode m.

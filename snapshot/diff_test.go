@@ -31,6 +31,10 @@ func TestDiff(t *testing.T) {
 		ignore *Ignore
 		mutate func(t *testing.T, root string)
 		want   Changes
+		// dirTimes keeps the directory mtimes the mutation left. Other cases put them
+		// back, as the RUN executor does for the mount points it creates, so that each
+		// case shows one rule.
+		dirTimes bool
 	}{{
 		name:   "nothing",
 		mutate: func(*testing.T, string) {},
@@ -42,6 +46,15 @@ func TestDiff(t *testing.T) {
 			mustDo(t, os.Mkdir(filepath.Join(root, "proc"), 0o555))
 			mustDo(t, os.Remove(filepath.Join(root, "proc")))
 		},
+	}, {
+		name:     "a directory whose entries changed is changed, like overlayfs copy-up",
+		dirTimes: true,
+		mutate: func(t *testing.T, root string) {
+			writeFiles(t, root, map[string]string{"/etc/tmp": "t"})
+			mustDo(t, os.Remove(filepath.Join(root, "etc/tmp")))
+			mustDo(t, os.Chtimes(filepath.Join(root, "usr"), time.Unix(0, 0), time.Unix(0, 0)))
+		},
+		want: Changes{Changed: []string{"/etc", "/usr"}},
 	}, {
 		name: "new file",
 		mutate: func(t *testing.T, root string) {
@@ -157,10 +170,14 @@ func TestDiff(t *testing.T) {
 			root := t.TempDir()
 			writeFiles(t, root, baseFiles)
 			mustDo(t, os.Chtimes(filepath.Join(root, "etc/conf"), old, old))
+			setDirTimes(t, root, old)
 			ctx := context.Background()
 			ix, err := Scan(ctx, root, WithMode(tt.mode), WithScanIgnore(tt.ignore))
 			mustDo(t, err)
 			tt.mutate(t, root)
+			if !tt.dirTimes {
+				setDirTimes(t, root, old)
+			}
 			got, next, err := ix.Diff(ctx, root)
 			mustDo(t, err)
 			if diff := cmp.Diff(&tt.want, got, cmpopts.EquateEmpty()); diff != "" {
@@ -217,4 +234,15 @@ func TestScanSkipsSockets(t *testing.T) {
 	if !ch.Empty() {
 		t.Errorf("a new socket was reported: %+v", ch)
 	}
+}
+
+// setDirTimes sets the mtime of every directory under root (root included) to at.
+func setDirTimes(t *testing.T, root string, at time.Time) {
+	t.Helper()
+	mustDo(t, filepath.Walk(root, func(p string, fi os.FileInfo, err error) error {
+		if err != nil || !fi.IsDir() {
+			return err
+		}
+		return os.Chtimes(p, at, at)
+	}))
 }

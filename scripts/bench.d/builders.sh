@@ -6,7 +6,9 @@
 #
 # Every builder has the same five functions, called by name:
 #   <b>_setup             get ready (build, probe, pre-pull); on failure set NA_<b> to a reason
-#   <b>_run CTX NAME LOG  one timed build; sets TIMED_SECS, TIMED_RC, TIMED_RSS (KiB or "")
+#   <b>_run CTX NAME LOG  one timed build; sets TIMED_SECS, TIMED_RC, TIMED_RSS (KiB or ""),
+#                         and TIMED_RETRY to a reason when something outside the builder
+#                         spoiled the measurement (the run is then repeated)
 #   <b>_cleanup NAME LOG  remove what that one build left (images, state); untimed
 #   <b>_teardown          remove everything <b>_setup made
 #   <b>_command           the command template, for the report
@@ -100,7 +102,11 @@ docker_setup() {
 # notes the bases' IDs. Called before every run too: other test suites on the machine may
 # remove the bases, and the classic builder would then pull inside the timing.
 docker_ensure_bases() {
-  local ref id ids=""
+  local ref id ids="" i
+  for i in $(seq 1 60); do # dockerd may be restarting under another test suite
+    timeout 15 docker version --format '{{.Server.Version}}' >/dev/null 2>&1 && break
+    sleep 1
+  done
   for ref in $BASES; do
     if ! docker image inspect "$ref" >/dev/null 2>&1; then
       # The image stays afterwards, as after `world.sh up`.
@@ -124,6 +130,12 @@ docker_run() {
   # it does under kiln's and buildah's chroot isolation, and needs no docker0 bridge.
   timed "$logf" "" env DOCKER_BUILDKIT=0 docker build --no-cache \
     --network "$DOCKER_NETWORK" -t "bench-$name" "$ctx"
+  # Other suites on a shared machine remove images and restart dockerd.
+  if grep -q 'Pulling from' "$logf"; then
+    TIMED_RETRY="the base was removed from dockerd meanwhile and the build pulled it"
+  elif [ "$TIMED_RC" != 0 ] && grep -q 'Cannot connect to the Docker daemon' "$logf"; then
+    TIMED_RETRY="dockerd did not answer"
+  fi
 }
 
 docker_cleanup() {

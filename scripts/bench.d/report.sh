@@ -19,6 +19,13 @@ stat_of() {
     }'
 }
 
+# range_of CASE BUILDER: " [min–max]" of the ok runs' seconds when there are two or more.
+range_of() {
+  awk -F'\t' -v c="$1" -v b="$2" '$1 == c && $2 == b && $4 == "ok" {print $5}' "$TSV" |
+    sort -g |
+    awk 'NR == 1 {lo = $1} {hi = $1} END {if (NR > 1) printf " [%.2f–%.2f]\n", lo, hi}'
+}
+
 # count_of CASE BUILDER STATUS: how many runs ended with STATUS.
 count_of() {
   awk -F'\t' -v c="$1" -v b="$2" -v s="$3" '$1 == c && $2 == b && $4 == s {n++} END {print n + 0}' "$TSV"
@@ -42,9 +49,9 @@ cell() {
   if [ -z "$med" ]; then
     echo "fail ($(first_log "$c" "$b" fail))"
   elif [ "$fail" -gt 0 ]; then
-    printf '%.2f s (%d of %d failed: %s)\n' "$med" "$fail" $((ok + fail)) "$(first_log "$c" "$b" fail)"
+    printf '%.2f s%s (%d of %d failed: %s)\n' "$med" "$(range_of "$c" "$b")" "$fail" $((ok + fail)) "$(first_log "$c" "$b" fail)"
   else
-    printf '%.2f s\n' "$med"
+    printf '%.2f s%s\n' "$med" "$(range_of "$c" "$b")"
   fi
 }
 
@@ -90,7 +97,11 @@ machine_facts() {
   echo "| OS | $os |"
   echo "| docker | server $dv, classic builder, storage driver $dd |"
   echo "| buildah | ${bv:-not installed}, storage driver ${BUILDAH_DRIVER_USED:-none}, chroot isolation |"
-  echo "| kiln | git $kc, $(go version 2>/dev/null | awk '{print $3}') |"
+  if [ -n "${KILN_BIN:-}" ]; then
+    echo "| kiln | KILN_BIN=$KILN_BIN (work tree at git $kc) |"
+  else
+    echo "| kiln | git $kc, built by \`go build -trimpath -ldflags='-s -w'\` (as \`make build\`) with $(go version 2>/dev/null | awk '{print $3}') |"
+  fi
   echo "| bench state dir | $STATE ($(df --output=fstype "$STATE" | tail -n 1)) |"
   echo "| load average (1/5/15 min) | start: $LOAD_START; end: $LOAD_END |"
 }
@@ -107,14 +118,21 @@ results_table() {
   done
 }
 
+buildah_driver_note() {
+  case ${BENCH_BUILDAH_DRIVER:-auto} in
+    auto) echo "${BUILDAH_NOTE}The storage driver is overlay when it works here, else vfs." ;;
+    *) echo "${BUILDAH_NOTE}The storage driver was chosen by BENCH_BUILDAH_DRIVER." ;;
+  esac
+}
+
 render_report() {
   cat <<EOF
 # Performance: kiln vs Docker's classic builder vs buildah
 
 Written by \`scripts/bench\` (\`make bench\`); rerun it to refresh this page. Each cell is
 the **median wall-clock time of $RUNS run(s)** of the same build on the same machine, one
-builder after the other (the order rotates from run to run). Ratios below 1× mean kiln is
-faster. Cases run: $CASES.
+builder after the other (the order rotates from run to run), with [fastest–slowest] when
+there are several. Ratios (of medians) below 1× mean kiln is faster. Cases run: $CASES.
 
 ## Results
 
@@ -129,8 +147,9 @@ $(machine_facts)
 - **kiln** is measured **cold**: every run gets a fresh, empty \`--state-dir\`, so kiln pulls
   its base image from the local registry ($REGISTRY, loopback) and extracts it on every
   run, inside the timing. That is the only mode kiln has until it keeps a base-image cache.
-  kiln's time also includes writing the image as a docker-archive tarball (\`--tar-path\`);
-  Docker and buildah only commit into their local stores.
+  kiln's time also includes writing the image as a docker-archive tarball with
+  gzip-compressed layers (\`--tar-path\`); Docker and buildah only commit into their local
+  stores, uncompressed.
 - **Docker** and **buildah** had their base images pulled once before any timing; their
   times hold no pull. Docker's time includes the CLI sending the context to dockerd.
 - Docker builds with \`--network $DOCKER_NETWORK\`: with \`host\`, RUN shares the host's
@@ -138,7 +157,7 @@ $(machine_facts)
   bridge (set BENCH_DOCKER_NETWORK=default to measure the bridge's veth setup too).
 - buildah runs with \`--pull=false\` (use the local base, as \`docker build\` without
   \`--pull\` does) and a private store under the bench state dir.
-  ${BUILDAH_NOTE:-Storage driver overlay was tried first and vfs kept as the fallback.}
+  $(buildah_driver_note)
 - Peak RSS is \`/usr/bin/time -f %M\` of the builder's command: the peak of the largest
   single process in its tree. Docker has no column: the work happens in dockerd, which the
   client's RSS does not show.
