@@ -79,19 +79,9 @@ func (s *stage) copyFiles(ctx context.Context, src copier.Source, sources []stri
 		req.Chown = &copier.Owner{UID: id.UID, GID: id.GID}
 	}
 	if chmod != "" {
-		m, err := strconv.ParseUint(chmod, 8, 32)
-		if err != nil || m > 0o7777 {
-			return fmt.Errorf("invalid --chmod value %q: want an octal mode such as 0755", chmod)
-		}
-		mode := os.FileMode(m & 0o777)
-		if m&0o4000 != 0 {
-			mode |= os.ModeSetuid
-		}
-		if m&0o2000 != 0 {
-			mode |= os.ModeSetgid
-		}
-		if m&0o1000 != 0 {
-			mode |= os.ModeSticky
+		mode, err := copier.ParseChmod(chmod)
+		if err != nil {
+			return err
 		}
 		req.Chmod = &mode
 	}

@@ -117,19 +117,6 @@ func mkParent(t *testing.T, p string) {
 	}
 }
 
-func fromUnixMode(m uint32) os.FileMode {
-	mode := os.FileMode(m & 0o777)
-	if m&0o4000 != 0 {
-		mode |= os.ModeSetuid
-	}
-	if m&0o2000 != 0 {
-		mode |= os.ModeSetgid
-	}
-	if m&0o1000 != 0 {
-		mode |= os.ModeSticky
-	}
-	return mode
-}
 
 // listOpts says which attributes a listing shows.
 type listOpts struct {
