@@ -117,7 +117,6 @@ func mkParent(t *testing.T, p string) {
 	}
 }
 
-
 // listOpts says which attributes a listing shows.
 type listOpts struct {
 	owners bool // uid:gid
