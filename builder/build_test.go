@@ -119,6 +119,8 @@ type buildCase struct {
 	args       map[string]*string
 	target     string
 	labels     map[string]string
+	single     bool // --single-snapshot
+	repro      bool // --reproducible
 }
 
 func (w *world) build(t *testing.T, c buildCase) (*builder.Result, []builder.Event, error) {
@@ -138,11 +140,13 @@ func (w *world) build(t *testing.T, c buildCase) (*builder.Result, []builder.Eve
 	df := strings.ReplaceAll(c.dockerfile, "BUSYBOX", w.busybox)
 	var events []builder.Event
 	res, err := builder.Build(context.Background(), &builder.Request{
-		Dockerfile: []byte(df),
-		Context:    bctx,
-		BuildArgs:  c.args,
-		Target:     c.target,
-		Labels:     c.labels,
+		Dockerfile:     []byte(df),
+		Context:        bctx,
+		BuildArgs:      c.args,
+		Target:         c.target,
+		Labels:         c.labels,
+		SingleSnapshot: c.single,
+		Reproducible:   c.repro,
 	},
 		builder.WithWorkspace(builder.Workspace{Isolation: isolation.Chroot, StateDir: t.TempDir()}),
 		builder.WithEvents(func(e builder.Event) { events = append(events, e) }),
@@ -457,5 +461,32 @@ func TestFailures(t *testing.T) {
 				t.Errorf("error %q does not carry exit code %d", err, tc.code)
 			}
 		})
+	}
+}
+
+func TestSingleSnapshotAndReproducible(t *testing.T) {
+	w := newWorld(t)
+	c := buildCase{
+		dockerfile: "FROM BUSYBOX\nRUN echo one > /one\nCOPY a /a\nWORKDIR /w\nRUN rm /var/lib/base.txt\n",
+		files:      map[string]string{"a": "A"},
+		single:     true,
+		repro:      true,
+	}
+	img, _ := mustBuild(t, w, c)
+	if n := layerCount(t, img); n != 2 {
+		t.Errorf("single snapshot: %d layers, want the base's and one more", n)
+	}
+	wantFiles(t, files(t, img), map[string]string{"/one": "f 0644 0:0 one\n", "/a": "f 0644 0:0 A", "/w": "d 0755 0:0", "/var/lib/base.txt": ""})
+
+	// Reproducible: the same build twice gives the same image, byte for byte.
+	again, _ := mustBuild(t, w, c)
+	d1, _ := img.Digest()
+	d2, _ := again.Digest()
+	if d1 != d2 {
+		t.Errorf("reproducible builds differ: %s vs %s", d1, d2)
+	}
+	cf, _ := img.ConfigFile()
+	if !cf.Created.Time.Equal(time.Unix(0, 0)) {
+		t.Errorf("reproducible image created at %v, want the epoch", cf.Created.Time)
 	}
 }
