@@ -48,9 +48,9 @@ conformance: build
 	  -candidate '$(CURDIR)/$(BIN) build --isolation=chroot --context dir://{context} --dockerfile {dockerfile} {buildargs} {target} {labels} --destination {tag} --no-push --tar-path {out} --insecure --insecure-pull' \
 	  $(CONFORMANCE)/corpus
 
+# bench: kiln vs Docker's classic builder vs buildah on the same cases in one run; writes
+# docs/performance.md (BENCH_CASES, BENCH_RUNS select; see scripts/bench).
 bench:
-	@test -x scripts/bench || { echo "make bench: scripts/bench does not exist yet (or is not executable)" >&2; exit 1; }
-	$(MAKE) build
 	scripts/bench
 
 lint:

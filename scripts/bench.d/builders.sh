@@ -31,7 +31,7 @@ kiln_setup() {
     fi
     # Same flags as `make build`, but into the run dir: bin/kiln belongs to whoever last ran
     # make, and may change under a running benchmark.
-    KILN=$RUNDIR/bin/kiln
+    KILN=$SCRATCH/bin/kiln
     log "kiln: go build ./cmd/kiln -> $KILN"
     if ! (cd "$ROOT" && CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o "$KILN" ./cmd/kiln) \
       >"$LOGS/kiln-go-build.log" 2>&1; then
