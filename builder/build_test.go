@@ -490,3 +490,32 @@ func TestSingleSnapshotAndReproducible(t *testing.T) {
 		t.Errorf("reproducible image created at %v, want the epoch", cf.Created.Time)
 	}
 }
+
+// VOLUME as the classic builder runs it: mount points appear at the next RUN, and what
+// a RUN writes below a volume never reaches the image; COPY into a volume does.
+func TestVolumes(t *testing.T) {
+	w := newWorld(t)
+	img, _ := mustBuild(t, w, buildCase{
+		dockerfile: `FROM BUSYBOX
+VOLUME /data
+RUN echo lost > /data/file && mkdir /kept
+COPY a /data/copied
+VOLUME /late
+RUN echo lost > /data/other
+`,
+		files: map[string]string{"a": "A"},
+	})
+	wantFiles(t, files(t, img), map[string]string{
+		"/data":        "d 0755 0:0",
+		"/data/file":   "",
+		"/kept":        "d 0755 0:0",
+		"/data/copied": "f 0644 0:0 A",
+		"/late":        "d 0755 0:0",
+		"/data/other":  "",
+	})
+	// base, RUN (mount point /data and /kept), COPY, RUN (mount point /late): the last
+	// RUN's write into the existing volume /data adds nothing of its own.
+	if n := layerCount(t, img); n != 4 {
+		t.Errorf("layers = %d, want 4", n)
+	}
+}

@@ -40,6 +40,10 @@ func (s *stage) run(ctx context.Context, c *instructions.RunCommand) error {
 	if _, err := s.mkdirAll(workdir, nil); err != nil {
 		return err
 	}
+	existingVolumes, err := s.createVolumeMountPoints()
+	if err != nil {
+		return err
+	}
 
 	buildArgs := s.b.args.stageArgs(cfg.Env, false)
 	env := runEnv(cfg.Env, buildArgs, user.Home)
@@ -71,7 +75,7 @@ func (s *stage) run(ctx context.Context, c *instructions.RunCommand) error {
 	if s.b.req.SingleSnapshot {
 		return s.commit(history)
 	}
-	return s.snapshot(ctx, history)
+	return s.snapshot(ctx, history, existingVolumes)
 }
 
 // RunError is a RUN whose command failed. Its exit code is the build's exit code.
@@ -89,12 +93,14 @@ func (e *RunError) Unwrap() error { return e.Err }
 
 // snapshot diffs the root against the last record and, when something changed,
 // writes a layer; either way the instruction is recorded in the history.
-func (s *stage) snapshot(ctx context.Context, history string) error {
+// existingVolumes are the volume directories that existed before a RUN (see volumes.go).
+func (s *stage) snapshot(ctx context.Context, history string, existingVolumes []string) error {
 	ch, files, err := s.files.Diff(ctx, s.root)
 	if err != nil {
 		return fmt.Errorf("finding changes: %w", err)
 	}
 	s.files = files
+	ch = withoutVolumeContents(ch, s.volumePaths(), existingVolumes)
 	if ch.Empty() {
 		s.state.addHistory(history, s.b.created)
 		return nil

@@ -70,7 +70,7 @@ func (b *build) buildStage(ctx context.Context, i int) (*stageResult, error) {
 		b.emit(StepDone{Step: s.step, ImageID: s.state.id()})
 	}
 	if b.req.SingleSnapshot {
-		if err := s.snapshot(ctx, "/bin/sh -c #(nop) single snapshot"); err != nil {
+		if err := s.snapshot(ctx, "/bin/sh -c #(nop) single snapshot", nil); err != nil {
 			return nil, b.instructionError(def.Location, def.SourceCode, err)
 		}
 	}
