@@ -46,7 +46,8 @@ conformance: build
 	@$(enter_world) && mkdir -p $(CONFORMANCE_OUT) && set -x && \
 	$(CONFORMANCE)/diffbuild -skip-network -out $(CONFORMANCE_OUT) \
 	  -candidate '$(CURDIR)/$(BIN) build --isolation=chroot --context dir://{context} --dockerfile {dockerfile} {buildargs} {target} {labels} --destination {tag} --no-push --tar-path {out} --insecure --insecure-pull' \
-	  $(CONFORMANCE)/corpus
+	  $(CONFORMANCE)/corpus; status=$$?; \
+	scripts/conformance-report.sh $(CONFORMANCE_OUT)/summary.tsv > docs/conformance.md; exit $$status
 
 # bench: kiln vs Docker's classic builder vs buildah on the same cases in one run; writes
 # docs/performance.md (BENCH_CASES, BENCH_RUNS select; see scripts/bench).

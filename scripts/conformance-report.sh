@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# conformance-report.sh SUMMARY.tsv [NOTES.tsv] — turn diffbuild's summary.tsv into the
+# Markdown table of docs/conformance.md. NOTES.tsv (case<TAB>reason) explains the cases
+# that do not pass; it lives in docs/conformance-notes.tsv.
+set -euo pipefail
+summary=$1
+notes=${2:-docs/conformance-notes.tsv}
+[ -f "$notes" ] || notes=/dev/null
+
+total=$(($(wc -l < "$summary") - 1))
+echo "# Conformance: kiln against Docker's classic builder"
+echo
+echo "Written by \`make conformance\` ($(date -u +%Y-%m-%d)): \`../shared/conformance/diffbuild\` builds every"
+echo "case of the shared corpus with Docker's classic builder (the oracle, dockerd"
+echo "$(docker version -f '{{.Server.Version}}' 2>/dev/null || echo '?')) and with \`kiln build --isolation=chroot\`, and compares the flattened"
+echo "filesystems and image configs (rules in the harness README). Cases that need the Debian"
+echo "mirror inside RUN are skipped by \`-skip-network\`."
+echo
+echo "## Totals ($total cases run)"
+echo
+echo "| status | cases | meaning |"
+echo "|---|---|---|"
+awk -F'\t' 'NR>1 {n[$2]++} END {
+  m["PASS"]="kiln and Docker built the same image";
+  m["BOTH-FAIL"]="both rejected the Dockerfile (expected failures, or bases lacking tools)";
+  m["ORACLE-FAIL"]="Docker failed and kiln built it (BuildKit-only syntax kiln supports)";
+  m["DIFF"]="both built, images differ";
+  m["CAND-FAIL"]="Docker built it, kiln failed";
+  m["ERROR"]="harness error";
+  split("PASS BOTH-FAIL ORACLE-FAIL DIFF CAND-FAIL ERROR", order, " ");
+  for (i = 1; i <= 6; i++) if (n[order[i]] > 0) printf "| %s | %d | %s |\n", order[i], n[order[i]], m[order[i]];
+}' "$summary"
+echo
+echo "## Every case that did not pass"
+echo
+echo "| case | status | what differs | why |"
+echo "|---|---|---|---|"
+awk -F'\t' -v notes="$notes" '
+  BEGIN { while ((getline line < notes) > 0) { split(line, f, "\t"); why[f[1]] = f[2] } }
+  NR>1 && $2 != "PASS" {
+    d = $6; gsub(/\|/, "/", d); gsub(/\033\[[0-9;]*m/, "", d); gsub(/\[[0-9;]*m/, "", d);
+    if (length(d) > 160) d = substr(d, 1, 157) "...";
+    r = ($1 in why) ? why[$1] : "";
+    printf "| %s | %s | %s | %s |\n", $1, $2, d, r
+  }' "$summary"
+echo
+echo "## Passing cases"
+echo
+awk -F'\t' 'NR>1 && $2 == "PASS" {printf "%s%s", sep, "`" $1 "`"; sep=", "} END {print ""}' "$summary"

@@ -1,0 +1,112 @@
+// Package conformance runs the shared differential harness (../shared/conformance/diffbuild)
+// with kiln as the candidate: each corpus case is built by Docker's classic builder and by
+// kiln, and the flattened filesystems and configs must match.
+package conformance
+
+import (
+	"bufio"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/kiln-build/kiln/test/testworld"
+)
+
+// quickCases is the subset `make test` runs: one or two cases per feature family
+// (ARG, COPY rules, ADD of archives and URLs, whiteouts, multi-stage, ONBUILD, USER,
+// VOLUME, WORKDIR, parser oddities). KILN_TEST_E2E=1 runs the whole corpus.
+const quickCases = `^(kaniko/(add|arg_multi|cmd|copy|copy_symlink|meta_arg|multistage|onbuild|user_run|volume_2|workdir)` +
+	`|moby/(add_tar|add_preserves_special_bits|env_replacement_addcopy|follow_symlink_to_dir|multistage_copy_copy_to_newdir_nested|onbuild_cmd_entrypoint_json|opaque_directory|preserve_ownership_copy_from|symlink_breakout|users_and_groups|volumes_retain_contents)` +
+	`|buildkit/(copy_wildcards|copy_chown|parser_escapes|expose_expansion))$`
+
+func TestConformance(t *testing.T) {
+	testworld.RequireRoot(t)
+	testworld.Registry(t)
+	testworld.Docker(t)
+	harness, err := filepath.Abs("../../../shared/conformance")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(harness, "diffbuild")); err != nil {
+		t.Skipf("no conformance harness beside the repository (%v)", err)
+	}
+	kiln := testworld.KilnBinary(t)
+	filter := quickCases
+	if os.Getenv(testworld.EnvE2E) == "1" {
+		filter = ""
+	}
+	if f := os.Getenv("KILN_CONFORMANCE_FILTER"); f != "" {
+		filter = f
+	}
+	out := t.TempDir()
+	args := []string{"-skip-network", "-out", out, "-candidate",
+		kiln + " build --isolation=chroot --context dir://{context} --dockerfile {dockerfile} {buildargs} {target} {labels} --destination {tag} --no-push --tar-path {out} --insecure --insecure-pull"}
+	if filter != "" {
+		args = append(args, "-filter", filter)
+	}
+	args = append(args, filepath.Join(harness, "corpus"))
+	cmd := exec.Command(filepath.Join(harness, "diffbuild"), args...)
+	logs, _ := cmd.CombinedOutput() // the exit code is the worst status; judged below
+	known := knownDifferences(t)
+	rows := readSummary(t, filepath.Join(out, "summary.tsv"), logs)
+	if len(rows) == 0 {
+		t.Fatalf("diffbuild ran no case:\n%s", logs)
+	}
+	for _, r := range rows {
+		switch r.status {
+		case "PASS", "BOTH-FAIL", "ORACLE-FAIL":
+			continue
+		}
+		if reason, ok := known[r.name]; ok {
+			t.Logf("%s: %s (known: %s)", r.name, r.status, reason)
+			continue
+		}
+		t.Errorf("%s: %s: %s", r.name, r.status, r.detail)
+	}
+}
+
+type row struct{ name, status, detail string }
+
+func readSummary(t *testing.T, path string, logs []byte) []row {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatalf("diffbuild wrote no summary (%v):\n%s", err, logs)
+	}
+	defer f.Close()
+	var rows []row
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for first := true; sc.Scan(); first = false {
+		fields := strings.Split(sc.Text(), "\t")
+		if first || len(fields) < 2 {
+			continue
+		}
+		r := row{name: fields[0], status: fields[1]}
+		if len(fields) > 5 {
+			r.detail = fields[5]
+		}
+		rows = append(rows, r)
+	}
+	return rows
+}
+
+// knownDifferences reads docs/conformance-notes.tsv: case, reason. Only cases whose
+// reason starts with "known:" are accepted as differences; the others are notes.
+func knownDifferences(t *testing.T) map[string]string {
+	t.Helper()
+	data, err := os.ReadFile("../../docs/conformance-notes.tsv")
+	if err != nil {
+		return nil
+	}
+	out := map[string]string{}
+	for _, line := range strings.Split(string(data), "\n") {
+		name, reason, ok := strings.Cut(line, "\t")
+		if ok && strings.HasPrefix(reason, "known:") {
+			out[name] = reason
+		}
+	}
+	return out
+}
