@@ -519,3 +519,24 @@ RUN echo lost > /data/other
 		t.Errorf("layers = %d, want 4", n)
 	}
 }
+
+// HEALTHCHECK fields left at zero keep the previous healthcheck's, as with the classic
+// builder; RUN sees $HOSTNAME as a 12-character container ID.
+func TestHealthcheckInheritsAndHostname(t *testing.T) {
+	w := newWorld(t)
+	img, _ := mustBuild(t, w, buildCase{dockerfile: `FROM BUSYBOX AS parent
+HEALTHCHECK --interval=5s --retries=3 CMD true
+FROM parent
+HEALTHCHECK NONE
+RUN printf %s "$HOSTNAME" > /hostname && hostname > /uts
+`})
+	hc := config(t, img).Healthcheck
+	if hc == nil || len(hc.Test) != 1 || hc.Test[0] != "NONE" || hc.Interval != 5*time.Second || hc.Retries != 3 {
+		t.Errorf("healthcheck = %+v, want NONE with the parent's 5s interval and 3 retries", hc)
+	}
+	fs := files(t, img)
+	host := strings.TrimPrefix(fs["/hostname"], "f 0644 0:0 ")
+	if len(host) != 12 || fs["/uts"] != "f 0644 0:0 "+host+"\n" {
+		t.Errorf("HOSTNAME %q, hostname %q: want the same 12-character ID", host, fs["/uts"])
+	}
+}

@@ -192,15 +192,34 @@ func parsePortSpec(spec string) ([]string, error) {
 	return out, nil
 }
 
+// healthcheck sets HEALTHCHECK. Durations and retries left at zero keep the values of
+// the healthcheck before it: Docker's classic builder creates a container for every step,
+// and the daemon fills a config's zero healthcheck fields from its image's (a quirk the
+// corpus shows with HEALTHCHECK NONE keeping the parent's interval).
 func (s *stage) healthcheck(c *instructions.HealthCheckCommand) error {
 	h := c.Health
-	s.state.config.Config.Healthcheck = &v1.HealthConfig{
+	next := &v1.HealthConfig{
 		Test:        append([]string(nil), h.Test...),
 		Interval:    h.Interval,
 		Timeout:     h.Timeout,
 		StartPeriod: h.StartPeriod,
 		Retries:     h.Retries,
 	}
+	if prev := s.state.config.Config.Healthcheck; prev != nil {
+		if next.Interval == 0 {
+			next.Interval = prev.Interval
+		}
+		if next.Timeout == 0 {
+			next.Timeout = prev.Timeout
+		}
+		if next.StartPeriod == 0 {
+			next.StartPeriod = prev.StartPeriod
+		}
+		if next.Retries == 0 {
+			next.Retries = prev.Retries
+		}
+	}
+	s.state.config.Config.Healthcheck = next
 	return s.commit(fmt.Sprintf("HEALTHCHECK &{%q}", h.Test))
 }
 

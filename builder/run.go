@@ -46,8 +46,12 @@ func (s *stage) run(ctx context.Context, c *instructions.RunCommand) error {
 	}
 
 	buildArgs := s.b.args.stageArgs(cfg.Env, false)
-	env := runEnv(cfg.Env, buildArgs, user.Home)
 	id := randomID()
+	hostname := s.hostname
+	if hostname == "" {
+		hostname, _ = os.Hostname() // in place, RUN shares the container's host name
+	}
+	env := runEnv(cfg.Env, buildArgs, user.Home, hostname)
 	s.b.emit(Running{Step: s.step, ID: id[:12]})
 	var mu sync.Mutex // the runner may write stdout and stderr from two goroutines
 	err = s.runner.Run(ctx, isolation.Process{
@@ -166,8 +170,9 @@ func (s *stage) mkdirAll(imagePath string, owner *identity) ([]string, error) {
 }
 
 // runEnv is a RUN process's environment: the image's Env with the stage's build args
-// after it, plus what Docker adds to a container (PATH when missing, HOSTNAME, HOME).
-func runEnv(imageEnv, buildArgs []string, home string) []string {
+// after it, plus what Docker adds to a container (PATH when missing, HOSTNAME set to the
+// container's short ID, HOME).
+func runEnv(imageEnv, buildArgs []string, home, hostname string) []string {
 	env := append([]string(nil), imageEnv...)
 	env = append(env, buildArgs...)
 	if _, ok := getEnv(env, "PATH"); !ok {
@@ -177,7 +182,7 @@ func runEnv(imageEnv, buildArgs []string, home string) []string {
 		env = append(env, "HOME="+home)
 	}
 	if _, ok := getEnv(env, "HOSTNAME"); !ok {
-		env = append(env, "HOSTNAME=kiln")
+		env = append(env, "HOSTNAME="+hostname)
 	}
 	return env
 }

@@ -27,7 +27,9 @@ type stage struct {
 	runner isolation.Runner
 	files  *snapshot.Index
 	cmdSet bool // CMD was set in this stage (ENTRYPOINT then keeps it)
-	step   int
+	// hostname is what RUN sees as its host name and $HOSTNAME (chroot isolation).
+	hostname string
+	step     int
 }
 
 func (b *build) buildStage(ctx context.Context, i int) (*stageResult, error) {
@@ -139,7 +141,9 @@ func (s *stage) prepareRoot(ctx context.Context) error {
 		if err := os.MkdirAll(s.root, 0o755); err != nil {
 			return err
 		}
-		s.runner = isolation.NewChroot(s.root)
+		// Docker names a RUN container's host after the container's short ID.
+		s.hostname = randomID()[:12]
+		s.runner = isolation.NewChroot(s.root, isolation.WithHostname(s.hostname), isolation.WithScratchDir(b.tmpDir))
 	case isolation.InPlace:
 		s.root = "/"
 		if err := snapshot.Reset(ctx, s.root, b.ws.Ignore); err != nil {
