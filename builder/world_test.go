@@ -1,0 +1,235 @@
+package builder_test
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"io"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/registry"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/google/go-containerregistry/pkg/v1/validate"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/kiln-build/kiln/builder"
+	"github.com/kiln-build/kiln/contexts"
+	"github.com/kiln-build/kiln/isolation"
+)
+
+func TestMain(m *testing.M) {
+	isolation.Init()
+	os.Exit(m.Run())
+}
+
+// world is a registry holding a busybox base image, for builds in tests.
+type world struct {
+	registry string // host:port
+	busybox  string // reference of the base image
+}
+
+// newWorld starts an in-process registry and pushes a busybox image made from the
+// host's static busybox. Tests using it need root (chroot isolation).
+func newWorld(t *testing.T) *world {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("chroot builds need root")
+	}
+	if _, err := os.Stat("/bin/busybox"); err != nil {
+		t.Skip("needs a static /bin/busybox (Debian busybox-static)")
+	}
+	srv := httptest.NewServer(registry.New(registry.Logger(nilLogger())))
+	t.Cleanup(srv.Close)
+	host := strings.TrimPrefix(srv.URL, "http://")
+	w := &world{registry: host, busybox: host + "/busybox:test"}
+	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
+		return io.NopCloser(bytes.NewReader(busyboxTar(t))), nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := mutate.AppendLayers(empty.Image, layer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf, _ := img.ConfigFile()
+	cf = cf.DeepCopy()
+	cf.OS, cf.Architecture = "linux", "amd64"
+	cf.Config.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}
+	cf.Config.Cmd = []string{"sh"}
+	if img, err = mutate.ConfigFile(img, cf); err != nil {
+		t.Fatal(err)
+	}
+	ref, _ := name.ParseReference(w.busybox)
+	if err := remote.Write(ref, img); err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
+var busyboxApplets = []string{"sh", "echo", "cat", "ls", "mkdir", "touch", "rm", "id", "true", "false", "chmod", "ln", "printf", "env", "sleep", "test"}
+
+func busyboxTar(t *testing.T) []byte {
+	t.Helper()
+	bin, err := os.ReadFile("/bin/busybox")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	mod := time.Unix(1700000000, 0)
+	dir := func(n string, mode int64) {
+		tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: n, Mode: mode, ModTime: mod})
+	}
+	file := func(n string, mode int64, data []byte, uid int) {
+		tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: n, Mode: mode, Size: int64(len(data)), ModTime: mod, Uid: uid, Gid: uid})
+		tw.Write(data)
+	}
+	for _, d := range []string{"bin/", "etc/", "tmp/", "root/", "home/", "var/", "var/lib/"} {
+		dir(d, 0o755)
+	}
+	tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: "home/app/", Mode: 0o755, ModTime: mod, Uid: 1000, Gid: 1000})
+	file("bin/busybox", 0o755, bin, 0)
+	for _, a := range busyboxApplets {
+		tw.WriteHeader(&tar.Header{Typeflag: tar.TypeSymlink, Name: "bin/" + a, Linkname: "busybox", Mode: 0o777, ModTime: mod})
+	}
+	file("etc/passwd", 0o644, []byte("root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\n"), 0)
+	file("etc/group", 0o644, []byte("root:x:0:\napp:x:1000:\nextra:x:2000:app\n"), 0)
+	file("var/lib/base.txt", 0o644, []byte("from the base\n"), 0)
+	tw.Close()
+	return buf.Bytes()
+}
+
+// buildCase builds a Dockerfile over a context of the given files.
+type buildCase struct {
+	dockerfile string
+	files      map[string]string
+	args       map[string]*string
+	target     string
+	labels     map[string]string
+	single     bool // --single-snapshot
+	repro      bool // --reproducible
+}
+
+func (w *world) build(t *testing.T, c buildCase) (*builder.Result, []builder.Event, error) {
+	t.Helper()
+	ctxDir := t.TempDir()
+	for p, data := range c.files {
+		full := filepath.Join(ctxDir, p)
+		os.MkdirAll(filepath.Dir(full), 0o755)
+		if err := os.WriteFile(full, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bctx, err := contexts.FromDir(ctxDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	df := strings.ReplaceAll(c.dockerfile, "BUSYBOX", w.busybox)
+	var events []builder.Event
+	res, err := builder.Build(context.Background(), &builder.Request{
+		Dockerfile:     []byte(df),
+		Context:        bctx,
+		BuildArgs:      c.args,
+		Target:         c.target,
+		Labels:         c.labels,
+		SingleSnapshot: c.single,
+		Reproducible:   c.repro,
+	},
+		builder.WithWorkspace(builder.Workspace{Isolation: isolation.Chroot, StateDir: t.TempDir()}),
+		builder.WithEvents(func(e builder.Event) { events = append(events, e) }),
+	)
+	return res, events, err
+}
+
+// files flattens an image into path -> description ("f 0644 0:0 <content>", "d 0755 0:0",
+// "l -> target").
+func files(t *testing.T, img v1.Image) map[string]string {
+	t.Helper()
+	rc := mutate.Extract(img)
+	defer rc.Close()
+	out := map[string]string{}
+	tr := tar.NewReader(rc)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := "/" + strings.TrimSuffix(strings.TrimPrefix(h.Name, "./"), "/")
+		switch h.Typeflag {
+		case tar.TypeDir:
+			out[p] = sprintf("d %04o %d:%d", h.Mode&0o7777, h.Uid, h.Gid)
+		case tar.TypeSymlink:
+			out[p] = "l -> " + h.Linkname
+		case tar.TypeLink:
+			out[p] = "h -> " + h.Linkname
+		default:
+			data, _ := io.ReadAll(tr)
+			if len(data) > 200 {
+				data = []byte("<large>")
+			}
+			out[p] = sprintf("f %04o %d:%d %s", h.Mode&0o7777, h.Uid, h.Gid, data)
+		}
+	}
+	return out
+}
+
+func layerCount(t *testing.T, img v1.Image) int {
+	t.Helper()
+	ls, err := img.Layers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ls)
+}
+
+func config(t *testing.T, img v1.Image) v1.Config {
+	t.Helper()
+	cf, err := img.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cf.Config
+}
+
+func mustBuild(t *testing.T, w *world, c buildCase) (v1.Image, []builder.Event) {
+	t.Helper()
+	res, events, err := w.build(t, c)
+	if err != nil {
+		t.Fatalf("build failed: %v", err)
+	}
+	if err := validate.Image(res.Image); err != nil {
+		t.Fatalf("invalid image: %v", err)
+	}
+	return res.Image, events
+}
+
+func str(s string) *string { return &s }
+
+func wantFiles(t *testing.T, got map[string]string, want map[string]string) {
+	t.Helper()
+	for p, w := range want {
+		g, ok := got[p]
+		switch {
+		case w == "" && ok:
+			t.Errorf("%s exists (%s), want it gone", p, g)
+		case w != "" && !ok:
+			t.Errorf("%s missing, want %s", p, w)
+		case w != "" && g != w:
+			t.Errorf("%s:\n got %s\nwant %s", p, g, w)
+		}
+	}
+}
