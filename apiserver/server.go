@@ -1,0 +1,79 @@
+// Package apiserver owns kiln's Docker Engine API front door: the routes the docker CLI
+// and curl use (/_ping, /version, /info, /build, /images/..., /auth, prunes), their
+// middleware, the Docker JSON message stream, and the build queue. It turns each
+// request into a builder.Request and renders builder events the way dockerd's classic
+// builder writes them (see ../shared/docs/docker-api.md).
+package apiserver
+
+import (
+	"net/http"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/gorilla/mux"
+	"github.com/sirupsen/logrus"
+
+	"github.com/kiln-build/kiln/builder"
+	"github.com/kiln-build/kiln/store"
+)
+
+// APIVersion is the Docker Engine API version kiln advertises (dockerd 20.10's, the
+// last with the classic builder as its default).
+const APIVersion = "1.41"
+
+// Server serves the Docker Engine API subset over any listener.
+type Server struct {
+	log   *logrus.Logger
+	store *store.Store
+	build BuildConfig
+}
+
+// BuildConfig says how the server runs builds.
+type BuildConfig struct {
+	// Workspace is the template for every build: isolation, the state directory under
+	// which each build gets its own, and the in-place ignore set.
+	Workspace builder.Workspace
+	// MaxConcurrent bounds builds running at once in chroot isolation (in-place builds
+	// are always one at a time). 0 means 1.
+	MaxConcurrent int
+	// PushOnBuild pushes every tag that names a registry when a build succeeds.
+	PushOnBuild bool
+	// Keychain authenticates base-image pulls and pushes when a request carries no
+	// credentials of its own.
+	Keychain authn.Keychain
+	// PlainHTTP and Insecure select registries reached over plain HTTP or with
+	// unverified TLS.
+	PlainHTTP, Insecure func(registry string) bool
+}
+
+// Option configures a Server.
+type Option func(*Server)
+
+// WithLogger sets the server's logger.
+func WithLogger(l *logrus.Logger) Option { return func(s *Server) { s.log = l } }
+
+// WithStore sets the local image store.
+func WithStore(st *store.Store) Option { return func(s *Server) { s.store = st } }
+
+// WithBuildConfig sets how builds run.
+func WithBuildConfig(c BuildConfig) Option { return func(s *Server) { s.build = c } }
+
+// New returns a server.
+func New(opts ...Option) *Server {
+	s := &Server{log: logrus.New()}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
+}
+
+// Handler returns the server's HTTP handler, middleware included.
+func (s *Server) Handler() http.Handler {
+	r := mux.NewRouter()
+	s.systemRoutes(r)
+	s.buildRoutes(r)
+	s.imageRoutes(r)
+	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		writeError(w, http.StatusNotFound, "page not found")
+	})
+	return s.middleware(r)
+}
