@@ -21,6 +21,8 @@ var allowed = map[string][]string{
 	"builder/copier":   {"snapshot"},
 	"builder/output":   {"credentials"},
 	"builder":          {"snapshot", "isolation", "contexts", "credentials", "builder/copier"},
+	"store":            nil,
+	"apiserver":        {"builder", "builder/output", "contexts", "credentials", "store"},
 	"cmd/kiln":         {"*"},
 	"test":             {"*"},
 	"test/testworld":   {"*"},
