@@ -25,6 +25,13 @@ type Server struct {
 	log   *logrus.Logger
 	store *store.Store
 	build BuildConfig
+
+	// version is kiln's own version: /version, /info and the Server header report it.
+	version string
+	// stateDir is reported as /info's DockerRootDir.
+	stateDir string
+	// authToken, when set, is the bearer token every request but /_ping must carry.
+	authToken string
 }
 
 // BuildConfig says how the server runs builds.
@@ -57,9 +64,21 @@ func WithStore(st *store.Store) Option { return func(s *Server) { s.store = st }
 // WithBuildConfig sets how builds run.
 func WithBuildConfig(c BuildConfig) Option { return func(s *Server) { s.build = c } }
 
+// WithVersion sets the kiln version the server reports ("dev" by default).
+func WithVersion(v string) Option { return func(s *Server) { s.version = v } }
+
+// WithStateDir names the server's state directory, which /info reports as
+// DockerRootDir.
+func WithStateDir(dir string) Option { return func(s *Server) { s.stateDir = dir } }
+
+// WithAuthToken makes every request except /_ping carry "Authorization: Bearer
+// token". The ping stays open because the docker CLI pings before anything else and
+// uses its headers even from a failed ping; the token guards everything else.
+func WithAuthToken(token string) Option { return func(s *Server) { s.authToken = token } }
+
 // New returns a server.
 func New(opts ...Option) *Server {
-	s := &Server{log: logrus.New()}
+	s := &Server{log: logrus.New(), version: "dev"}
 	for _, o := range opts {
 		o(s)
 	}
@@ -74,6 +93,11 @@ func (s *Server) Handler() http.Handler {
 	s.imageRoutes(r)
 	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		writeError(w, http.StatusNotFound, "page not found")
+	})
+	// A known path with the wrong method. dockerd answers 404 here; 405 says what is
+	// wrong, in the same JSON shape so the CLI prints the message.
+	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusMethodNotAllowed, r.Method+" is not allowed on "+r.URL.Path)
 	})
 	return s.middleware(r)
 }

@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# conformance-report.sh SUMMARY.tsv [NOTES.tsv] — turn diffbuild's summary.tsv into the
-# Markdown table of docs/conformance.md. NOTES.tsv (case<TAB>reason) explains the cases
-# that do not pass; it lives in docs/conformance-notes.tsv.
+# conformance-report.sh SUMMARY.tsv... — turn diffbuild's summary.tsv files (e.g. one run
+# without and one with the Debian mirror) into the Markdown of docs/conformance.md.
+# docs/conformance-notes.tsv (case<TAB>reason) explains the cases that do not pass.
 set -euo pipefail
-summary=$1
-notes=${2:-docs/conformance-notes.tsv}
+notes=${NOTES:-docs/conformance-notes.tsv}
 [ -f "$notes" ] || notes=/dev/null
+summary=$(mktemp)
+trap 'rm -f "$summary"' EXIT
+head -1 "$1" > "$summary"
+for f in "$@"; do tail -n +2 "$f"; done | sort -u -t$'\t' -k1,1 >> "$summary"
 
 total=$(($(wc -l < "$summary") - 1))
 echo "# Conformance: kiln against Docker's classic builder"
@@ -13,8 +16,8 @@ echo
 echo "Written by \`make conformance\` ($(date -u +%Y-%m-%d)): \`../shared/conformance/diffbuild\` builds every"
 echo "case of the shared corpus with Docker's classic builder (the oracle, dockerd"
 echo "$(docker version -f '{{.Server.Version}}' 2>/dev/null || echo '?')) and with \`kiln build --isolation=chroot\`, and compares the flattened"
-echo "filesystems and image configs (rules in the harness README). Cases that need the Debian"
-echo "mirror inside RUN are skipped by \`-skip-network\`."
+echo "filesystems and image configs (rules in the harness README). The cases that apt-get from"
+echo "the Debian mirror inside RUN run when \`CONFORMANCE_FLAGS=\` is given (see the totals)."
 echo
 echo "## Totals ($total cases run)"
 echo
