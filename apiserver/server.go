@@ -32,6 +32,9 @@ type Server struct {
 	stateDir string
 	// authToken, when set, is the bearer token every request but /_ping must carry.
 	authToken string
+	// facts describes the machine for /version and /info, read once by New: in-place
+	// builds replace files such as /etc/os-release while they run.
+	facts hostFacts
 }
 
 // BuildConfig says how the server runs builds.
@@ -82,6 +85,7 @@ func New(opts ...Option) *Server {
 	for _, o := range opts {
 		o(s)
 	}
+	s.facts = readHostFacts(s.stateDir)
 	return s
 }
 

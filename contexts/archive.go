@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net/http"
 	"os"
 	"path/filepath"
 
@@ -24,6 +25,9 @@ type ArchiveOption func(*archiveSettings)
 type archiveSettings struct {
 	maxBytes   int64 // total size of the regular files' contents; 0: unlimited
 	maxEntries int   // number of tar entries; 0: unlimited
+
+	client     *http.Client // FromURL
+	dockerfile string       // FromURL: the name of a plain-text download
 }
 
 // WithMaxBytes stops the extraction with ErrLimitExceeded once the archive's files
