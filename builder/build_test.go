@@ -317,3 +317,21 @@ RUN printf %s "$HOSTNAME" > /hostname && hostname > /uts
 		t.Errorf("HOSTNAME %q, hostname %q: want the same 12-character ID", host, fs["/uts"])
 	}
 }
+
+// The ID announced after the last step is the built image's ID.
+func TestLastStepIDIsImageID(t *testing.T) {
+	w := newWorld(t)
+	res, events, err := w.build(t, buildCase{dockerfile: "FROM BUSYBOX\nENV A=1\nRUN echo x > /x\n"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var last v1.Hash
+	for _, e := range events {
+		if d, ok := e.(builder.StepDone); ok {
+			last = d.ImageID
+		}
+	}
+	if last != res.ID {
+		t.Errorf("last step ID %s, built image ID %s", last, res.ID)
+	}
+}

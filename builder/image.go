@@ -93,7 +93,9 @@ func (s *imageState) image(created time.Time) (v1.Image, error) {
 		return nil, fmt.Errorf("assembling image: %w", err)
 	}
 	cf := s.config.DeepCopy()
-	cf.Created = v1.Time{Time: created}
+	if cf.Created.IsZero() {
+		cf.Created = v1.Time{Time: created}
+	}
 	img, err = mutate.ConfigFile(img, cf)
 	if err != nil {
 		return nil, fmt.Errorf("assembling image config: %w", err)

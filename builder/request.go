@@ -1,6 +1,8 @@
 package builder
 
 import (
+	"context"
+
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -79,4 +81,18 @@ type Result struct {
 	Image v1.Image
 	// ID is the image ID (config digest), as Docker prints it.
 	ID v1.Hash
+}
+
+// InPlace reports whether builds in this workspace use the container's own root.
+func (ws Workspace) InPlace() bool { return ws.Isolation == isolation.InPlace }
+
+// Reset returns an in-place workspace's root to its pristine state: everything but the
+// ignored paths is removed. Front doors call it before and after every in-place build
+// (and at startup, after a crash); it does nothing in chroot isolation, where every
+// build has roots of its own.
+func Reset(ctx context.Context, ws Workspace) error {
+	if !ws.InPlace() {
+		return nil
+	}
+	return snapshot.Reset(ctx, "/", ws.Ignore)
 }

@@ -47,6 +47,9 @@ func (b *build) buildStage(ctx context.Context, i int) (*stageResult, error) {
 		return fail(err)
 	}
 	s.state = base
+	// The stage's image is created now: its ID after every step is then the ID the
+	// image gets if the build ends there (Docker prints both and they agree).
+	s.state.config.Created = v1.Time{Time: b.created}
 	if err := s.prepareRoot(ctx); err != nil {
 		return fail(err)
 	}

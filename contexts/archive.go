@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 
 	"github.com/moby/patternmatcher/ignorefile"
+	"golang.org/x/sys/unix"
 
 	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
 )
@@ -77,7 +78,7 @@ func FromArchive(ctx context.Context, r io.Reader, dir string, opts ...ArchiveOp
 		return nil, err
 	}
 	defer plain.Close()
-	x := &extractor{root: abs, settings: s}
+	x := &extractor{root: abs, settings: s, dirs: map[string]dirMeta{}}
 	if err := x.extract(ctx, plain); err != nil {
 		return nil, err
 	}
@@ -100,9 +101,14 @@ func (c *Context) readIgnoreInRoot() error {
 	}
 	defer f.Close()
 	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
-		return nil // a directory or a dangling link: nothing to ignore
+		return nil // a directory or a device: nothing to ignore
 	}
-	patterns, err := ignorefile.ReadAll(f)
+	rf, err := pathrs.Reopen(f, unix.O_RDONLY) // OpenInRoot's handle is O_PATH
+	if err != nil {
+		return fmt.Errorf("reading .dockerignore: %w", err)
+	}
+	defer rf.Close()
+	patterns, err := ignorefile.ReadAll(rf)
 	if err != nil {
 		return fmt.Errorf("reading .dockerignore: %w", err)
 	}

@@ -2,13 +2,16 @@ package contexts
 
 import (
 	"archive/tar"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -25,11 +28,10 @@ type extractor struct {
 
 	entries int
 	bytes   int64
-	dirs    []dirMeta // applied last: creating children changes a directory's mtime
+	dirs    map[string]dirMeta // by path; applied last: creating children changes a directory's mtime
 }
 
 type dirMeta struct {
-	path  string
 	mode  os.FileMode
 	mtime time.Time
 }
@@ -59,12 +61,15 @@ func (x *extractor) extract(ctx context.Context, r io.Reader) error {
 			return err
 		}
 	}
-	for i := len(x.dirs) - 1; i >= 0; i-- { // children before their parents
-		d := x.dirs[i]
-		if err := os.Chmod(d.path, d.mode); err != nil {
+	paths := slices.Collect(maps.Keys(x.dirs))
+	// Longest first: children before their parents, whose mtimes they would change.
+	slices.SortFunc(paths, func(a, b string) int { return cmp.Compare(len(b), len(a)) })
+	for _, p := range paths {
+		d := x.dirs[p]
+		if err := os.Chmod(p, d.mode); err != nil {
 			return fmt.Errorf("build context: %w", err)
 		}
-		if err := os.Chtimes(d.path, d.mtime, d.mtime); err != nil {
+		if err := os.Chtimes(p, d.mtime, d.mtime); err != nil {
 			return fmt.Errorf("build context: %w", err)
 		}
 	}
@@ -92,7 +97,7 @@ func (x *extractor) entry(h *tar.Header, r io.Reader) error {
 	mode := h.FileInfo().Mode() & (os.ModePerm | os.ModeSetuid | os.ModeSetgid | os.ModeSticky)
 	switch h.Typeflag {
 	case tar.TypeDir:
-		x.dirs = append(x.dirs, dirMeta{path: target, mode: mode, mtime: h.ModTime})
+		x.dirs[target] = dirMeta{mode: mode, mtime: h.ModTime}
 		return nil
 	case tar.TypeReg:
 		err = x.file(target, h, r, mode)
@@ -167,6 +172,11 @@ func (x *extractor) prepare(rel string, dir bool) (string, error) {
 	}
 	if err := os.RemoveAll(target); err != nil {
 		return "", err
+	}
+	for p := range x.dirs { // what was removed keeps no metadata to restore
+		if p == target || strings.HasPrefix(p, target+"/") {
+			delete(x.dirs, p)
+		}
 	}
 	if dir {
 		return target, os.Mkdir(target, 0o755)
