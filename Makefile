@@ -25,10 +25,14 @@ enter_world = world_env=$$($(WORLD) up) && eval "$$world_env" && export KILN_TES
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o $(BIN) ./cmd/kiln
 
-# run will start `kiln serve` once the server exists (a later issue); until then it builds
-# kiln and shows its usage.
+# run: `kiln serve` on a unix socket in a local state directory (store, build roots,
+# socket: nothing root-owned outside the checkout), in chroot isolation since this is not
+# a container (builds need root). It prints the `export DOCKER_HOST=...` line for the
+# docker CLI; Ctrl-C stops it. RUN_FLAGS adds serve flags, e.g. RUN_FLAGS='-H tcp://127.0.0.1:2375'.
+RUN_STATE ?= $(CURDIR)/out/state
+RUN_FLAGS ?=
 run: build
-	$(BIN) --help
+	$(BIN) serve --state-dir=$(RUN_STATE) --isolation=chroot $(RUN_FLAGS)
 
 # test: unit and integration tests against the test world (registry + dockerd).
 test:

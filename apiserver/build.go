@@ -1,6 +1,161 @@
 package apiserver
 
-import "github.com/gorilla/mux"
+import (
+	"context"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
 
-// buildRoutes registers POST /build. (being written)
-func (s *Server) buildRoutes(r *mux.Router) {}
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/gorilla/mux"
+	"github.com/sirupsen/logrus"
+
+	"github.com/kiln-build/kiln/builder"
+	"github.com/kiln-build/kiln/credentials"
+	"github.com/kiln-build/kiln/store"
+)
+
+// buildRoutes registers POST /build. The middleware strips /v1.NN prefixes, so the
+// route is unversioned. The build queue belongs to the handler: a server serves one
+// handler, and in-place builds are serialized across handlers and processes by the
+// lock file anyway.
+func (s *Server) buildRoutes(r *mux.Router) {
+	ws := s.build.Workspace
+	slots, lock := s.build.MaxConcurrent, ""
+	if ws.InPlace() {
+		slots, lock = 1, filepath.Join(ws.StateDir, "build.lock")
+	}
+	q := newBuildQueue(slots, lock)
+	r.HandleFunc("/build", func(w http.ResponseWriter, r *http.Request) { s.postBuild(w, r, q) }).
+		Methods(http.MethodPost)
+}
+
+// postBuild answers POST /build (docs/docker-api.md §5-§7): it reads the whole context
+// before answering anything, waits for a build slot, runs the build with its events
+// rendered as dockerd's classic builder writes them, stores the image under its tags
+// and, when configured, pushes the tags that name a registry.
+//
+// The request's context is the build's: a client that disconnects cancels the build
+// (the RUN's process group is killed), and its slot goes to the next build.
+func (s *Server) postBuild(w http.ResponseWriter, r *http.Request, q *buildQueue) {
+	ctx := r.Context()
+	start := time.Now()
+	fail := func(e *apiError) {
+		drain(r.Body)
+		writeError(w, e.status, e.msg)
+	}
+	o, aerr := parseBuildOptions(r.URL.Query())
+	if aerr != nil {
+		fail(aerr)
+		return
+	}
+	if s.store == nil {
+		fail(&apiError{status: http.StatusInternalServerError, msg: "no image store"})
+		return
+	}
+	if s.build.Workspace.StateDir == "" {
+		fail(&apiError{status: http.StatusInternalServerError, msg: "the server has no state directory for builds"})
+		return
+	}
+	// Everything of this build lives here, and goes when the outputs are stored.
+	dir, err := os.MkdirTemp(s.build.Workspace.StateDir, scratchPrefixBuild)
+	if err != nil {
+		fail(&apiError{status: http.StatusInternalServerError, msg: "creating the build directory: " + err.Error()})
+		return
+	}
+	defer os.RemoveAll(dir)
+
+	bctx, aerr := readContext(ctx, r, o, filepath.Join(dir, "context"))
+	if aerr != nil {
+		fail(aerr)
+		return
+	}
+	df, dfName, aerr := readDockerfile(bctx, o.dockerfile)
+	if aerr != nil {
+		fail(aerr)
+		return
+	}
+	kc := s.requestKeychain(r)
+	out := newBuildOutput(r.Context(), w, o.quiet)
+	log := s.requestLog(r).WithFields(logrus.Fields{"tags": o.typed, "dockerfile": dfName})
+
+	release, err := q.acquire(ctx, out.info)
+	if err != nil {
+		log.WithError(err).Info("build abandoned while queued")
+		out.fail(w, err)
+		return
+	}
+	ws := s.build.Workspace
+	ws.StateDir = filepath.Join(dir, "state")
+	if err := os.Mkdir(ws.StateDir, 0o700); err != nil {
+		release()
+		out.fail(w, err)
+		return
+	}
+	res, err := builder.Build(ctx, &builder.Request{
+		Dockerfile:     df,
+		DockerfileName: dfName,
+		Context:        bctx,
+		BuildArgs:      o.buildArgs,
+		Labels:         o.labels,
+		Target:         o.target,
+		Platform:       o.platform,
+	},
+		builder.WithWorkspace(ws),
+		builder.WithEvents(out.event),
+		builder.WithRegistry(builder.Registry{Keychain: kc, PlainHTTP: s.build.PlainHTTP, Insecure: s.build.Insecure}),
+	)
+	// The root is free once the image exists: its layers are files under dir. An
+	// in-place root goes back to its pristine state before the next build may start.
+	if rerr := builder.Reset(context.WithoutCancel(ctx), s.build.Workspace); rerr != nil {
+		log.WithError(rerr).Error("resetting the in-place root after the build")
+	}
+	release()
+	if err != nil {
+		log.WithError(err).WithField("duration", time.Since(start)).Info("build failed")
+		out.fail(w, err)
+		return
+	}
+	if err := s.finishBuild(ctx, out, res, o, kc); err != nil {
+		log.WithError(err).Info("storing or pushing the build failed")
+		out.fail(w, err)
+		return
+	}
+	log.WithFields(logrus.Fields{"id": res.ID.String(), "duration": time.Since(start)}).Info("build done")
+}
+
+// finishBuild stores the image under its tags, reports it, and pushes when configured.
+func (s *Server) finishBuild(ctx context.Context, out *buildOutput, res *builder.Result, o *buildOptions, kc authn.Keychain) error {
+	if _, err := s.store.Put(ctx, res.Image, o.tags...); err != nil {
+		return err
+	}
+	names := make([]string, len(o.tags))
+	for i, t := range o.tags {
+		names[i] = store.Familiar(t)
+	}
+	out.built(res.ID, names)
+	if !s.build.PushOnBuild {
+		return nil
+	}
+	return s.pushTags(ctx, out, res.Image, o, kc)
+}
+
+// requestKeychain is the keychain of one request: its X-Registry-Config credentials,
+// then the server's. dockerd ignores a header it cannot decode; so does kiln, logging
+// why (never the header: it holds passwords).
+func (s *Server) requestKeychain(r *http.Request) authn.Keychain {
+	var kcs []authn.Keychain
+	if h := r.Header.Get("X-Registry-Config"); h != "" {
+		kc, err := credentials.FromRegistryConfig(h)
+		if err != nil {
+			s.requestLog(r).WithError(err).Warn("ignoring the request's registry credentials")
+		} else {
+			kcs = append(kcs, kc)
+		}
+	}
+	if s.build.Keychain != nil {
+		kcs = append(kcs, s.build.Keychain)
+	}
+	return authn.NewMultiKeychain(kcs...)
+}

@@ -6,6 +6,7 @@
 package apiserver
 
 import (
+	"errors"
 	"net/http"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -19,6 +20,12 @@ import (
 // APIVersion is the Docker Engine API version kiln advertises (dockerd 20.10's, the
 // last with the classic builder as its default).
 const APIVersion = "1.41"
+
+// ErrShutdown is the cause the server's base context (http.Server.BaseContext) is
+// cancelled with when kiln serve stops. Every request's context then ends with it as
+// context.Cause, so a handler can tell its client the build was stopped instead of
+// ending the stream as if it had finished, which the CLI would read as success.
+var ErrShutdown = errors.New("kiln serve is shutting down")
 
 // Server serves the Docker Engine API subset over any listener.
 type Server struct {

@@ -95,7 +95,7 @@ pid_alive() {
 
 install_packages() {
   local want=(docker-registry busybox-static debootstrap skopeo jq curl debian-archive-keyring
-    buildah git)
+    buildah git apache2-utils ca-certificates)
   [ "$NO_DOCKERD" = 1 ] || want+=(docker.io)
   local missing=() p
   for p in "${want[@]}"; do

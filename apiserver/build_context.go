@@ -1,0 +1,130 @@
+package apiserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/http"
+	"path"
+	"strings"
+
+	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
+	"golang.org/x/sys/unix"
+
+	"github.com/kiln-build/kiln/contexts"
+)
+
+// Limits on what one build may upload or make the server download. dockerd has none
+// (docs/docker-api.md §7.2); these only stop a runaway or hostile request (a
+// decompression bomb) from filling the state volume.
+const (
+	maxContextBytes   = 32 << 30
+	maxContextEntries = 2_000_000
+	// maxDrain is how much of an unwanted body is read before answering an error, so
+	// the CLI, still writing its tar, sees the answer instead of a broken pipe (§6.3).
+	maxDrain = 64 << 20
+	// maxDockerfile bounds the Dockerfile read into memory.
+	maxDockerfile = 16 << 20
+)
+
+// readContext makes the request's build context in dir: the body's tar, or the
+// remote= URL's download (the body is then drained and ignored, as dockerd does).
+func readContext(ctx context.Context, r *http.Request, o *buildOptions, dir string) (*contexts.Context, *apiError) {
+	limits := []contexts.ArchiveOption{
+		contexts.WithMaxBytes(maxContextBytes),
+		contexts.WithMaxEntries(maxContextEntries),
+	}
+	var (
+		c   *contexts.Context
+		err error
+	)
+	if o.remote != "" {
+		drain(r.Body)
+		name := o.dockerfile
+		if name == "" {
+			name = "Dockerfile"
+		}
+		c, err = contexts.FromURL(ctx, o.remote, dir, append(limits, contexts.WithDockerfileName(name))...)
+	} else {
+		c, err = contexts.FromArchive(ctx, r.Body, dir, limits...)
+		drain(r.Body) // what follows the end-of-archive blocks
+	}
+	switch {
+	case err == nil:
+		return c, nil
+	case errors.Is(err, contexts.ErrLimitExceeded):
+		return nil, &apiError{status: http.StatusRequestEntityTooLarge, msg: err.Error()}
+	}
+	return nil, &apiError{status: http.StatusInternalServerError, msg: err.Error()}
+}
+
+// drain reads what is left of a body, up to maxDrain.
+func drain(body io.Reader) {
+	_, _ = io.Copy(io.Discard, io.LimitReader(body, maxDrain))
+}
+
+// readDockerfile reads the Dockerfile the query names from the context, resolving it
+// inside the context (it may be a symlink; it never reads a file of the host) and
+// falling back from the default "Dockerfile" to "dockerfile" as dockerd does. It
+// returns the content and the name messages use.
+func readDockerfile(c *contexts.Context, requested string) ([]byte, string, *apiError) {
+	if requested == "" {
+		requested = "Dockerfile"
+	}
+	rel := path.Clean(strings.TrimPrefix(requested, "./"))
+	if rel == ".." || strings.HasPrefix(rel, "../") || path.IsAbs(rel) {
+		return nil, "", &apiError{status: http.StatusInternalServerError,
+			msg: fmt.Sprintf("forbidden path outside the build context: %s", requested)}
+	}
+	candidates := []string{rel}
+	if requested == "Dockerfile" {
+		candidates = append(candidates, "dockerfile")
+	}
+	for _, name := range candidates {
+		data, err := readInRoot(c.Dir, name)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, "", &apiError{status: http.StatusInternalServerError, msg: fmt.Sprintf("reading Dockerfile %s: %s", name, err)}
+		}
+		if len(data) == 0 {
+			return nil, "", &apiError{status: http.StatusInternalServerError,
+				msg: fmt.Sprintf("the Dockerfile (%s) cannot be empty", requested)}
+		}
+		return data, name, nil
+	}
+	return nil, "", &apiError{status: http.StatusInternalServerError,
+		msg: "Cannot locate specified Dockerfile: " + requested}
+}
+
+// readInRoot reads a regular file, resolving its path inside root.
+func readInRoot(root, rel string) ([]byte, error) {
+	h, err := pathrs.OpenInRoot(root, rel)
+	if err != nil {
+		return nil, err
+	}
+	defer h.Close()
+	fi, err := h.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("not a regular file: %w", fs.ErrNotExist)
+	}
+	f, err := pathrs.Reopen(h, unix.O_RDONLY)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxDockerfile+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > maxDockerfile {
+		return nil, fmt.Errorf("larger than %d bytes", maxDockerfile)
+	}
+	return data, nil
+}

@@ -1,0 +1,162 @@
+package apiserver
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/kiln-build/kiln/contexts"
+	"github.com/kiln-build/kiln/store"
+)
+
+// buildOptions is what a POST /build query asks for, validated.
+type buildOptions struct {
+	tags       []name.Tag
+	typed      []string // the tags as the client wrote them, parallel to tags
+	dockerfile string   // as sent; "" means the default
+	buildArgs  map[string]*string
+	labels     map[string]string
+	target     string
+	platform   string
+	quiet      bool
+	remote     string // an http(s) URL the server downloads the context from
+}
+
+// apiError is an answer given before any output: an HTTP status and dockerd's message.
+type apiError struct {
+	status int
+	msg    string
+}
+
+func (e *apiError) Error() string { return e.msg }
+
+func badRequest(format string, args ...any) *apiError {
+	return &apiError{status: http.StatusBadRequest, msg: fmt.Sprintf(format, args...)}
+}
+
+// parseBuildOptions reads POST /build's query (docs/docker-api.md §5.2). Parameters
+// come from the URL only: a curl upload without a Content-Type is sent as a form, and
+// reading the form would swallow the context (§7.4).
+//
+// Parameters kiln cannot honour are refused with dockerd's message where dockerd
+// refuses them too (isolation, securityopt, squash), and with a clear one where a
+// silent no-op would change what RUN sees (extrahosts, a network other than the
+// host's). Resource limits (memory, memswap, shmsize, cpu*, cgroupparent, ulimits)
+// are accepted and not applied: RUN runs under the server's own limits, and a build
+// that fits in them produces the same image. nocache and pull are accepted: kiln has
+// no layer cache yet and always resolves base images from their registry. cachefrom is
+// validated and unused until caching exists. rm and forcerm are accepted: kiln leaves
+// no containers behind either way.
+func parseBuildOptions(q url.Values) (*buildOptions, *apiError) {
+	switch v := q.Get("version"); v {
+	case "", "1":
+	case "2":
+		return nil, badRequest("BuildKit (version=2) is not supported by kiln: use the classic builder " +
+			"(DOCKER_BUILDKIT=0 docker build, or a docker CLI without buildx)")
+	default:
+		return nil, &apiError{status: http.StatusInternalServerError, msg: fmt.Sprintf("invalid version %q", v)}
+	}
+	if iso := q.Get("isolation"); iso != "" && !strings.EqualFold(iso, "default") {
+		return nil, badRequest("Unsupported isolation: %q", iso)
+	}
+	if nonEmpty(q["securityopt"]) {
+		return nil, badRequest("The daemon on this platform does not support setting security options on build")
+	}
+	if boolValue(q.Get("squash")) {
+		return nil, badRequest("squash is only supported with experimental mode")
+	}
+	if nonEmpty(q["extrahosts"]) {
+		return nil, badRequest("extrahosts (--add-host) is not supported by kiln: RUN sees the server's /etc/hosts")
+	}
+	switch nm := q.Get("networkmode"); nm {
+	case "", "default", "host", "bridge", "none":
+		// RUN always shares the server's network namespace (see package isolation).
+	default:
+		return nil, badRequest("network mode %q is not supported by kiln: RUN uses the server's network", nm)
+	}
+	if o := q.Get("outputs"); o != "" && o != "[]" && o != "null" {
+		return nil, badRequest("outputs are a BuildKit feature: kiln's classic builder stores the image and pushes its tags")
+	}
+
+	o := &buildOptions{
+		dockerfile: q.Get("dockerfile"),
+		target:     q.Get("target"),
+		quiet:      boolValue(q.Get("q")),
+		remote:     q.Get("remote"),
+	}
+	for _, t := range q["t"] {
+		if t == "" {
+			continue
+		}
+		tag, err := store.ParseTag(t)
+		if err != nil {
+			return nil, badRequest("%s", err)
+		}
+		o.tags, o.typed = append(o.tags, tag), append(o.typed, t)
+	}
+	if err := jsonParam(q, "buildargs", &o.buildArgs); err != nil {
+		return nil, badRequest("error reading build args: %s", err)
+	}
+	if err := jsonParam(q, "labels", &o.labels); err != nil {
+		return nil, badRequest("error reading labels: %s", err)
+	}
+	var cacheFrom []string
+	if err := jsonParam(q, "cachefrom", &cacheFrom); err != nil {
+		return nil, badRequest("error reading cache-from: %s", err)
+	}
+	var ulimits []struct {
+		Name       string
+		Hard, Soft int64
+	}
+	if err := jsonParam(q, "ulimits", &ulimits); err != nil {
+		return nil, badRequest("error reading ulimit settings: %s", err)
+	}
+	if p := q.Get("platform"); p != "" {
+		if _, err := v1.ParsePlatform(p); err != nil {
+			return nil, badRequest("%q: invalid platform: %s", p, err)
+		}
+		o.platform = strings.ToLower(p)
+	}
+	if o.remote != "" {
+		switch {
+		case contexts.IsGitURL(o.remote):
+			return nil, badRequest("git contexts are not supported yet (issue 3)")
+		case !contexts.IsHTTPURL(o.remote):
+			return nil, badRequest("remote context %q is not supported: give an http(s) URL of a tar or a Dockerfile", o.remote)
+		}
+	}
+	return o, nil
+}
+
+// jsonParam decodes a JSON-valued parameter; absent or empty leaves v alone.
+func jsonParam(q url.Values, key string, v any) error {
+	s := q.Get(key)
+	if s == "" {
+		return nil
+	}
+	return json.Unmarshal([]byte(s), v)
+}
+
+// boolValue reads a boolean the way dockerd's BoolValue does: "", 0, no, false and none
+// are false, anything else true.
+func boolValue(s string) bool {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "", "0", "no", "false", "none":
+		return false
+	}
+	return true
+}
+
+func nonEmpty(values []string) bool {
+	for _, v := range values {
+		if v != "" {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,147 @@
+package apiserver
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/gofrs/flock"
+)
+
+// buildQueue hands out build slots in arrival order: one for in-place isolation,
+// where every build shares the container's "/", MaxConcurrent for chroot isolation.
+// A waiting build is told how many builds are ahead of it, and again whenever that
+// changes.
+//
+// In-place builds also hold a file lock (gofrs/flock) on <state>/build.lock while
+// they run, so that two kiln processes sharing one root and state directory (a
+// restarted server whose old process still drains, a `kiln build` run by hand in the
+// pod) never build at once.
+type buildQueue struct {
+	slots    int
+	lockPath string // in-place only
+
+	mu      sync.Mutex
+	running int
+	waiting []*waiter
+}
+
+type waiter struct {
+	granted chan struct{} // closed when the slot is handed over
+	moved   chan struct{} // signalled when the waiter's position changed
+}
+
+// lockPollInterval is how often a build waiting for another process's file lock
+// retries.
+const lockPollInterval = 250 * time.Millisecond
+
+func newBuildQueue(slots int, lockPath string) *buildQueue {
+	if slots < 1 {
+		slots = 1
+	}
+	return &buildQueue{slots: slots, lockPath: lockPath}
+}
+
+// acquire waits for a slot, calling report with the number of builds ahead whenever
+// it has to wait or that number changes. It returns the function that gives the slot
+// back, or ctx's error if the client left first.
+func (q *buildQueue) acquire(ctx context.Context, report func(string)) (release func(), err error) {
+	if err := q.slot(ctx, report); err != nil {
+		return nil, err
+	}
+	var once sync.Once
+	free := func() { once.Do(q.handOver) }
+	if q.lockPath == "" {
+		return free, nil
+	}
+	fl := flock.New(q.lockPath)
+	ok, err := fl.TryLock()
+	if err == nil && !ok {
+		report("Waiting for the build lock " + q.lockPath + ": another kiln process is building")
+		ok, err = fl.TryLockContext(ctx, lockPollInterval)
+	}
+	if err != nil || !ok {
+		free()
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, fmt.Errorf("build lock %s: %w", q.lockPath, err)
+	}
+	return func() {
+		_ = fl.Unlock()
+		free()
+	}, nil
+}
+
+// slot waits for an in-process slot.
+func (q *buildQueue) slot(ctx context.Context, report func(string)) error {
+	q.mu.Lock()
+	if q.running < q.slots && len(q.waiting) == 0 {
+		q.running++
+		q.mu.Unlock()
+		return nil
+	}
+	w := &waiter{granted: make(chan struct{}), moved: make(chan struct{}, 1)}
+	q.waiting = append(q.waiting, w)
+	ahead := q.running + len(q.waiting) - 1
+	q.mu.Unlock()
+	report(waitingLine(ahead))
+	for {
+		select {
+		case <-w.granted:
+			return nil
+		case <-w.moved:
+			q.mu.Lock()
+			i := slices.Index(q.waiting, w)
+			now := q.running + i
+			q.mu.Unlock()
+			if i >= 0 && now != ahead {
+				ahead = now
+				report(waitingLine(ahead))
+			}
+		case <-ctx.Done():
+			q.mu.Lock()
+			i := slices.Index(q.waiting, w)
+			if i >= 0 {
+				q.waiting = slices.Delete(q.waiting, i, i+1)
+				q.notifyLocked()
+				q.mu.Unlock()
+				return ctx.Err()
+			}
+			q.mu.Unlock()
+			// The slot was handed over as the client left: pass it on.
+			q.handOver()
+			return ctx.Err()
+		}
+	}
+}
+
+// handOver gives a finished build's slot to the first waiter, or frees it.
+func (q *buildQueue) handOver() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.waiting) == 0 {
+		q.running--
+		return
+	}
+	next := q.waiting[0]
+	q.waiting = q.waiting[1:]
+	close(next.granted)
+	q.notifyLocked()
+}
+
+// notifyLocked tells every waiter its position may have changed.
+func (q *buildQueue) notifyLocked() {
+	for _, w := range q.waiting {
+		select {
+		case w.moved <- struct{}{}:
+		default: // a signal is pending already
+		}
+	}
+}
+
+func waitingLine(ahead int) string {
+	return fmt.Sprintf("Waiting for the build slot: %d build(s) ahead", ahead)
+}

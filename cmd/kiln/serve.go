@@ -1,0 +1,255 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/kiln-build/kiln/apiserver"
+	"github.com/kiln-build/kiln/builder"
+	"github.com/kiln-build/kiln/credentials"
+	"github.com/kiln-build/kiln/isolation"
+	"github.com/kiln-build/kiln/store"
+)
+
+// defaultStateDir is where `kiln serve` keeps its store, build roots and socket unless
+// --state-dir says otherwise.
+const defaultStateDir = "/var/lib/kiln"
+
+// shutdownGrace bounds how long a stopping server waits for cancelled builds to clean
+// up (kill RUN, reset the root) before it closes their connections anyway.
+const shutdownGrace = 30 * time.Second
+
+// serveFlags holds the values of kiln serve's flags. The listener and TLS flags are
+// dockerd's, so a dockerd command line's -H and --tls* parts carry over.
+type serveFlags struct {
+	hosts    []string
+	stateDir string
+
+	isolation    string
+	force        bool
+	ignorePaths  []string
+	ignoreVarRun bool
+
+	maxConcurrentBuilds     int
+	pushOnBuild             bool
+	insecureRegistries      []string
+	skipTLSVerifyRegistries []string
+
+	tls, tlsVerify             bool
+	tlsCACert, tlsCert, tlsKey string
+	authTokenFile              string
+
+	verbosity    string
+	logFormat    string
+	logTimestamp bool
+}
+
+// newServeCommand returns `kiln serve`.
+func newServeCommand(stderr io.Writer, h host) *cobra.Command {
+	f := &serveFlags{}
+	cmd := &cobra.Command{
+		Use:   "serve [flags]",
+		Short: "Serve the Docker Engine build API, for docker build and curl",
+		Long: `Serve the Docker Engine API subset that "docker build", "docker push" and
+"docker images" use, so the docker CLI builds with kiln when DOCKER_HOST points here.
+
+By default kiln listens on the unix socket kiln.sock in --state-dir, and prints the
+"export DOCKER_HOST=..." line that points the docker CLI at it. -H adds or replaces
+listeners: unix:///path (mode 0660) or tcp://host:port, several at once. TCP
+listeners use TLS with --tls, and verify client certificates against --tlscacert with
+--tlsverify, as dockerd does. --auth-token-file requires "Authorization: Bearer
+<token>" on every request but /_ping; the docker CLI sends it from config.json:
+  {"HttpHeaders": {"Authorization": "Bearer <token>"}}
+
+RUN instructions are isolated by chroot (a root directory per build under
+--state-dir; needs root) or run in place in the container's own root filesystem, as
+kaniko does, one build at a time. By default kiln builds in place inside a container
+and in a chroot elsewhere.
+
+SIGINT or SIGTERM stops accepting connections, cancels the running builds and
+removes the unix sockets.`,
+		Example: `  kiln serve --state-dir=$HOME/.kiln
+  kiln serve -H unix:///run/kiln.sock -H tcp://0.0.0.0:2376 --tlsverify \
+      --tlscacert=ca.pem --tlscert=server-cert.pem --tlskey=server-key.pem
+  kiln serve -H tcp://0.0.0.0:2375 --auth-token-file=/etc/kiln/token --push-on-build`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runServe(cmd.Context(), f, h, stderr)
+		},
+	}
+	cmd.Flags().SortFlags = false
+	addServeFlags(cmd.Flags(), f)
+	return cmd
+}
+
+// addServeFlags registers kiln serve's flags on fs, bound to f.
+func addServeFlags(fs *pflag.FlagSet, f *serveFlags) {
+	fs.StringArrayVarP(&f.hosts, "host", "H", nil, "Address to listen on: unix:///path or tcp://host:port (port 2375, or 2376 with TLS, when left out). Repeat for several. Default: unix://<state-dir>/kiln.sock.")
+	fs.StringVar(&f.stateDir, "state-dir", defaultStateDir, "Directory for the image store (store/), build roots and scratch files (builds/) and the default socket.")
+
+	fs.StringVar(&f.isolation, "isolation", "auto", "How RUN is isolated: chroot (a root directory per build under --state-dir; needs root), inplace (the container's own /, like kaniko; one build at a time; refused outside a container without --force) or auto (inplace inside a container, chroot otherwise).")
+	fs.BoolVar(&f.force, "force", false, "Allow in-place builds outside a container. They overwrite this machine's root filesystem.")
+	fs.StringArrayVar(&f.ignorePaths, "ignore-path", nil, "Path never extracted over, snapshotted or deleted by in-place builds. Repeat for several.")
+	fs.BoolVar(&f.ignoreVarRun, "ignore-var-run", true, "Ignore /var/run in in-place builds (it often holds mounted sockets).")
+
+	fs.IntVar(&f.maxConcurrentBuilds, "max-concurrent-builds", 1, "Builds that run at once in chroot isolation; others wait their turn. In-place builds always run one at a time.")
+	fs.BoolVar(&f.pushOnBuild, "push-on-build", false, "Push every tag that names a registry as soon as its build succeeds (kaniko's behaviour, for clients that cannot push).")
+	fs.StringArrayVar(&f.insecureRegistries, "insecure-registry", nil, "Registry (host[:port]) reached over plain HTTP, for pulls and pushes. Repeat for several.")
+	fs.StringArrayVar(&f.skipTLSVerifyRegistries, "skip-tls-verify-registry", nil, "Registry (host[:port]) whose TLS certificate is not verified. Repeat for several.")
+
+	fs.BoolVar(&f.tls, "tls", false, "Serve TCP listeners over TLS (--tlscert, --tlskey).")
+	fs.BoolVar(&f.tlsVerify, "tlsverify", false, "Serve TCP listeners over TLS and accept only clients with a certificate signed by --tlscacert.")
+	fs.StringVar(&f.tlsCACert, "tlscacert", "", "CA certificates (PEM) that client certificates must be signed by.")
+	fs.StringVar(&f.tlsCert, "tlscert", "", "The server's TLS certificate (PEM).")
+	fs.StringVar(&f.tlsKey, "tlskey", "", "The server's TLS key (PEM).")
+	fs.StringVar(&f.authTokenFile, "auth-token-file", "", "File holding a bearer token every request but /_ping must carry (Authorization: Bearer <token>).")
+
+	fs.StringVarP(&f.verbosity, "verbosity", "v", "info", "Log level: panic, fatal, error, warn, info, debug or trace.")
+	fs.StringVar(&f.logFormat, "log-format", "text", "Log format: text, color or json.")
+	fs.BoolVar(&f.logTimestamp, "log-timestamp", true, "Timestamp log lines.")
+}
+
+// runServe is `kiln serve`: listen, print where, serve until ctx ends.
+func runServe(ctx context.Context, f *serveFlags, h host, stderr io.Writer) error {
+	d, err := startDaemon(ctx, f, h, stderr)
+	if err != nil {
+		return err
+	}
+	// One line a shell can eval: the docker CLI's DOCKER_HOST for the first listener.
+	fmt.Fprintf(stderr, "export DOCKER_HOST=%s\n", d.hosts[0])
+	return d.wait(ctx)
+}
+
+// startDaemon checks the flags, opens the store, listens and starts serving. Nothing
+// is left listening when it fails.
+func startDaemon(ctx context.Context, f *serveFlags, h host, stderr io.Writer) (*daemon, error) {
+	lg, err := newLogger(stderr, f.verbosity, f.logFormat, f.logTimestamp)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := planServe(f, h)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.build.Workspace.Isolation == isolation.InPlace && !h.inContainer() {
+		lg.Warn("Building in place outside a container (--force): builds modify this machine's root filesystem")
+	}
+	if err := os.MkdirAll(cfg.build.Workspace.StateDir, 0o700); err != nil {
+		return nil, fmt.Errorf("--state-dir: %w", err)
+	}
+
+	opts := []apiserver.Option{
+		apiserver.WithLogger(lg),
+		apiserver.WithBuildConfig(cfg.build),
+		apiserver.WithVersion(version),
+		apiserver.WithStateDir(cfg.stateDir),
+		apiserver.WithAuthToken(cfg.token),
+	}
+	storeDir := filepath.Join(cfg.stateDir, "store")
+	if st, err := store.Open(storeDir); err != nil {
+		// Builds still stream and push without a store; only the image endpoints
+		// need it, and they say so.
+		lg.WithError(err).Warnf("Image store %s unavailable: serving without one", storeDir)
+	} else {
+		opts = append(opts, apiserver.WithStore(st))
+	}
+	api := apiserver.New(opts...)
+
+	d, err := listenAll(ctx, lg, cfg)
+	if err != nil {
+		return nil, err
+	}
+	d.start(api.Handler())
+	lg.Infof("kiln %s serving the Docker Engine API %s (isolation %s, state in %s)",
+		version, apiserver.APIVersion, cfg.build.Workspace.Isolation, cfg.stateDir)
+	return d, nil
+}
+
+// serveConfig is what the flags say, checked.
+type serveConfig struct {
+	stateDir string
+	hosts    []hostSpec
+	build    apiserver.BuildConfig
+	tls      *tls.Config
+	token    string
+}
+
+// planServe checks the flags and turns them into a configuration, without creating
+// anything.
+func planServe(f *serveFlags, h host) (*serveConfig, error) {
+	stateDir, err := filepath.Abs(f.stateDir)
+	if err != nil || f.stateDir == "" {
+		return nil, fmt.Errorf("--state-dir %q: %v", f.stateDir, err)
+	}
+	specs := f.hosts
+	if len(specs) == 0 {
+		specs = []string{"unix://" + filepath.Join(stateDir, "kiln.sock")}
+	}
+	cfg := &serveConfig{stateDir: stateDir}
+	for _, s := range specs {
+		hs, err := parseHost(s, f.tls || f.tlsVerify)
+		if err != nil {
+			return nil, err
+		}
+		cfg.hosts = append(cfg.hosts, hs)
+	}
+	if cfg.tls, err = loadTLS(f); err != nil {
+		return nil, err
+	}
+	if f.authTokenFile != "" {
+		data, err := os.ReadFile(f.authTokenFile)
+		if err != nil {
+			return nil, fmt.Errorf("--auth-token-file: %w", err)
+		}
+		if cfg.token = strings.TrimSpace(string(data)); cfg.token == "" {
+			return nil, fmt.Errorf("--auth-token-file %s: the file is empty", f.authTokenFile)
+		}
+	}
+	if f.maxConcurrentBuilds < 1 {
+		return nil, fmt.Errorf("--max-concurrent-builds %d: must be at least 1", f.maxConcurrentBuilds)
+	}
+
+	// In place, a reset root would delete a socket kiln listens on outside the state
+	// directory (/tmp/kiln.sock): sockets are ignored like kiln's other files.
+	ignorePaths := slices.Clone(f.ignorePaths)
+	for _, hs := range cfg.hosts {
+		if hs.network == "unix" {
+			ignorePaths = append(ignorePaths, hs.address)
+		}
+	}
+	bf := &buildFlags{isolation: f.isolation, force: f.force, ignorePaths: ignorePaths, ignoreVarRun: f.ignoreVarRun}
+	mode, err := resolveIsolation(bf, h)
+	if err != nil {
+		return nil, err
+	}
+	// In place, the whole state directory (store included) is kept out of the builds,
+	// not only the build scratch space.
+	ignore, err := ignoreSet(bf, h, mode, stateDir)
+	if err != nil {
+		return nil, err
+	}
+	insecure, skipVerify := slices.Clone(f.insecureRegistries), slices.Clone(f.skipTLSVerifyRegistries)
+	cfg.build = apiserver.BuildConfig{
+		Workspace: builder.Workspace{
+			Isolation: mode,
+			StateDir:  filepath.Join(stateDir, "builds"),
+			Ignore:    ignore,
+		},
+		MaxConcurrent: f.maxConcurrentBuilds,
+		PushOnBuild:   f.pushOnBuild,
+		Keychain:      credentials.Default(),
+		PlainHTTP:     func(registry string) bool { return slices.Contains(insecure, registry) },
+		Insecure:      func(registry string) bool { return slices.Contains(skipVerify, registry) },
+	}
+	return cfg, nil
+}
