@@ -1,0 +1,118 @@
+package e2e
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kiln-build/kiln/test/testworld"
+)
+
+// server is a `kiln serve` process started for one test.
+type server struct {
+	socket string // unix socket path
+	host   string // DOCKER_HOST value
+	state  string
+	cmd    *exec.Cmd
+	log    *os.File
+}
+
+// startServer runs `kiln serve` on a unix socket in a temporary state directory with
+// chroot isolation, waits until it answers /_ping, and stops it when the test ends.
+func startServer(t *testing.T, args ...string) *server {
+	t.Helper()
+	testworld.RequireRoot(t)
+	kiln := testworld.KilnBinary(t)
+	dir, err := os.MkdirTemp("", "kiln-serve-") // short: unix socket paths are limited
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	s := &server{socket: filepath.Join(dir, "kiln.sock"), state: filepath.Join(dir, "state")}
+	s.host = "unix://" + s.socket
+	s.log, err = os.Create(filepath.Join(dir, "serve.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := append([]string{"serve", "-H", s.host, "--state-dir", s.state, "--isolation", "chroot"}, args...)
+	s.cmd = exec.Command(kiln, all...)
+	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
+	if err := s.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = s.cmd.Process.Signal(os.Interrupt)
+		done := make(chan struct{})
+		go func() { _ = s.cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = s.cmd.Process.Kill()
+			<-done
+		}
+		if t.Failed() {
+			data, _ := os.ReadFile(s.log.Name())
+			t.Logf("kiln serve log:\n%s", tail(string(data), 4000))
+		}
+	})
+	client := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", s.socket)
+	}}}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		resp, err := client.Get("http://kiln/_ping")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return s
+			}
+		}
+		if time.Now().After(deadline) {
+			data, _ := os.ReadFile(s.log.Name())
+			t.Fatalf("kiln serve did not answer /_ping: %v\n%s", err, data)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// docker runs the docker CLI against the server (legacy builder, like CLI 28 without
+// buildx) with its own config directory, returning combined output and exit code.
+func (s *server) docker(t *testing.T, env []string, stdin string, args ...string) (string, int) {
+	t.Helper()
+	cmd := exec.Command("docker", append([]string{"-H", s.host}, args...)...)
+	cmd.Env = append(os.Environ(), env...)
+	if stdin != "" {
+		cmd.Stdin = strings.NewReader(stdin)
+	}
+	out, err := cmd.CombinedOutput()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("docker %v: %v", args, err)
+	}
+	return string(out), code
+}
+
+// mustDocker is docker that fails the test on a non-zero exit.
+func (s *server) mustDocker(t *testing.T, args ...string) string {
+	t.Helper()
+	out, code := s.docker(t, nil, "", args...)
+	if code != 0 {
+		t.Fatalf("docker %s: exit %d\n%s", strings.Join(args, " "), code, out)
+	}
+	return out
+}
+
+func tail(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[len(s)-n:]
+}
