@@ -147,6 +147,10 @@ func startDaemon(ctx context.Context, f *serveFlags, h host, stderr io.Writer) (
 	if err := os.MkdirAll(cfg.build.Workspace.StateDir, 0o700); err != nil {
 		return nil, fmt.Errorf("--state-dir: %w", err)
 	}
+	// A crash may have left an in-place root half built: start from the pristine root.
+	if err := builder.Reset(ctx, cfg.build.Workspace); err != nil {
+		return nil, fmt.Errorf("resetting the in-place root at startup: %w", err)
+	}
 
 	opts := []apiserver.Option{
 		apiserver.WithLogger(lg),
@@ -156,13 +160,17 @@ func startDaemon(ctx context.Context, f *serveFlags, h host, stderr io.Writer) (
 		apiserver.WithAuthToken(cfg.token),
 	}
 	storeDir := filepath.Join(cfg.stateDir, "store")
-	if st, err := store.Open(storeDir); err != nil {
-		// Builds still stream and push without a store; only the image endpoints
-		// need it, and they say so.
-		lg.WithError(err).Warnf("Image store %s unavailable: serving without one", storeDir)
-	} else {
-		opts = append(opts, apiserver.WithStore(st))
+	st, err := store.Open(storeDir)
+	if err != nil {
+		return nil, fmt.Errorf("opening the image store %s: %w", storeDir, err)
 	}
+	// Blobs of images deleted while a push or a crash held them are collected now.
+	if n, err := st.CollectGarbage(ctx); err != nil {
+		lg.WithError(err).Warn("Collecting unreferenced blobs in the image store")
+	} else if n > 0 {
+		lg.Infof("Collected %d bytes of unreferenced blobs in the image store", n)
+	}
+	opts = append(opts, apiserver.WithStore(st))
 	api := apiserver.New(opts...)
 
 	d, err := listenAll(ctx, lg, cfg)
