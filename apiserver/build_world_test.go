@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
-	"log"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -14,18 +13,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/authn"
-	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/registry"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/sirupsen/logrus"
 
 	"github.com/kiln-build/kiln/builder"
 	"github.com/kiln-build/kiln/isolation"
 	"github.com/kiln-build/kiln/store"
+	"github.com/kiln-build/kiln/test/testworld"
 )
 
 // TestMain lets the chroot runner re-execute the test binary as a RUN's child.
@@ -49,40 +42,8 @@ func newBuildWorld(t *testing.T, wrap func(http.Handler) http.Handler) *buildWor
 	if os.Geteuid() != 0 {
 		t.Skip("chroot builds need root")
 	}
-	if _, err := os.Stat("/bin/busybox"); err != nil {
-		t.Skip("needs a static /bin/busybox (Debian busybox-static)")
-	}
-	var h http.Handler = registry.New(registry.Logger(log.New(io.Discard, "", 0)))
-	if wrap != nil {
-		h = wrap(h)
-	}
-	srv := httptest.NewServer(h)
-	t.Cleanup(srv.Close)
-	host := strings.TrimPrefix(srv.URL, "http://")
-	w := &buildWorld{registry: host, busybox: host + "/busybox:test"}
-	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
-		return io.NopCloser(bytes.NewReader(busyboxLayer(t))), nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := mutate.AppendLayers(empty.Image, layer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cf, _ := img.ConfigFile()
-	cf = cf.DeepCopy()
-	cf.OS, cf.Architecture = "linux", "amd64"
-	cf.Config.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}
-	cf.Config.Cmd = []string{"sh"}
-	if img, err = mutate.ConfigFile(img, cf); err != nil {
-		t.Fatal(err)
-	}
-	ref, _ := name.ParseReference(w.busybox)
-	if err := remote.Write(ref, img, remote.WithAuth(&authn.Basic{Username: "kiln", Password: "secret"})); err != nil {
-		t.Fatal(err)
-	}
-	return w
+	host, ref := testworld.BusyboxRegistry(t, wrap, testworld.Entry{Name: "etc/passwd", Data: "root:x:0:0:root:/root:/bin/sh\n"})
+	return &buildWorld{registry: host, busybox: ref}
 }
 
 // requireBasicAuth makes a registry answer 401 to requests without kiln:secret.
@@ -95,32 +56,6 @@ func requireBasicAuth(h http.Handler) http.Handler {
 		}
 		h.ServeHTTP(w, r)
 	})
-}
-
-var busyboxApplets = []string{"sh", "echo", "cat", "ls", "find", "sort", "sleep", "true", "false", "test", "id"}
-
-func busyboxLayer(t *testing.T) []byte {
-	t.Helper()
-	bin, err := os.ReadFile("/bin/busybox")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	mod := time.Unix(1700000000, 0)
-	for _, d := range []string{"bin/", "etc/", "tmp/", "root/"} {
-		tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: d, Mode: 0o755, ModTime: mod})
-	}
-	tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: "bin/busybox", Mode: 0o755, Size: int64(len(bin)), ModTime: mod})
-	tw.Write(bin)
-	for _, a := range busyboxApplets {
-		tw.WriteHeader(&tar.Header{Typeflag: tar.TypeSymlink, Name: "bin/" + a, Linkname: "busybox", Mode: 0o777, ModTime: mod})
-	}
-	passwd := []byte("root:x:0:0:root:/root:/bin/sh\n")
-	tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: "etc/passwd", Mode: 0o644, Size: int64(len(passwd)), ModTime: mod})
-	tw.Write(passwd)
-	tw.Close()
-	return buf.Bytes()
 }
 
 // buildServer is a kiln API server with a store and chroot builds.

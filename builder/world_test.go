@@ -2,22 +2,14 @@ package builder_test
 
 import (
 	"archive/tar"
-	"bytes"
 	"context"
 	"io"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/registry"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/validate"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -25,6 +17,7 @@ import (
 	"github.com/kiln-build/kiln/builder"
 	"github.com/kiln-build/kiln/contexts"
 	"github.com/kiln-build/kiln/isolation"
+	"github.com/kiln-build/kiln/test/testworld"
 )
 
 func TestMain(m *testing.M) {
@@ -45,69 +38,16 @@ func newWorld(t *testing.T) *world {
 	if os.Geteuid() != 0 {
 		t.Skip("chroot builds need root")
 	}
-	if _, err := os.Stat("/bin/busybox"); err != nil {
-		t.Skip("needs a static /bin/busybox (Debian busybox-static)")
-	}
-	srv := httptest.NewServer(registry.New(registry.Logger(nilLogger())))
-	t.Cleanup(srv.Close)
-	host := strings.TrimPrefix(srv.URL, "http://")
-	w := &world{registry: host, busybox: host + "/busybox:test"}
-	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
-		return io.NopCloser(bytes.NewReader(busyboxTar(t))), nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := mutate.AppendLayers(empty.Image, layer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cf, _ := img.ConfigFile()
-	cf = cf.DeepCopy()
-	cf.OS, cf.Architecture = "linux", "amd64"
-	cf.Config.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}
-	cf.Config.Cmd = []string{"sh"}
-	if img, err = mutate.ConfigFile(img, cf); err != nil {
-		t.Fatal(err)
-	}
-	ref, _ := name.ParseReference(w.busybox)
-	if err := remote.Write(ref, img); err != nil {
-		t.Fatal(err)
-	}
-	return w
-}
-
-var busyboxApplets = []string{"sh", "echo", "cat", "ls", "mkdir", "touch", "rm", "id", "true", "false", "chmod", "ln", "printf", "env", "sleep", "test"}
-
-func busyboxTar(t *testing.T) []byte {
-	t.Helper()
-	bin, err := os.ReadFile("/bin/busybox")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	mod := time.Unix(1700000000, 0)
-	dir := func(n string, mode int64) {
-		tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: n, Mode: mode, ModTime: mod})
-	}
-	file := func(n string, mode int64, data []byte, uid int) {
-		tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: n, Mode: mode, Size: int64(len(data)), ModTime: mod, Uid: uid, Gid: uid})
-		tw.Write(data)
-	}
-	for _, d := range []string{"bin/", "etc/", "tmp/", "root/", "home/", "var/", "var/lib/"} {
-		dir(d, 0o755)
-	}
-	tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: "home/app/", Mode: 0o755, ModTime: mod, Uid: 1000, Gid: 1000})
-	file("bin/busybox", 0o755, bin, 0)
-	for _, a := range busyboxApplets {
-		tw.WriteHeader(&tar.Header{Typeflag: tar.TypeSymlink, Name: "bin/" + a, Linkname: "busybox", Mode: 0o777, ModTime: mod})
-	}
-	file("etc/passwd", 0o644, []byte("root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\n"), 0)
-	file("etc/group", 0o644, []byte("root:x:0:\napp:x:1000:\nextra:x:2000:app\n"), 0)
-	file("var/lib/base.txt", 0o644, []byte("from the base\n"), 0)
-	tw.Close()
-	return buf.Bytes()
+	host, ref := testworld.BusyboxRegistry(t, nil,
+		testworld.Entry{Name: "home/"},
+		testworld.Entry{Name: "home/app/", UID: 1000, GID: 1000},
+		testworld.Entry{Name: "var/"},
+		testworld.Entry{Name: "var/lib/"},
+		testworld.Entry{Name: "etc/passwd", Data: "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\n"},
+		testworld.Entry{Name: "etc/group", Data: "root:x:0:\napp:x:1000:\nextra:x:2000:app\n"},
+		testworld.Entry{Name: "var/lib/base.txt", Data: "from the base\n"},
+	)
+	return &world{registry: host, busybox: ref}
 }
 
 // buildCase builds a Dockerfile over a context of the given files.
