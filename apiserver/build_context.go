@@ -30,7 +30,8 @@ const (
 )
 
 // readContext makes the request's build context in dir: the body's tar, or the
-// remote= URL's download (the body is then drained and ignored, as dockerd does).
+// remote= git repository's clone or URL's download (the body is then drained and
+// ignored, as dockerd does). A git clone uses no credentials of the server's.
 func readContext(ctx context.Context, r *http.Request, o *buildOptions, dir string) (*contexts.Context, *apiError) {
 	limits := []contexts.ArchiveOption{
 		contexts.WithMaxBytes(maxContextBytes),
@@ -40,14 +41,18 @@ func readContext(ctx context.Context, r *http.Request, o *buildOptions, dir stri
 		c   *contexts.Context
 		err error
 	)
-	if o.remote != "" {
+	switch {
+	case contexts.IsGitURL(o.remote):
+		drain(r.Body)
+		c, err = contexts.FromGit(ctx, o.remote, dir, contexts.GitOptions{})
+	case o.remote != "":
 		drain(r.Body)
 		name := o.dockerfile
 		if name == "" {
 			name = "Dockerfile"
 		}
 		c, err = contexts.FromURL(ctx, o.remote, dir, append(limits, contexts.WithDockerfileName(name))...)
-	} else {
+	default:
 		c, err = contexts.FromArchive(ctx, r.Body, dir, limits...)
 		drain(r.Body) // what follows the end-of-archive blocks
 	}

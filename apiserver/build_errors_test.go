@@ -96,7 +96,8 @@ func TestBuildRequestErrors(t *testing.T) {
 			`build context entry "../evil": path escapes the context`},
 		{"BuildKit", "version=2", tarWith(map[string]string{"Dockerfile": "FROM x\n"}), 400,
 			"BuildKit (version=2) is not supported by kiln: use the classic builder (DOCKER_BUILDKIT=0 docker build, or a docker CLI without buildx)"},
-		{"git remote", "remote=git://example.com/x.git", nil, 400, "git contexts are not supported yet (issue 3)"},
+		{"unreachable git remote", "remote=git://127.0.0.1:1/x.git", nil, 500,
+			"git context git://127.0.0.1:1/x.git: dial tcp 127.0.0.1:1: connect: connection refused"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -122,13 +122,8 @@ func parseBuildOptions(q url.Values) (*buildOptions, *apiError) {
 		}
 		o.platform = strings.ToLower(p)
 	}
-	if o.remote != "" {
-		switch {
-		case contexts.IsGitURL(o.remote):
-			return nil, badRequest("git contexts are not supported yet (issue 3)")
-		case !contexts.IsHTTPURL(o.remote):
-			return nil, badRequest("remote context %q is not supported: give an http(s) URL of a tar or a Dockerfile", o.remote)
-		}
+	if o.remote != "" && !contexts.IsGitURL(o.remote) && !contexts.IsHTTPURL(o.remote) {
+		return nil, badRequest("remote context %q is not supported: give an http(s) URL of a tar or a Dockerfile", o.remote)
 	}
 	return o, nil
 }

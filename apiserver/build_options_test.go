@@ -86,10 +86,10 @@ func TestParseBuildOptions(t *testing.T) {
 		status: 400,
 	}, {
 		name: "git remote", query: "remote=https://github.com/kiln-build/kiln.git%23main",
-		status: 400, msg: "git contexts are not supported yet (issue 3)",
+		want: &buildOptions{remote: "https://github.com/kiln-build/kiln.git#main"},
 	}, {
 		name: "git@ remote", query: "remote=git@github.com:kiln-build/kiln.git",
-		status: 400, msg: "git contexts are not supported yet (issue 3)",
+		want: &buildOptions{remote: "git@github.com:kiln-build/kiln.git"},
 	}, {
 		name: "other remote", query: "remote=s3://bucket/ctx.tar",
 		status: 400, msg: `remote context "s3://bucket/ctx.tar" is not supported: give an http(s) URL of a tar or a Dockerfile`,

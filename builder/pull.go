@@ -2,15 +2,12 @@ package builder
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"sync"
-	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -48,9 +45,7 @@ func (p *puller) remoteOptions(ctx context.Context, ref name.Reference, platform
 		remote.WithAuthFromKeychain(kc),
 		remote.WithPlatform(platform),
 	}
-	if p.reg.Insecure != nil && p.reg.Insecure(ref.Context().RegistryStr()) {
-		tr := remote.DefaultTransport.(*http.Transport).Clone()
-		tr.TLSClientConfig = &tls.Config{InsecureSkipVerify: true} //nolint:gosec // the user asked for it
+	if tr := p.transportFor(ref.Context().RegistryStr()); tr != nil {
 		opts = append(opts, remote.WithTransport(tr))
 	}
 	return opts
@@ -69,17 +64,11 @@ func (p *puller) pull(ctx context.Context, refStr string, platform v1.Platform) 
 	if err != nil {
 		return nil, v1.Hash{}, err
 	}
-	var img v1.Image
-	attempts := p.reg.Retries + 1
-	for i := 0; i < attempts; i++ {
-		img, err = remote.Image(ref, p.remoteOptions(ctx, ref, platform)...)
-		if err == nil || ctx.Err() != nil {
-			break
-		}
-		if i+1 < attempts {
-			time.Sleep(time.Duration(i+1) * time.Second)
-		}
+	candidates, err := p.candidates(ref)
+	if err != nil {
+		return nil, v1.Hash{}, err
 	}
+	img, err := p.fetchImage(ctx, candidates, platform)
 	if err != nil {
 		return nil, v1.Hash{}, fmt.Errorf("pulling %s: %w", refStr, err)
 	}

@@ -2,6 +2,7 @@ package builder
 
 import (
 	"context"
+	"net/http"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -72,6 +73,18 @@ type Registry struct {
 	Insecure func(registry string) bool
 	// Retries is how many times a failed pull is retried (--image-download-retry).
 	Retries int
+	// Mirrors returns, in order, the registries (host[:port], optionally followed by a
+	// path prefix) tried instead of registry (as name.Registry.RegistryStr spells it,
+	// e.g. index.docker.io). The original registry is tried after them unless
+	// SkipDefaultFallback is set. Nil means no mirrors.
+	Mirrors func(registry string) []string
+	// SkipDefaultFallback stops a pull at its mirrors: when a registry has mirrors and
+	// none of them serves the image, the pull fails rather than reach the original.
+	SkipDefaultFallback bool
+	// Transport returns the HTTP transport used for registry (extra CAs, client
+	// certificates), or nil for go-containerregistry's default. Insecure still applies
+	// on top of an *http.Transport.
+	Transport func(registry string) http.RoundTripper
 }
 
 // Result is what a successful build produced.

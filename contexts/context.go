@@ -1,7 +1,6 @@
 package contexts
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -22,6 +21,7 @@ type Context struct {
 	Patterns []string
 
 	matcher *patternmatcher.PatternMatcher
+	owned   string // a temporary directory Close removes ("" for a directory context)
 }
 
 // FromDir opens the directory dir as a build context, reading its .dockerignore.
@@ -86,17 +86,4 @@ func (c *Context) Excluded(rel string) bool {
 // which case a walk must descend into excluded directories.
 func (c *Context) HasExceptions() bool {
 	return c != nil && c.matcher != nil && c.matcher.Exclusions()
-}
-
-// Open resolves a kaniko-style --context value. Plain paths and dir:// are supported;
-// every other scheme is a clear error until its source exists.
-func Open(_ context.Context, spec string) (*Context, error) {
-	switch {
-	case strings.HasPrefix(spec, "dir://"):
-		return FromDir(strings.TrimPrefix(spec, "dir://"))
-	case !strings.Contains(spec, "://"):
-		return FromDir(spec)
-	}
-	scheme := spec[:strings.Index(spec, "://")]
-	return nil, fmt.Errorf("context %q: the %s:// context source is not supported yet (use a directory or dir://)", spec, scheme)
 }

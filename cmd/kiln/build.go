@@ -29,6 +29,11 @@ func runBuild(ctx context.Context, f *buildFlags, fs *pflag.FlagSet, h host, std
 	if err != nil {
 		return err
 	}
+	defer func() {
+		if err := plan.req.Context.Close(); err != nil {
+			log.Warnf("removing the build context: %v", err)
+		}
+	}()
 	if plan.ownStateDir {
 		defer func() {
 			if err := os.RemoveAll(plan.workspace.StateDir); err != nil {
@@ -80,6 +85,7 @@ func writeOutputs(ctx context.Context, log *logrus.Logger, img v1.Image, out out
 			log.Infof("Pushing image to %s", ref)
 			digest, err := output.Push(ctx, img, []name.Reference{ref},
 				output.WithKeychain(reg.Keychain),
+				output.WithTransport(out.transportFor(ref.Context().RegistryStr())),
 				output.WithSkipTLSVerify(out.skipTLSVerify),
 				output.WithRetries(out.pushRetry),
 				output.WithUserAgent("kiln/"+version))

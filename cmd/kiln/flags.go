@@ -20,6 +20,10 @@ type buildFlags struct {
 	target     string
 	platform   string
 
+	// Context sources: kaniko's --context-sub-path and --git.
+	contextSubPath string
+	git            string
+
 	// Outputs.
 	destinations           []string
 	noPush                 bool
@@ -38,6 +42,12 @@ type buildFlags struct {
 	skipTLSVerifyRegistries []string
 	pushRetry               int
 	imageDownloadRetry      int
+	// Mirrors, per-registry CAs and client certificates (docs/registries.md).
+	registryMirrors             []string
+	registryMaps                []string
+	skipDefaultRegistryFallback bool
+	registryCertificates        []string
+	registryClientCerts         []string
 
 	// Build behaviour.
 	reproducible     bool
@@ -61,7 +71,9 @@ type buildFlags struct {
 
 // addBuildFlags registers kiln build's flags on fs, bound to f.
 func addBuildFlags(fs *pflag.FlagSet, f *buildFlags) {
-	fs.StringVarP(&f.context, "context", "c", "/workspace/", "Path to the build context: a directory, or dir://<directory>. Other kaniko context sources (tar://, git://, s3://, gs://, https://) are not supported yet.")
+	fs.StringVarP(&f.context, "context", "c", "/workspace/", "The build context: a directory, dir://<directory>, tar://<archive>[.gz|.bz2|.xz|.zst], tar://stdin, or a git repository (git://host/repo.git#refs/heads/branch#commit, https://host/repo.git#ref; GIT_TOKEN or GIT_USERNAME/GIT_PASSWORD authenticate). s3://, gs:// and Azure contexts are not supported yet.")
+	fs.StringVar(&f.contextSubPath, "context-sub-path", "", "Sub-directory of the context to build from (it must be inside the context).")
+	fs.StringVar(&f.git, "git", "", "Git clone options: branch=NAME,single-branch=BOOL,recurse-submodules=BOOL,insecure-skip-tls=BOOL.")
 	fs.StringVarP(&f.dockerfile, "dockerfile", "f", "Dockerfile", "Path to the Dockerfile to build: absolute, or relative to the context (a path relative to the working directory is tried when the context has none).")
 	fs.StringArrayVar(&f.buildArgs, "build-arg", nil, "Build-time variable, KEY=VALUE, or KEY alone to take the value from the environment (skipped when unset). Repeat for several.")
 	fs.StringArrayVar(&f.labels, "label", nil, "Label for the image, KEY=VALUE (KEY alone sets an empty value). Repeat for several.")
@@ -84,6 +96,11 @@ func addBuildFlags(fs *pflag.FlagSet, f *buildFlags) {
 	fs.StringArrayVar(&f.skipTLSVerifyRegistries, "skip-tls-verify-registry", nil, "Registry (host[:port]) whose TLS certificate is not verified, for pushes and pulls. Repeat for several.")
 	fs.IntVar(&f.pushRetry, "push-retry", 0, "Number of times a failed push is retried, with exponential backoff.")
 	fs.IntVar(&f.imageDownloadRetry, "image-download-retry", 0, "Number of times a failed base image download is retried.")
+	fs.StringArrayVar(&f.registryMirrors, "registry-mirror", nil, "Registry mirror (host[:port][/prefix]) for docker.io pulls, tried before docker.io. Repeat for several, tried in order; KANIKO_REGISTRY_MIRROR (comma-separated) adds more.")
+	fs.StringArrayVar(&f.registryMaps, "registry-map", nil, "Registry remapping for pulls, original=mirror;original=mirror. Mirrors are tried in order, then the original registry.")
+	fs.BoolVar(&f.skipDefaultRegistryFallback, "skip-default-registry-fallback", false, "Do not fall back from a registry's mirrors to the registry itself.")
+	fs.StringArrayVar(&f.registryCertificates, "registry-certificate", nil, "Extra CA certificate trusted for a registry, registry=/path/ca.crt. Repeat for several.")
+	fs.StringArrayVar(&f.registryClientCerts, "registry-client-cert", nil, "Client certificate for mutual TLS with a registry, registry=/path/cert.pem,/path/key.pem. Repeat for several.")
 
 	fs.BoolVar(&f.reproducible, "reproducible", false, "Strip timestamps from the image to make it reproducible.")
 	fs.BoolVar(&f.skipUnusedStages, "skip-unused-stages", false, "Build only the stages the target needs; by default every stage up to the target is built.")
@@ -123,13 +140,6 @@ func unsupportedFlags() []unsupportedFlag {
 		{"cache-run-layers", "Cache RUN layers (not supported yet).", boolFlag(true)},
 		{"cache-copy-layers", "Cache COPY layers (not supported yet).", boolFlag(false)},
 		{"compressed-caching", "Compress cached layers (not supported yet).", boolFlag(true)},
-		{"registry-mirror", "Registry mirror for docker.io pulls (not supported yet).", arrayFlag},
-		{"registry-map", "Registry remapping, original=mirror (not supported yet).", arrayFlag},
-		{"skip-default-registry-fallback", "Do not fall back from mirrors to the original registry (not supported yet).", boolFlag(false)},
-		{"registry-certificate", "TLS certificate for a registry, registry=path (not supported yet).", arrayFlag},
-		{"registry-client-cert", "Client certificate for a registry, registry=cert,key (not supported yet).", arrayFlag},
-		{"git", "Branch and options when the context is a git repository (not supported yet).", stringFlag("")},
-		{"context-sub-path", "Sub-path of the context to build from (not supported yet).", stringFlag("")},
 		{"kaniko-dir", "kaniko's own directory (not supported: kiln uses --state-dir).", stringFlag("/kaniko")},
 		{"use-new-run", "kaniko's experimental RUN implementation (not supported).", boolFlag(false)},
 		{"push-ignore-immutable-tag-errors", "Treat a push to an immutable tag as success (not supported yet).", boolFlag(false)},
@@ -155,10 +165,6 @@ func intFlag(def int) func(*pflag.FlagSet, string, string) {
 
 func durationFlag(def time.Duration) func(*pflag.FlagSet, string, string) {
 	return func(fs *pflag.FlagSet, name, usage string) { fs.Duration(name, def, usage) }
-}
-
-func arrayFlag(fs *pflag.FlagSet, name, usage string) {
-	fs.StringArray(name, nil, usage+" Repeat for several.")
 }
 
 func addUnsupportedFlags(fs *pflag.FlagSet) {

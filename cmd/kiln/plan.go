@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -27,6 +29,8 @@ type host struct {
 	mountPoints func() ([]string, error)
 	executable  func() (string, error)
 	lookupEnv   func(key string) (string, bool)
+	// stdin is what a tar://stdin context is read from; nil means none.
+	stdin io.Reader
 	// mkdirTemp creates the default state directory.
 	mkdirTemp func() (string, error)
 }
@@ -38,6 +42,7 @@ func realHost() host {
 		mountPoints: isolation.MountPoints,
 		executable:  os.Executable,
 		lookupEnv:   os.LookupEnv,
+		stdin:       os.Stdin,
 		mkdirTemp:   func() (string, error) { return os.MkdirTemp("", "kiln-state-") },
 	}
 }
@@ -67,6 +72,9 @@ type outputs struct {
 	pushRetry                                     int
 	// skipTLSVerify reports the registries pushed to without certificate checks.
 	skipTLSVerify func(registry string) bool
+	// pushTransport returns the transport for pushes to a registry (its CA and
+	// client certificate); nil means go-containerregistry's default.
+	pushTransport func(registry string) http.RoundTripper
 }
 
 // planBuild checks the flags and turns them into a build. It reads the Dockerfile and
@@ -77,6 +85,11 @@ func planBuild(ctx context.Context, f *buildFlags, h host) (*buildPlan, error) {
 	if err != nil {
 		return nil, err
 	}
+	regs, err := planRegistries(f, h.lookupEnv)
+	if err != nil {
+		return nil, err
+	}
+	out.pushTransport = regs.pushTransport
 	mode, err := resolveIsolation(f, h)
 	if err != nil {
 		return nil, err
@@ -94,10 +107,20 @@ func planBuild(ctx context.Context, f *buildFlags, h host) (*buildPlan, error) {
 	if err != nil {
 		return nil, err
 	}
-	bctx, err := contexts.Open(ctx, f.context)
+	ctxOpts, err := contextOptions(f, h)
 	if err != nil {
 		return nil, err
 	}
+	bctx, err := contexts.Open(ctx, f.context, ctxOpts...)
+	if err != nil {
+		return nil, err
+	}
+	planned := false
+	defer func() {
+		if !planned {
+			bctx.Close() // a fetched context's temporary directory
+		}
+	}()
 	dockerfile, err := readDockerfile(bctx.Dir, f.dockerfile)
 	if err != nil {
 		return nil, err
@@ -120,6 +143,7 @@ func planBuild(ctx context.Context, f *buildFlags, h host) (*buildPlan, error) {
 		registry: pullRegistry(f),
 		outputs:  out,
 	}
+	regs.apply(&p.registry, f.skipDefaultRegistryFallback)
 
 	stateDir := f.stateDir
 	if stateDir == "" && mode == isolation.InPlace {
@@ -154,7 +178,11 @@ func planBuild(ctx context.Context, f *buildFlags, h host) (*buildPlan, error) {
 		}
 		return nil, err
 	}
+	if root := bctx.TempRoot(); root != "" && mode == isolation.InPlace {
+		ignore = ignore.With(root) // a fetched context must survive the build in "/"
+	}
 	p.workspace = builder.Workspace{Isolation: mode, StateDir: stateDir, Ignore: ignore}
+	planned = true
 	return p, nil
 }
 

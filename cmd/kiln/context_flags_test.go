@@ -1,0 +1,93 @@
+package main
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/kiln-build/kiln/contexts"
+)
+
+func TestParseGitFlag(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		spec    string
+		want    contexts.GitOptions
+		wantErr string
+	}{
+		{spec: ""},
+		{spec: "branch=main", want: contexts.GitOptions{Branch: "main"}},
+		{
+			spec: "branch=dev,single-branch=true,recurse-submodules=true,insecure-skip-tls=true",
+			want: contexts.GitOptions{Branch: "dev", SingleBranch: true, RecurseSubmodules: true, InsecureSkipTLS: true},
+		},
+		{spec: "single-branch=false", want: contexts.GitOptions{}},
+		{spec: "branch", wantErr: "not key=value"},
+		{spec: "single-branch=maybe", wantErr: "single-branch"},
+		{spec: "depth=1", wantErr: "unknown option"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.spec, func(t *testing.T) {
+			t.Parallel()
+			got, err := parseGitFlag(tt.spec)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("parseGitFlag(%q) = %v, want an error naming %q", tt.spec, err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("parseGitFlag(%q) (-want +got):\n%s", tt.spec, diff)
+			}
+		})
+	}
+}
+
+// TestPlanTarStdinContext plans a build whose context is a tar on standard input,
+// narrowed by --context-sub-path, and checks its temporary directory goes on Close.
+func TestPlanTarStdinContext(t *testing.T) {
+	t.Parallel()
+	var b bytes.Buffer
+	tw := tar.NewWriter(&b)
+	const dockerfile = "FROM scratch\n"
+	for _, e := range []struct{ name, body string }{{"app/Dockerfile", dockerfile}, {"Dockerfile", "FROM wrong\n"}} {
+		if err := tw.WriteHeader(&tar.Header{Name: e.name, Mode: 0o644, Size: int64(len(e.body)), Typeflag: tar.TypeReg}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tw.Write([]byte(e.body)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	f, _ := parseFlags(t, "--no-push", "--context", "tar://stdin", "--context-sub-path", "app")
+	h := fakeHost(t, false, nil)
+	h.stdin = &b
+	p, err := planBuild(context.Background(), f, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(p.workspace.StateDir)
+	if got := string(p.req.Dockerfile); got != dockerfile {
+		t.Errorf("Dockerfile = %q, want %q (the sub-path's)", got, dockerfile)
+	}
+	root := p.req.Context.TempRoot()
+	if root == "" {
+		t.Fatal("a tar context owns no temporary directory")
+	}
+	if err := p.req.Context.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(root); !os.IsNotExist(err) {
+		t.Errorf("Close left %s: %v", root, err)
+	}
+}

@@ -1,0 +1,183 @@
+package main
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"net/http"
+	"os"
+	"strings"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/kiln-build/kiln/builder"
+)
+
+// registryMirrorEnv is kaniko's environment equivalent of --registry-mirror: a
+// comma-separated list tried after the flags' mirrors.
+const registryMirrorEnv = "KANIKO_REGISTRY_MIRROR"
+
+// registryKey spells a registry as go-containerregistry does (docker.io is
+// index.docker.io), so flags match the registry of parsed references.
+func registryKey(s string) (string, error) {
+	r, err := name.NewRegistry(strings.TrimSpace(s), name.WeakValidation)
+	if err != nil {
+		return "", err
+	}
+	return r.RegistryStr(), nil
+}
+
+// parseRegistryMirrors turns --registry-map (orig=mirror;…, repeatable), then
+// --registry-mirror and the KANIKO_REGISTRY_MIRROR value (docker.io mirrors), into
+// each registry's mirrors in the order they are tried.
+func parseRegistryMirrors(maps, mirrors []string, env string) (map[string][]string, error) {
+	out := map[string][]string{}
+	for _, flag := range maps {
+		for _, pair := range strings.Split(flag, ";") {
+			if strings.TrimSpace(pair) == "" {
+				continue
+			}
+			orig, mirror, ok := strings.Cut(pair, "=")
+			mirror = strings.TrimSpace(mirror)
+			if !ok || mirror == "" {
+				return nil, fmt.Errorf("--registry-map %q: want original=mirror", pair)
+			}
+			key, err := registryKey(orig)
+			if err != nil {
+				return nil, fmt.Errorf("--registry-map %q: %w", pair, err)
+			}
+			out[key] = append(out[key], mirror)
+		}
+	}
+	all := mirrors
+	if env != "" {
+		all = append(all[:len(all):len(all)], strings.Split(env, ",")...)
+	}
+	for _, m := range all {
+		if m = strings.TrimSpace(m); m != "" {
+			out[name.DefaultRegistry] = append(out[name.DefaultRegistry], m)
+		}
+	}
+	return out, nil
+}
+
+// registryTransports builds one HTTP transport per registry named by
+// --registry-certificate host=ca.crt (an extra CA trusted besides the system's) or
+// --registry-client-cert host=cert,key (a client certificate for mutual TLS). The
+// files are read now, so a bad path fails the build before it starts.
+func registryTransports(certs, clientCerts []string) (map[string]*http.Transport, error) {
+	out := map[string]*http.Transport{}
+	get := func(host string) (*tls.Config, error) {
+		key, err := registryKey(host)
+		if err != nil {
+			return nil, err
+		}
+		tr, ok := out[key]
+		if !ok {
+			tr = remote.DefaultTransport.(*http.Transport).Clone()
+			tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+			out[key] = tr
+		}
+		return tr.TLSClientConfig, nil
+	}
+	for _, c := range certs {
+		host, path, ok := strings.Cut(c, "=")
+		if !ok || path == "" {
+			return nil, fmt.Errorf("--registry-certificate %q: want registry=/path/ca.crt", c)
+		}
+		cfg, err := get(host)
+		if err != nil {
+			return nil, fmt.Errorf("--registry-certificate %q: %w", c, err)
+		}
+		pem, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("--registry-certificate: %w", err)
+		}
+		if cfg.RootCAs == nil {
+			if cfg.RootCAs, err = x509.SystemCertPool(); err != nil {
+				cfg.RootCAs = x509.NewCertPool()
+			}
+		}
+		if !cfg.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("--registry-certificate: no PEM certificate in %s", path)
+		}
+	}
+	for _, c := range clientCerts {
+		host, files, ok := strings.Cut(c, "=")
+		certPath, keyPath, ok2 := strings.Cut(files, ",")
+		if !ok || !ok2 || certPath == "" || keyPath == "" {
+			return nil, fmt.Errorf("--registry-client-cert %q: want registry=/path/cert.pem,/path/key.pem", c)
+		}
+		cfg, err := get(host)
+		if err != nil {
+			return nil, fmt.Errorf("--registry-client-cert %q: %w", c, err)
+		}
+		pair, err := tls.LoadX509KeyPair(certPath, keyPath)
+		if err != nil {
+			return nil, fmt.Errorf("--registry-client-cert %s,%s: %w", certPath, keyPath, err)
+		}
+		cfg.Certificates = append(cfg.Certificates, pair)
+	}
+	return out, nil
+}
+
+// transportLookup returns a function giving a registry's transport, nil for the default.
+func transportLookup(trs map[string]*http.Transport) func(registry string) http.RoundTripper {
+	if len(trs) == 0 {
+		return nil
+	}
+	return func(registry string) http.RoundTripper {
+		if tr, ok := trs[registry]; ok {
+			return tr
+		}
+		return nil
+	}
+}
+
+// registryPlan is what the registry flags turn into: each registry's mirrors and
+// transports, shared by pulls and pushes.
+type registryPlan struct {
+	mirrors    map[string][]string
+	transports map[string]*http.Transport
+}
+
+// planRegistries checks the registry flags (and KANIKO_REGISTRY_MIRROR) and loads the
+// certificates they name.
+func planRegistries(f *buildFlags, lookupEnv func(string) (string, bool)) (registryPlan, error) {
+	env, _ := lookupEnv(registryMirrorEnv)
+	mirrors, err := parseRegistryMirrors(f.registryMaps, f.registryMirrors, env)
+	if err != nil {
+		return registryPlan{}, err
+	}
+	trs, err := registryTransports(f.registryCertificates, f.registryClientCerts)
+	if err != nil {
+		return registryPlan{}, err
+	}
+	return registryPlan{mirrors: mirrors, transports: trs}, nil
+}
+
+// apply adds the mirrors and transports to a pull configuration.
+func (rp registryPlan) apply(reg *builder.Registry, skipFallback bool) {
+	if len(rp.mirrors) > 0 {
+		reg.Mirrors = func(registry string) []string { return rp.mirrors[registry] }
+		reg.SkipDefaultFallback = skipFallback
+	}
+	reg.Transport = transportLookup(rp.transports)
+}
+
+// pushTransport returns the transport pushes to registry use: its own, or the default.
+func (rp registryPlan) pushTransport(registry string) http.RoundTripper {
+	if tr, ok := rp.transports[registry]; ok {
+		return tr
+	}
+	return remote.DefaultTransport
+}
+
+// transportFor returns the transport pushes to registry use.
+func (o outputs) transportFor(registry string) http.RoundTripper {
+	if o.pushTransport == nil {
+		return remote.DefaultTransport
+	}
+	return o.pushTransport(registry)
+}

@@ -1,0 +1,171 @@
+package contexts
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"regexp"
+	"strings"
+
+	git "github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/transport"
+	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
+)
+
+// GitOptions configure a git clone. The CLI fills them from kaniko's --git flag and
+// the GIT_TOKEN, GIT_USERNAME and GIT_PASSWORD variables: this package reads no
+// environment, so a server never clones with its own operator's credentials by accident.
+type GitOptions struct {
+	// Branch is the ref to clone when the URL names none (--git branch=).
+	Branch string
+	// SingleBranch fetches only that ref (--git single-branch=).
+	SingleBranch bool
+	// RecurseSubmodules also clones the submodules (--git recurse-submodules=).
+	RecurseSubmodules bool
+	// InsecureSkipTLS accepts any certificate of an https remote (--git insecure-skip-tls=).
+	InsecureSkipTLS bool
+	// Token, or Username and Password, authenticate to an http(s) remote. A token
+	// wins over a username and password.
+	Token, Username, Password string
+}
+
+// gitRef is a parsed git context: where to clone from and what to check out.
+type gitRef struct {
+	url    string
+	ref    string // a full or short ref name; "" is the remote's HEAD
+	commit string // a commit to check out after the clone
+	subDir string // Docker's url#ref:dir: the context is this directory of the clone
+}
+
+var hexCommit = regexp.MustCompile(`^[0-9a-f]{7,40}$`)
+
+// parseGitURL splits kaniko's url#ref#commit syntax. A github.com/ shorthand becomes
+// https, and git@host:path stays an scp-style ssh address.
+func parseGitURL(spec string) gitRef {
+	base, frag, _ := strings.Cut(spec, "#")
+	ref, commit, _ := strings.Cut(frag, "#")
+	// Docker's syntax is url#ref:dir; a ref name cannot contain ":", so this is safe.
+	ref, sub, _ := strings.Cut(ref, ":")
+	if strings.HasPrefix(base, "github.com/") {
+		base = "https://" + base
+	}
+	if commit == "" && hexCommit.MatchString(ref) && len(ref) == 40 {
+		ref, commit = "", ref
+	}
+	return gitRef{url: base, ref: ref, commit: commit, subDir: sub}
+}
+
+// FromGit clones the git repository spec names into dir and makes it a build
+// context. spec is kaniko's syntax: git://host/repo.git#refs/heads/branch#commit,
+// https://host/repo.git#ref, or github.com/owner/repo#ref; the first fragment is the
+// ref (a full name, or a branch or tag name), the optional second a commit to check
+// out; Docker's url#ref:dir form makes dir the context. The clone is shallow unless a commit must be found in the history. The .git
+// directory is removed, so it never reaches COPY.
+func FromGit(ctx context.Context, spec, dir string, g GitOptions) (*Context, error) {
+	r := parseGitURL(spec)
+	if r.ref == "" {
+		r.ref = g.Branch
+	}
+	redacted := redactURL(r.url)
+	opts := &git.CloneOptions{
+		URL:             r.url,
+		SingleBranch:    g.SingleBranch,
+		InsecureSkipTLS: g.InsecureSkipTLS,
+		Tags:            git.NoTags,
+		Auth:            gitAuth(r.url, g),
+	}
+	if r.commit == "" {
+		opts.Depth = 1
+	}
+	if g.RecurseSubmodules {
+		opts.RecurseSubmodules = git.DefaultSubmoduleRecursionDepth
+	}
+	repo, err := cloneRef(ctx, dir, opts, r.ref)
+	if err != nil {
+		return nil, fmt.Errorf("git context %s: %w", redacted, err)
+	}
+	if r.commit != "" {
+		wt, err := repo.Worktree()
+		if err != nil {
+			return nil, fmt.Errorf("git context %s: %w", redacted, err)
+		}
+		hash, err := repo.ResolveRevision(plumbing.Revision(r.commit))
+		if err != nil {
+			return nil, fmt.Errorf("git context %s: commit %s: %w", redacted, r.commit, err)
+		}
+		if err := wt.Checkout(&git.CheckoutOptions{Hash: *hash, Force: true}); err != nil {
+			return nil, fmt.Errorf("git context %s: checkout %s: %w", redacted, r.commit, err)
+		}
+	}
+	if err := removeOwned(dir + "/.git"); err != nil {
+		return nil, err
+	}
+	if r.subDir != "" {
+		return subContext(dir, r.subDir)
+	}
+	c := &Context{Dir: dir}
+	if err := c.readIgnoreInRoot(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// cloneRef clones ref, trying a short name first as a branch, then as a tag.
+func cloneRef(ctx context.Context, dir string, opts *git.CloneOptions, ref string) (*git.Repository, error) {
+	var candidates []plumbing.ReferenceName
+	switch {
+	case ref == "":
+		candidates = []plumbing.ReferenceName{""}
+	case strings.HasPrefix(ref, "refs/"):
+		candidates = []plumbing.ReferenceName{plumbing.ReferenceName(ref)}
+	default:
+		candidates = []plumbing.ReferenceName{plumbing.NewBranchReferenceName(ref), plumbing.NewTagReferenceName(ref)}
+	}
+	var errs []error
+	for _, name := range candidates {
+		o := *opts
+		o.ReferenceName = name
+		repo, err := git.PlainCloneContext(ctx, dir, false, &o)
+		if err == nil {
+			return repo, nil
+		}
+		if name != "" {
+			err = fmt.Errorf("ref %s: %w", name, err)
+		}
+		errs = append(errs, err)
+		if err := removeOwned(dir + "/.git"); err != nil {
+			return nil, err
+		}
+		var noRef git.NoMatchingRefSpecError
+		if !errors.Is(err, plumbing.ErrReferenceNotFound) && !errors.As(err, &noRef) {
+			break
+		}
+	}
+	return nil, errors.Join(errs...)
+}
+
+// gitAuth returns basic-auth credentials for an http(s) remote, nil otherwise.
+func gitAuth(rawURL string, g GitOptions) transport.AuthMethod {
+	if !IsHTTPURL(rawURL) {
+		return nil
+	}
+	switch {
+	case g.Token != "":
+		// GitHub, GitLab and Bitbucket accept a token as the password of any user.
+		return &githttp.BasicAuth{Username: "kiln", Password: g.Token}
+	case g.Username != "" || g.Password != "":
+		return &githttp.BasicAuth{Username: g.Username, Password: g.Password}
+	}
+	return nil
+}
+
+// redactURL hides a password written into the URL.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.User == nil {
+		return raw
+	}
+	return u.Redacted()
+}
