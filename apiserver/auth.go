@@ -114,12 +114,16 @@ func registryHost(addr string) string {
 // registryTransport is the transport for one registry: go-containerregistry's
 // default, without certificate checks where the server was told to skip them.
 func (s *Server) registryTransport(host string) http.RoundTripper {
-	if s.build.Insecure == nil || !s.build.Insecure(host) {
-		return remote.DefaultTransport
+	rt := remote.DefaultTransport
+	if s.build.Transport != nil {
+		rt = s.build.Transport(host)
 	}
-	base, ok := remote.DefaultTransport.(*http.Transport)
+	if s.build.Insecure == nil || !s.build.Insecure(host) {
+		return rt
+	}
+	base, ok := rt.(*http.Transport)
 	if !ok {
-		return remote.DefaultTransport
+		return rt
 	}
 	t := base.Clone()
 	if t.TLSClientConfig == nil {

@@ -104,7 +104,10 @@ func (s *Server) postBuild(w http.ResponseWriter, r *http.Request, q *buildQueue
 	},
 		builder.WithWorkspace(ws),
 		builder.WithEvents(out.event),
-		builder.WithRegistry(builder.Registry{Keychain: kc, PlainHTTP: s.build.PlainHTTP, Insecure: s.build.Insecure}),
+		builder.WithRegistry(builder.Registry{
+			Keychain: kc, PlainHTTP: s.build.PlainHTTP, Insecure: s.build.Insecure,
+			Mirrors: s.build.Mirrors, SkipDefaultFallback: s.build.SkipDefaultFallback, Transport: s.build.Transport,
+		}),
 	)
 	// The root is free once the image exists: its layers are files under dir. An
 	// in-place root goes back to its pristine state before the next build may start.

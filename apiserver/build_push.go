@@ -32,11 +32,7 @@ func (s *Server) pushTags(ctx context.Context, out *buildOutput, img v1.Image, o
 			}
 		}
 		out.status("", "The push refers to repository ["+repositoryName(tag)+"]")
-		opts := []output.PushOption{output.WithKeychain(kc)}
-		if s.build.Insecure != nil {
-			opts = append(opts, output.WithSkipTLSVerify(s.build.Insecure))
-		}
-		digest, err := output.Push(ctx, img, []name.Reference{ref}, opts...)
+		digest, err := output.Push(ctx, img, []name.Reference{ref}, s.pushOptions(kc, tag.RegistryStr())...)
 		if err != nil {
 			return err
 		}
@@ -58,4 +54,17 @@ func repositoryName(t name.Tag) string {
 		return "docker.io/" + t.RepositoryStr()
 	}
 	return t.Context().Name()
+}
+
+// pushOptions are the options of a push to registry: credentials, the registry's own
+// transport (CA, client certificate) and whether its certificate is verified.
+func (s *Server) pushOptions(kc authn.Keychain, registry string) []output.PushOption {
+	opts := []output.PushOption{output.WithKeychain(kc)}
+	if s.build.Transport != nil {
+		opts = append(opts, output.WithTransport(s.build.Transport(registry)))
+	}
+	if s.build.Insecure != nil {
+		opts = append(opts, output.WithSkipTLSVerify(s.build.Insecure))
+	}
+	return opts
 }

@@ -125,11 +125,7 @@ func (s *Server) pushTag(ctx context.Context, st *store.Store, out *stream, tagS
 	for i := len(ids) - 1; i >= 0; i-- {
 		progress.prepare(ids[i])
 	}
-	opts := []output.PushOption{output.WithKeychain(kc)}
-	if s.build.Insecure != nil {
-		opts = append(opts, output.WithSkipTLSVerify(s.build.Insecure))
-	}
-	digest, err := output.Push(ctx, wrapped, []name.Reference{tag}, opts...)
+	digest, err := output.Push(ctx, wrapped, []name.Reference{tag}, s.pushOptions(kc, tag.RegistryStr())...)
 	if err != nil {
 		return pushError(err, kc, tag)
 	}

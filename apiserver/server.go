@@ -60,6 +60,13 @@ type BuildConfig struct {
 	// PlainHTTP and Insecure select registries reached over plain HTTP or with
 	// unverified TLS.
 	PlainHTTP, Insecure func(registry string) bool
+	// Mirrors lists the mirrors base-image pulls try before a registry (and only
+	// them, with SkipDefaultFallback).
+	Mirrors             func(registry string) []string
+	SkipDefaultFallback bool
+	// Transport is the transport for one registry (its CA, its client certificate);
+	// nil means the default.
+	Transport func(registry string) http.RoundTripper
 }
 
 // Option configures a Server.

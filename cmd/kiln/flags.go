@@ -43,11 +43,7 @@ type buildFlags struct {
 	pushRetry               int
 	imageDownloadRetry      int
 	// Mirrors, per-registry CAs and client certificates (docs/registries.md).
-	registryMirrors             []string
-	registryMaps                []string
-	skipDefaultRegistryFallback bool
-	registryCertificates        []string
-	registryClientCerts         []string
+	registryFlags
 
 	// Build behaviour.
 	reproducible     bool
@@ -96,11 +92,7 @@ func addBuildFlags(fs *pflag.FlagSet, f *buildFlags) {
 	fs.StringArrayVar(&f.skipTLSVerifyRegistries, "skip-tls-verify-registry", nil, "Registry (host[:port]) whose TLS certificate is not verified, for pushes and pulls. Repeat for several.")
 	fs.IntVar(&f.pushRetry, "push-retry", 0, "Number of times a failed push is retried, with exponential backoff.")
 	fs.IntVar(&f.imageDownloadRetry, "image-download-retry", 0, "Number of times a failed base image download is retried.")
-	fs.StringArrayVar(&f.registryMirrors, "registry-mirror", nil, "Registry mirror (host[:port][/prefix]) for docker.io pulls, tried before docker.io. Repeat for several, tried in order; KANIKO_REGISTRY_MIRROR (comma-separated) adds more.")
-	fs.StringArrayVar(&f.registryMaps, "registry-map", nil, "Registry remapping for pulls, original=mirror;original=mirror. Mirrors are tried in order, then the original registry.")
-	fs.BoolVar(&f.skipDefaultRegistryFallback, "skip-default-registry-fallback", false, "Do not fall back from a registry's mirrors to the registry itself.")
-	fs.StringArrayVar(&f.registryCertificates, "registry-certificate", nil, "Extra CA certificate trusted for a registry, registry=/path/ca.crt. Repeat for several.")
-	fs.StringArrayVar(&f.registryClientCerts, "registry-client-cert", nil, "Client certificate for mutual TLS with a registry, registry=/path/cert.pem,/path/key.pem. Repeat for several.")
+	addRegistryFlags(fs, &f.registryFlags)
 
 	fs.BoolVar(&f.reproducible, "reproducible", false, "Strip timestamps from the image to make it reproducible.")
 	fs.BoolVar(&f.skipUnusedStages, "skip-unused-stages", false, "Build only the stages the target needs; by default every stage up to the target is built.")
@@ -203,4 +195,13 @@ func inert(fl *pflag.Flag) bool {
 		return fl.Value.String() == "[]"
 	}
 	return fl.Value.String() == fl.DefValue
+}
+
+// addRegistryFlags registers the registry options kiln build and kiln serve share.
+func addRegistryFlags(fs *pflag.FlagSet, f *registryFlags) {
+	fs.StringArrayVar(&f.registryMirrors, "registry-mirror", nil, "Registry mirror (host[:port][/prefix]) for docker.io pulls, tried before docker.io. Repeat for several, tried in order; KANIKO_REGISTRY_MIRROR (comma-separated) adds more.")
+	fs.StringArrayVar(&f.registryMaps, "registry-map", nil, "Registry remapping for pulls, original=mirror;original=mirror. Mirrors are tried in order, then the original registry.")
+	fs.BoolVar(&f.skipDefaultRegistryFallback, "skip-default-registry-fallback", false, "Do not fall back from a registry's mirrors to the registry itself.")
+	fs.StringArrayVar(&f.registryCertificates, "registry-certificate", nil, "Extra CA certificate trusted for a registry, registry=/path/ca.crt. Repeat for several.")
+	fs.StringArrayVar(&f.registryClientCerts, "registry-client-cert", nil, "Client certificate for mutual TLS with a registry, registry=/path/cert.pem,/path/key.pem. Repeat for several.")
 }

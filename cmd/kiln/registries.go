@@ -145,6 +145,18 @@ type registryPlan struct {
 // planRegistries checks the registry flags (and KANIKO_REGISTRY_MIRROR) and loads the
 // certificates they name.
 func planRegistries(f *buildFlags, lookupEnv func(string) (string, bool)) (registryPlan, error) {
+	return planRegistryFlags(f.registryFlags, lookupEnv)
+}
+
+// registryFlags are the registry options kiln build and kiln serve share.
+type registryFlags struct {
+	registryMirrors, registryMaps             []string
+	skipDefaultRegistryFallback               bool
+	registryCertificates, registryClientCerts []string
+}
+
+// planRegistryFlags is planRegistries for any front door's registry flags.
+func planRegistryFlags(f registryFlags, lookupEnv func(string) (string, bool)) (registryPlan, error) {
 	env, _ := lookupEnv(registryMirrorEnv)
 	mirrors, err := parseRegistryMirrors(f.registryMaps, f.registryMirrors, env)
 	if err != nil {

@@ -44,6 +44,7 @@ type serveFlags struct {
 	pushOnBuild             bool
 	insecureRegistries      []string
 	skipTLSVerifyRegistries []string
+	registryFlags
 
 	tls, tlsVerify             bool
 	tlsCACert, tlsCert, tlsKey string
@@ -106,6 +107,7 @@ func addServeFlags(fs *pflag.FlagSet, f *serveFlags) {
 	fs.BoolVar(&f.pushOnBuild, "push-on-build", false, "Push every tag that names a registry as soon as its build succeeds (kaniko's behaviour, for clients that cannot push).")
 	fs.StringArrayVar(&f.insecureRegistries, "insecure-registry", nil, "Registry (host[:port]) reached over plain HTTP, for pulls and pushes. Repeat for several.")
 	fs.StringArrayVar(&f.skipTLSVerifyRegistries, "skip-tls-verify-registry", nil, "Registry (host[:port]) whose TLS certificate is not verified. Repeat for several.")
+	addRegistryFlags(fs, &f.registryFlags)
 
 	fs.BoolVar(&f.tls, "tls", false, "Serve TCP listeners over TLS (--tlscert, --tlskey).")
 	fs.BoolVar(&f.tlsVerify, "tlsverify", false, "Serve TCP listeners over TLS and accept only clients with a certificate signed by --tlscacert.")
@@ -247,6 +249,10 @@ func planServe(f *serveFlags, h host) (*serveConfig, error) {
 		return nil, err
 	}
 	insecure, skipVerify := slices.Clone(f.insecureRegistries), slices.Clone(f.skipTLSVerifyRegistries)
+	regs, err := planRegistryFlags(f.registryFlags, h.lookupEnv)
+	if err != nil {
+		return nil, err
+	}
 	cfg.build = apiserver.BuildConfig{
 		Workspace: builder.Workspace{
 			Isolation: mode,
@@ -258,6 +264,11 @@ func planServe(f *serveFlags, h host) (*serveConfig, error) {
 		Keychain:      credentials.Default(),
 		PlainHTTP:     func(registry string) bool { return slices.Contains(insecure, registry) },
 		Insecure:      func(registry string) bool { return slices.Contains(skipVerify, registry) },
+		Transport:     regs.pushTransport,
+	}
+	if len(regs.mirrors) > 0 {
+		cfg.build.Mirrors = func(registry string) []string { return regs.mirrors[registry] }
+		cfg.build.SkipDefaultFallback = f.skipDefaultRegistryFallback
 	}
 	return cfg, nil
 }

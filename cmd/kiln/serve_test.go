@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -438,5 +439,28 @@ func TestShutdownCancelsRunningRequests(t *testing.T) {
 		}
 	case <-time.After(shutdownGrace):
 		t.Fatal("shutdown did not finish")
+	}
+}
+
+// kiln serve takes kiln build's registry options: mirrors reach the build config, and
+// a registry with its own CA gets its own transport for pulls and pushes.
+func TestPlanServeRegistries(t *testing.T) {
+	pki := newTestPKI(t)
+	f := parseServeFlags(t, "-H", "tcp://127.0.0.1:0", "--isolation=chroot",
+		"--registry-map", "example.invalid=127.0.0.1:5000", "--skip-default-registry-fallback",
+		"--registry-certificate", "secure.example.invalid="+pki.caCert)
+	cfg, err := planServe(f, fakeHost(t, false, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := cfg.build
+	if b.Mirrors == nil || !slices.Equal(b.Mirrors("example.invalid"), []string{"127.0.0.1:5000"}) || !b.SkipDefaultFallback {
+		t.Error("mirrors not planned")
+	}
+	if b.Transport == nil || b.Transport("secure.example.invalid") == b.Transport("other.example.invalid") {
+		t.Error("the registry with its own CA shares the default transport")
+	}
+	if _, err := planServe(parseServeFlags(t, "-H", "tcp://127.0.0.1:0", "--isolation=chroot", "--registry-certificate", "x=/no/such/ca.pem"), fakeHost(t, false, nil)); err == nil {
+		t.Error("a missing registry CA file was accepted")
 	}
 }
