@@ -2,14 +2,13 @@ package contexts
 
 import (
 	"context"
-	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
+
+	"github.com/kiln-build/kiln/test/testworld"
 )
 
 // gitServer is a repository served by a real `git daemon` on loopback.
@@ -22,15 +21,7 @@ type gitServer struct {
 // runGit runs git in dir with a fixed identity, failing the test on error.
 func runGit(t *testing.T, dir string, args ...string) string {
 	t.Helper()
-	cmd := exec.Command("git", args...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@t", "GIT_COMMITTER_NAME=t",
-		"GIT_COMMITTER_EMAIL=t@t", "GIT_CONFIG_GLOBAL=/dev/null", "GIT_CONFIG_NOSYSTEM=1")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("git %v: %v\n%s", args, err, out)
-	}
-	return strings.TrimSpace(string(out))
+	return testworld.Git(t, dir, args...)
 }
 
 // startGitServer creates a repository (main: two commits; feature: one more) from
@@ -58,33 +49,7 @@ func startGitServer(t *testing.T, files func(dir string)) gitServer {
 	runGit(t, work, "commit", "-q", "-am", "feature")
 	feature := runGit(t, work, "rev-parse", "HEAD")
 	runGit(t, work, "checkout", "-q", "main")
-	runGit(t, base, "clone", "-q", "--bare", work, filepath.Join(base, "srv", "repo.git"))
-
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	cmd := exec.Command("git", "daemon", "--reuseaddr", "--export-all", "--listen=127.0.0.1",
-		fmt.Sprintf("--port=%d", port), "--base-path="+filepath.Join(base, "srv"), filepath.Join(base, "srv"))
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		c, err := net.Dial("tcp", addr)
-		if err == nil {
-			c.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("git daemon did not listen on %s: %v", addr, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return gitServer{url: "git://" + addr + "/repo.git", first: first, feature: feature}
+	return gitServer{url: testworld.GitDaemon(t, work), first: first, feature: feature}
 }
 
 func writeFile(t *testing.T, path, content string, mode os.FileMode) {
