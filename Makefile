@@ -20,6 +20,12 @@ CONFORMANCE_FLAGS ?= -skip-network
 # then no longer skip silently for a missing world: KILN_TEST_WORLD_REQUIRED=1.
 enter_world = world_env=$$($(WORLD) up) && eval "$$world_env" && export KILN_TEST_WORLD_REQUIRED=1
 
+# Tests reach loopback only. Cloud SDKs probe metadata services on link-local addresses
+# when they find no credentials; these keep them from doing so in every test process.
+export AWS_EC2_METADATA_DISABLED = true
+export GCE_METADATA_HOST = 127.0.0.1:9
+export NO_GCE_CHECK = true
+
 .PHONY: build run test test-unit test-e2e conformance bench lint world world-down clean
 
 build:

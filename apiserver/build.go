@@ -66,7 +66,7 @@ func (s *Server) postBuild(w http.ResponseWriter, r *http.Request, q *buildQueue
 	}
 	defer os.RemoveAll(dir)
 
-	bctx, aerr := readContext(ctx, r, o, filepath.Join(dir, "context"))
+	bctx, aerr := readContext(ctx, r, o, filepath.Join(dir, "context"), s.build)
 	if aerr != nil {
 		fail(aerr)
 		return

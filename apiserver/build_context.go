@@ -1,6 +1,7 @@
 package apiserver
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -20,8 +21,12 @@ import (
 // (docs/docker-api.md §7.2); these only stop a runaway or hostile request (a
 // decompression bomb) from filling the state volume.
 const (
-	maxContextBytes   = 32 << 30
-	maxContextEntries = 2_000_000
+	// DefaultMaxContextBytes bounds a context's files (uncompressed) when
+	// BuildConfig.MaxContextBytes is 0.
+	DefaultMaxContextBytes = 32 << 30
+	// DefaultMaxContextEntries bounds a context's entries when
+	// BuildConfig.MaxContextEntries is 0.
+	DefaultMaxContextEntries = 2_000_000
 	// maxDrain is how much of an unwanted body is read before answering an error, so
 	// the CLI, still writing its tar, sees the answer instead of a broken pipe (§6.3).
 	maxDrain = 64 << 20
@@ -30,13 +35,14 @@ const (
 )
 
 // readContext makes the request's build context in dir: the body's tar, or the
-// remote= git repository's clone or URL's download (the body is then drained and
+// remote= git repository's clone, bucket object's or URL's download (the body is then drained and
 // ignored, as dockerd does). A git clone uses no credentials of the server's.
-func readContext(ctx context.Context, r *http.Request, o *buildOptions, dir string) (*contexts.Context, *apiError) {
+func readContext(ctx context.Context, r *http.Request, o *buildOptions, dir string, b BuildConfig) (*contexts.Context, *apiError) {
 	limits := []contexts.ArchiveOption{
-		contexts.WithMaxBytes(maxContextBytes),
-		contexts.WithMaxEntries(maxContextEntries),
+		contexts.WithMaxBytes(cmp.Or(b.MaxContextBytes, DefaultMaxContextBytes)),
+		contexts.WithMaxEntries(cmp.Or(b.MaxContextEntries, DefaultMaxContextEntries)),
 	}
+	cloud := b.Cloud
 	var (
 		c   *contexts.Context
 		err error
@@ -44,7 +50,10 @@ func readContext(ctx context.Context, r *http.Request, o *buildOptions, dir stri
 	switch {
 	case contexts.IsGitURL(o.remote):
 		drain(r.Body)
-		c, err = contexts.FromGit(ctx, o.remote, dir, contexts.GitOptions{})
+		c, err = contexts.FromGit(ctx, o.remote, dir, contexts.GitOptions{}, limits...)
+	case cloud.IsBucketURL(o.remote):
+		drain(r.Body)
+		c, err = contexts.FromBucket(ctx, o.remote, dir, cloud, limits...)
 	case o.remote != "":
 		drain(r.Body)
 		name := o.dockerfile

@@ -122,8 +122,8 @@ func parseBuildOptions(q url.Values) (*buildOptions, *apiError) {
 		}
 		o.platform = strings.ToLower(p)
 	}
-	if o.remote != "" && !contexts.IsGitURL(o.remote) && !contexts.IsHTTPURL(o.remote) {
-		return nil, badRequest("remote context %q is not supported: give an http(s) URL of a tar or a Dockerfile", o.remote)
+	if o.remote != "" && !contexts.IsGitURL(o.remote) && !contexts.IsHTTPURL(o.remote) && !(contexts.CloudOptions{}).IsBucketURL(o.remote) {
+		return nil, badRequest("remote context %q is not supported: give a git repository, an http(s) URL of a tar or a Dockerfile, or an s3:// or gs:// archive", o.remote)
 	}
 	return o, nil
 }

@@ -91,8 +91,11 @@ func TestParseBuildOptions(t *testing.T) {
 		name: "git@ remote", query: "remote=git@github.com:kiln-build/kiln.git",
 		want: &buildOptions{remote: "git@github.com:kiln-build/kiln.git"},
 	}, {
-		name: "other remote", query: "remote=s3://bucket/ctx.tar",
-		status: 400, msg: `remote context "s3://bucket/ctx.tar" is not supported: give an http(s) URL of a tar or a Dockerfile`,
+		name: "bucket remote", query: "remote=s3://bucket/ctx.tar",
+		want: &buildOptions{remote: "s3://bucket/ctx.tar"},
+	}, {
+		name: "other remote", query: "remote=ftp://host/ctx.tar",
+		status: 400, msg: `remote context "ftp://host/ctx.tar" is not supported: give a git repository, an http(s) URL of a tar or a Dockerfile, or an s3:// or gs:// archive`,
 	}}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -14,6 +14,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/kiln-build/kiln/builder"
+	"github.com/kiln-build/kiln/contexts"
 	"github.com/kiln-build/kiln/store"
 )
 
@@ -67,6 +68,15 @@ type BuildConfig struct {
 	// Transport is the transport for one registry (its CA, its client certificate);
 	// nil means the default.
 	Transport func(registry string) http.RoundTripper
+	// Cloud configures remote= contexts in buckets (s3://, gs://, Azure Blob). They are
+	// fetched with the server's own cloud credentials.
+	Cloud contexts.CloudOptions
+	// MaxContextBytes and MaxContextEntries bound what one build's context may hold once
+	// extracted, whatever its source (upload, remote= URL, git, bucket); 0 means
+	// DefaultMaxContextBytes and DefaultMaxContextEntries. They stop a decompression bomb
+	// or a runaway upload from filling the state volume.
+	MaxContextBytes   int64
+	MaxContextEntries int
 }
 
 // Option configures a Server.

@@ -5,13 +5,17 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"path/filepath"
 	"regexp"
 	"strings"
 
+	"github.com/go-git/go-billy/v5/osfs"
 	git "github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/cache"
 	"github.com/go-git/go-git/v5/plumbing/transport"
 	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
+	"github.com/go-git/go-git/v5/storage/filesystem"
 )
 
 // GitOptions configure a git clone. The CLI fills them from kaniko's --git flag and
@@ -27,7 +31,9 @@ type GitOptions struct {
 	// InsecureSkipTLS accepts any certificate of an https remote (--git insecure-skip-tls=).
 	InsecureSkipTLS bool
 	// Token, or Username and Password, authenticate to an http(s) remote. A token
-	// wins over a username and password.
+	// wins over a username and password and, as in kaniko, is sent as the user name
+	// with an empty password (GitHub's form; GitLab and Bitbucket want
+	// Username and Password instead).
 	Token, Username, Password string
 }
 
@@ -61,9 +67,19 @@ func parseGitURL(spec string) gitRef {
 // context. spec is kaniko's syntax: git://host/repo.git#refs/heads/branch#commit,
 // https://host/repo.git#ref, or github.com/owner/repo#ref; the first fragment is the
 // ref (a full name, or a branch or tag name), the optional second a commit to check
-// out; Docker's url#ref:dir form makes dir the context. The clone is shallow unless a commit must be found in the history. The .git
-// directory is removed, so it never reaches COPY.
-func FromGit(ctx context.Context, spec, dir string, g GitOptions) (*Context, error) {
+// out; Docker's url#ref:dir form makes dir the context. The clone is shallow unless a
+// commit must be found in the history. The .git directory is removed, so it never
+// reaches COPY.
+//
+// limits are the archive contexts' WithMaxBytes and WithMaxEntries: the checked-out
+// files may hold at most that many bytes and files, and the repository data fetched
+// (the packfile, which a commit fragment makes a full history) at most that many
+// bytes; past either the clone stops with ErrLimitExceeded.
+func FromGit(ctx context.Context, spec, dir string, g GitOptions, limits ...ArchiveOption) (*Context, error) {
+	var lim archiveSettings
+	for _, o := range limits {
+		o(&lim)
+	}
 	r := parseGitURL(spec)
 	if r.ref == "" {
 		r.ref = g.Branch
@@ -82,7 +98,7 @@ func FromGit(ctx context.Context, spec, dir string, g GitOptions) (*Context, err
 	if g.RecurseSubmodules {
 		opts.RecurseSubmodules = git.DefaultSubmoduleRecursionDepth
 	}
-	repo, err := cloneRef(ctx, dir, opts, r.ref)
+	repo, err := cloneRef(ctx, dir, opts, r.ref, lim)
 	if err != nil {
 		return nil, fmt.Errorf("git context %s: %w", redacted, err)
 	}
@@ -113,7 +129,7 @@ func FromGit(ctx context.Context, spec, dir string, g GitOptions) (*Context, err
 }
 
 // cloneRef clones ref, trying a short name first as a branch, then as a tag.
-func cloneRef(ctx context.Context, dir string, opts *git.CloneOptions, ref string) (*git.Repository, error) {
+func cloneRef(ctx context.Context, dir string, opts *git.CloneOptions, ref string, lim archiveSettings) (*git.Repository, error) {
 	var candidates []plumbing.ReferenceName
 	switch {
 	case ref == "":
@@ -127,7 +143,7 @@ func cloneRef(ctx context.Context, dir string, opts *git.CloneOptions, ref strin
 	for _, name := range candidates {
 		o := *opts
 		o.ReferenceName = name
-		repo, err := git.PlainCloneContext(ctx, dir, false, &o)
+		repo, err := cloneLimited(ctx, dir, &o, lim)
 		if err == nil {
 			return repo, nil
 		}
@@ -146,6 +162,21 @@ func cloneRef(ctx context.Context, dir string, opts *git.CloneOptions, ref strin
 	return nil, errors.Join(errs...)
 }
 
+// cloneLimited clones into dir (its .git holding the repository) as
+// git.PlainCloneContext does, with every write charged to the limits.
+func cloneLimited(ctx context.Context, dir string, opts *git.CloneOptions, lim archiveSettings) (*git.Repository, error) {
+	files := &cloneBudget{what: "the checked-out files", maxBytes: lim.maxBytes, maxEntries: int64(lim.maxEntries)}
+	data := &cloneBudget{what: "the repository data fetched", maxBytes: lim.maxBytes}
+	wt := &limitFS{Filesystem: osfs.New(dir), budget: files, entries: true}
+	dot := &limitFS{Filesystem: osfs.New(filepath.Join(dir, git.GitDirName)), budget: data}
+	st := filesystem.NewStorage(dot, cache.NewObjectLRUDefault())
+	repo, err := git.CloneContext(ctx, st, wt, opts)
+	if lerr := errors.Join(files.failed(), data.failed()); lerr != nil {
+		return nil, lerr
+	}
+	return repo, err
+}
+
 // gitAuth returns basic-auth credentials for an http(s) remote, nil otherwise.
 func gitAuth(rawURL string, g GitOptions) transport.AuthMethod {
 	if !IsHTTPURL(rawURL) {
@@ -153,8 +184,7 @@ func gitAuth(rawURL string, g GitOptions) transport.AuthMethod {
 	}
 	switch {
 	case g.Token != "":
-		// GitHub, GitLab and Bitbucket accept a token as the password of any user.
-		return &githttp.BasicAuth{Username: "kiln", Password: g.Token}
+		return &githttp.BasicAuth{Username: g.Token}
 	case g.Username != "" || g.Password != "":
 		return &githttp.BasicAuth{Username: g.Username, Password: g.Password}
 	}

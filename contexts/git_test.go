@@ -28,6 +28,15 @@ func runGit(t *testing.T, dir string, args ...string) string {
 // the tree files writes, and serves it with git daemon.
 func startGitServer(t *testing.T, files func(dir string)) gitServer {
 	t.Helper()
+	work, srv := newGitRepo(t, files)
+	srv.url = testworld.GitDaemon(t, work)
+	return srv
+}
+
+// newGitRepo creates the repository startGitServer serves and returns its work tree
+// and commits.
+func newGitRepo(t *testing.T, files func(dir string)) (string, gitServer) {
+	t.Helper()
 	if _, err := exec.LookPath("git"); err != nil {
 		t.Skip("git is not installed")
 	}
@@ -49,7 +58,7 @@ func startGitServer(t *testing.T, files func(dir string)) gitServer {
 	runGit(t, work, "commit", "-q", "-am", "feature")
 	feature := runGit(t, work, "rev-parse", "HEAD")
 	runGit(t, work, "checkout", "-q", "main")
-	return gitServer{url: testworld.GitDaemon(t, work), first: first, feature: feature}
+	return work, gitServer{first: first, feature: feature}
 }
 
 func writeFile(t *testing.T, path, content string, mode os.FileMode) {

@@ -37,7 +37,8 @@ func TestGitAuth(t *testing.T) {
 		want *githttp.BasicAuth
 	}{
 		{"none", "https://h/r.git", GitOptions{}, nil},
-		{"token wins", "https://h/r.git", GitOptions{Token: "tok", Username: "u", Password: "p"}, &githttp.BasicAuth{Username: "kiln", Password: "tok"}},
+		// kaniko sends the token as the user name, with no password.
+		{"token wins", "https://h/r.git", GitOptions{Token: "tok", Username: "u", Password: "p"}, &githttp.BasicAuth{Username: "tok"}},
 		{"user and password", "https://h/r.git", GitOptions{Username: "u", Password: "p"}, &githttp.BasicAuth{Username: "u", Password: "p"}},
 		{"not sent over git://", "git://h/r.git", GitOptions{Token: "tok"}, nil},
 	}

@@ -20,7 +20,8 @@ type openSettings struct {
 	subPath string          // --context-sub-path
 	git     GitOptions      // git contexts
 	tmpDir  string          // parent of fetched contexts; "" is os.TempDir()
-	archive []ArchiveOption // limits for tar:// contexts
+	archive []ArchiveOption // limits for tar://, s3://, gs:// and Azure Blob contexts
+	cloud   CloudOptions    // s3://, gs:// and Azure Blob contexts
 }
 
 // WithStdin gives Open the stream a tar://stdin context is read from. The package
@@ -45,16 +46,23 @@ func WithTempDir(dir string) OpenOption {
 	return func(s *openSettings) { s.tmpDir = dir }
 }
 
-// WithArchiveOptions passes limits (WithMaxBytes, WithMaxEntries) to tar:// sources.
+// WithCloud sets how bucket contexts (s3://, gs://, Azure Blob URLs) are fetched.
+func WithCloud(c CloudOptions) OpenOption {
+	return func(s *openSettings) { s.cloud = c }
+}
+
+// WithArchiveOptions passes limits (WithMaxBytes, WithMaxEntries) to the archive
+// sources: tar://, s3://, gs:// and Azure Blob.
 func WithArchiveOptions(opts ...ArchiveOption) OpenOption {
 	return func(s *openSettings) { s.archive = append(s.archive, opts...) }
 }
 
 // Open resolves a kaniko-style --context value: a plain path or dir://path (used in
-// place), tar://path.tar[.gz|.bz2|.xz|.zst] or tar://stdin (extracted), or a git URL
-// (git://host/repo.git#ref#commit, https://host/repo.git#ref; cloned). A fetched
-// context lives in a temporary directory the Context owns: the caller must Close it.
-// Other schemes (s3://, gs://, ...) are a clear error until their source exists.
+// place), tar://path.tar[.gz|.bz2|.xz|.zst] or tar://stdin (extracted), a git URL
+// (git://host/repo.git#ref#commit, https://host/repo.git#ref; cloned), or an archive
+// in a bucket (s3://bucket/key, gs://bucket/object, an Azure Blob URL; downloaded and
+// extracted). A fetched context lives in a temporary directory the Context owns: the
+// caller must Close it. Other schemes are a clear error.
 func Open(ctx context.Context, spec string, opts ...OpenOption) (*Context, error) {
 	var s openSettings
 	for _, o := range opts {
@@ -71,11 +79,15 @@ func Open(ctx context.Context, spec string, opts ...OpenOption) (*Context, error
 		})
 	case IsGitURL(spec):
 		return fetchInto(s, func(dir string) (*Context, error) {
-			return FromGit(ctx, spec, dir, s.git)
+			return FromGit(ctx, spec, dir, s.git, s.archive...)
+		})
+	case s.cloud.IsBucketURL(spec):
+		return fetchInto(s, func(dir string) (*Context, error) {
+			return FromBucket(ctx, spec, dir, s.cloud, s.archive...)
 		})
 	}
 	scheme := spec[:strings.Index(spec, "://")]
-	return nil, fmt.Errorf("context %q: the %s:// context source is not supported yet (use a directory, dir://, tar:// or a git URL)", spec, scheme)
+	return nil, fmt.Errorf("context %q: unknown context source %s:// (use a directory, dir://, tar://, a git URL, s3://, gs:// or an Azure Blob URL)", spec, scheme)
 }
 
 // fromDirSub opens a local directory, or its sub-path.

@@ -28,7 +28,7 @@ func TestOpenErrors(t *testing.T) {
 		{"stdin not given", "tar://stdin", nil, "no standard input"},
 		{"missing archive", "tar://" + filepath.Join(dir, "nope.tar"), nil, "nope.tar"},
 		{"not an archive", "tar://" + filepath.Join(dir, "file"), nil, "file"},
-		{"unsupported scheme", "s3://bucket/key.tar.gz", nil, "s3:// context source is not supported yet"},
+		{"unsupported scheme", "ftp://host/key.tar.gz", nil, "unknown context source ftp://"},
 		{"sub-path climbs out", dir, []OpenOption{WithSubPath("../x")}, "inside the context"},
 		{"sub-path absolute", dir, []OpenOption{WithSubPath("/etc")}, "inside the context"},
 		{"sub-path missing", dir, []OpenOption{WithSubPath("nope")}, "nope"},

@@ -68,6 +68,7 @@ type suiteSource struct {
 }
 
 var suiteSources = []suiteSource{
+	{"azure", azureSuiteSource},
 	{"dir", func(t *testing.T) (string, []OpenOption) {
 		dir := t.TempDir()
 		writeSuiteTree(t, dir)
@@ -106,6 +107,7 @@ var suiteSources = []suiteSource{
 		writeSuiteTar(t, &b)
 		return "tar://stdin", []OpenOption{WithStdin(strings.NewReader(b.String()))}
 	}},
+	{"gs", gcsSuiteSource},
 	{"git", func(t *testing.T) (string, []OpenOption) {
 		srv := startGitServer(t, func(dir string) { writeSuiteTree(t, dir) })
 		return srv.url + "#refs/heads/main", nil

@@ -31,8 +31,7 @@ func Default() authn.Keychain {
 
 // dockerConfig delegates to go-containerregistry's docker-config keychain, which
 // implements the precedence above with the docker CLI's own config loader and
-// credential-helper client. It exists as a named type so errors carry the registry and
-// so later keychains (cloud helpers, per-request credentials) compose with it.
+// credential-helper client. It exists as a named type so errors carry the registry.
 type dockerConfig struct{}
 
 // Resolve implements authn.Keychain.

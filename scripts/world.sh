@@ -26,6 +26,7 @@
 #   KILN_WORLD_REGISTRY_STORAGE=DIR  registry storage (default $KILN_WORLD/registry-PORT)
 #   KILN_WORLD_NO_DOCKERD=1          neither install nor start dockerd (unit-only runs)
 #   KILN_WORLD_NO_DEBIAN=1           skip debian:bookworm (debootstrap takes minutes)
+#   KILN_WORLD_NO_EMULATORS=1        skip the cloud storage emulators (S3, GCS, Azure Blob)
 #   KILN_WORLD_NO_APT=1              never call apt-get (fail instead if something is missing)
 #   KILN_WORLD_PULL=0                do not pull the base images into the docker engine
 #   FORCE=1                          rebuild the cached images and re-push them
@@ -43,6 +44,7 @@ REGISTRY_ADDR=${REGISTRY_ADDR:-127.0.0.1:5000}
 NO_DOCKERD=${KILN_WORLD_NO_DOCKERD:-0}
 NO_DEBIAN=${KILN_WORLD_NO_DEBIAN:-0}
 NO_APT=${KILN_WORLD_NO_APT:-0}
+NO_EMULATORS=${KILN_WORLD_NO_EMULATORS:-0}
 PULL=${KILN_WORLD_PULL:-1}
 FORCE=${FORCE:-0}
 
@@ -111,6 +113,46 @@ install_packages() {
   # world.sh starts dockerd itself.
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
     "${missing[@]}" >&2
+}
+
+# ---------------------------------------------------------------- cloud storage emulators
+
+# Bucket contexts (s3://, gs://, Azure Blob) are tested against real servers that tests
+# start themselves on loopback ports; world.sh only installs them, pinned, under $STATE:
+#   $STATE/bin/fake-gcs-server             (Go module proxy)
+#   $STATE/npm/node_modules/.bin/s3rver    (npm registry; an S3-compatible server)
+#   $STATE/npm/node_modules/.bin/azurite-blob (npm registry; Microsoft's Azure Storage emulator)
+# MinIO would be the obvious S3 server, but it only installs by compiling, which takes
+# over eight minutes on two cores; s3rver installs in seconds.
+FAKE_GCS_VERSION=v1.56.1
+AZURITE_VERSION=3.35.0
+S3RVER_VERSION=3.7.1
+
+ensure_emulators() {
+  if [ "$NO_EMULATORS" = 1 ]; then
+    log "cloud storage emulators: skipped (KILN_WORLD_NO_EMULATORS=1)"
+    return
+  fi
+  mkdir -p "$STATE/bin" "$STATE/npm"
+  if ! go version -m "$STATE/bin/fake-gcs-server" 2>/dev/null | grep -q "fake-gcs-server[[:space:]]*$FAKE_GCS_VERSION"; then
+    command -v go >/dev/null || die "go is needed to install fake-gcs-server"
+    log "go install fake-gcs-server@$FAKE_GCS_VERSION"
+    GOBIN="$STATE/bin" go install "github.com/fsouza/fake-gcs-server@$FAKE_GCS_VERSION" >&2
+  fi
+  local npm_want="azurite@$AZURITE_VERSION s3rver@$S3RVER_VERSION" have
+  have=$(cat "$STATE/npm/.installed" 2>/dev/null || true)
+  if [ "$have" != "$npm_want" ] || [ ! -x "$STATE/npm/node_modules/.bin/azurite-blob" ] ||
+    [ ! -x "$STATE/npm/node_modules/.bin/s3rver" ]; then
+    if ! command -v npm >/dev/null; then
+      [ "$NO_APT" != 1 ] || die "npm is missing and KILN_WORLD_NO_APT=1"
+      log "apt-get install nodejs npm"
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm >&2
+    fi
+    log "npm install $npm_want"
+    # shellcheck disable=SC2086 # two package specs
+    npm install --prefix "$STATE/npm" --no-audit --no-fund --loglevel=error $npm_want >&2
+    echo "$npm_want" >"$STATE/npm/.installed"
+  fi
 }
 
 # ---------------------------------------------------------------- dockerd
@@ -252,6 +294,7 @@ cmd_up() {
     start_dockerd
     DOCKER_OK=1
   fi
+  ensure_emulators
   start_registry
   ensure_busybox
   if [ "$NO_DEBIAN" = 1 ]; then

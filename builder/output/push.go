@@ -26,6 +26,9 @@ type pushSettings struct {
 	backoff       time.Duration
 	progress      func(name.Reference, v1.Update)
 	userAgent     string
+	// onImmutable, when set, turns a push refused because the tag is immutable into
+	// a success, reported to it.
+	onImmutable func(name.Reference, error)
 }
 
 // WithKeychain sets where registry credentials come from. Without it pushes are
@@ -73,18 +76,20 @@ func WithUserAgent(ua string) PushOption {
 	return func(s *pushSettings) { s.userAgent = ua }
 }
 
+// WithIgnoreImmutableTagErrors treats a push the registry refused because the tag
+// already exists and is immutable (ECR, Artifact Registry, Docker Hub and Harbor
+// immutability settings; kaniko's --push-ignore-immutable-tag-errors) as a success:
+// the tag keeps the image it had. onIgnored is told about each such push, to warn.
+// Other push errors still fail.
+func WithIgnoreImmutableTagErrors(onIgnored func(ref name.Reference, err error)) PushOption {
+	return func(s *pushSettings) { s.onImmutable = onIgnored }
+}
+
 // Push writes img to every reference in refs, one after another, and returns the
 // digest of the manifest it pushed. Blobs a registry already has are not uploaded
 // again, so pushing to several tags of one repository costs one upload.
 func Push(ctx context.Context, img v1.Image, refs []name.Reference, opts ...PushOption) (v1.Hash, error) {
-	s := pushSettings{
-		keychain:  authn.NewMultiKeychain(), // resolves every registry to anonymous
-		transport: remote.DefaultTransport,
-		backoff:   time.Second,
-	}
-	for _, o := range opts {
-		o(&s)
-	}
+	s := newPushSettings(opts)
 	digest, err := img.Digest()
 	if err != nil {
 		return v1.Hash{}, fmt.Errorf("computing the image digest: %w", err)
@@ -97,12 +102,33 @@ func Push(ctx context.Context, img v1.Image, refs []name.Reference, opts ...Push
 	return digest, nil
 }
 
+// newPushSettings applies opts over the defaults.
+func newPushSettings(opts []PushOption) *pushSettings {
+	s := &pushSettings{
+		keychain:  authn.NewMultiKeychain(), // resolves every registry to anonymous
+		transport: remote.DefaultTransport,
+		backoff:   time.Second,
+	}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
+}
+
 // pushOne pushes img to ref, retrying the whole push as configured.
 func (s *pushSettings) pushOne(ctx context.Context, img v1.Image, ref name.Reference) error {
 	rt := s.transportFor(ref.Context().RegistryStr())
 	delay := s.backoff
 	for attempt := 0; ; attempt++ {
 		err := s.write(ctx, img, ref, rt)
+		if err != nil && isImmutableTagError(err) {
+			// Pushing again would be refused again.
+			if s.onImmutable == nil {
+				return err
+			}
+			s.onImmutable(ref, err)
+			return nil
+		}
 		if err == nil || attempt >= s.retries || !retryable(ctx, err) {
 			return err
 		}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/kiln-build/kiln/builder"
 	"github.com/kiln-build/kiln/builder/output"
+	"github.com/kiln-build/kiln/credentials"
 	"github.com/kiln-build/kiln/isolation"
 )
 
@@ -25,6 +26,7 @@ func runBuild(ctx context.Context, f *buildFlags, fs *pflag.FlagSet, h host, std
 	if err := checkUnsupported(fs); err != nil {
 		return err
 	}
+	h.keychain = credentials.Chain(credentials.WithLogger(log))
 	plan, err := planBuild(ctx, f, h)
 	if err != nil {
 		return err
@@ -84,11 +86,7 @@ func writeOutputs(ctx context.Context, log *logrus.Logger, img v1.Image, out out
 		for _, ref := range refs {
 			log.Infof("Pushing image to %s", ref)
 			digest, err := output.Push(ctx, img, []name.Reference{ref},
-				output.WithKeychain(reg.Keychain),
-				output.WithTransport(out.transportFor(ref.Context().RegistryStr())),
-				output.WithSkipTLSVerify(out.skipTLSVerify),
-				output.WithRetries(out.pushRetry),
-				output.WithUserAgent("kiln/"+version))
+				out.pushOptions(reg.Keychain, ref.Context().RegistryStr(), log.Warnf)...)
 			if err != nil {
 				return err
 			}

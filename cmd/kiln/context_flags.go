@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"strings"
 
+	units "github.com/docker/go-units"
+
 	"github.com/kiln-build/kiln/contexts"
 )
 
@@ -42,6 +44,46 @@ func parseGitFlag(spec string) (contexts.GitOptions, error) {
 	return g, nil
 }
 
+// parseSize reads a size limit: a number of bytes, or one with a unit as docker's
+// flags take them (512MiB, 4g, 32GiB; binary units). It must be positive.
+func parseSize(s string) (int64, error) {
+	n, err := units.RAMInBytes(s)
+	if err != nil {
+		return 0, fmt.Errorf("%q: not a size (bytes, or a number with a unit such as 512MiB or 4GiB)", s)
+	}
+	if n <= 0 {
+		return 0, fmt.Errorf("%q: must be positive", s)
+	}
+	return n, nil
+}
+
+// cloudOptions reads the bucket contexts' settings from the environment, as kaniko
+// does: S3_ENDPOINT and S3_FORCE_PATH_STYLE for S3-compatible stores,
+// AZURE_STORAGE_ACCESS_KEY for Azure Blob, and kiln's KILN_AZURE_BLOB_ENDPOINTS
+// (comma-separated) for blob services outside Azure's domains, such as Azurite. The
+// clouds' own credential variables (AWS_*, GOOGLE_APPLICATION_CREDENTIALS,
+// STORAGE_EMULATOR_HOST) are read by their SDKs.
+func cloudOptions(lookupEnv func(string) (string, bool)) (contexts.CloudOptions, error) {
+	var o contexts.CloudOptions
+	o.S3Endpoint, _ = lookupEnv("S3_ENDPOINT")
+	if v, ok := lookupEnv("S3_FORCE_PATH_STYLE"); ok && v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return o, fmt.Errorf("S3_FORCE_PATH_STYLE=%q: not a boolean", v)
+		}
+		o.S3ForcePathStyle = b
+	}
+	o.AzureAccessKey, _ = lookupEnv("AZURE_STORAGE_ACCESS_KEY")
+	if v, _ := lookupEnv("KILN_AZURE_BLOB_ENDPOINTS"); v != "" {
+		for _, e := range strings.Split(v, ",") {
+			if e = strings.TrimSpace(e); e != "" {
+				o.AzureBlobEndpoints = append(o.AzureBlobEndpoints, e)
+			}
+		}
+	}
+	return o, nil
+}
+
 // contextOptions turns the context flags, kaniko's git variables (GIT_TOKEN, or
 // GIT_USERNAME and GIT_PASSWORD) and standard input into contexts.Open options.
 func contextOptions(f *buildFlags, h host) ([]contexts.OpenOption, error) {
@@ -52,7 +94,18 @@ func contextOptions(f *buildFlags, h host) ([]contexts.OpenOption, error) {
 	g.Token, _ = h.lookupEnv("GIT_TOKEN")
 	g.Username, _ = h.lookupEnv("GIT_USERNAME")
 	g.Password, _ = h.lookupEnv("GIT_PASSWORD")
-	opts := []contexts.OpenOption{contexts.WithGit(g), contexts.WithSubPath(f.contextSubPath)}
+	cloud, err := cloudOptions(h.lookupEnv)
+	if err != nil {
+		return nil, err
+	}
+	opts := []contexts.OpenOption{contexts.WithGit(g), contexts.WithSubPath(f.contextSubPath), contexts.WithCloud(cloud)}
+	if f.maxContextSize != "" {
+		n, err := parseSize(f.maxContextSize)
+		if err != nil {
+			return nil, fmt.Errorf("--max-context-size: %w", err)
+		}
+		opts = append(opts, contexts.WithArchiveOptions(contexts.WithMaxBytes(n)))
+	}
 	if h.stdin != nil {
 		opts = append(opts, contexts.WithStdin(h.stdin))
 	}

@@ -91,3 +91,60 @@ func TestPlanTarStdinContext(t *testing.T) {
 		t.Errorf("Close left %s: %v", root, err)
 	}
 }
+
+func TestParseSize(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		in      string
+		want    int64
+		wantErr string
+	}{
+		{in: "1024", want: 1024},
+		{in: "512MiB", want: 512 << 20},
+		{in: "32GiB", want: 32 << 30},
+		{in: "4g", want: 4 << 30},
+		{in: "0", wantErr: "must be positive"},
+		{in: "lots", wantErr: "not a size"},
+		{in: "", wantErr: "not a size"},
+	}
+	for _, tt := range tests {
+		got, err := parseSize(tt.in)
+		if tt.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("parseSize(%q) = %d, %v; want error containing %q", tt.in, got, err, tt.wantErr)
+			}
+			continue
+		}
+		if err != nil || got != tt.want {
+			t.Errorf("parseSize(%q) = %d, %v; want %d", tt.in, got, err, tt.want)
+		}
+	}
+}
+
+func TestCloudOptionsFromEnv(t *testing.T) {
+	t.Parallel()
+	env := map[string]string{
+		"S3_ENDPOINT":               "http://127.0.0.1:9000",
+		"S3_FORCE_PATH_STYLE":       "true",
+		"AZURE_STORAGE_ACCESS_KEY":  "a2V5",
+		"KILN_AZURE_BLOB_ENDPOINTS": " http://127.0.0.1:10000/devstoreaccount1 ,,http://127.0.0.1:10001/other",
+	}
+	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+	got, err := cloudOptions(lookup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := contexts.CloudOptions{
+		S3Endpoint:         "http://127.0.0.1:9000",
+		S3ForcePathStyle:   true,
+		AzureAccessKey:     "a2V5",
+		AzureBlobEndpoints: []string{"http://127.0.0.1:10000/devstoreaccount1", "http://127.0.0.1:10001/other"},
+	}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("cloudOptions (-want +got):\n%s", d)
+	}
+	env["S3_FORCE_PATH_STYLE"] = "sideways"
+	if _, err := cloudOptions(lookup); err == nil || !strings.Contains(err.Error(), "S3_FORCE_PATH_STYLE") {
+		t.Errorf("bad S3_FORCE_PATH_STYLE: err = %v, want one naming the variable", err)
+	}
+}

@@ -23,6 +23,7 @@ type buildFlags struct {
 	// Context sources: kaniko's --context-sub-path and --git.
 	contextSubPath string
 	git            string
+	maxContextSize string
 
 	// Outputs.
 	destinations           []string
@@ -42,6 +43,9 @@ type buildFlags struct {
 	skipTLSVerifyRegistries []string
 	pushRetry               int
 	imageDownloadRetry      int
+	// kaniko's push checks: before the build, and of immutable tags after it.
+	skipPushPermissionCheck      bool
+	pushIgnoreImmutableTagErrors bool
 	// Mirrors, per-registry CAs and client certificates (docs/registries.md).
 	registryFlags
 
@@ -67,7 +71,8 @@ type buildFlags struct {
 
 // addBuildFlags registers kiln build's flags on fs, bound to f.
 func addBuildFlags(fs *pflag.FlagSet, f *buildFlags) {
-	fs.StringVarP(&f.context, "context", "c", "/workspace/", "The build context: a directory, dir://<directory>, tar://<archive>[.gz|.bz2|.xz|.zst], tar://stdin, or a git repository (git://host/repo.git#refs/heads/branch#commit, https://host/repo.git#ref; GIT_TOKEN or GIT_USERNAME/GIT_PASSWORD authenticate). s3://, gs:// and Azure contexts are not supported yet.")
+	fs.StringVarP(&f.context, "context", "c", "/workspace/", "The build context: a directory, dir://<directory>, tar://<archive>[.gz|.bz2|.xz|.zst], tar://stdin, or a git repository (git://host/repo.git#refs/heads/branch#commit, https://host/repo.git#ref; GIT_TOKEN or GIT_USERNAME/GIT_PASSWORD authenticate), or an archive in a bucket: s3://bucket/key (S3_ENDPOINT, S3_FORCE_PATH_STYLE for S3-compatible stores), gs://bucket/object, https://account.blob.core.windows.net/container/blob (AZURE_STORAGE_ACCESS_KEY).")
+	fs.StringVar(&f.maxContextSize, "max-context-size", "", "Largest context a tar://, git or bucket source may unpack to (counted uncompressed): bytes or a size such as 512MiB or 4GiB. Unlimited by default; a directory context is used in place and never limited.")
 	fs.StringVar(&f.contextSubPath, "context-sub-path", "", "Sub-directory of the context to build from (it must be inside the context).")
 	fs.StringVar(&f.git, "git", "", "Git clone options: branch=NAME,single-branch=BOOL,recurse-submodules=BOOL,insecure-skip-tls=BOOL.")
 	fs.StringVarP(&f.dockerfile, "dockerfile", "f", "Dockerfile", "Path to the Dockerfile to build: absolute, or relative to the context (a path relative to the working directory is tried when the context has none).")
@@ -92,6 +97,8 @@ func addBuildFlags(fs *pflag.FlagSet, f *buildFlags) {
 	fs.StringArrayVar(&f.skipTLSVerifyRegistries, "skip-tls-verify-registry", nil, "Registry (host[:port]) whose TLS certificate is not verified, for pushes and pulls. Repeat for several.")
 	fs.IntVar(&f.pushRetry, "push-retry", 0, "Number of times a failed push is retried, with exponential backoff.")
 	fs.IntVar(&f.imageDownloadRetry, "image-download-retry", 0, "Number of times a failed base image download is retried.")
+	fs.BoolVar(&f.skipPushPermissionCheck, "skip-push-permission-check", false, "Do not check, before the build, that every destination accepts a push with the credentials at hand.")
+	fs.BoolVar(&f.pushIgnoreImmutableTagErrors, "push-ignore-immutable-tag-errors", false, "Treat a push refused because the tag is immutable (ECR, Artifact Registry, Docker Hub, Harbor) as success, with a warning: the tag keeps its image.")
 	addRegistryFlags(fs, &f.registryFlags)
 
 	fs.BoolVar(&f.reproducible, "reproducible", false, "Strip timestamps from the image to make it reproducible.")
@@ -134,12 +141,8 @@ func unsupportedFlags() []unsupportedFlag {
 		{"compressed-caching", "Compress cached layers (not supported yet).", boolFlag(true)},
 		{"kaniko-dir", "kaniko's own directory (not supported: kiln uses --state-dir).", stringFlag("/kaniko")},
 		{"use-new-run", "kaniko's experimental RUN implementation (not supported).", boolFlag(false)},
-		{"push-ignore-immutable-tag-errors", "Treat a push to an immutable tag as success (not supported yet).", boolFlag(false)},
 		{"compression", "Layer compression, gzip or zstd (not supported yet).", stringFlag("")},
 		{"compression-level", "Layer compression level (not supported yet).", intFlag(-1)},
-		// kiln never checks push permissions before a build, so skipping the check is what
-		// it does anyway: the flag is accepted with either value.
-		{"skip-push-permission-check", "Skip the push permission check before the build (kiln performs none).", boolFlag(false)},
 	}
 }
 
@@ -170,9 +173,6 @@ func addUnsupportedFlags(fs *pflag.FlagSet) {
 func checkUnsupported(fs *pflag.FlagSet) error {
 	var bad []string
 	for _, u := range unsupportedFlags() {
-		if u.name == "skip-push-permission-check" {
-			continue
-		}
 		fl := fs.Lookup(u.name)
 		if fl == nil || !fl.Changed || inert(fl) {
 			continue

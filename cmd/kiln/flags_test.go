@@ -15,7 +15,7 @@ func TestCheckUnsupported(t *testing.T) {
 		{args: []string{"--cache=false", "--cache-copy-layers=false", "--use-new-run=false"}},
 		{args: []string{"--cache-run-layers=true", "--compressed-caching=false", "--cache-run-layers=false"}},
 		{args: []string{"--cache-dir=/cache", "--cache-ttl=336h", "--kaniko-dir=/kaniko", "--compression-level=-1"}},
-		{args: []string{"--skip-push-permission-check"}},
+		{args: []string{"--skip-push-permission-check", "--push-ignore-immutable-tag-errors"}}, // implemented
 		{args: []string{"--cache"}, wantErr: "--cache: not supported yet"},
 		{args: []string{"--cache=true", "--cache-repo=registry.test/cache"}, wantErr: "--cache, --cache-repo: not supported yet"},
 		{args: []string{"--cache-dir=/elsewhere"}, wantErr: "--cache-dir"},
@@ -24,7 +24,6 @@ func TestCheckUnsupported(t *testing.T) {
 		{args: []string{"--git=branch=main", "--context-sub-path=app"}}, // context flags, no longer unsupported
 		{args: []string{"--kaniko-dir=/k"}, wantErr: "--kaniko-dir"},
 		{args: []string{"--use-new-run"}, wantErr: "--use-new-run"},
-		{args: []string{"--push-ignore-immutable-tag-errors"}, wantErr: "--push-ignore-immutable-tag-errors"},
 		{args: []string{"--compression=zstd"}, wantErr: "--compression"},
 		{args: []string{"--compression-level=9"}, wantErr: "--compression-level"},
 	}

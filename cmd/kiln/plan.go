@@ -12,10 +12,12 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/kiln-build/kiln/builder"
+	"github.com/kiln-build/kiln/builder/output"
 	"github.com/kiln-build/kiln/contexts"
 	"github.com/kiln-build/kiln/credentials"
 	"github.com/kiln-build/kiln/isolation"
@@ -33,6 +35,12 @@ type host struct {
 	stdin io.Reader
 	// mkdirTemp creates the default state directory.
 	mkdirTemp func() (string, error)
+	// checkPush asks a registry whether a push would be accepted; nil skips the
+	// check (tests that must not reach a registry).
+	checkPush pushChecker
+	// keychain is where registry credentials come from; nil means credentials.Chain()
+	// (runBuild passes one that logs to the build's log).
+	keychain authn.Keychain
 }
 
 // realHost is the running process's host.
@@ -44,6 +52,7 @@ func realHost() host {
 		lookupEnv:   os.LookupEnv,
 		stdin:       os.Stdin,
 		mkdirTemp:   func() (string, error) { return os.MkdirTemp("", "kiln-state-") },
+		checkPush:   output.CheckPushPermission,
 	}
 }
 
@@ -70,6 +79,10 @@ type outputs struct {
 	// --image-name-tag-with-digest-file); empty means none.
 	digestFile, nameDigestFile, nameTagDigestFile string
 	pushRetry                                     int
+	// skipPushCheck skips the push permission check before the build.
+	skipPushCheck bool
+	// ignoreImmutableTags lets a push refused because the tag is immutable pass.
+	ignoreImmutableTags bool
 	// skipTLSVerify reports the registries pushed to without certificate checks.
 	skipTLSVerify func(registry string) bool
 	// pushTransport returns the transport for pushes to a registry (its CA and
@@ -111,6 +124,16 @@ func planBuild(ctx context.Context, f *buildFlags, h host) (*buildPlan, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Before the context is fetched and anything is built: a destination that refuses
+	// the push fails the build now, not at its end.
+	keychain := h.keychain
+	if keychain == nil {
+		keychain = credentials.Chain()
+	}
+	pull := pullRegistry(f, keychain)
+	if err := checkPushPermissions(ctx, out, pull.Keychain, h.checkPush); err != nil {
+		return nil, err
+	}
 	bctx, err := contexts.Open(ctx, f.context, ctxOpts...)
 	if err != nil {
 		return nil, err
@@ -140,7 +163,7 @@ func planBuild(ctx context.Context, f *buildFlags, h host) (*buildPlan, error) {
 			SnapshotMode:     snapMode,
 			SingleSnapshot:   f.singleSnapshot,
 		},
-		registry: pullRegistry(f),
+		registry: pull,
 		outputs:  out,
 	}
 	regs.apply(&p.registry, f.skipDefaultRegistryFallback)
@@ -190,13 +213,15 @@ func planBuild(ctx context.Context, f *buildFlags, h host) (*buildPlan, error) {
 // destination, and the name-with-digest files name destinations.
 func planOutputs(f *buildFlags) (outputs, error) {
 	out := outputs{
-		push:              !f.noPush,
-		tarPath:           f.tarPath,
-		layoutPath:        f.ociLayoutPath,
-		digestFile:        f.digestFile,
-		nameDigestFile:    f.imageNameDigestFile,
-		nameTagDigestFile: f.imageNameTagDigestFile,
-		pushRetry:         f.pushRetry,
+		push:                !f.noPush,
+		tarPath:             f.tarPath,
+		layoutPath:          f.ociLayoutPath,
+		digestFile:          f.digestFile,
+		nameDigestFile:      f.imageNameDigestFile,
+		nameTagDigestFile:   f.imageNameTagDigestFile,
+		pushRetry:           f.pushRetry,
+		skipPushCheck:       f.skipPushPermissionCheck,
+		ignoreImmutableTags: f.pushIgnoreImmutableTagErrors,
 		skipTLSVerify: func(registry string) bool {
 			return f.skipTLSVerify || slices.Contains(f.skipTLSVerifyRegistries, registry)
 		},
@@ -251,9 +276,9 @@ func parseDestination(d string, f *buildFlags) (name.Tag, error) {
 // pullRegistry says how base images are pulled. builder.Registry's NameOptions apply
 // to every reference, so one --insecure-registry lets every pull fall back to plain
 // HTTP; certificate checks, in contrast, are skipped per registry.
-func pullRegistry(f *buildFlags) builder.Registry {
+func pullRegistry(f *buildFlags, keychain authn.Keychain) builder.Registry {
 	reg := builder.Registry{
-		Keychain: credentials.Default(),
+		Keychain: keychain,
 		Insecure: func(registry string) bool {
 			return f.skipTLSVerifyPull || slices.Contains(f.skipTLSVerifyRegistries, registry)
 		},

@@ -389,7 +389,7 @@ func TestPlanBuildErrors(t *testing.T) {
 		{name: "bad platform", args: []string{"--no-push", "--custom-platform=linux/amd64/v2/x/y"}, wantErr: "--custom-platform"},
 		{name: "empty label key", args: []string{"--no-push", "--label", "=v"}, wantErr: "--label"},
 		{name: "missing dockerfile", args: []string{"--no-push", "-f", "nope/Dockerfile"}, wantErr: `no Dockerfile "nope/Dockerfile"`},
-		{name: "unsupported context scheme", args: []string{"--no-push", "--context", "s3://bucket/ctx.tar.gz"}, wantErr: "not supported yet"},
+		{name: "unsupported context scheme", args: []string{"--no-push", "--context", "ftp://host/ctx.tar.gz"}, wantErr: "unknown context source ftp://"},
 		{name: "bad --git", args: []string{"--no-push", "--git=depth=1"}, wantErr: "--git"},
 		{name: "missing context sub-path", args: []string{"--no-push", "--context-sub-path=nope"}, wantErr: "--context-sub-path"},
 		{name: "tar://stdin without stdin", args: []string{"--no-push", "--context", "tar://stdin"}, wantErr: "no standard input"},

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
@@ -8,15 +9,20 @@ import (
 	"os"
 	"strings"
 
+	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/kiln-build/kiln/builder"
+	"github.com/kiln-build/kiln/builder/output"
 )
 
-// registryMirrorEnv is kaniko's environment equivalent of --registry-mirror: a
-// comma-separated list tried after the flags' mirrors.
-const registryMirrorEnv = "KANIKO_REGISTRY_MIRROR"
+// kaniko's environment equivalents of --registry-mirror (a comma-separated list) and
+// --registry-map (the flag's own orig=mirror;... syntax), each tried after its flag.
+const (
+	registryMirrorEnv = "KANIKO_REGISTRY_MIRROR"
+	registryMapEnv    = "KANIKO_REGISTRY_MAP"
+)
 
 // registryKey spells a registry as go-containerregistry does (docker.io is
 // index.docker.io), so flags match the registry of parsed references.
@@ -28,31 +34,31 @@ func registryKey(s string) (string, error) {
 	return r.RegistryStr(), nil
 }
 
-// parseRegistryMirrors turns --registry-map (orig=mirror;…, repeatable), then
-// --registry-mirror and the KANIKO_REGISTRY_MIRROR value (docker.io mirrors), into
-// each registry's mirrors in the order they are tried.
-func parseRegistryMirrors(maps, mirrors []string, env string) (map[string][]string, error) {
+// mirrorSources are where mirrors come from, in kaniko's order: --registry-map, then
+// KANIKO_REGISTRY_MAP, then --registry-mirror and KANIKO_REGISTRY_MIRROR (docker.io's
+// mirrors, after any map of docker.io).
+type mirrorSources struct {
+	maps      []string // --registry-map values, each orig=mirror;orig=mirror
+	mapEnv    string   // KANIKO_REGISTRY_MAP
+	mirrors   []string // --registry-mirror values
+	mirrorEnv string   // KANIKO_REGISTRY_MIRROR, comma-separated
+}
+
+// parseRegistryMirrors turns the mirror sources into each registry's mirrors in the
+// order they are tried.
+func parseRegistryMirrors(src mirrorSources) (map[string][]string, error) {
 	out := map[string][]string{}
-	for _, flag := range maps {
-		for _, pair := range strings.Split(flag, ";") {
-			if strings.TrimSpace(pair) == "" {
-				continue
-			}
-			orig, mirror, ok := strings.Cut(pair, "=")
-			mirror = strings.TrimSpace(mirror)
-			if !ok || mirror == "" {
-				return nil, fmt.Errorf("--registry-map %q: want original=mirror", pair)
-			}
-			key, err := registryKey(orig)
-			if err != nil {
-				return nil, fmt.Errorf("--registry-map %q: %w", pair, err)
-			}
-			out[key] = append(out[key], mirror)
+	for _, flag := range src.maps {
+		if err := parseRegistryMap(out, "--registry-map", flag); err != nil {
+			return nil, err
 		}
 	}
-	all := mirrors
-	if env != "" {
-		all = append(all[:len(all):len(all)], strings.Split(env, ",")...)
+	if err := parseRegistryMap(out, registryMapEnv, src.mapEnv); err != nil {
+		return nil, err
+	}
+	all := src.mirrors
+	if src.mirrorEnv != "" {
+		all = append(all[:len(all):len(all)], strings.Split(src.mirrorEnv, ",")...)
 	}
 	for _, m := range all {
 		if m = strings.TrimSpace(m); m != "" {
@@ -60,6 +66,27 @@ func parseRegistryMirrors(maps, mirrors []string, env string) (map[string][]stri
 		}
 	}
 	return out, nil
+}
+
+// parseRegistryMap adds one orig=mirror;orig=mirror value, from the option named
+// what, to out.
+func parseRegistryMap(out map[string][]string, what, value string) error {
+	for _, pair := range strings.Split(value, ";") {
+		if strings.TrimSpace(pair) == "" {
+			continue
+		}
+		orig, mirror, ok := strings.Cut(pair, "=")
+		mirror = strings.TrimSpace(mirror)
+		if !ok || mirror == "" {
+			return fmt.Errorf("%s %q: want original=mirror", what, pair)
+		}
+		key, err := registryKey(orig)
+		if err != nil {
+			return fmt.Errorf("%s %q: %w", what, pair, err)
+		}
+		out[key] = append(out[key], mirror)
+	}
+	return nil
 }
 
 // registryTransports builds one HTTP transport per registry named by
@@ -142,7 +169,7 @@ type registryPlan struct {
 	transports map[string]*http.Transport
 }
 
-// planRegistries checks the registry flags (and KANIKO_REGISTRY_MIRROR) and loads the
+// planRegistries checks the registry flags (and their KANIKO_ variables) and loads the
 // certificates they name.
 func planRegistries(f *buildFlags, lookupEnv func(string) (string, bool)) (registryPlan, error) {
 	return planRegistryFlags(f.registryFlags, lookupEnv)
@@ -157,8 +184,10 @@ type registryFlags struct {
 
 // planRegistryFlags is planRegistries for any front door's registry flags.
 func planRegistryFlags(f registryFlags, lookupEnv func(string) (string, bool)) (registryPlan, error) {
-	env, _ := lookupEnv(registryMirrorEnv)
-	mirrors, err := parseRegistryMirrors(f.registryMaps, f.registryMirrors, env)
+	src := mirrorSources{maps: f.registryMaps, mirrors: f.registryMirrors}
+	src.mapEnv, _ = lookupEnv(registryMapEnv)
+	src.mirrorEnv, _ = lookupEnv(registryMirrorEnv)
+	mirrors, err := parseRegistryMirrors(src)
 	if err != nil {
 		return registryPlan{}, err
 	}
@@ -192,4 +221,47 @@ func (o outputs) transportFor(registry string) http.RoundTripper {
 		return remote.DefaultTransport
 	}
 	return o.pushTransport(registry)
+}
+
+// pushOptions are the options of every push to registry, and of its permission
+// check. warn reports a push to an immutable tag that --push-ignore-immutable-tag-errors
+// let through.
+func (o outputs) pushOptions(kc authn.Keychain, registry string, warn func(format string, args ...any)) []output.PushOption {
+	opts := []output.PushOption{
+		output.WithKeychain(kc),
+		output.WithTransport(o.transportFor(registry)),
+		output.WithSkipTLSVerify(o.skipTLSVerify),
+		output.WithRetries(o.pushRetry),
+		output.WithUserAgent("kiln/" + version),
+	}
+	if o.ignoreImmutableTags {
+		opts = append(opts, output.WithIgnoreImmutableTagErrors(func(ref name.Reference, err error) {
+			warn("Not pushed to %s: the tag is immutable and keeps the image it has (--push-ignore-immutable-tag-errors): %v", ref, err)
+		}))
+	}
+	return opts
+}
+
+// pushChecker checks that a push to ref would be accepted (output.CheckPushPermission).
+type pushChecker func(ctx context.Context, ref name.Reference, opts ...output.PushOption) error
+
+// checkPushPermissions runs check once per destination repository before the build,
+// as kaniko does, unless nothing is pushed or --skip-push-permission-check was given.
+// Mirrors only serve pulls, so the destinations themselves are asked.
+func checkPushPermissions(ctx context.Context, out outputs, kc authn.Keychain, check pushChecker) error {
+	if !out.push || out.skipPushCheck || check == nil {
+		return nil
+	}
+	checked := map[string]bool{}
+	for _, d := range out.destinations {
+		repo := d.Context().String()
+		if checked[repo] {
+			continue
+		}
+		checked[repo] = true
+		if err := check(ctx, d, out.pushOptions(kc, d.RegistryStr(), func(string, ...any) {})...); err != nil {
+			return fmt.Errorf("%w (nothing was built; --skip-push-permission-check skips this check)", err)
+		}
+	}
+	return nil
 }

@@ -104,7 +104,8 @@ func TestBuildRegistryTLS(t *testing.T) {
 		},
 		{
 			name: "push without client certificate", base: worldBusybox,
-			args: []string{ca, "--destination", addr + "/refused:v1"}, wantErr: "pushing " + addr,
+			// Refused by the permission check, before the build.
+			args: []string{ca, "--destination", addr + "/refused:v1"}, wantErr: "checking push permission for " + addr + "/refused:v1",
 		},
 		{
 			// docker.io images go to the mirror; no fallback, so docker.io is never asked.

@@ -46,6 +46,22 @@ func TestPlanBuildMirrors(t *testing.T) {
 			want:         map[string][]string{"example.invalid": {"127.0.0.1:1"}},
 			skipFallback: true,
 		},
+		{
+			// kaniko's order: --registry-map, KANIKO_REGISTRY_MAP, then the mirrors.
+			name: "KANIKO_REGISTRY_MAP after the flag's maps, before the mirrors",
+			args: []string{"--registry-map=quay.io=b.test", "--registry-mirror=m.test"},
+			env: map[string]string{
+				"KANIKO_REGISTRY_MAP":    "quay.io=e.test;docker.io=f.test; ;gcr.io=g.test:5000/gcr",
+				"KANIKO_REGISTRY_MIRROR": "n.test",
+			},
+			want: map[string][]string{
+				"index.docker.io": {"f.test", "m.test", "n.test"},
+				"quay.io":         {"b.test", "e.test"},
+				"gcr.io":          {"g.test:5000/gcr"},
+			},
+		},
+		{name: "empty KANIKO_REGISTRY_MAP", env: map[string]string{"KANIKO_REGISTRY_MAP": ""}, want: map[string][]string{"index.docker.io": nil}},
+		{name: "bad KANIKO_REGISTRY_MAP", env: map[string]string{"KANIKO_REGISTRY_MAP": "quay.io"}, wantErr: `KANIKO_REGISTRY_MAP "quay.io": want original=mirror`},
 		{name: "map without mirror", args: []string{"--registry-map=quay.io"}, wantErr: `--registry-map "quay.io": want original=mirror`},
 		{name: "map with empty mirror", args: []string{"--registry-map=quay.io="}, wantErr: "want original=mirror"},
 		{name: "map with bad registry", args: []string{"--registry-map=Bad Host=m.test"}, wantErr: "--registry-map"},

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
@@ -41,6 +42,8 @@ type serveFlags struct {
 	ignoreVarRun bool
 
 	maxConcurrentBuilds     int
+	maxContextSize          string
+	maxContextEntries       int
 	pushOnBuild             bool
 	insecureRegistries      []string
 	skipTLSVerifyRegistries []string
@@ -104,6 +107,8 @@ func addServeFlags(fs *pflag.FlagSet, f *serveFlags) {
 	fs.BoolVar(&f.ignoreVarRun, "ignore-var-run", true, "Ignore /var/run in in-place builds (it often holds mounted sockets).")
 
 	fs.IntVar(&f.maxConcurrentBuilds, "max-concurrent-builds", 1, "Builds that run at once in chroot isolation; others wait their turn. In-place builds always run one at a time.")
+	fs.StringVar(&f.maxContextSize, "max-context-size", "32GiB", "Largest build context a build may upload or make the server fetch (remote= URL, git, bucket), counted uncompressed: bytes or a size such as 512MiB or 4GiB.")
+	fs.IntVar(&f.maxContextEntries, "max-context-entries", apiserver.DefaultMaxContextEntries, "Most files and directories a build context may hold.")
 	fs.BoolVar(&f.pushOnBuild, "push-on-build", false, "Push every tag that names a registry as soon as its build succeeds (kaniko's behaviour, for clients that cannot push).")
 	fs.StringArrayVar(&f.insecureRegistries, "insecure-registry", nil, "Registry (host[:port]) reached over plain HTTP, for pulls and pushes. Repeat for several.")
 	fs.StringArrayVar(&f.skipTLSVerifyRegistries, "skip-tls-verify-registry", nil, "Registry (host[:port]) whose TLS certificate is not verified. Repeat for several.")
@@ -139,7 +144,9 @@ func startDaemon(ctx context.Context, f *serveFlags, h host, stderr io.Writer) (
 	if err != nil {
 		return nil, err
 	}
-	cfg, err := planServe(f, h)
+	// One keychain for the server's life, so cloud tokens and failed lookups are
+	// remembered across builds.
+	cfg, err := planServe(f, h, credentials.Chain(credentials.WithLogger(lg)))
 	if err != nil {
 		return nil, err
 	}
@@ -196,7 +203,7 @@ type serveConfig struct {
 
 // planServe checks the flags and turns them into a configuration, without creating
 // anything.
-func planServe(f *serveFlags, h host) (*serveConfig, error) {
+func planServe(f *serveFlags, h host, keychain authn.Keychain) (*serveConfig, error) {
 	stateDir, err := filepath.Abs(f.stateDir)
 	if err != nil || f.stateDir == "" {
 		return nil, fmt.Errorf("--state-dir %q: %v", f.stateDir, err)
@@ -224,6 +231,13 @@ func planServe(f *serveFlags, h host) (*serveConfig, error) {
 		if cfg.token = strings.TrimSpace(string(data)); cfg.token == "" {
 			return nil, fmt.Errorf("--auth-token-file %s: the file is empty", f.authTokenFile)
 		}
+	}
+	maxContext, err := parseSize(f.maxContextSize)
+	if err != nil {
+		return nil, fmt.Errorf("--max-context-size: %w", err)
+	}
+	if f.maxContextEntries < 1 {
+		return nil, fmt.Errorf("--max-context-entries %d: must be at least 1", f.maxContextEntries)
 	}
 	if f.maxConcurrentBuilds < 1 {
 		return nil, fmt.Errorf("--max-concurrent-builds %d: must be at least 1", f.maxConcurrentBuilds)
@@ -253,6 +267,10 @@ func planServe(f *serveFlags, h host) (*serveConfig, error) {
 	if err != nil {
 		return nil, err
 	}
+	cloud, err := cloudOptions(h.lookupEnv)
+	if err != nil {
+		return nil, err
+	}
 	cfg.build = apiserver.BuildConfig{
 		Workspace: builder.Workspace{
 			Isolation: mode,
@@ -261,10 +279,14 @@ func planServe(f *serveFlags, h host) (*serveConfig, error) {
 		},
 		MaxConcurrent: f.maxConcurrentBuilds,
 		PushOnBuild:   f.pushOnBuild,
-		Keychain:      credentials.Default(),
+		Keychain:      keychain,
 		PlainHTTP:     func(registry string) bool { return slices.Contains(insecure, registry) },
 		Insecure:      func(registry string) bool { return slices.Contains(skipVerify, registry) },
 		Transport:     regs.pushTransport,
+		Cloud:         cloud,
+
+		MaxContextBytes:   maxContext,
+		MaxContextEntries: f.maxContextEntries,
 	}
 	if len(regs.mirrors) > 0 {
 		cfg.build.Mirrors = func(registry string) []string { return regs.mirrors[registry] }

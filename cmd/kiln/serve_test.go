@@ -25,6 +25,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/kiln-build/kiln/apiserver"
+	"github.com/kiln-build/kiln/credentials"
 	"github.com/kiln-build/kiln/isolation"
 )
 
@@ -245,7 +246,7 @@ func TestServeRefuses(t *testing.T) {
 func TestPlanServe(t *testing.T) {
 	t.Parallel()
 	f := parseServeFlags(t, "--insecure-registry", "127.0.0.1:5000", "--skip-tls-verify-registry", "reg.example", "--push-on-build", "--max-concurrent-builds=4")
-	cfg, err := planServe(f, fakeHost(t, false, nil))
+	cfg, err := planServe(f, fakeHost(t, false, nil), credentials.Chain())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -264,7 +265,7 @@ func TestPlanServe(t *testing.T) {
 	// In a container, auto means in place, and the state directory (the store
 	// included) is kept out of the builds.
 	// So is a socket outside it.
-	cfg, err = planServe(parseServeFlags(t, "-H", "unix:///tmp/kiln-test.sock", "-H", "tcp://127.0.0.1:2375"), fakeHost(t, true, nil))
+	cfg, err = planServe(parseServeFlags(t, "-H", "unix:///tmp/kiln-test.sock", "-H", "tcp://127.0.0.1:2375"), fakeHost(t, true, nil), credentials.Chain())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -397,7 +398,7 @@ func runDocker(cli, configDir string, args ...string) (string, error) {
 
 func TestShutdownCancelsRunningRequests(t *testing.T) {
 	t.Parallel()
-	cfg, err := planServe(parseServeFlags(t, "-H", "tcp://127.0.0.1:0", "--isolation=chroot"), fakeHost(t, false, nil))
+	cfg, err := planServe(parseServeFlags(t, "-H", "tcp://127.0.0.1:0", "--isolation=chroot"), fakeHost(t, false, nil), credentials.Chain())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -449,7 +450,7 @@ func TestPlanServeRegistries(t *testing.T) {
 	f := parseServeFlags(t, "-H", "tcp://127.0.0.1:0", "--isolation=chroot",
 		"--registry-map", "example.invalid=127.0.0.1:5000", "--skip-default-registry-fallback",
 		"--registry-certificate", "secure.example.invalid="+pki.caCert)
-	cfg, err := planServe(f, fakeHost(t, false, nil))
+	cfg, err := planServe(f, fakeHost(t, false, nil), credentials.Chain())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -460,7 +461,7 @@ func TestPlanServeRegistries(t *testing.T) {
 	if b.Transport == nil || b.Transport("secure.example.invalid") == b.Transport("other.example.invalid") {
 		t.Error("the registry with its own CA shares the default transport")
 	}
-	if _, err := planServe(parseServeFlags(t, "-H", "tcp://127.0.0.1:0", "--isolation=chroot", "--registry-certificate", "x=/no/such/ca.pem"), fakeHost(t, false, nil)); err == nil {
+	if _, err := planServe(parseServeFlags(t, "-H", "tcp://127.0.0.1:0", "--isolation=chroot", "--registry-certificate", "x=/no/such/ca.pem"), fakeHost(t, false, nil), credentials.Chain()); err == nil {
 		t.Error("a missing registry CA file was accepted")
 	}
 }
