@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/kiln-build/kiln/test/testworld"
 )
 
 // suiteFile is one file of the conformance tree.
@@ -69,6 +71,12 @@ type suiteSource struct {
 
 var suiteSources = []suiteSource{
 	{"azure", azureSuiteSource},
+	{"s3", func(t *testing.T) (string, []OpenOption) {
+		srv := testworld.S3(t)
+		srv.CreateBucket(t, "suite")
+		srv.Put(t, "suite", "context.tar.gz", s3SuiteTarGz(t))
+		return "s3://suite/context.tar.gz", []OpenOption{WithCloud(CloudOptions{S3Endpoint: srv.Endpoint, S3ForcePathStyle: true})}
+	}},
 	{"dir", func(t *testing.T) (string, []OpenOption) {
 		dir := t.TempDir()
 		writeSuiteTree(t, dir)
