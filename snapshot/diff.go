@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path"
 	"path/filepath"
@@ -37,61 +38,80 @@ func (c *Changes) Empty() bool {
 // owner changed: their times and link counts move whenever a child is added or
 // removed, and such children are reported on their own. This keeps a RUN that
 // creates and removes mount points, and changes nothing else, free of a layer.
+//
+// Diff walks the tree comparing as it goes: a path whose record did not change costs
+// one statx, and a Diff that finds nothing shares its index with ix rather than
+// building a new one.
 func (ix *Index) Diff(ctx context.Context, root string) (*Changes, *Index, error) {
-	cur, err := scan(ctx, root, ix.cfg)
+	abs, err := filepath.Abs(root)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, fmt.Errorf("diff %s: %w", root, err)
+	}
+	next := &Index{cfg: ix.cfg}
+	next.slots.Store(ix.slots.Load())
+	delta := map[string]fileInfo{}
+	w := newWalker(ctx, ix.cfg, delta, &next.slots)
+	w.compareWith(ix.files)
+	if !ix.cfg.ignore.Match("/") {
+		w.walk(subdir{host: filepath.Clean(abs), img: "/"})
+		if err := w.wait(); err != nil {
+			return nil, nil, err
+		}
 	}
 	ch := &Changes{}
 	opaque := map[string]bool{}
-	changed := map[string]bool{}
-	for p, n := range cur.files {
+	for p, n := range delta {
+		// Everything below a replaced directory is in the layer, since the opaque
+		// marker hides the lower copies even of unchanged files.
+		changed := w.below[p]
 		o, ok := ix.files[p]
 		switch {
 		case !ok:
-			changed[p] = true
+			changed = true
 		case n.isDir() && o.isDir():
 			if !sameInode(&o, &n) {
 				opaque[p] = true
-				changed[p] = true
+				changed = true
 			} else if dirChanged(&o, &n) {
-				changed[p] = true
+				changed = true
 			}
 		case n.typ() != o.typ():
-			changed[p] = true
+			changed = true
 			if n.isDir() {
 				opaque[p] = true
 			}
 		case fileChanged(ix.cfg.mode, &o, &n):
-			changed[p] = true
+			changed = true
+		}
+		if changed {
+			ch.Changed = append(ch.Changed, p)
 		}
 	}
-	if len(opaque) > 0 {
-		// Everything below a replaced directory must be in the layer, since the
-		// opaque marker hides the lower copies even of unchanged files.
-		for p := range cur.files {
-			if !changed[p] && underAny(path.Dir(p), opaque) {
-				changed[p] = true
+	var gone []string
+	if w.found < len(ix.files) {
+		// current is the record of p in the tree now, if it is there.
+		current := func(p string) (fileInfo, bool) {
+			if n, ok := delta[p]; ok {
+				return n, true
 			}
+			o, ok := ix.files[p]
+			return o, ok && w.seen[o.slot]
 		}
-	}
-	for p := range ix.files {
-		if _, ok := cur.files[p]; ok {
-			continue
-		}
-		// Report only the topmost removal, and nothing below a parent that is no
-		// longer the same directory: its replacement hides the lower content.
-		parent := path.Dir(p)
-		if parent != "/" {
-			n, ok := cur.files[parent]
-			if !ok || !n.isDir() || opaque[parent] {
+		for p, o := range ix.files {
+			if w.seen[o.slot] {
 				continue
 			}
+			gone = append(gone, p)
+			// Report only the topmost removal, and nothing below a parent that is no
+			// longer the same directory: its replacement hides the lower content.
+			if parent := path.Dir(p); parent != "/" {
+				n, ok := current(parent)
+				if !ok || !n.isDir() || opaque[parent] {
+					continue
+				}
+			}
+			ch.Deleted = append(ch.Deleted, p)
 		}
-		ch.Deleted = append(ch.Deleted, p)
-	}
-	for p := range changed {
-		ch.Changed = append(ch.Changed, p)
 	}
 	for p := range opaque {
 		ch.Opaque = append(ch.Opaque, p)
@@ -100,7 +120,17 @@ func (ix *Index) Diff(ctx context.Context, root string) (*Changes, *Index, error
 	sort.Strings(ch.Changed)
 	sort.Strings(ch.Deleted)
 	sort.Strings(ch.Opaque)
-	return ch, cur, nil
+
+	if len(delta) == 0 && len(gone) == 0 {
+		next.files, next.shared, ix.shared = ix.files, true, true
+		return ch, next, nil
+	}
+	next.files = maps.Clone(ix.files)
+	for _, p := range gone {
+		delete(next.files, p)
+	}
+	maps.Copy(next.files, delta)
+	return ch, next, nil
 }
 
 // underAny reports whether p or one of its ancestors is in set.
@@ -128,7 +158,7 @@ func sameInode(o, n *fileInfo) bool {
 // as it does for Docker (a directory whose entries changed is copied up by overlayfs
 // and lands in the layer even when nothing below it remains changed).
 func dirChanged(o, n *fileInfo) bool {
-	return o.mode != n.mode || o.uid != n.uid || o.gid != n.gid || o.caps != n.caps || o.mtime != n.mtime
+	return o.mode != n.mode || o.uid != n.uid || o.gid != n.gid || o.mtime != n.mtime
 }
 
 // fileChanged compares two non-directories of the same type under mode m.
@@ -140,7 +170,7 @@ func fileChanged(m Mode, o, n *fileInfo) bool {
 		return false
 	}
 	if o.mode != n.mode || o.uid != n.uid || o.gid != n.gid || o.ctime != n.ctime ||
-		!sameInode(o, n) || o.nlink != n.nlink || o.link != n.link || o.caps != n.caps {
+		!sameInode(o, n) || o.nlink != n.nlink || o.link != n.link {
 		return true
 	}
 	return m == ModeFull && o.sum != n.sum
@@ -160,60 +190,84 @@ func (ix *Index) Update(root string, paths []string) error {
 	for _, p := range paths {
 		p = path.Clean("/" + p)
 		if p == "/" {
-			fresh, err := scan(context.Background(), abs, ix.cfg)
+			fresh, err := scan(context.Background(), abs, ix.cfg, len(ix.files))
 			if err != nil {
 				return err
 			}
-			ix.files = fresh.files
+			ix.files, ix.shared = fresh.files, false
+			ix.slots.Store(fresh.slots.Load())
 			return nil
 		}
 		if !ix.cfg.ignore.Match(p) {
 			clean = append(clean, p)
 		}
 	}
+	if ix.shared {
+		ix.files, ix.shared = maps.Clone(ix.files), false
+	}
 	sort.Strings(clean)
-	// Subtrees to drop before re-recording: removed paths and rescanned directories.
-	drop := map[string]bool{}
-	var rescan []string
+	// Subtrees to drop before re-recording: those of the directories the index held
+	// among paths, whatever they are now. Nothing is recorded below other paths, as
+	// the index holds the ancestors of every path.
+	var drop, rescan []string
 	var covered string // the last rescanned directory; sorted order keeps its subtree adjacent
 	for _, p := range clean {
 		if covered != "" && under(p, covered) {
 			continue
 		}
+		old, had := ix.files[p]
 		fi, ok, err := ix.restat(abs, p)
 		if err != nil {
 			return err
 		}
-		if !ok {
-			drop[p] = true
-			continue
+		if had && old.isDir() {
+			drop = append(drop, p)
 		}
-		if fi.isDir() {
-			drop[p] = true
+		if !ok {
+			delete(ix.files, p)
+		} else if fi.isDir() {
 			rescan = append(rescan, p)
 			covered = p
 		}
 	}
-	if len(drop) > 0 {
-		for p := range ix.files {
-			if underAny(path.Dir(p), drop) {
-				delete(ix.files, p)
-			}
-		}
-		for p := range drop {
-			if !containsString(rescan, p) {
-				delete(ix.files, p)
-			}
-		}
-	}
+	ix.dropBelow(drop)
 	if len(rescan) == 0 {
 		return nil
 	}
-	w := newWalker(context.Background(), ix.cfg, ix.files)
+	w := newWalker(context.Background(), ix.cfg, ix.files, &ix.slots)
 	for _, p := range rescan {
-		w.walk(filepath.Join(abs, p), p)
+		w.walk(subdir{host: filepath.Join(abs, p), img: p})
 	}
 	return w.wait()
+}
+
+// dropBelow removes every path strictly below one of dirs from the index. A few
+// directories, the usual case after a COPY, are matched as prefixes; many through
+// their ancestors.
+func (ix *Index) dropBelow(dirs []string) {
+	if len(dirs) == 0 {
+		return
+	}
+	prefixes := make([]string, len(dirs))
+	set := make(map[string]bool, len(dirs))
+	for i, d := range dirs {
+		prefixes[i] = d + "/"
+		set[d] = true
+	}
+	for p := range ix.files {
+		if len(dirs) > 8 {
+			if underAny(path.Dir(p), set) {
+				delete(ix.files, p)
+			}
+			continue
+		}
+		for _, pre := range prefixes {
+			if strings.HasPrefix(p, pre) {
+				delete(ix.files, p)
+				break
+			}
+		}
+	}
 }
 
 // restat records p and its ancestors. ok is false when p does not exist as a path
@@ -232,24 +286,19 @@ func (ix *Index) restat(root, p string) (fileInfo, bool, error) {
 		}
 		var ok bool
 		fi, ok, err = statAt(fd, host, name, ix.cfg.mode)
+		if ix.cfg.noBirthTime {
+			fi.btime = 0
+		}
 		unix.Close(fd)
 		if err != nil || !ok {
 			return fi, false, err
 		}
 		img, host = img+"/"+name, joinHost(host, name)
+		fi.slot = ix.slots.Add(1) - 1
 		ix.files[img] = fi
 		if i < len(parts)-1 && !fi.isDir() {
 			return fi, false, nil
 		}
 	}
 	return fi, true, nil
-}
-
-func containsString(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }

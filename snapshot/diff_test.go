@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
+	"golang.org/x/sys/unix"
 )
 
 // baseFiles is the tree every Diff case starts from.
@@ -142,6 +143,16 @@ func TestDiff(t *testing.T) {
 			mustDo(t, os.Chtimes(p, old, old))
 		},
 		want: Changes{Changed: []string{"/etc/conf", "/etc/keep"}},
+	}, {
+		// Scans read no xattrs: setting one changes the ctime, which redo compares.
+		name: "redo sees a capability set on an unchanged file",
+		mode: ModeRedo,
+		mutate: func(t *testing.T, root string) {
+			skipUnlessRoot(t) // security.capability needs CAP_SETFCAP
+			caps := []byte{0, 0, 0, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
+			mustDo(t, unix.Lsetxattr(filepath.Join(root, "usr/bin/tool"), capabilityAttr, caps, 0))
+		},
+		want: Changes{Changed: []string{"/usr/bin/tool"}},
 	}, {
 		name: "time ignores chmod and same-size rewrite with restored mtime",
 		mode: ModeTime,

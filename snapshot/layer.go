@@ -23,6 +23,54 @@ const (
 	Uncompressed
 )
 
+// ParseCompression parses kaniko's --compression values: "gzip" or "zstd" ("" =
+// gzip). "none" writes uncompressed layers, which kaniko does not offer.
+func ParseCompression(s string) (Compression, error) {
+	switch s {
+	case "", "gzip":
+		return Gzip, nil
+	case "zstd":
+		return Zstd, nil
+	case "none":
+		return Uncompressed, nil
+	}
+	return 0, fmt.Errorf("unknown compression %q (want gzip or zstd)", s)
+}
+
+// String returns the flag spelling of c.
+func (c Compression) String() string {
+	switch c {
+	case Zstd:
+		return "zstd"
+	case Uncompressed:
+		return "none"
+	}
+	return "gzip"
+}
+
+// CheckLevel reports whether level suits c: 0 keeps the compressor's default; gzip
+// takes 1-9 and zstd 1-22 (zstd's scale, which the encoder maps onto its four
+// speeds: 1-2 fastest, 3-5 default, 6-9 better, 10-22 best). Uncompressed layers
+// take no level.
+func (c Compression) CheckLevel(level int) error {
+	if level == 0 {
+		return nil
+	}
+	var top int
+	switch c {
+	case Gzip:
+		top = 9
+	case Zstd:
+		top = 22
+	default:
+		return fmt.Errorf("compression level %d: %s layers take no level", level, c)
+	}
+	if level < 1 || level > top {
+		return fmt.Errorf("compression level %d out of range: %s takes 1-%d", level, c, top)
+	}
+	return nil
+}
+
 // mediaType returns the media type of a layer compressed with c.
 func (c Compression) mediaType() types.MediaType {
 	switch c {

@@ -93,13 +93,18 @@ func WriteLayer(ctx context.Context, root, dir string, ch *Changes, opts ...Laye
 // compressor -> (buffered file, digest hash, byte count).
 func writeBlob(ctx context.Context, f *os.File, root string, ch *Changes, cfg layerConfig) (*Layer, error) {
 	buf := bufio.NewWriterSize(f, 1<<20)
+	diffID := sha256.New()
 	digest := sha256.New()
 	var size countWriter
-	comp, err := newCompressor(io.MultiWriter(buf, digest, &size), cfg)
+	out := io.MultiWriter(buf, digest, &size)
+	if cfg.compression == Uncompressed {
+		digest = diffID // the blob is the tar: one hash serves both
+		out = io.MultiWriter(buf, &size)
+	}
+	comp, err := newCompressor(out, cfg)
 	if err != nil {
 		return nil, err
 	}
-	diffID := sha256.New()
 	tw := tar.NewWriter(io.MultiWriter(comp, diffID))
 	lw := &layerWriter{
 		cfg:     cfg,
@@ -136,6 +141,9 @@ func sha256Hash(h hash.Hash) v1.Hash {
 
 // newCompressor wraps w in the configured compressor.
 func newCompressor(w io.Writer, cfg layerConfig) (io.WriteCloser, error) {
+	if err := cfg.compression.CheckLevel(cfg.level); err != nil {
+		return nil, err
+	}
 	switch cfg.compression {
 	case Uncompressed:
 		return nopWriteCloser{w}, nil

@@ -7,8 +7,9 @@ type Mode int
 
 const (
 	// ModeRedo (the default, kaniko's "redo") compares stat metadata: type, mode,
-	// owner, size, mtime, ctime, inode (with its birth time), link count, link
-	// target and the security.capability xattr. No file content is read.
+	// owner, size, mtime, ctime, inode (with its birth time), link count and link
+	// target: one statx per path, no file content read. The ctime also covers
+	// xattrs such as security.capability, since setting one changes it.
 	ModeRedo Mode = iota
 	// ModeFull (kaniko's "full") also compares the content hash of regular files, for
 	// filesystems whose timestamps are too coarse for metadata alone.

@@ -8,8 +8,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"runtime"
-	"sync"
+	"sync/atomic"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -18,8 +18,18 @@ import (
 type ScanOption func(*scanConfig)
 
 type scanConfig struct {
-	ignore *Ignore
-	mode   Mode
+	ignore      *Ignore
+	mode        Mode
+	noBirthTime bool
+}
+
+// WithoutBirthTime tells a directory replaced by a new one (rm -rf d; mkdir d) from
+// the same directory by inode number alone. It is for overlay roots whose lower and
+// upper layers share a filesystem: there a new directory cannot take the inode number
+// of one still in a lower layer, while copying a lower directory up (when something
+// below it changes) changes its birth time but keeps its number.
+func WithoutBirthTime() ScanOption {
+	return func(c *scanConfig) { c.noBirthTime = true }
 }
 
 // WithScanIgnore leaves ignored paths out of the index and so out of every Diff.
@@ -38,6 +48,12 @@ func WithMode(m Mode) ScanOption {
 type Index struct {
 	cfg   scanConfig
 	files map[string]fileInfo
+	// slots numbers the paths of files (fileInfo.slot) so that a Diff can mark the
+	// ones it met in a slice rather than a second map; it is the next free number.
+	slots atomic.Int32
+	// shared is set when files is also another Index's, as after a Diff that found
+	// nothing: Update copies it before changing it.
+	shared bool
 }
 
 // fileInfo is what Diff compares for one path.
@@ -50,8 +66,8 @@ type fileInfo struct {
 	btime        int64 // birth time in nanoseconds, 0 where the filesystem has none
 	ino, dev     uint64
 	link         string // symlink target
-	caps         string // security.capability xattr of regular files
 	sum          string // sha256 of a regular file's content, ModeFull only
+	slot         int32  // the path's number in its Index, unique within it
 }
 
 func (f *fileInfo) typ() uint32 { return f.mode & unix.S_IFMT }
@@ -63,193 +79,47 @@ func Scan(ctx context.Context, root string, opts ...ScanOption) (*Index, error) 
 	for _, o := range opts {
 		o(&cfg)
 	}
-	return scan(ctx, root, cfg)
+	return scan(ctx, root, cfg, 0)
 }
 
 // Len returns the number of paths recorded.
 func (ix *Index) Len() int { return len(ix.files) }
 
-func scan(ctx context.Context, root string, cfg scanConfig) (*Index, error) {
+// scan records the tree under root; sizeHint is how many paths it likely holds, so
+// that the index is allocated once rather than grown while walking.
+func scan(ctx context.Context, root string, cfg scanConfig, sizeHint int) (*Index, error) {
 	abs, err := filepath.Abs(root)
 	if err != nil {
 		return nil, fmt.Errorf("scan %s: %w", root, err)
 	}
-	ix := &Index{cfg: cfg, files: make(map[string]fileInfo)}
+	ix := &Index{cfg: cfg, files: make(map[string]fileInfo, sizeHint)}
 	if cfg.ignore.Match("/") {
 		return ix, nil
 	}
-	w := newWalker(ctx, cfg, ix.files)
-	w.walk(filepath.Clean(abs), "/")
+	w := newWalker(ctx, cfg, ix.files, &ix.slots)
+	w.walk(subdir{host: filepath.Clean(abs), img: "/"})
 	return ix, w.wait()
 }
 
-// walker walks a tree with a bounded number of goroutines, one directory at a time
-// each, storing what it finds in files.
-type walker struct {
-	ctx  context.Context
-	cfg  scanConfig
-	sem  chan struct{} // one token per extra goroutine
-	wg   sync.WaitGroup
-	mu   sync.Mutex // guards files and err
-	err  error
-	done chan struct{} // closed on the first error
-	once sync.Once
-
-	files map[string]fileInfo
+// statAt records name inside the directory dirfd (host path dir); see statxAt.
+func statAt(dirfd int, dir, name string, mode Mode) (fileInfo, bool, error) {
+	return statxAt(dirfd, dir, append([]byte(name), 0), mode)
 }
 
-func newWalker(ctx context.Context, cfg scanConfig, files map[string]fileInfo) *walker {
-	return &walker{
-		ctx:   ctx,
-		cfg:   cfg,
-		sem:   make(chan struct{}, runtime.NumCPU()),
-		done:  make(chan struct{}),
-		files: files,
-	}
-}
-
-// walk records the children of the directory host (image path img), handing
-// subdirectories to a new goroutine while one may start and walking them inline
-// otherwise, so the total stays bounded without a queue.
-func (w *walker) walk(host, img string) {
-	w.walkWith(host, img, make([]byte, direntBufferSize))
-}
-
-// walkWith is walk with the goroutine's getdents buffer.
-func (w *walker) walkWith(host, img string, buf []byte) {
-	if w.stopped() {
-		return
-	}
-	subdirs, err := w.readDir(host, img, buf)
-	if err != nil {
-		w.fail(err)
-		return
-	}
-	for _, sub := range subdirs {
-		select {
-		case w.sem <- struct{}{}:
-			w.wg.Add(1)
-			go func() {
-				defer w.wg.Done()
-				w.walk(sub.host, sub.img)
-				<-w.sem
-			}()
-		default:
-			w.walkWith(sub.host, sub.img, buf)
-		}
-	}
-}
-
-func (w *walker) stopped() bool {
-	select {
-	case <-w.done:
-		return true
-	default:
-	}
-	if err := w.ctx.Err(); err != nil {
-		w.fail(err)
-		return true
-	}
-	return false
-}
-
-func (w *walker) fail(err error) {
-	w.once.Do(func() {
-		w.mu.Lock()
-		w.err = err
-		w.mu.Unlock()
-		close(w.done)
-	})
-}
-
-// wait waits for all goroutines and returns the first error.
-func (w *walker) wait() error {
-	w.wg.Wait()
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.err
-}
-
-type subdir struct{ host, img string }
-
-// direntBufferSize is the getdents buffer of each walking goroutine.
-const direntBufferSize = 32 << 10
-
-// readDirNames lists the open directory fd with getdents directly: os.File would
-// cost extra fcntl and poller syscalls per directory for nothing.
-func readDirNames(fd int, host string, buf []byte) ([]string, error) {
-	var names []string
-	for {
-		n, err := unix.ReadDirent(fd, buf)
-		if err != nil {
-			return nil, &os.PathError{Op: "getdents", Path: host, Err: err}
-		}
-		if n <= 0 {
-			return names, nil
-		}
-		_, _, names = unix.ParseDirent(buf[:n], -1, names)
-	}
-}
-
-type record struct {
-	img string
-	fi  fileInfo
-}
-
-// readDir stats the children of one directory through its descriptor (shorter
-// kernel path walks than full paths) and stores them under one lock acquisition.
-func (w *walker) readDir(host, img string, buf []byte) ([]subdir, error) {
-	fd, err := unix.Open(host, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-	if err != nil {
-		if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) {
-			return nil, nil // removed or replaced while walking
-		}
-		return nil, &os.PathError{Op: "open", Path: host, Err: err}
-	}
-	defer unix.Close(fd)
-	names, err := readDirNames(fd, host, buf)
-	if err != nil {
-		return nil, err
-	}
-	checkIgnore := w.cfg.ignore.within(img) || w.cfg.ignore.Match(img)
-	recs := make([]record, 0, len(names))
-	var subdirs []subdir
-	for _, name := range names {
-		cimg := joinImage(img, name)
-		if checkIgnore && w.cfg.ignore.Match(cimg) {
-			continue
-		}
-		fi, ok, err := statAt(fd, host, name, w.cfg.mode)
-		if err != nil {
-			return nil, err
-		}
-		if !ok {
-			continue
-		}
-		recs = append(recs, record{img: cimg, fi: fi})
-		if fi.isDir() {
-			subdirs = append(subdirs, subdir{host: joinHost(host, name), img: cimg})
-		}
-	}
-	w.mu.Lock()
-	for _, r := range recs {
-		w.files[r.img] = r.fi
-	}
-	w.mu.Unlock()
-	return subdirs, nil
-}
-
-// statAt records name inside the directory dirfd (host path dir). ok is false for
-// paths not recorded: sockets and paths that vanished meanwhile.
-func statAt(dirfd int, dir, name string, mode Mode) (fi fileInfo, ok bool, err error) {
+// statxAt records the NUL-terminated name inside the directory dirfd (host path
+// dir). ok is false for paths not recorded: sockets and paths that vanished
+// meanwhile. It is one statx per path in the default mode: the capability xattr
+// needs no read of its own, since setting or removing it changes the ctime, which
+// Diff compares.
+func statxAt(dirfd int, dir string, name []byte, mode Mode) (fi fileInfo, ok bool, err error) {
 	// statx rather than fstatat for the birth time: filesystems reuse a freed inode
 	// number at once, so only ino plus btime tell a re-created directory apart.
 	var st unix.Statx_t
-	if err := unix.Statx(dirfd, name, unix.AT_SYMLINK_NOFOLLOW, unix.STATX_BASIC_STATS|unix.STATX_BTIME, &st); err != nil {
+	if err := statx(dirfd, name, unix.AT_SYMLINK_NOFOLLOW, unix.STATX_BASIC_STATS|unix.STATX_BTIME, &st); err != nil {
 		if errors.Is(err, unix.ENOENT) {
 			return fi, false, nil
 		}
-		return fi, false, &os.PathError{Op: "lstat", Path: joinHost(dir, name), Err: err}
+		return fi, false, &os.PathError{Op: "lstat", Path: joinHost(dir, string(name[:len(name)-1])), Err: err}
 	}
 	fi = fileInfo{
 		mode:  uint32(st.Mode),
@@ -269,27 +139,31 @@ func statAt(dirfd int, dir, name string, mode Mode) (fi fileInfo, ok bool, err e
 	case unix.S_IFSOCK:
 		return fi, false, nil
 	case unix.S_IFLNK:
-		fi.link, err = readlinkAt(dirfd, name, int64(st.Size))
+		fi.link, err = readlinkAt(dirfd, string(name[:len(name)-1]), int64(st.Size))
 		if err != nil {
-			return fi, false, &os.PathError{Op: "readlink", Path: joinHost(dir, name), Err: err}
+			return fi, false, &os.PathError{Op: "readlink", Path: joinHost(dir, string(name[:len(name)-1])), Err: err}
 		}
 	case unix.S_IFREG:
-		if mode == ModeTime {
-			break
-		}
-		host := joinHost(dir, name)
-		fi.caps, err = capability(host)
-		if err != nil {
-			return fi, false, err
-		}
 		if mode == ModeFull {
-			fi.sum, err = hashFile(dirfd, name, host)
+			base := string(name[:len(name)-1])
+			fi.sum, err = hashFile(dirfd, base, joinHost(dir, base))
 			if err != nil {
 				return fi, false, err
 			}
 		}
 	}
 	return fi, true, nil
+}
+
+// statx is unix.Statx for a name that is already NUL-terminated, which saves
+// copying every name of a walk into a fresh C string.
+func statx(dirfd int, name []byte, flags, mask int, st *unix.Statx_t) error {
+	_, _, errno := unix.Syscall6(unix.SYS_STATX, uintptr(dirfd), uintptr(unsafe.Pointer(&name[0])),
+		uintptr(flags), uintptr(mask), uintptr(unsafe.Pointer(st)), 0)
+	if errno != 0 {
+		return errno
+	}
+	return nil
 }
 
 func nanos(t unix.StatxTimestamp) int64 {
@@ -319,6 +193,17 @@ func readlinkAt(dirfd int, name string, size int64) (string, error) {
 func capability(host string) (string, error) {
 	var buf [128]byte // a v3 capability is 24 bytes
 	n, err := unix.Lgetxattr(host, capabilityAttr, buf[:])
+	return capabilityResult(host, buf[:], n, err)
+}
+
+// fileCapability is capability for an open file, which spares a path walk.
+func fileCapability(fd int, host string) (string, error) {
+	var buf [128]byte
+	n, err := unix.Fgetxattr(fd, capabilityAttr, buf[:])
+	return capabilityResult(host, buf[:], n, err)
+}
+
+func capabilityResult(host string, buf []byte, n int, err error) (string, error) {
 	switch {
 	case err == nil:
 		return string(buf[:n]), nil
