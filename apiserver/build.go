@@ -101,6 +101,8 @@ func (s *Server) postBuild(w http.ResponseWriter, r *http.Request, q *buildQueue
 		Labels:         o.labels,
 		Target:         o.target,
 		Platform:       o.platform,
+		NoCache:        o.noCache,
+		Pull:           pullPolicy(o.pull),
 	},
 		builder.WithWorkspace(ws),
 		builder.WithEvents(out.event),
@@ -161,4 +163,13 @@ func (s *Server) requestKeychain(r *http.Request) authn.Keychain {
 		kcs = append(kcs, s.build.Keychain)
 	}
 	return authn.NewMultiKeychain(kcs...)
+}
+
+// pullPolicy is Docker's: without --pull a base image already in the server's base
+// cache is used as it is; with --pull the registry is asked for the tag's current image.
+func pullPolicy(pull bool) builder.PullPolicy {
+	if pull {
+		return builder.PullAlways
+	}
+	return builder.PullIfMissing
 }

@@ -25,6 +25,8 @@ type buildOptions struct {
 	platform   string
 	quiet      bool
 	remote     string // an http(s) URL the server downloads the context from
+	noCache    bool   // nocache=1: look nothing up in the step cache (docker build --no-cache)
+	pull       bool   // pull=1: always ask the registry for the base (docker build --pull)
 }
 
 // apiError is an answer given before any output: an HTTP status and dockerd's message.
@@ -48,9 +50,10 @@ func badRequest(format string, args ...any) *apiError {
 // silent no-op would change what RUN sees (extrahosts, a network other than the
 // host's). Resource limits (memory, memswap, shmsize, cpu*, cgroupparent, ulimits)
 // are accepted and not applied: RUN runs under the server's own limits, and a build
-// that fits in them produces the same image. nocache and pull are accepted: kiln has
-// no layer cache yet and always resolves base images from their registry. cachefrom is
-// validated and unused until caching exists. rm and forcerm are accepted: kiln leaves
+// that fits in them produces the same image. nocache skips step-cache lookups (the
+// results are still stored, as dockerd does); pull always asks the registry for the base
+// image instead of using the base cache. cachefrom is validated and unused: the server's
+// own cache serves every build. rm and forcerm are accepted: kiln leaves
 // no containers behind either way.
 func parseBuildOptions(q url.Values) (*buildOptions, *apiError) {
 	switch v := q.Get("version"); v {
@@ -88,6 +91,8 @@ func parseBuildOptions(q url.Values) (*buildOptions, *apiError) {
 		target:     q.Get("target"),
 		quiet:      boolValue(q.Get("q")),
 		remote:     q.Get("remote"),
+		noCache:    boolValue(q.Get("nocache")),
+		pull:       boolValue(q.Get("pull")),
 	}
 	for _, t := range q["t"] {
 		if t == "" {

@@ -31,7 +31,7 @@ func TestParseBuildOptions(t *testing.T) {
 		query: `buildargs={"A":"1","UNSET":null}&labels={"l":"v"}&target=base&platform=Linux/AMD64&q=1&t=a&t=127.0.0.1:5000/b:2&networkmode=host&nocache=1&pull=1`,
 		want: &buildOptions{
 			typed: []string{"a", "127.0.0.1:5000/b:2"}, buildArgs: map[string]*string{"A": str("1"), "UNSET": nil},
-			labels: map[string]string{"l": "v"}, target: "base", platform: "linux/amd64", quiet: true,
+			labels: map[string]string{"l": "v"}, target: "base", platform: "linux/amd64", quiet: true, noCache: true, pull: true,
 		},
 	}, {
 		name:  "q=false is false, as dockerd's BoolValue reads it",

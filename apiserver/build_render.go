@@ -111,6 +111,8 @@ func (o *buildOutput) event(e builder.Event) {
 		o.streamText(" ---> Running in " + e.ID + "\n")
 	case builder.Output:
 		o.streamText(string(e.Data))
+	case builder.CacheHit:
+		o.streamText(" ---> Using cache\n")
 	case builder.StepDone:
 		if o.container != "" {
 			o.streamText("Removing intermediate container " + o.container + "\n")

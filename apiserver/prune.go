@@ -1,7 +1,9 @@
 package apiserver
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"net/http"
 	"os"
@@ -10,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kiln-build/kiln/builder"
 	"github.com/kiln-build/kiln/store"
 )
 
@@ -37,12 +40,17 @@ type buildPruneBody struct {
 	SpaceReclaimed int64    `json:"SpaceReclaimed"`
 }
 
-// pruneBuildScratch answers POST /build/prune (docs/docker-api.md §8.7). kiln keeps no
-// build cache of its own between builds; what a build can leave behind is its scratch
-// directory, when the server died mid-build. Those are the directories older than this
-// handler (every build of this process removes its own), further limited by until=.
-// keep-storage and the other size bounds ask to keep at most that much cache; with no
-// cache kept, removing every leftover satisfies them, so they are accepted as given.
+// prunableCache is a build cache docker builder prune can empty (builder.LocalCache).
+type prunableCache interface {
+	Prune(ctx context.Context, olderThan time.Duration) (builder.PruneReport, error)
+}
+
+// pruneBuildScratch answers POST /build/prune (docs/docker-api.md §8.7): it empties the
+// step cache (entries not used within until=, or all of them) and removes the scratch
+// directories a build can leave behind when the server died mid-build: those older
+// than this handler (every build of this process removes its own), further limited by
+// until=. keep-storage and the other size bounds ask to keep at most that much cache;
+// removing everything satisfies them, so they are accepted as given.
 func (s *Server) pruneBuildScratch(w http.ResponseWriter, r *http.Request, started time.Time) {
 	filters, err := parseFilters(r.URL.Query().Get("filters"))
 	if err == nil {
@@ -61,6 +69,22 @@ func (s *Server) pruneBuildScratch(w http.ResponseWriter, r *http.Request, start
 		cutoff = until
 	}
 	body := buildPruneBody{}
+	if pc, ok := s.build.Workspace.Cache.(prunableCache); ok {
+		// all=1, or no until=: everything; until=D: what was not used for D.
+		var olderThan time.Duration
+		if !until.IsZero() && !boolValue(r.URL.Query().Get("all")) {
+			olderThan = time.Since(until)
+		}
+		rep, err := pc.Prune(r.Context(), olderThan)
+		if err != nil {
+			writeError(w, http.StatusInternalServerError, "pruning the build cache: "+err.Error())
+			return
+		}
+		if rep.Entries > 0 {
+			body.CachesDeleted = append(body.CachesDeleted, fmt.Sprintf("%d cached build steps", rep.Entries))
+		}
+		body.SpaceReclaimed += rep.Bytes
+	}
 	dir := s.build.Workspace.StateDir
 	if dir == "" {
 		replyJSON(w, http.StatusOK, body)

@@ -51,6 +51,13 @@ type build struct {
 	blobDir  string // layer blobs: pulled base layers and layers this build wrote
 	rootsDir string // chroot isolation: one root per stage
 	tmpDir   string // downloads, filesystems of images used by COPY --from
+	// overlays mounts chroot stage roots on cached base trees; nil in place.
+	overlays *overlays
+
+	// cache is the workspace's step cache, nil when the build does not use one;
+	// cacheSalt folds the settings that shape every layer into every key.
+	cache     Cache
+	cacheSalt string
 
 	step, total int
 	results     []*stageResult // by stage index; nil until built
@@ -64,6 +71,8 @@ type stageResult struct {
 	state *imageState
 	id    v1.Hash
 	root  string // the stage's root while it still holds the stage (chroot), else ""
+	stage *stage // the stage whose root root is: it may still owe cached layers
+	fresh bool   // some step of the stage ran rather than came from the cache
 }
 
 // Build runs req and returns the built image. It is the single entry point of the
@@ -117,15 +126,38 @@ func Build(ctx context.Context, req *Request, opts ...Option) (*Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("creating build directory: %w", err)
 	}
-	defer os.RemoveAll(b.tmpDir)
+	defer b.removeScratch()
 	b.rootsDir = filepath.Join(b.tmpDir, "roots")
+	if ws.Isolation == isolation.Chroot {
+		cacheDir := ws.BaseCache
+		if cacheDir == "" {
+			cacheDir = ws.StateDir
+		}
+		b.overlays = newOverlays(filepath.Join(cacheDir, rootfsDirName), b.tmpDir)
+	}
 	for _, d := range []string{b.blobDir, b.rootsDir} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, fmt.Errorf("creating %s: %w", d, err)
 		}
 	}
-	b.puller = newPuller(s.registry, platform, b.blobDir)
+	pullOpts, err := b.pullerOptions()
+	if err != nil {
+		return nil, err
+	}
+	b.puller = newPuller(s.registry, platform, b.blobDir, pullOpts...)
+	b.useCache(ws.Cache)
 	return b.run(ctx)
+}
+
+// removeScratch unmounts the stage roots and then removes the build's scratch
+// directory. A root that cannot be unmounted keeps the directory: removing through a
+// mount is never done.
+func (b *build) removeScratch() {
+	if err := b.overlays.release(); err != nil {
+		b.emit(Warning{Message: fmt.Sprintf("Leaving %s in place: %v", b.tmpDir, err)})
+		return
+	}
+	os.RemoveAll(b.tmpDir)
 }
 
 func (b *build) run(ctx context.Context) (*Result, error) {

@@ -61,6 +61,9 @@ func (s *stage) add(ctx context.Context, c *instructions.AddCommand) error {
 }
 
 func (s *stage) copyFiles(ctx context.Context, src copier.Source, sources []string, dest, chown, chmod string, add bool, history string) error {
+	if err := s.materialise(ctx); err != nil {
+		return err
+	}
 	req := copier.Request{
 		Sources: sources,
 		Dest:    dest,
@@ -133,6 +136,11 @@ func (b *build) stageFS(ctx context.Context, j int) (string, error) {
 		return "", fmt.Errorf("stage %d was not built", j)
 	}
 	if res.root != "" {
+		// A stage's root may still owe the layers of its last steps, taken from the
+		// cache; a stage taken wholly from the cache has an empty root until now.
+		if _, err := res.stage.catchUp(ctx); err != nil {
+			return "", err
+		}
 		return res.root, nil
 	}
 	key := "stage:" + strconv.Itoa(j)
@@ -184,6 +192,9 @@ func isGitURL(s string) bool {
 // workdir executes WORKDIR: the directory is created (owned by root, as Docker does)
 // and, when it did not exist, recorded in a layer.
 func (s *stage) workdir(ctx context.Context, c *instructions.WorkdirCommand) error {
+	if err := s.materialise(ctx); err != nil {
+		return err
+	}
 	cfg := &s.state.config.Config
 	cfg.WorkingDir = resolveWorkdir(cfg.WorkingDir, c.Path)
 	history := "/bin/sh -c #(nop) WORKDIR " + cfg.WorkingDir

@@ -13,11 +13,16 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
 
-// dispatch executes one instruction against the stage.
+// dispatch expands and executes one instruction against the stage, without the cache.
 func (s *stage) dispatch(ctx context.Context, cmd instructions.Command) error {
 	if err := s.expand(cmd); err != nil {
 		return err
 	}
+	return s.apply(ctx, cmd)
+}
+
+// apply executes one expanded instruction against the stage.
+func (s *stage) apply(ctx context.Context, cmd instructions.Command) error {
 	cfg := &s.state.config.Config
 	switch c := cmd.(type) {
 	case *instructions.EnvCommand:

@@ -44,6 +44,22 @@ type LayerWritten struct {
 	Files  int
 }
 
+// CacheHit is sent when a step was taken from the build cache instead of being run
+// (Docker prints " ---> Using cache"; kaniko logs "Using caching version of cmd").
+type CacheHit struct {
+	Step int
+	Text string // the instruction as written
+}
+
+// CacheMiss is sent when a step had to run although a cache was configured, with the
+// reason as far as the builder can tell: which file, build arg or base image changed,
+// or that there was no entry at all.
+type CacheMiss struct {
+	Step   int
+	Text   string // the instruction as written
+	Reason string
+}
+
 // Warning is a non-fatal problem, e.g. build args that no ARG consumed.
 type Warning struct {
 	Message string
@@ -64,6 +80,8 @@ func (StepDone) event()     {}
 func (Output) event()       {}
 func (Running) event()      {}
 func (LayerWritten) event() {}
+func (CacheHit) event()     {}
+func (CacheMiss) event()    {}
 func (Warning) event()      {}
 func (Info) event()         {}
 func (Debug) event()        {}

@@ -10,7 +10,6 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
@@ -24,6 +23,9 @@ const defaultPath = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbi
 type imageState struct {
 	config v1.ConfigFile
 	layers []v1.Layer
+	// chain, when set, is the state's cache identity in place of its content: see
+	// identity and stage.execute.
+	chain v1.Hash
 }
 
 // scratchState is the state FROM scratch starts with.
@@ -42,6 +44,7 @@ func (s *imageState) clone() *imageState {
 	return &imageState{
 		config: *s.config.DeepCopy(),
 		layers: append([]v1.Layer(nil), s.layers...),
+		chain:  s.chain,
 	}
 }
 
@@ -80,15 +83,19 @@ func (s *imageState) id() v1.Hash {
 }
 
 // image assembles the immutable ggcr image: a Docker schema 2 manifest over the state's
-// layers, with the state's config file.
+// layers (an OCI one when a layer needs it, see mediaTypes), with the state's config file.
 func (s *imageState) image(created time.Time) (v1.Image, error) {
-	img := mutate.MediaType(empty.Image, types.DockerManifestSchema2)
-	img = mutate.ConfigMediaType(img, types.DockerConfigJSON)
-	adds := make([]mutate.Addendum, 0, len(s.layers))
-	for _, l := range s.layers {
-		adds = append(adds, mutate.Addendum{Layer: l})
+	manifestType, configType, layerTypes, err := mediaTypes(s.layers)
+	if err != nil {
+		return nil, err
 	}
-	img, err := mutate.Append(img, adds...)
+	img := mutate.MediaType(empty.Image, manifestType)
+	img = mutate.ConfigMediaType(img, configType)
+	adds := make([]mutate.Addendum, 0, len(s.layers))
+	for i, l := range s.layers {
+		adds = append(adds, mutate.Addendum{Layer: l, MediaType: layerTypes[i]})
+	}
+	img, err = mutate.Append(img, adds...)
 	if err != nil {
 		return nil, fmt.Errorf("assembling image: %w", err)
 	}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -21,18 +22,45 @@ import (
 
 // puller fetches base images and keeps their layers as blob files in one directory,
 // so a layer used twice in a build is downloaded once and the built image refers to
-// local files rather than the registry.
+// local files rather than the registry. With a base cache, the layers are files of
+// the cache instead, and images the cache holds are not downloaded at all.
 type puller struct {
 	reg      Registry
 	platform v1.Platform
 	blobDir  string
 
+	// cache is the persistent base-image cache, nil for none; policy says when a
+	// cached tag is trusted; force re-downloads what the cache holds (kiln warm
+	// --force).
+	cache  *baseCache
+	policy PullPolicy
+	force  bool
+	emit   func(Event)
+
 	mu     sync.Mutex
 	images map[string]*imageState // by reference string as written (after expansion)
 }
 
-func newPuller(reg Registry, platform v1.Platform, blobDir string) *puller {
-	return &puller{reg: reg, platform: platform, blobDir: blobDir, images: map[string]*imageState{}}
+// pullerOption configures a puller.
+type pullerOption func(*puller)
+
+// withPullEvents sends the puller's progress to emit.
+func withPullEvents(emit func(Event)) pullerOption { return func(p *puller) { p.emit = emit } }
+
+// withBaseCache makes the puller read and fill the base cache c.
+func withBaseCache(c *baseCache, policy PullPolicy) pullerOption {
+	return func(p *puller) { p.cache, p.policy = c, policy }
+}
+
+// withForce re-downloads images and blobs the cache already holds.
+func withForce(force bool) pullerOption { return func(p *puller) { p.force = force } }
+
+func newPuller(reg Registry, platform v1.Platform, blobDir string, opts ...pullerOption) *puller {
+	p := &puller{reg: reg, platform: platform, blobDir: blobDir, images: map[string]*imageState{}, emit: func(Event) {}}
+	for _, o := range opts {
+		o(p)
+	}
+	return p
 }
 
 func (p *puller) remoteOptions(ctx context.Context, ref name.Reference, platform v1.Platform) []remote.Option {
@@ -68,27 +96,41 @@ func (p *puller) pull(ctx context.Context, refStr string, platform v1.Platform) 
 	if err != nil {
 		return nil, v1.Hash{}, err
 	}
-	img, err := p.fetchImage(ctx, candidates, platform)
-	if err != nil {
-		return nil, v1.Hash{}, fmt.Errorf("pulling %s: %w", refStr, err)
+	start := time.Now()
+	if p.cache != nil {
+		st, err = p.pullCached(ctx, refStr, ref, candidates, platform)
+	} else {
+		st, err = p.pullRemote(ctx, refStr, candidates, platform)
 	}
-	cf, err := img.ConfigFile()
-	if err != nil {
-		return nil, v1.Hash{}, fmt.Errorf("reading config of %s: %w", refStr, err)
-	}
-	layers, err := img.Layers()
-	if err != nil {
-		return nil, v1.Hash{}, fmt.Errorf("reading layers of %s: %w", refStr, err)
-	}
-	local, err := p.fetchLayers(ctx, refStr, layers)
 	if err != nil {
 		return nil, v1.Hash{}, err
 	}
-	st = &imageState{config: *cf.DeepCopy(), layers: local}
+	p.emit(Debug{Message: fmt.Sprintf("Base image %s ready in %s", refStr, time.Since(start).Round(time.Millisecond))})
 	p.mu.Lock()
 	p.images[key] = st
 	p.mu.Unlock()
 	return st.clone(), st.id(), nil
+}
+
+// pullRemote downloads the image into the blob directory (no base cache).
+func (p *puller) pullRemote(ctx context.Context, refStr string, candidates []name.Reference, platform v1.Platform) (*imageState, error) {
+	img, err := p.fetchImage(ctx, candidates, platform)
+	if err != nil {
+		return nil, fmt.Errorf("pulling %s: %w", refStr, err)
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return nil, fmt.Errorf("reading config of %s: %w", refStr, err)
+	}
+	layers, err := img.Layers()
+	if err != nil {
+		return nil, fmt.Errorf("reading layers of %s: %w", refStr, err)
+	}
+	local, err := p.fetchLayers(ctx, refStr, layers, p.fetchLayer)
+	if err != nil {
+		return nil, err
+	}
+	return &imageState{config: *cf.DeepCopy(), layers: local}, nil
 }
 
 // parseReference parses an image reference, allowing plain HTTP where the registry
@@ -107,9 +149,9 @@ func (p *puller) parseReference(s string) (name.Reference, error) {
 	return ref, nil
 }
 
-// fetchLayers downloads the layers concurrently (a few at a time) into the blob
-// directory and returns them as local layers in the same order.
-func (p *puller) fetchLayers(ctx context.Context, refStr string, layers []v1.Layer) ([]v1.Layer, error) {
+// fetchLayers downloads the layers concurrently (a few at a time) with fetch and
+// returns them as local layers in the same order.
+func (p *puller) fetchLayers(ctx context.Context, refStr string, layers []v1.Layer, fetch func(context.Context, v1.Layer) (v1.Layer, error)) ([]v1.Layer, error) {
 	out := make([]v1.Layer, len(layers))
 	errs := make([]error, len(layers))
 	sem := make(chan struct{}, 3)
@@ -120,7 +162,7 @@ func (p *puller) fetchLayers(ctx context.Context, refStr string, layers []v1.Lay
 			defer wg.Done()
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			out[i], errs[i] = p.fetchLayer(ctx, l)
+			out[i], errs[i] = fetch(ctx, l)
 		}()
 	}
 	wg.Wait()

@@ -39,9 +39,22 @@ type Request struct {
 
 	// SnapshotMode selects how a RUN's changes are found; see snapshot.Mode.
 	SnapshotMode snapshot.Mode
+	// Compression is how new layers are compressed (kaniko's --compression): gzip,
+	// the default and Docker's, or zstd, which makes the image an OCI one.
+	Compression snapshot.Compression
+	// CompressionLevel is the compressor's level (--compression-level: gzip 1-9,
+	// zstd 1-22); 0 keeps its default. snapshot.CheckLevel validates it.
+	CompressionLevel int
 	// SingleSnapshot takes one snapshot at the end of each stage instead of one per
-	// instruction (kaniko's --single-snapshot).
+	// instruction (kaniko's --single-snapshot). It turns the build cache off: steps
+	// then have no layers of their own to store.
 	SingleSnapshot bool
+	// NoCache looks nothing up in the workspace's cache (docker build --no-cache):
+	// every step runs. What the steps do is still stored for later builds.
+	NoCache bool
+	// Pull says when a base image named by a tag is looked up in its registry although
+	// the workspace's base cache holds it (docker build --pull is PullAlways).
+	Pull PullPolicy
 }
 
 // Workspace is where a build runs: how RUN is isolated, where build roots and
@@ -59,6 +72,15 @@ type Workspace struct {
 	// snapshotted or deleted. In-place builds need the mount points, /proc, /sys, /dev,
 	// kiln's own directory and the state dir here.
 	Ignore *snapshot.Ignore
+	// Cache stores what build steps did, for later builds to reuse (see docs/caching.md);
+	// nil builds without one. It lives here rather than in the Request because, like
+	// StateDir, it outlives a build and is shared by all builds of a front door.
+	Cache Cache
+	// BaseCache is the directory of the persistent base-image cache (kaniko's
+	// --cache-dir, filled by builds and by `kiln warm`): an OCI image layout shared by
+	// concurrent builds. Empty means none: every build downloads its base layers into
+	// its state directory. See Request.Pull for when a cached tag is trusted.
+	BaseCache string
 }
 
 // Registry says how images are pulled: credentials, platform choice, TLS.

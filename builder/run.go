@@ -27,6 +27,9 @@ func (s *stage) run(ctx context.Context, c *instructions.RunCommand) error {
 	if len(c.Files) > 0 {
 		return fmt.Errorf("RUN with a heredoc: %w", ErrUnsupported)
 	}
+	if err := s.materialise(ctx); err != nil {
+		return err
+	}
 	args := s.withShell(c.ShellDependantCmdLine)
 	cfg := &s.state.config.Config
 	user, err := resolveUser(s.root, cfg.User)
@@ -116,13 +119,17 @@ func (s *stage) snapshot(ctx context.Context, history string, existingVolumes []
 func (s *stage) writeLayer(ctx context.Context, ch *snapshot.Changes, history string) error {
 	l, err := snapshot.WriteLayer(ctx, s.root, s.b.blobDir, ch,
 		snapshot.WithLayerIgnore(s.b.ws.Ignore),
-		snapshot.WithReproducible(s.b.req.Reproducible))
+		snapshot.WithReproducible(s.b.req.Reproducible),
+		snapshot.WithCompression(s.b.req.Compression),
+		snapshot.WithLevel(s.b.req.CompressionLevel))
 	if err != nil {
 		return fmt.Errorf("writing layer: %w", err)
 	}
 	if err := s.state.addLayer(l, history, s.b.created); err != nil {
 		return err
 	}
+	// The layer was made from the root: the root holds it already.
+	s.extracted = len(s.state.layers)
 	d, _ := l.Digest()
 	sz, _ := l.Size()
 	s.b.emit(LayerWritten{Step: s.step, Digest: d, Size: sz, Files: l.Files()})

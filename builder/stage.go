@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 	"github.com/moby/buildkit/frontend/dockerfile/parser"
@@ -30,6 +31,20 @@ type stage struct {
 	// hostname is what RUN sees as its host name and $HOSTNAME (chroot isolation).
 	hostname string
 	step     int
+
+	// The root is filled lazily (see materialise): steps taken from the cache only
+	// append layers to the state, and the root catches up when a step must run.
+	ready     bool // the root was set up (reset, in place) for this stage
+	extracted int  // how many of state.layers the root holds
+	// baseLayers is how many of state.layers come from a pulled image (the stage's
+	// base, or its base stage's): chroot roots mount them from the extracted-base
+	// cache (see mountBase) instead of extracting them.
+	baseLayers int
+	overlay    bool // the root is an overlay on a cached base tree
+
+	firstHistory int    // history entries inherited from the base
+	parentNote   string // why the current state may be new, for cache-miss reasons
+	fresh        bool   // a step of this stage ran rather than came from the cache
 }
 
 func (b *build) buildStage(ctx context.Context, i int) (*stageResult, error) {
@@ -46,9 +61,13 @@ func (b *build) buildStage(ctx context.Context, i int) (*stageResult, error) {
 	if err != nil {
 		return fail(err)
 	}
-	s.state = base
+	s.state = base.state
+	s.firstHistory = len(base.state.config.History)
+	s.parentNote = base.note
+	s.baseLayers = base.pulledLayers
 	// The stage's image is created now: its ID after every step is then the ID the
-	// image gets if the build ends there (Docker prints both and they agree).
+	// image gets if the build ends there (Docker prints both and they agree). Steps
+	// taken from the cache move it back to when they were first built (see stamp).
 	s.state.config.Created = v1.Time{Time: b.created}
 	if err := s.prepareRoot(ctx); err != nil {
 		return fail(err)
@@ -58,71 +77,115 @@ func (b *build) buildStage(ctx context.Context, i int) (*stageResult, error) {
 	s.state.config.Config.OnBuild = nil
 	if len(triggers) > 0 {
 		b.emit(Info{Message: fmt.Sprintf("# Executing %d build trigger%s", len(triggers), plural(len(triggers)))})
+		// Triggers always run: they are not steps of their own to key and report.
+		if err := s.materialise(ctx); err != nil {
+			return fail(err)
+		}
 		for _, t := range triggers {
 			if err := s.trigger(ctx, t); err != nil {
 				return fail(err)
 			}
 		}
+		s.ran("the base image's ONBUILD triggers ran")
 	}
 	b.emit(StepDone{Step: step, ImageID: s.state.id()})
 
 	for _, cmd := range def.Commands {
 		loc, text := commandSource(cmd)
 		s.step = b.nextStep(i, lineOf(loc), text)
-		if err := s.dispatch(ctx, cmd); err != nil {
+		if err := s.execute(ctx, cmd, text); err != nil {
 			return nil, b.instructionError(loc, text, err)
 		}
+		s.stamp()
 		b.emit(StepDone{Step: s.step, ImageID: s.state.id()})
 	}
 	if b.req.SingleSnapshot {
+		if err := s.materialise(ctx); err != nil {
+			return nil, b.instructionError(def.Location, def.SourceCode, err)
+		}
 		if err := s.snapshot(ctx, "/bin/sh -c #(nop) single snapshot", nil); err != nil {
 			return nil, b.instructionError(def.Location, def.SourceCode, err)
 		}
 	}
-	res := &stageResult{state: s.state, id: s.state.id()}
+	res := &stageResult{state: s.state, id: s.state.id(), fresh: s.fresh}
 	if b.ws.Isolation == isolation.Chroot {
-		res.root = s.root
+		res.root, res.stage = s.root, s
 	}
 	return res, nil
 }
 
+// stamp sets the image's creation time to that of its newest step in this stage: the
+// build's start for steps that ran, the first build's for steps from the cache. So a
+// rebuild taken wholly from the cache has the ID of the build that filled it, as with
+// Docker, whose cached steps are the very images it built then.
+func (s *stage) stamp() {
+	latest := time.Time{}
+	for _, h := range s.state.config.History[s.firstHistory:] {
+		if h.Created.After(latest) {
+			latest = h.Created.Time
+		}
+	}
+	if latest.IsZero() {
+		latest = s.b.created
+	}
+	s.state.config.Created = v1.Time{Time: latest}
+}
+
+// resolvedBase is the starting point of a stage.
+type resolvedBase struct {
+	state *imageState
+	// note says, for cache-miss reasons, what changed about the base since the last
+	// build ("" when nothing is known to have).
+	note string
+	// pulledLayers is how many of state's layers, first to last, come from a pulled
+	// image rather than from steps of this build.
+	pulledLayers int
+}
+
 // resolveBase returns the starting state of a stage: scratch, an earlier stage, or a
 // pulled image.
-func (b *build) resolveBase(ctx context.Context, def *instructions.Stage) (*imageState, error) {
+func (b *build) resolveBase(ctx context.Context, def *instructions.Stage) (resolvedBase, error) {
 	env := shellEnv(b.args.globalEnv())
 	name, _, err := b.lex.ProcessWord(def.BaseName, env)
 	if err != nil {
-		return nil, err
+		return resolvedBase{}, err
 	}
 	if name == "" {
-		return nil, fmt.Errorf("base name (%s) should not be blank", def.BaseName)
+		return resolvedBase{}, fmt.Errorf("base name (%s) should not be blank", def.BaseName)
 	}
 	platform := b.platform
 	if def.Platform != "" {
 		p, _, err := b.lex.ProcessWord(def.Platform, env)
 		if err != nil {
-			return nil, err
+			return resolvedBase{}, err
 		}
 		if platform, err = parsePlatform(p); err != nil {
-			return nil, err
+			return resolvedBase{}, err
 		}
 	}
 	if j, ok := b.df.stageIndex(name, def2index(b.df, def)); ok && b.df.stages[j].Name == strings.ToLower(name) {
 		prev := b.results[j]
 		if prev == nil {
-			return nil, fmt.Errorf("stage %s was not built", name)
+			return resolvedBase{}, fmt.Errorf("stage %s was not built", name)
 		}
-		return prev.state.clone(), nil
+		base := resolvedBase{state: prev.state.clone()}
+		if prev.fresh {
+			base.note = fmt.Sprintf("the base stage %s ran steps again", name)
+		}
+		if prev.stage != nil {
+			base.pulledLayers = prev.stage.baseLayers
+		}
+		return base, nil
 	}
 	if strings.EqualFold(name, "scratch") {
-		return scratchState(platform), nil
+		return resolvedBase{state: scratchState(platform)}, nil
 	}
 	b.emit(Info{Message: fmt.Sprintf("Retrieving image %s", name)})
-	st, _, err := b.puller.pull(ctx, name, platform)
+	st, id, err := b.puller.pull(ctx, name, platform)
 	if err != nil {
-		return nil, err
+		return resolvedBase{}, err
 	}
-	return st, nil
+	return resolvedBase{state: st, note: b.baseNote(ctx, name, platform, id), pulledLayers: len(st.layers)}, nil
 }
 
 // def2index is the index of a stage definition: stages may only refer to earlier ones.
@@ -135,7 +198,8 @@ func def2index(df *dockerfile, def *instructions.Stage) int {
 	return len(df.stages)
 }
 
-// prepareRoot gives the stage a root holding its base's filesystem and records it.
+// prepareRoot picks the stage's root and runner. The root is filled by materialise,
+// when a step first needs it.
 func (s *stage) prepareRoot(ctx context.Context) error {
 	b := s.b
 	switch b.ws.Isolation {
@@ -149,23 +213,66 @@ func (s *stage) prepareRoot(ctx context.Context) error {
 		s.runner = isolation.NewChroot(s.root, isolation.WithHostname(s.hostname), isolation.WithScratchDir(b.tmpDir))
 	case isolation.InPlace:
 		s.root = "/"
-		if err := snapshot.Reset(ctx, s.root, b.ws.Ignore); err != nil {
-			return fmt.Errorf("resetting the root filesystem: %w", err)
-		}
 		s.runner = isolation.NewInPlace()
 	}
-	for _, l := range s.state.layers {
-		if err := extractLayer(ctx, s.root, l, b.ws.Ignore); err != nil {
-			return err
-		}
+	return ctx.Err()
+}
+
+// materialise makes the root hold the stage's image as it stands and records it, before
+// a step that works on the root runs. Layers taken from the cache since the last step
+// that ran are extracted now, so a build taken wholly from the cache extracts nothing,
+// not even its base.
+func (s *stage) materialise(ctx context.Context) error {
+	extracted, err := s.catchUp(ctx)
+	if err != nil {
+		return err
 	}
-	files, err := snapshot.Scan(ctx, s.root, snapshot.WithScanIgnore(b.ws.Ignore), snapshot.WithMode(b.req.SnapshotMode))
+	if s.files != nil && !extracted {
+		return nil
+	}
+	opts := []snapshot.ScanOption{snapshot.WithScanIgnore(s.b.ws.Ignore), snapshot.WithMode(s.b.req.SnapshotMode)}
+	if s.overlay {
+		opts = append(opts, snapshot.WithoutBirthTime())
+	}
+	files, err := snapshot.Scan(ctx, s.root, opts...)
 	if err != nil {
 		return fmt.Errorf("recording the root filesystem: %w", err)
 	}
 	s.files = files
 	return nil
 }
+
+// catchUp extracts the layers the root does not hold yet, resetting an in-place root
+// first, and reports whether it extracted any. COPY --from uses it on a finished
+// stage's root, which needs no record.
+func (s *stage) catchUp(ctx context.Context) (bool, error) {
+	b := s.b
+	if !s.ready {
+		if b.ws.InPlace() {
+			if err := snapshot.Reset(ctx, s.root, b.ws.Ignore); err != nil {
+				return false, fmt.Errorf("resetting the root filesystem: %w", err)
+			}
+		} else if _, err := s.mountBase(ctx); err != nil {
+			return false, err
+		}
+		s.ready = true
+	}
+	pending := s.state.layers[s.extracted:]
+	if len(pending) == 0 {
+		return false, nil
+	}
+	b.emit(Debug{Message: fmt.Sprintf("%s %d layer%s into the root of stage %d", extractingMessage, len(pending), plural(len(pending)), s.index)})
+	for _, l := range pending {
+		if err := extractLayer(ctx, s.root, l, b.ws.Ignore); err != nil {
+			return false, err
+		}
+		s.extracted++
+	}
+	return true, nil
+}
+
+// extractingMessage starts the Debug event sent when a root is filled; tests look for it.
+const extractingMessage = "Extracting"
 
 // extractLayer applies one layer to a root.
 func extractLayer(ctx context.Context, root string, l v1.Layer, ig *snapshot.Ignore) error {

@@ -14,20 +14,21 @@ const module = "github.com/kiln-build/kiln"
 // Leaf packages import none. A package missing here fails the test, so a new package
 // has to take a place in the table.
 var allowed = map[string][]string{
-	"snapshot":         nil,
-	"isolation":        nil,
-	"contexts":         nil,
-	"credentials":      nil,
-	"builder/copier":   {"snapshot"},
-	"builder/output":   {"credentials"},
-	"builder":          {"snapshot", "isolation", "contexts", "credentials", "builder/copier"},
-	"store":            nil,
-	"apiserver":        {"builder", "builder/output", "contexts", "credentials", "store"},
-	"cmd/kiln":         {"*"},
-	"test":             {"*"},
-	"test/testworld":   {"*"},
-	"test/e2e":         {"*"},
-	"test/conformance": {"*"},
+	"snapshot":              nil,
+	"isolation":             nil,
+	"contexts":              nil,
+	"credentials":           nil,
+	"builder/copier":        {"snapshot"},
+	"builder/output":        {"credentials"},
+	"builder/registrycache": {"builder", "snapshot"},
+	"builder":               {"snapshot", "isolation", "contexts", "credentials", "builder/copier"},
+	"store":                 nil,
+	"apiserver":             {"builder", "builder/output", "contexts", "credentials", "store"},
+	"cmd/kiln":              {"*"},
+	"test":                  {"*"},
+	"test/testworld":        {"*"},
+	"test/e2e":              {"*"},
+	"test/conformance":      {"*"},
 }
 
 func TestImportDirection(t *testing.T) {

@@ -49,15 +49,24 @@ func runBuild(ctx context.Context, f *buildFlags, fs *pflag.FlagSet, h host, std
 	log.Debugf("Isolation %s, state directory %s", plan.workspace.Isolation, plan.workspace.StateDir)
 
 	r := &renderer{log: log, stdout: stdout, stderr: stderr}
+	report := &cacheReport{}
+	if plan.cache != nil {
+		plan.cache.logf = log.Infof
+		log.Debugf("Step cache: %s", plan.cache.where)
+		if !f.compressedCaching {
+			log.Debug("--compressed-caching=false changes nothing: kiln compresses each layer once, to a file")
+		}
+	}
 	res, err := builder.Build(ctx, plan.req,
 		builder.WithWorkspace(plan.workspace),
 		builder.WithRegistry(plan.registry),
-		builder.WithEvents(r.event))
-	if err != nil {
-		return err
+		builder.WithEvents(report.tee(r.event)))
+	if err == nil {
+		log.Infof("Built image %s", res.ID)
+		// The cache's pushes go on while the image is written out.
+		err = writeOutputs(ctx, log, res.Image, plan.outputs, plan.registry)
 	}
-	log.Infof("Built image %s", res.ID)
-	return writeOutputs(ctx, log, res.Image, plan.outputs, plan.registry)
+	return finishCache(ctx, log, plan.cache, report, f.cacheReport, err)
 }
 
 // writeOutputs sends the image everywhere the flags asked for: the local files first,

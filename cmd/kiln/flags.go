@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/spf13/pflag"
 )
@@ -53,10 +52,18 @@ type buildFlags struct {
 	reproducible     bool
 	skipUnusedStages bool
 	snapshotMode     string
+	// Layer compression: gzip or zstd, and the compressor's level (-1 its default).
+	compression      string
+	compressionLevel int
 	singleSnapshot   bool
 	ignorePaths      []string
 	ignoreVarRun     bool
 	cleanup          bool
+
+	// The base-image cache (kaniko's --cache-dir, filled by builds and kiln warm).
+	cacheDir string
+	// The step cache (kaniko's --cache, --cache-repo, ...) and --cache-report.
+	cacheFlags
 
 	// Where and how the build runs (kiln's own flags, plus kaniko's --force).
 	isolation string
@@ -104,9 +111,12 @@ func addBuildFlags(fs *pflag.FlagSet, f *buildFlags) {
 	fs.BoolVar(&f.reproducible, "reproducible", false, "Strip timestamps from the image to make it reproducible.")
 	fs.BoolVar(&f.skipUnusedStages, "skip-unused-stages", false, "Build only the stages the target needs; by default every stage up to the target is built.")
 	fs.StringVar(&f.snapshotMode, "snapshot-mode", "redo", "How changes are detected after RUN: redo (file metadata), full (metadata and content hashes) or time (modification time and size). kiln defaults to redo, not kaniko's full: redo compares ctime and inode as well, which a RUN cannot forge, so it finds the same changes without reading every file.")
+	fs.StringVar(&f.compression, "compression", "gzip", "Layer compression: gzip (Docker's media types, readable everywhere) or zstd (smaller, faster to unpack; makes the image an OCI one, which needs Docker 23+, containerd 1.5+ or podman).")
+	fs.IntVar(&f.compressionLevel, "compression-level", -1, "Compression level: 1-9 for gzip, 1-22 for zstd; -1 or 0 keeps the compressor's default.")
 	fs.BoolVar(&f.singleSnapshot, "single-snapshot", false, "Take one snapshot per stage, at its end, instead of one per instruction.")
 	fs.StringArrayVar(&f.ignorePaths, "ignore-path", nil, "Path never extracted over, snapshotted or deleted. Repeat for several.")
 	fs.BoolVar(&f.ignoreVarRun, "ignore-var-run", true, "Ignore /var/run in in-place builds (it often holds mounted sockets). Set to false to keep /var/run in the image.")
+	fs.StringVar(&f.cacheDir, "cache-dir", "", "Directory of the base-image cache, shared by builds and filled by kiln warm: base images found there are not downloaded. A tag is still resolved in its registry (the cached image stands in, with a warning, when the registry cannot be reached); an image given by digest needs no registry. Unlike kaniko, it needs no --cache, and no directory is used unless given.")
 	fs.BoolVar(&f.cleanup, "cleanup", false, "Clean the filesystem at the end of the build. kiln always does: in-place builds restore the root and chroot roots are removed.")
 
 	fs.StringVar(&f.isolation, "isolation", "auto", "How RUN is isolated: chroot (a root directory per stage under --state-dir; needs root), inplace (the container's own /, like kaniko; refused outside a container without --force) or auto (inplace inside a container, chroot otherwise).")
@@ -117,6 +127,7 @@ func addBuildFlags(fs *pflag.FlagSet, f *buildFlags) {
 	fs.StringVar(&f.logFormat, "log-format", "color", "Log format: text, color or json.")
 	fs.BoolVar(&f.logTimestamp, "log-timestamp", false, "Timestamp log lines.")
 
+	addCacheFlags(fs, &f.cacheFlags)
 	addUnsupportedFlags(fs)
 }
 
@@ -132,17 +143,8 @@ type unsupportedFlag struct {
 // the default value are no-ops.
 func unsupportedFlags() []unsupportedFlag {
 	return []unsupportedFlag{
-		{"cache", "Use cached layers (not supported yet).", boolFlag(false)},
-		{"cache-repo", "Repository for cached layers (not supported yet).", stringFlag("")},
-		{"cache-dir", "Local directory of cached base images (not supported yet).", stringFlag("/cache")},
-		{"cache-ttl", "How long cached layers stay valid (not supported yet).", durationFlag(336 * time.Hour)},
-		{"cache-run-layers", "Cache RUN layers (not supported yet).", boolFlag(true)},
-		{"cache-copy-layers", "Cache COPY layers (not supported yet).", boolFlag(false)},
-		{"compressed-caching", "Compress cached layers (not supported yet).", boolFlag(true)},
 		{"kaniko-dir", "kaniko's own directory (not supported: kiln uses --state-dir).", stringFlag("/kaniko")},
 		{"use-new-run", "kaniko's experimental RUN implementation (not supported).", boolFlag(false)},
-		{"compression", "Layer compression, gzip or zstd (not supported yet).", stringFlag("")},
-		{"compression-level", "Layer compression level (not supported yet).", intFlag(-1)},
 	}
 }
 
@@ -152,14 +154,6 @@ func boolFlag(def bool) func(*pflag.FlagSet, string, string) {
 
 func stringFlag(def string) func(*pflag.FlagSet, string, string) {
 	return func(fs *pflag.FlagSet, name, usage string) { fs.String(name, def, usage) }
-}
-
-func intFlag(def int) func(*pflag.FlagSet, string, string) {
-	return func(fs *pflag.FlagSet, name, usage string) { fs.Int(name, def, usage) }
-}
-
-func durationFlag(def time.Duration) func(*pflag.FlagSet, string, string) {
-	return func(fs *pflag.FlagSet, name, usage string) { fs.Duration(name, def, usage) }
 }
 
 func addUnsupportedFlags(fs *pflag.FlagSet) {

@@ -16,16 +16,14 @@ func TestCheckUnsupported(t *testing.T) {
 		{args: []string{"--cache-run-layers=true", "--compressed-caching=false", "--cache-run-layers=false"}},
 		{args: []string{"--cache-dir=/cache", "--cache-ttl=336h", "--kaniko-dir=/kaniko", "--compression-level=-1"}},
 		{args: []string{"--skip-push-permission-check", "--push-ignore-immutable-tag-errors"}}, // implemented
-		{args: []string{"--cache"}, wantErr: "--cache: not supported yet"},
-		{args: []string{"--cache=true", "--cache-repo=registry.test/cache"}, wantErr: "--cache, --cache-repo: not supported yet"},
-		{args: []string{"--cache-dir=/elsewhere"}, wantErr: "--cache-dir"},
-		{args: []string{"--cache-ttl=6h"}, wantErr: "--cache-ttl"},
-		{args: []string{"--cache-copy-layers"}, wantErr: "--cache-copy-layers"},
+		{args: []string{"--cache"}}, // implemented: the step cache
+		{args: []string{"--cache=true", "--cache-repo=registry.test/cache", "--no-push-cache", "--cache-report=r.json"}},
+		{args: []string{"--cache-dir=/elsewhere"}}, // implemented: the base-image cache
+		{args: []string{"--cache-ttl=6h", "--cache-copy-layers", "--compressed-caching=false"}},
 		{args: []string{"--git=branch=main", "--context-sub-path=app"}}, // context flags, no longer unsupported
 		{args: []string{"--kaniko-dir=/k"}, wantErr: "--kaniko-dir"},
 		{args: []string{"--use-new-run"}, wantErr: "--use-new-run"},
-		{args: []string{"--compression=zstd"}, wantErr: "--compression"},
-		{args: []string{"--compression-level=9"}, wantErr: "--compression-level"},
+		{args: []string{"--compression=zstd", "--compression-level=9"}}, // implemented
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {

@@ -47,7 +47,8 @@ func TestRunFailsBeforeBuilding(t *testing.T) {
 		args    []string
 		wantErr string
 	}{
-		{name: "unsupported flag", args: []string{"build", "-c", ctxDir, "--no-push", "--cache"}, wantErr: "--cache: not supported yet"},
+		{name: "unsupported flag", args: []string{"build", "-c", ctxDir, "--no-push", "--use-new-run"}, wantErr: "--use-new-run: not supported yet"},
+		{name: "cache without a repository", args: []string{"build", "-c", ctxDir, "--no-push", "--cache"}, wantErr: "specify cache repo with --cache-repo"},
 		{name: "missing destination", args: []string{"build", "-c", ctxDir}, wantErr: "you must provide --destination, or use --no-push"},
 		{name: "in place outside a container", args: []string{"build", "-c", ctxDir, "--no-push", "--isolation=inplace"}, wantErr: "--force"},
 		{name: "unknown flag", args: []string{"build", "--no-such-flag"}, wantErr: "unknown flag"},

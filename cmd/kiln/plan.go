@@ -66,6 +66,8 @@ type buildPlan struct {
 	// ownStateDir is set when the state directory was created for this build and is
 	// to be removed after it.
 	ownStateDir bool
+	// cache is the step cache (--cache), nil for none; the workspace holds it too.
+	cache *stepCache
 }
 
 // outputs says where a built image goes.
@@ -111,6 +113,10 @@ func planBuild(ctx context.Context, f *buildFlags, h host) (*buildPlan, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--snapshot-mode: %w", err)
 	}
+	compression, level, err := parseCompression(f.compression, f.compressionLevel)
+	if err != nil {
+		return nil, err
+	}
 	if f.platform != "" {
 		if _, err := v1.ParsePlatform(f.platform); err != nil {
 			return nil, fmt.Errorf("--custom-platform %q: %w", f.platform, err)
@@ -131,6 +137,10 @@ func planBuild(ctx context.Context, f *buildFlags, h host) (*buildPlan, error) {
 		keychain = credentials.Chain()
 	}
 	pull := pullRegistry(f, keychain)
+	cacheAt, err := planCacheTarget(f, out, pull.Keychain)
+	if err != nil {
+		return nil, err
+	}
 	if err := checkPushPermissions(ctx, out, pull.Keychain, h.checkPush); err != nil {
 		return nil, err
 	}
@@ -161,6 +171,8 @@ func planBuild(ctx context.Context, f *buildFlags, h host) (*buildPlan, error) {
 			SkipUnusedStages: f.skipUnusedStages,
 			Reproducible:     f.reproducible,
 			SnapshotMode:     snapMode,
+			Compression:      compression,
+			CompressionLevel: level,
 			SingleSnapshot:   f.singleSnapshot,
 		},
 		registry: pull,
@@ -204,7 +216,26 @@ func planBuild(ctx context.Context, f *buildFlags, h host) (*buildPlan, error) {
 	if root := bctx.TempRoot(); root != "" && mode == isolation.InPlace {
 		ignore = ignore.With(root) // a fetched context must survive the build in "/"
 	}
-	p.workspace = builder.Workspace{Isolation: mode, StateDir: stateDir, Ignore: ignore}
+	baseCache, err := baseCacheDir(f.cacheDir)
+	if err != nil {
+		if p.ownStateDir {
+			os.RemoveAll(stateDir)
+		}
+		return nil, err
+	}
+	if baseCache != "" && mode == isolation.InPlace {
+		ignore = ignore.With(baseCache) // the cache must survive the build in "/"
+	}
+	p.workspace = builder.Workspace{Isolation: mode, StateDir: stateDir, Ignore: ignore, BaseCache: baseCache}
+	if cacheAt != nil {
+		if p.cache, err = cacheAt.open(f, stateDir); err != nil {
+			if p.ownStateDir {
+				os.RemoveAll(stateDir)
+			}
+			return nil, err
+		}
+		p.workspace.Cache = p.cache.cache
+	}
 	planned = true
 	return p, nil
 }
@@ -410,4 +441,20 @@ func readDockerfile(contextDir, spec string) ([]byte, error) {
 		}
 	}
 	return nil, fmt.Errorf("no Dockerfile %q in the context %s: provide a valid path with --dockerfile", spec, contextDir)
+}
+
+// parseCompression checks --compression and --compression-level. kaniko's level
+// default, -1, is the compressor's default, which the builder spells 0.
+func parseCompression(name string, level int) (snapshot.Compression, int, error) {
+	c, err := snapshot.ParseCompression(name)
+	if err != nil || c == snapshot.Uncompressed {
+		return 0, 0, fmt.Errorf("--compression=%s: want gzip or zstd", name)
+	}
+	if level == -1 {
+		level = 0
+	}
+	if err := c.CheckLevel(level); err != nil {
+		return 0, 0, fmt.Errorf("--compression-level: %w", err)
+	}
+	return c, level, nil
 }

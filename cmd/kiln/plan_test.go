@@ -112,6 +112,16 @@ func TestPlanBuildRequest(t *testing.T) {
 			args: []string{"--no-push", "--snapshot-mode=time"},
 			want: builder.Request{SnapshotMode: snapshot.ModeTime},
 		},
+		{
+			name: "zstd compression",
+			args: []string{"--no-push", "--compression=zstd", "--compression-level=19"},
+			want: builder.Request{Compression: snapshot.Zstd, CompressionLevel: 19},
+		},
+		{
+			name: "kaniko's default level is the compressor's",
+			args: []string{"--no-push", "--compression=gzip", "--compression-level=-1"},
+			want: builder.Request{Compression: snapshot.Gzip},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -386,6 +396,10 @@ func TestPlanBuildErrors(t *testing.T) {
 		{name: "in place outside a container", args: []string{"--no-push", "--isolation=inplace"}, wantErr: "would overwrite this machine's files"},
 		{name: "unknown isolation", args: []string{"--no-push", "--isolation=vm"}, wantErr: "--isolation"},
 		{name: "unknown snapshot mode", args: []string{"--no-push", "--snapshot-mode=fast"}, wantErr: "--snapshot-mode"},
+		{name: "unknown compression", args: []string{"--no-push", "--compression=xz"}, wantErr: "--compression=xz: want gzip or zstd"},
+		{name: "no compression", args: []string{"--no-push", "--compression=none"}, wantErr: "--compression=none"},
+		{name: "gzip level out of range", args: []string{"--no-push", "--compression-level=12"}, wantErr: "--compression-level: compression level 12 out of range: gzip takes 1-9"},
+		{name: "zstd level out of range", args: []string{"--no-push", "--compression=zstd", "--compression-level=30"}, wantErr: "zstd takes 1-22"},
 		{name: "bad platform", args: []string{"--no-push", "--custom-platform=linux/amd64/v2/x/y"}, wantErr: "--custom-platform"},
 		{name: "empty label key", args: []string{"--no-push", "--label", "=v"}, wantErr: "--label"},
 		{name: "missing dockerfile", args: []string{"--no-push", "-f", "nope/Dockerfile"}, wantErr: `no Dockerfile "nope/Dockerfile"`},

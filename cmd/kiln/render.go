@@ -58,6 +58,10 @@ func (r *renderer) event(e builder.Event) {
 		_, _ = w.Write(e.Data)
 	case builder.Running:
 		r.log.Debugf(" ---> Running in %s", e.ID)
+	case builder.CacheHit:
+		r.log.Infof("Using caching version of cmd: %s", e.Text)
+	case builder.CacheMiss:
+		r.log.Debugf("No cached layer found for cmd %s: %s", e.Text, e.Reason)
 	case builder.LayerWritten:
 		r.log.Debugf("Layer %s: %d files, %d bytes", e.Digest, e.Files, e.Size)
 	case builder.StepDone:

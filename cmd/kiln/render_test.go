@@ -24,6 +24,8 @@ func TestRenderer(t *testing.T) {
 		builder.StepDone{Step: 3, ImageID: id},
 		builder.Warning{Message: "unused build arg FOO"},
 		builder.Debug{Message: "detail"},
+		builder.CacheHit{Step: 4, Text: "COPY . /src"},
+		builder.CacheMiss{Step: 5, Text: "RUN make test", Reason: "file main.go changed"},
 	}
 	tests := []struct {
 		name, level         string
@@ -33,15 +35,15 @@ func TestRenderer(t *testing.T) {
 		{
 			name:       "info",
 			level:      "info",
-			wantLog:    []string{"Retrieving image alpine", "Step 3/7 : RUN make", "unused build arg FOO"},
-			notLog:     []string{"detail", "Running in", "abababababab"},
+			wantLog:    []string{"Retrieving image alpine", "Step 3/7 : RUN make", "unused build arg FOO", "Using caching version of cmd: COPY . /src"},
+			notLog:     []string{"detail", "Running in", "abababababab", "main.go"},
 			wantStdout: "compiling\n",
 			wantErr:    "warning: x\n",
 		},
 		{
 			name:       "debug",
 			level:      "debug",
-			wantLog:    []string{"Step 3/7 : RUN make", "detail", " ---> Running in c0ffee", " ---> abababababab", "2 files"},
+			wantLog:    []string{"Step 3/7 : RUN make", "detail", " ---> Running in c0ffee", " ---> abababababab", "2 files", "No cached layer found for cmd RUN make test: file main.go changed"},
 			wantStdout: "compiling\n",
 			wantErr:    "warning: x\n",
 		},

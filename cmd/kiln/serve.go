@@ -35,6 +35,7 @@ const shutdownGrace = 30 * time.Second
 type serveFlags struct {
 	hosts    []string
 	stateDir string
+	cacheDir string
 
 	isolation    string
 	force        bool
@@ -99,6 +100,7 @@ removes the unix sockets.`,
 // addServeFlags registers kiln serve's flags on fs, bound to f.
 func addServeFlags(fs *pflag.FlagSet, f *serveFlags) {
 	fs.StringArrayVarP(&f.hosts, "host", "H", nil, "Address to listen on: unix:///path or tcp://host:port (port 2375, or 2376 with TLS, when left out). Repeat for several. Default: unix://<state-dir>/kiln.sock.")
+	fs.StringVar(&f.cacheDir, "cache-dir", "", "Directory of the base-image cache (an OCI image layout, which kiln warm fills too): base images found there are not downloaded again. Default: <state-dir>/cache/base.")
 	fs.StringVar(&f.stateDir, "state-dir", defaultStateDir, "Directory for the image store (store/), build roots and scratch files (builds/) and the default socket.")
 
 	fs.StringVar(&f.isolation, "isolation", "auto", "How RUN is isolated: chroot (a root directory per build under --state-dir; needs root), inplace (the container's own /, like kaniko; one build at a time; refused outside a container without --force) or auto (inplace inside a container, chroot otherwise).")
@@ -156,6 +158,13 @@ func startDaemon(ctx context.Context, f *serveFlags, h host, stderr io.Writer) (
 	if err := os.MkdirAll(cfg.build.Workspace.StateDir, 0o700); err != nil {
 		return nil, fmt.Errorf("--state-dir: %w", err)
 	}
+	// The step cache ("Using cache") lives beside builds/, on the same filesystem, so a
+	// build's layers are hard-linked into it rather than copied.
+	steps, err := builder.NewLocalCache(filepath.Join(cfg.stateDir, "cache", "build"))
+	if err != nil {
+		return nil, fmt.Errorf("opening the build cache: %w", err)
+	}
+	cfg.build.Workspace.Cache = steps
 	// A crash may have left an in-place root half built: start from the pristine root.
 	if err := builder.Reset(ctx, cfg.build.Workspace); err != nil {
 		return nil, fmt.Errorf("resetting the in-place root at startup: %w", err)
@@ -251,6 +260,13 @@ func planServe(f *serveFlags, h host, keychain authn.Keychain) (*serveConfig, er
 			ignorePaths = append(ignorePaths, hs.address)
 		}
 	}
+	baseCache := filepath.Join(stateDir, "cache", "base")
+	if f.cacheDir != "" {
+		if baseCache, err = baseCacheDir(f.cacheDir); err != nil {
+			return nil, err
+		}
+		ignorePaths = append(ignorePaths, baseCache) // in place, the cache outlives every build
+	}
 	bf := &buildFlags{isolation: f.isolation, force: f.force, ignorePaths: ignorePaths, ignoreVarRun: f.ignoreVarRun}
 	mode, err := resolveIsolation(bf, h)
 	if err != nil {
@@ -275,6 +291,7 @@ func planServe(f *serveFlags, h host, keychain authn.Keychain) (*serveConfig, er
 		Workspace: builder.Workspace{
 			Isolation: mode,
 			StateDir:  filepath.Join(stateDir, "builds"),
+			BaseCache: baseCache,
 			Ignore:    ignore,
 		},
 		MaxConcurrent: f.maxConcurrentBuilds,

@@ -1,0 +1,104 @@
+package copier
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+)
+
+// Selected is one path a COPY or ADD reads from its source, as Select reports it.
+type Selected struct {
+	// Rel is the path relative to the source root, slash-separated.
+	Rel string
+	// Name is, for a source as written (or a wildcard match), the name it gets inside a
+	// destination directory; empty for the paths found below a source directory.
+	Name string
+	// Host is the path to read on this machine, with no symlink left in it.
+	Host string
+	// Info is the lstat of Host.
+	Info fs.FileInfo
+}
+
+// ErrRemoteSource is returned by Select for an ADD source that is a URL: what it
+// selects is only known once it is downloaded.
+var ErrRemoteSource = errors.New("the source is a URL")
+
+// Select calls fn for every path that Copy with the same source and sources would read,
+// in the order Copy reads them: each source after wildcard expansion, then, for a
+// directory, everything below it that .dockerignore leaves in. It is how a build cache
+// keys a COPY on the content it copies without copying anything.
+func Select(ctx context.Context, src Source, sources []string, fn func(Selected) error) error {
+	root, err := filepath.Abs(src.Root)
+	if err != nil {
+		return fmt.Errorf("source root %q: %w", src.Root, err)
+	}
+	src.Root = root
+	c := &copier{src: src, req: Request{Sources: sources}}
+	n := 0
+	for _, s := range sources {
+		if isURL(s) {
+			return fmt.Errorf("%s: %w", s, ErrRemoteSource)
+		}
+		items, err := c.lookup(ctx, s, true)
+		if err != nil {
+			return err
+		}
+		for _, it := range items {
+			n++
+			if err := fn(Selected{Rel: it.rel, Name: it.name, Host: it.host, Info: it.info}); err != nil {
+				return err
+			}
+			if it.info.IsDir() {
+				if err := c.selectChildren(ctx, it.host, it.rel, fn); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	if n == 0 {
+		return errors.New("no source files were specified")
+	}
+	return nil
+}
+
+// selectChildren reports what tree.copyChildren would copy from the directory dir (rel
+// in the source): excluded entries are skipped, but an excluded directory is still
+// searched when .dockerignore may re-include something below it.
+func (c *copier) selectChildren(ctx context.Context, dir, rel string, fn func(Selected) error) error {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", rel, unwrapPathError(err))
+	}
+	for _, e := range entries {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		childRel := path.Join(rel, e.Name())
+		host := filepath.Join(dir, e.Name())
+		if c.excluded(childRel) {
+			if e.IsDir() && !c.src.NoExceptions {
+				if err := c.selectChildren(ctx, host, childRel, fn); err != nil {
+					return err
+				}
+			}
+			continue
+		}
+		fi, err := e.Info()
+		if err != nil {
+			return fmt.Errorf("stat %s: %w", childRel, unwrapPathError(err))
+		}
+		if err := fn(Selected{Rel: childRel, Host: host, Info: fi}); err != nil {
+			return err
+		}
+		if fi.IsDir() {
+			if err := c.selectChildren(ctx, host, childRel, fn); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
