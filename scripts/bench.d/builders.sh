@@ -44,22 +44,78 @@ kiln_setup() {
     return
   fi
   "$KILN" version >"$LOGS/kiln-version.log" 2>&1 || true
+  kiln_warm_bases
+  if bench_has_warm_cases; then kiln_start_server; fi
+}
+
+# kiln_warm_bases fills the base-image cache (--cache-dir) the cold cases build with,
+# untimed, as the other builders have their bases pulled before any timing.
+KILN_BASE_CACHE=""
+kiln_warm_bases() {
+  local ref
+  KILN_BASE_CACHE=$SCRATCH/kiln-base-cache
+  mkdir -p "$KILN_BASE_CACHE"
+  for ref in $BASES; do
+    log "kiln: warming $ref into the base cache (untimed)"
+    if ! "$KILN" warm --cache-dir "$KILN_BASE_CACHE" --image "$ref" --insecure-registry "$REGISTRY" \
+      >>"$LOGS/kiln-warm.log" 2>&1; then
+      log "kiln: kiln warm failed ($(rel "$LOGS/kiln-warm.log")); kiln runs with an empty base cache"
+      KILN_BASE_CACHE=""
+      return
+    fi
+  done
+}
+
+# bench_has_warm_cases: is a warm-rebuild case selected?
+bench_has_warm_cases() {
+  local c
+  for c in $CASES; do [ -z "$(case_warm "$c")" ] || return 0; done
+  return 1
+}
+
+# kiln_start_server starts `kiln serve` on a private unix socket for the warm-rebuild
+# cases, which go through the Docker API with the docker CLI as a user would.
+KILN_SERVER_PID=""
+KILN_SOCK=""
+kiln_start_server() {
+  local i st=$SCRATCH/kiln-serve
+  KILN_SOCK=$SCRATCH/kiln.sock
+  mkdir -p "$st"
+  "$KILN" serve --state-dir "$st" -H "unix://$KILN_SOCK" --isolation=chroot \
+    --insecure-registry "$REGISTRY" >"$LOGS/kiln-serve.log" 2>&1 </dev/null &
+  KILN_SERVER_PID=$!
+  for i in $(seq 1 100); do
+    DOCKER_HOST=unix://$KILN_SOCK timeout 5 docker version >/dev/null 2>&1 && return 0
+    kill -0 "$KILN_SERVER_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  NA_kiln="kiln serve did not come up: $(rel "$LOGS/kiln-serve.log")"
 }
 
 kiln_state() { echo "$SCRATCH/kiln-state"; }
 kiln_tar() { echo "$SCRATCH/kiln-$1.tar"; }
 
 kiln_run() {
-  local ctx=$1 name=$2 logf=$3 st out
+  local ctx=$1 name=$2 logf=$3 st out cache
+  if [ -n "$(case_warm "$CURRENT_CASE")" ]; then
+    kiln_run_warm "$@"
+    return
+  fi
   st=$(kiln_state) out=$(kiln_tar "$name")
   clean_dir "$st"
   rm -f "$out"
   mkdir -p "$st"
-  # A fresh --state-dir every run: kiln is measured cold (no base image cache yet).
+  # A fresh --state-dir every run: no layer cache. The base comes from the base-image
+  # cache warmed in kiln_setup, except in the cold-base case, which starts empty.
+  cache=$KILN_BASE_CACHE
+  if case_cold_base "$CURRENT_CASE" || [ -z "$cache" ]; then
+    cache=$SCRATCH/kiln-cold-cache
+    clean_dir "$cache"
+  fi
   timed "$logf" "$SCRATCH/kiln.rss" "$KILN" build --isolation=chroot \
     --context "dir://$ctx" --dockerfile "$ctx/Dockerfile" \
     --destination "$REGISTRY/bench/$name:kiln" --no-push --tar-path "$out" \
-    --insecure --insecure-pull --state-dir "$st"
+    --insecure --insecure-pull --state-dir "$st" --cache-dir "$cache"
   # exit 0 without an image is no build: count it as a failure
   if [ "$TIMED_RC" = 0 ] && [ ! -s "$out" ]; then
     echo "bench: kiln exited 0 but wrote no $out" >>"$logf"
@@ -67,17 +123,38 @@ kiln_run() {
   fi
 }
 
+# kiln_run_warm: the warm-rebuild cases, through kiln serve: one untimed build fills the
+# server's cache, then the same docker build is timed.
+kiln_run_warm() {
+  local ctx=$1 name=$2 logf=$3
+  DOCKER_HOST=unix://$KILN_SOCK DOCKER_BUILDKIT=0 docker build -t "bench-$name" "$ctx" \
+    >"$logf.prebuild" 2>&1 </dev/null || true
+  timed "$logf" "" env DOCKER_HOST="unix://$KILN_SOCK" DOCKER_BUILDKIT=0 \
+    docker build -t "bench-$name" "$ctx"
+}
+
 kiln_cleanup() {
   clean_dir "$(kiln_state)"
   rm -f "$(kiln_tar "$1")"
+  if [ -n "$KILN_SOCK" ]; then
+    DOCKER_HOST=unix://$KILN_SOCK docker rmi "bench-$1" >/dev/null 2>&1 || true
+  fi
 }
 
-kiln_teardown() { :; }
+kiln_teardown() {
+  if [ -n "$KILN_SERVER_PID" ]; then
+    kill "$KILN_SERVER_PID" 2>/dev/null || true
+    wait "$KILN_SERVER_PID" 2>/dev/null || true
+    KILN_SERVER_PID=""
+  fi
+}
 
 kiln_command() {
   echo "kiln build --isolation=chroot --context dir://CTX --dockerfile CTX/Dockerfile" \
     "--destination $REGISTRY/bench/NAME:kiln --no-push --tar-path OUT.tar --insecure" \
-    "--insecure-pull --state-dir FRESH_EMPTY_DIR"
+    "--insecure-pull --state-dir FRESH_EMPTY_DIR --cache-dir BASE_CACHE"
+  echo "warm cases: DOCKER_HOST=unix://KILN_SOCK DOCKER_BUILDKIT=0 docker build -t bench-NAME CTX" \
+    "(twice; the second is timed) against kiln serve --isolation=chroot"
 }
 
 # ---------------------------------------------------------------- docker (classic builder)
@@ -128,8 +205,16 @@ docker_run() {
   # Printing a few lines costs nothing measurable.
   # --network host (BENCH_DOCKER_NETWORK): RUN shares the host's network namespace, as
   # it does under kiln's and buildah's chroot isolation, and needs no docker0 bridge.
-  timed "$logf" "" env DOCKER_BUILDKIT=0 docker build --no-cache \
-    --network "$DOCKER_NETWORK" -t "bench-$name" "$ctx"
+  if [ -n "$(case_warm "$CURRENT_CASE")" ]; then
+    # warm rebuild: an untimed build fills the cache, the same build again is timed
+    DOCKER_BUILDKIT=0 docker build --network "$DOCKER_NETWORK" -t "bench-$name" "$ctx" \
+      >"$logf.prebuild" 2>&1 </dev/null || true
+    timed "$logf" "" env DOCKER_BUILDKIT=0 docker build \
+      --network "$DOCKER_NETWORK" -t "bench-$name" "$ctx"
+  else
+    timed "$logf" "" env DOCKER_BUILDKIT=0 docker build --no-cache \
+      --network "$DOCKER_NETWORK" -t "bench-$name" "$ctx"
+  fi
   # Other suites on a shared machine remove images and restart dockerd.
   if grep -q 'Pulling from' "$logf"; then
     TIMED_RETRY="the base was removed from dockerd meanwhile and the build pulled it"
@@ -150,7 +235,7 @@ docker_cleanup() {
   docker rmi "bench-$name" >/dev/null 2>&1 || true
   # every image the build committed, newest first so children go before parents; the
   # FROM steps print the base's ID, which stays
-  ids=$(sed -n 's/^ ---> \([0-9a-f]\{12\}\)$/\1/p' "$logf" | tac)
+  ids=$(cat "$logf" "$logf.prebuild" 2>/dev/null | sed -n 's/^ ---> \([0-9a-f]\{12\}\)$/\1/p' | tac)
   for id in $ids; do
     case " $DOCKER_BASE_IDS " in *" $id "*) continue ;; esac
     docker rmi "$id" >/dev/null 2>&1 || true
@@ -229,8 +314,15 @@ buildah_run() {
   local ctx=$1 name=$2 logf=$3
   # --pull=false: use the pre-pulled base, like docker build without --pull (buildah's
   # default, --pull=true, asks the registry for a newer base on every build).
-  timed "$logf" "$SCRATCH/buildah.rss" "${BUILDAH[@]}" bud --isolation chroot --layers \
-    --no-cache --pull=false --format docker --tls-verify=false -t "bench-$name" "$ctx"
+  if [ -n "$(case_warm "$CURRENT_CASE")" ]; then
+    "${BUILDAH[@]}" bud --isolation chroot --layers --pull=false --format docker \
+      --tls-verify=false -t "bench-$name" "$ctx" >"$logf.prebuild" 2>&1 </dev/null || true
+    timed "$logf" "$SCRATCH/buildah.rss" "${BUILDAH[@]}" bud --isolation chroot --layers \
+      --pull=false --format docker --tls-verify=false -t "bench-$name" "$ctx"
+  else
+    timed "$logf" "$SCRATCH/buildah.rss" "${BUILDAH[@]}" bud --isolation chroot --layers \
+      --no-cache --pull=false --format docker --tls-verify=false -t "bench-$name" "$ctx"
+  fi
 }
 
 # buildah_cleanup: the store is private to this run, so everything but the pre-pulled bases

@@ -8,7 +8,7 @@
 
 CASES_RECIPE=1
 # shellcheck disable=SC2034 # read by scripts/bench
-CASES_ALL="a b c d e"
+CASES_ALL="a b c d e e0 fa fd g h"
 CASES_EPOCH=1700000000 # mtime given to every context file
 
 BUSYBOX_REF() { echo "$REGISTRY/busybox:1.35"; }
@@ -22,9 +22,28 @@ case_name() {
     c) echo run5k ;;
     d) echo copy10k ;;
     e) echo bigbase ;;
+    e0) echo bigbase-cold ;;
+    fa) echo warm-small ;;
+    fd) echo warm-copy10k ;;
+    g) echo copy1g ;;
+    h) echo snapshot100k ;;
     *) return 1 ;;
   esac
 }
+
+# case_warm CASE: for a warm-rebuild case, the case whose build it repeats (its context
+# and Dockerfile); nothing for a cold case. Builders build it once untimed, then time
+# the same build again with their cache in place.
+case_warm() {
+  case $1 in
+    fa) echo a ;;
+    fd) echo d ;;
+  esac
+}
+
+# case_cold_base CASE: succeeds when kiln must start without its base-image cache (the
+# other builders always have the base locally).
+case_cold_base() { [ "$1" = e0 ]; }
 
 # case_desc CASE: one line for the report table.
 case_desc() {
@@ -33,14 +52,19 @@ case_desc() {
     b) echo "multi-stage: 3 busybox stages, a RUN in each, COPY --from between them" ;;
     c) echo "one RUN creating 5,000 files on busybox" ;;
     d) echo "COPY of 10,000 files, 100 MiB of random bytes, into busybox" ;;
-    e) echo "RUN echo hi > /x on debian:bookworm (~116 MB base)" ;;
+    e) echo "RUN echo hi > /x on debian:bookworm (~116 MB base), base cached" ;;
+    e0) echo "e with kiln's base cache empty (kiln pulls the base inside the timing)" ;;
+    fa) echo "warm rebuild of a: same Dockerfile and context again, cache in place (kiln: through kiln serve and the docker CLI)" ;;
+    fd) echo "warm rebuild of d, as fa" ;;
+    g) echo "COPY of 1 GiB (100 files of 10 MiB, random bytes) into busybox: memory" ;;
+    h) echo "snapshot of an unchanged 100,000-file root (kiln's Go benchmark; the others expose no equivalent)" ;;
   esac
 }
 
 # case_base CASE: the base image reference the case's Dockerfile starts from.
 case_base() {
   case $1 in
-    e) DEBIAN_REF ;;
+    e | e0) DEBIAN_REF ;;
     *) BUSYBOX_REF ;;
   esac
 }
@@ -99,10 +123,18 @@ FROM $bb
 COPY data /data
 EOF
       ;;
-    e)
+    e | e0)
       cat >"$dir/Dockerfile" <<EOF
 FROM $(DEBIAN_REF)
 RUN echo hi > /x
+EOF
+      ;;
+    g)
+      mkdir -p "$dir/big"
+      case_random_bytes $((100 * 10485760)) | split -b 10485760 -a 3 -d - "$dir/big/part"
+      cat >"$dir/Dockerfile" <<EOF
+FROM $bb
+COPY big /big
 EOF
       ;;
     *) return 1 ;;
@@ -126,7 +158,12 @@ case_random_bytes() {
 # case_context CASE: prints the directory of CASE's context under $STATE/contexts, generating
 # it first unless a finished one built from the same recipe is there.
 case_context() {
-  local c=$1 dir=$STATE/contexts/$1 key
+  local c=$1 dir=$STATE/contexts/$1 key src
+  src=$(case_warm "$c")
+  if [ -n "$src" ]; then
+    case_context "$src"
+    return
+  fi
   key="recipe=$CASES_RECIPE registry=$REGISTRY openssl=$(command -v openssl >/dev/null && echo yes || echo no)"
   if [ -d "$dir" ] && [ "$(cat "$dir.key" 2>/dev/null || true)" = "$key" ]; then
     echo "$dir"
