@@ -235,7 +235,7 @@ docker_cleanup() {
   docker rmi "bench-$name" >/dev/null 2>&1 || true
   # every image the build committed, newest first so children go before parents; the
   # FROM steps print the base's ID, which stays
-  ids=$(cat "$logf" "$logf.prebuild" 2>/dev/null | sed -n 's/^ ---> \([0-9a-f]\{12\}\)$/\1/p' | tac)
+  ids=$({ cat "$logf" "$logf.prebuild" 2>/dev/null || true; } | sed -n 's/^ ---> \([0-9a-f]\{12\}\)$/\1/p' | tac)
   for id in $ids; do
     case " $DOCKER_BASE_IDS " in *" $id "*) continue ;; esac
     docker rmi "$id" >/dev/null 2>&1 || true
