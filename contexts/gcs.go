@@ -4,13 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 
-	"cloud.google.com/go/storage"
-	"google.golang.org/api/googleapi"
-	"google.golang.org/api/option"
+	"golang.org/x/oauth2/google"
 )
 
 // gcsDefaultObject is the object a bucket-only gs:// spec names, as in kaniko, whose
@@ -26,31 +26,84 @@ const gcsDefaultObject = "context.tar.gz"
 // the same way). Unlike kaniko, which accepts only gzip, the archive may be plain or
 // compressed with anything FromArchive sniffs.
 //
-// Credentials are the SDK's defaults: GOOGLE_APPLICATION_CREDENTIALS, gcloud's
-// application-default file, or the metadata server (workload identity). With
-// CloudOptions.GCSEndpoint or STORAGE_EMULATOR_HOST set, requests go there without
-// authentication, since emulators neither need nor check it.
+// The object is read with one GET of Cloud Storage's JSON API (alt=media), not with
+// the Cloud Storage SDK: the SDK's packages (gRPC, OpenTelemetry, protobuf registries)
+// cost ~25 MB of memory at program start, in every kiln process, for a call that is a
+// plain download. Credentials are Google's application defaults, found as the SDK finds
+// them: GOOGLE_APPLICATION_CREDENTIALS, gcloud's application-default file, or the
+// metadata server (workload identity). With CloudOptions.GCSEndpoint or
+// STORAGE_EMULATOR_HOST set (the SDK's variable, honoured the same way), requests go
+// there without authentication, since emulators neither need nor check it.
 func fromGCS(ctx context.Context, spec, dir string, s openSettings) (*Context, error) {
 	bucket, object, err := parseGCSSpec(spec)
 	if err != nil {
 		return nil, err
 	}
 	what := "gs://" + bucket + "/" + object
-	opts, err := gcsClientOptions(s.cloud.GCSEndpoint)
+	base, client, err := gcsClient(ctx, s.cloud.GCSEndpoint)
 	if err != nil {
 		return nil, fmt.Errorf("context %s: %w", what, err)
 	}
-	client, err := storage.NewClient(ctx, opts...)
+	u := base + "b/" + url.PathEscape(bucket) + "/o/" + url.PathEscape(object) + "?alt=media"
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
-		return nil, fmt.Errorf("context %s: Cloud Storage client: %w", what, err)
+		return nil, fmt.Errorf("context %s: %w", what, err)
 	}
-	defer client.Close()
-	r, err := client.Bucket(bucket).Object(object).NewReader(ctx)
+	resp, err := client.Do(req)
 	if err != nil {
-		return nil, gcsReadError(what, object, err)
+		return nil, fmt.Errorf("context %s: %w", what, err)
 	}
-	defer r.Close()
-	return objectContext(ctx, what, r, dir, s)
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
+		return nil, gcsReadError(what, object, &gcsStatusError{Code: resp.StatusCode, Status: resp.Status, Body: string(msg)})
+	}
+	return objectContext(ctx, what, resp.Body, dir, s)
+}
+
+// gcsReadOnlyScope is the OAuth scope an object download needs.
+const gcsReadOnlyScope = "https://www.googleapis.com/auth/devstorage.read_only"
+
+// gcsClient returns the JSON API's base URL and the client to call it with: an
+// emulator's, unauthenticated, when one is named; else Cloud Storage's, with Google's
+// application-default credentials.
+func gcsClient(ctx context.Context, endpoint string) (string, *http.Client, error) {
+	if endpoint == "" {
+		endpoint = os.Getenv("STORAGE_EMULATOR_HOST")
+	}
+	if endpoint != "" {
+		base, err := gcsJSONEndpoint(endpoint)
+		return base, http.DefaultClient, err
+	}
+	client, err := google.DefaultClient(ctx, gcsReadOnlyScope)
+	if err != nil {
+		return "", nil, fmt.Errorf("finding Google credentials (GOOGLE_APPLICATION_CREDENTIALS, gcloud's application-default login or the metadata server): %w", err)
+	}
+	return "https://storage.googleapis.com/storage/v1/", client, nil
+}
+
+// errGCSNoObject matches (errors.Is) a Cloud Storage answer that the object or its
+// bucket does not exist.
+var errGCSNoObject = errors.New("no such object")
+
+// gcsStatusError is a Cloud Storage answer other than 200: its status and the start of
+// its body (the service's explanation; it never holds the caller's token).
+type gcsStatusError struct {
+	Code   int
+	Status string
+	Body   string
+}
+
+func (e *gcsStatusError) Error() string {
+	if b := strings.TrimSpace(e.Body); b != "" {
+		return "Cloud Storage answered " + e.Status + ": " + b
+	}
+	return "Cloud Storage answered " + e.Status
+}
+
+// Is makes a 404 match errGCSNoObject.
+func (e *gcsStatusError) Is(target error) bool {
+	return target == errGCSNoObject && e.Code == http.StatusNotFound
 }
 
 // parseGCSSpec splits gs://bucket[/object] into its bucket and object names.
@@ -94,23 +147,8 @@ func validGCSBucket(b string) bool {
 	return true
 }
 
-// gcsClientOptions returns the SDK options for an endpoint override: that endpoint,
-// without authentication. Without one the SDK chooses (STORAGE_EMULATOR_HOST, else
-// storage.googleapis.com with default credentials).
-func gcsClientOptions(endpoint string) ([]option.ClientOption, error) {
-	if endpoint == "" {
-		return nil, nil
-	}
-	ep, err := gcsJSONEndpoint(endpoint)
-	if err != nil {
-		return nil, err
-	}
-	return []option.ClientOption{option.WithEndpoint(ep), option.WithoutAuthentication()}, nil
-}
-
 // gcsJSONEndpoint turns an emulator address as users write it (host:port,
-// http://host:port, or a full .../storage/v1/ URL) into the JSON API base URL the SDK
-// wants; object reads use the same scheme and host.
+// http://host:port, or a full .../storage/v1/ URL) into the JSON API's base URL.
 func gcsJSONEndpoint(endpoint string) (string, error) {
 	raw := endpoint
 	if !strings.Contains(raw, "://") {
@@ -131,19 +169,18 @@ func gcsJSONEndpoint(endpoint string) (string, error) {
 	return u.String(), nil
 }
 
-// gcsReadError explains why an object could not be opened, keeping the SDK's error
-// for errors.Is and errors.As. Neither the SDK's errors nor these carry the access
-// token: it travels in a request header, which no error message includes.
+// gcsReadError explains why an object could not be read, keeping the answer for
+// errors.Is and errors.As.
 func gcsReadError(what, object string, err error) error {
 	var hint string
-	var gerr *googleapi.Error
+	var serr *gcsStatusError
 	switch {
-	case errors.Is(err, storage.ErrObjectNotExist), errors.Is(err, storage.ErrBucketNotExist):
+	case errors.Is(err, errGCSNoObject):
 		hint = "no such object (or no such bucket)"
 		if strings.HasSuffix(object, "/") {
 			hint += "; a gs:// context names one archive object, not a directory"
 		}
-	case errors.As(err, &gerr) && (gerr.Code == http.StatusUnauthorized || gerr.Code == http.StatusForbidden):
+	case errors.As(err, &serr) && (serr.Code == http.StatusUnauthorized || serr.Code == http.StatusForbidden):
 		hint = "permission denied: the credentials (GOOGLE_APPLICATION_CREDENTIALS, or the metadata server's service account) need storage.objects.get on the bucket"
 	default:
 		return fmt.Errorf("context %s: %w", what, err)

@@ -15,9 +15,6 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"cloud.google.com/go/storage"
-	"google.golang.org/api/googleapi"
-
 	"github.com/kiln-build/kiln/test/testworld"
 )
 
@@ -112,13 +109,13 @@ func TestGCS(t *testing.T) {
 			name:    "bucket only without context.tar.gz",
 			spec:    "gs://empty",
 			wantErr: []string{"gs://empty/context.tar.gz", "no such object"},
-			wantIs:  storage.ErrObjectNotExist,
+			wantIs:  errGCSNoObject,
 		},
 		{
 			name:    "missing object",
 			spec:    "gs://ctx/builds/nope.tar.gz",
 			wantErr: []string{"gs://ctx/builds/nope.tar.gz", "no such object"},
-			wantIs:  storage.ErrObjectNotExist,
+			wantIs:  errGCSNoObject,
 		},
 		{
 			name:    "missing bucket",
@@ -223,7 +220,7 @@ func TestGCSEmulatorHost(t *testing.T) {
 	}
 }
 
-// TestGCSPermissionDenied drives the SDK against a stand-in service (a hand-written
+// TestGCSPermissionDenied drives the download against a stand-in service (a hand-written
 // fake: the emulator does not check permissions) that refuses every request as
 // Cloud Storage does for a caller without storage.objects.get.
 func TestGCSPermissionDenied(t *testing.T) {
@@ -242,7 +239,7 @@ func TestGCSPermissionDenied(t *testing.T) {
 		c.Close()
 		t.Fatal("Open succeeded against a service that refuses everything")
 	}
-	var gerr *googleapi.Error
+	var gerr *gcsStatusError
 	if !strings.Contains(err.Error(), "permission denied") || !strings.Contains(err.Error(), "gs://private/ctx.tar.gz") ||
 		!errors.As(err, &gerr) || gerr.Code != http.StatusForbidden {
 		t.Errorf("Open = %v, want a permission-denied error naming the object and carrying the 403", err)
@@ -321,11 +318,11 @@ func TestGCSReadError(t *testing.T) {
 		err    error
 		want   string
 	}{
-		{"not found", "ctx.tar.gz", storage.ErrObjectNotExist, "no such object"},
-		{"directory", "dir/", storage.ErrObjectNotExist, "not a directory"},
-		{"unauthorized", "ctx.tar.gz", &googleapi.Error{Code: http.StatusUnauthorized}, "permission denied"},
-		{"forbidden", "ctx.tar.gz", &googleapi.Error{Code: http.StatusForbidden}, "permission denied"},
-		{"other", "ctx.tar.gz", &googleapi.Error{Code: http.StatusServiceUnavailable}, "503"},
+		{"not found", "ctx.tar.gz", errGCSNoObject, "no such object"},
+		{"directory", "dir/", errGCSNoObject, "not a directory"},
+		{"unauthorized", "ctx.tar.gz", &gcsStatusError{Code: http.StatusUnauthorized, Status: "401 Unauthorized"}, "permission denied"},
+		{"forbidden", "ctx.tar.gz", &gcsStatusError{Code: http.StatusForbidden, Status: "403 Forbidden"}, "permission denied"},
+		{"other", "ctx.tar.gz", &gcsStatusError{Code: http.StatusServiceUnavailable, Status: "503 Service Unavailable"}, "503"},
 	}
 	for _, tt := range tests {
 		err := gcsReadError("gs://b/"+tt.object, tt.object, tt.err)
