@@ -66,7 +66,15 @@ func (s *Server) postBuild(w http.ResponseWriter, r *http.Request, q *buildQueue
 	}
 	defer os.RemoveAll(dir)
 
-	bctx, aerr := readContext(ctx, r, o, filepath.Join(dir, "context"), s.build)
+	memDir := ""
+	if s.build.MemoryDir != "" && s.build.MemoryContextBytes > 0 {
+		// A failure here only costs speed: the context goes to disk from the start.
+		if m, err := os.MkdirTemp(s.build.MemoryDir, scratchPrefixBuild); err == nil {
+			memDir = m
+			defer os.RemoveAll(memDir)
+		}
+	}
+	bctx, aerr := readContext(ctx, r, o, filepath.Join(dir, "context"), memDir, s.build)
 	if aerr != nil {
 		fail(aerr)
 		return

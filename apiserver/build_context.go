@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"net/http"
 	"path"
+	"path/filepath"
 	"strings"
 
 	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
@@ -37,10 +38,16 @@ const (
 // readContext makes the request's build context in dir: the body's tar, or the
 // remote= git repository's clone, bucket object's or URL's download (the body is then drained and
 // ignored, as dockerd does). A git clone uses no credentials of the server's.
-func readContext(ctx context.Context, r *http.Request, o *buildOptions, dir string, b BuildConfig) (*contexts.Context, *apiError) {
+//
+// With memDir, an archive is extracted there first (a tmpfs: BuildConfig.MemoryDir)
+// and moves to dir only once it holds more than BuildConfig.MemoryContextBytes.
+func readContext(ctx context.Context, r *http.Request, o *buildOptions, dir, memDir string, b BuildConfig) (*contexts.Context, *apiError) {
 	limits := []contexts.ArchiveOption{
 		contexts.WithMaxBytes(cmp.Or(b.MaxContextBytes, DefaultMaxContextBytes)),
 		contexts.WithMaxEntries(cmp.Or(b.MaxContextEntries, DefaultMaxContextEntries)),
+	}
+	if memDir != "" {
+		limits = append(limits, contexts.WithMemoryFirst(filepath.Join(memDir, "context"), b.MemoryContextBytes))
 	}
 	cloud := b.Cloud
 	var (

@@ -47,7 +47,7 @@ func TestReadContextGitHTTP(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			req := httptest.NewRequest("POST", "/build", strings.NewReader(""))
-			c, aerr := readContext(context.Background(), req, &buildOptions{remote: tt.remote}, filepath.Join(t.TempDir(), "ctx"), tt.cfg)
+			c, aerr := readContext(context.Background(), req, &buildOptions{remote: tt.remote}, filepath.Join(t.TempDir(), "ctx"), "", tt.cfg)
 			if tt.wantStatus != 0 {
 				if aerr == nil || aerr.status != tt.wantStatus || !strings.Contains(aerr.msg, tt.wantMsg) {
 					t.Fatalf("readContext = %+v, want HTTP %d with %q", aerr, tt.wantStatus, tt.wantMsg)

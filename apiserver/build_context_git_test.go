@@ -32,7 +32,7 @@ func TestReadContextGit(t *testing.T) {
 	url := testworld.GitDaemon(t, work)
 
 	req := httptest.NewRequest("POST", "/build", strings.NewReader(""))
-	c, aerr := readContext(context.Background(), req, &buildOptions{remote: url + "#main:app"}, filepath.Join(t.TempDir(), "ctx"), BuildConfig{})
+	c, aerr := readContext(context.Background(), req, &buildOptions{remote: url + "#main:app"}, filepath.Join(t.TempDir(), "ctx"), "", BuildConfig{})
 	if aerr != nil {
 		t.Fatalf("readContext: HTTP %d %s", aerr.status, aerr.msg)
 	}

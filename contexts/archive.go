@@ -29,6 +29,9 @@ type archiveSettings struct {
 
 	client     *http.Client // FromURL
 	dockerfile string       // FromURL: the name of a plain-text download
+
+	memDir   string // WithMemoryFirst: where extraction starts
+	memBytes int64  // WithMemoryFirst: how much may stay there
 }
 
 // WithMaxBytes stops the extraction with ErrLimitExceeded once the archive's files
@@ -79,10 +82,19 @@ func FromArchive(ctx context.Context, r io.Reader, dir string, opts ...ArchiveOp
 	}
 	defer plain.Close()
 	x := &extractor{root: abs, settings: s, dirs: map[string]dirMeta{}}
+	if s.memDir != "" {
+		if x.root, err = filepath.Abs(s.memDir); err != nil {
+			return nil, fmt.Errorf("context directory %q: %w", s.memDir, err)
+		}
+		if err := os.MkdirAll(x.root, 0o755); err != nil {
+			return nil, fmt.Errorf("context directory: %w", err)
+		}
+		x.disk = abs
+	}
 	if err := x.extract(ctx, plain); err != nil {
 		return nil, err
 	}
-	c := &Context{Dir: abs}
+	c := &Context{Dir: x.root}
 	if err := c.readIgnoreInRoot(); err != nil {
 		return nil, err
 	}

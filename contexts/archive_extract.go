@@ -29,6 +29,9 @@ type extractor struct {
 	entries int
 	bytes   int64
 	dirs    map[string]dirMeta // by path; applied last: creating children changes a directory's mtime
+
+	disk    string // WithMemoryFirst: where the context moves once it outgrows memory
+	spilled bool   // it has moved
 }
 
 type dirMeta struct {
@@ -190,6 +193,13 @@ func (x *extractor) file(target string, h *tar.Header, r io.Reader, mode os.File
 	x.bytes += h.Size
 	if max := x.settings.maxBytes; max > 0 && x.bytes > max {
 		return fmt.Errorf("%w: more than %d bytes", ErrLimitExceeded, max)
+	}
+	if x.disk != "" && !x.spilled && x.bytes > x.settings.memBytes {
+		old := x.root
+		if err := x.spill(x.disk); err != nil {
+			return err
+		}
+		target = x.root + strings.TrimPrefix(target, old)
 	}
 	f, err := os.OpenFile(target, os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW, 0o600)
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+	"golang.org/x/sys/unix"
 
 	"github.com/kiln-build/kiln/apiserver"
 	"github.com/kiln-build/kiln/builder"
@@ -45,6 +46,8 @@ type serveFlags struct {
 	maxConcurrentBuilds     int
 	maxContextSize          string
 	maxContextEntries       int
+	contextMemory           string
+	contextMemoryDir        string
 	pushOnBuild             bool
 	insecureRegistries      []string
 	skipTLSVerifyRegistries []string
@@ -110,6 +113,8 @@ func addServeFlags(fs *pflag.FlagSet, f *serveFlags) {
 
 	fs.IntVar(&f.maxConcurrentBuilds, "max-concurrent-builds", 1, "Builds that run at once in chroot isolation; others wait their turn. In-place builds always run one at a time.")
 	fs.StringVar(&f.maxContextSize, "max-context-size", "32GiB", "Largest build context a build may upload or make the server fetch (remote= URL, git, bucket), counted uncompressed: bytes or a size such as 512MiB or 4GiB.")
+	fs.StringVar(&f.contextMemory, "context-memory", "256MiB", "How much of a build context may be extracted into memory (a tmpfs, --context-memory-dir) before it moves to the state directory; creating many small files costs a tenth of what it costs on a disk. 0 turns it off. At most a quarter of the tmpfs's free space is used.")
+	fs.StringVar(&f.contextMemoryDir, "context-memory-dir", "/dev/shm", "The tmpfs --context-memory uses; when it is not a tmpfs, contexts go to the state directory.")
 	fs.IntVar(&f.maxContextEntries, "max-context-entries", apiserver.DefaultMaxContextEntries, "Most files and directories a build context may hold.")
 	fs.BoolVar(&f.pushOnBuild, "push-on-build", false, "Push every tag that names a registry as soon as its build succeeds (kaniko's behaviour, for clients that cannot push).")
 	fs.StringArrayVar(&f.insecureRegistries, "insecure-registry", nil, "Registry (host[:port]) reached over plain HTTP, for pulls and pushes. Repeat for several.")
@@ -245,6 +250,12 @@ func planServe(f *serveFlags, h host, keychain authn.Keychain) (*serveConfig, er
 	if err != nil {
 		return nil, fmt.Errorf("--max-context-size: %w", err)
 	}
+	var contextMemory int64
+	if f.contextMemory != "0" {
+		if contextMemory, err = parseSize(f.contextMemory); err != nil {
+			return nil, fmt.Errorf("--context-memory: %w", err)
+		}
+	}
 	if f.maxContextEntries < 1 {
 		return nil, fmt.Errorf("--max-context-entries %d: must be at least 1", f.maxContextEntries)
 	}
@@ -305,9 +316,27 @@ func planServe(f *serveFlags, h host, keychain authn.Keychain) (*serveConfig, er
 		MaxContextBytes:   maxContext,
 		MaxContextEntries: f.maxContextEntries,
 	}
+	cfg.build.MemoryDir, cfg.build.MemoryContextBytes = memoryContexts(f.contextMemoryDir, contextMemory)
 	if len(regs.mirrors) > 0 {
 		cfg.build.Mirrors = func(registry string) []string { return regs.mirrors[registry] }
 		cfg.build.SkipDefaultFallback = f.skipDefaultRegistryFallback
 	}
 	return cfg, nil
+}
+
+// memoryContexts returns where build contexts are extracted first and how much of
+// each may stay there: dir when it is a tmpfs, with at most a quarter of its free
+// space (a container's /dev/shm is often 64 MB); nothing otherwise.
+func memoryContexts(dir string, limit int64) (string, int64) {
+	var st unix.Statfs_t
+	if limit <= 0 || dir == "" || unix.Statfs(dir, &st) != nil || st.Type != unix.TMPFS_MAGIC {
+		return "", 0
+	}
+	if free := int64(st.Bavail) * st.Bsize / 4; free < limit {
+		limit = free
+	}
+	if limit < 1<<20 {
+		return "", 0
+	}
+	return dir, limit
 }

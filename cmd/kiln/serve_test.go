@@ -23,6 +23,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 	"github.com/spf13/pflag"
+	"golang.org/x/sys/unix"
 
 	"github.com/kiln-build/kiln/apiserver"
 	"github.com/kiln-build/kiln/credentials"
@@ -463,5 +464,24 @@ func TestPlanServeRegistries(t *testing.T) {
 	}
 	if _, err := planServe(parseServeFlags(t, "-H", "tcp://127.0.0.1:0", "--isolation=chroot", "--registry-certificate", "x=/no/such/ca.pem"), fakeHost(t, false, nil), credentials.Chain()); err == nil {
 		t.Error("a missing registry CA file was accepted")
+	}
+}
+
+func TestMemoryContexts(t *testing.T) {
+	t.Parallel()
+	var st unix.Statfs_t
+	if err := unix.Statfs("/dev/shm", &st); err != nil || st.Type != unix.TMPFS_MAGIC {
+		t.Skip("/dev/shm is not a tmpfs here")
+	}
+	if dir, n := memoryContexts("/dev/shm", 64<<20); dir != "/dev/shm" || n <= 0 || n > 64<<20 {
+		t.Errorf("memoryContexts(/dev/shm, 64MiB) = %q, %d; want /dev/shm and at most 64 MiB", dir, n)
+	}
+	if dir, n := memoryContexts("/dev/shm", 0); dir != "" || n != 0 {
+		t.Errorf("--context-memory=0: got %q, %d; want it off", dir, n)
+	}
+	if err := unix.Statfs(t.TempDir(), &st); err == nil && st.Type != unix.TMPFS_MAGIC {
+		if dir, n := memoryContexts(t.TempDir(), 64<<20); dir != "" || n != 0 {
+			t.Errorf("a directory that is not a tmpfs: got %q, %d; want it off", dir, n)
+		}
 	}
 }
