@@ -106,6 +106,12 @@ func (p *puller) pull(ctx context.Context, refStr string, platform v1.Platform) 
 		return nil, v1.Hash{}, err
 	}
 	p.emit(Debug{Message: fmt.Sprintf("Base image %s ready in %s", refStr, time.Since(start).Round(time.Millisecond))})
+	// A push to the base's own registry mounts these layers from the base's repository
+	// instead of uploading them (cross-repository blob mount); elsewhere the push asks
+	// whether the registry has each blob and skips those it has.
+	for i, l := range st.layers {
+		st.layers[i] = &remote.MountableLayer{Layer: l, Reference: ref}
+	}
 	p.mu.Lock()
 	p.images[key] = st
 	p.mu.Unlock()
