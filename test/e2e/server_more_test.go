@@ -147,6 +147,16 @@ func TestServerInUnprivilegedContainer(t *testing.T) {
 		t.Errorf("image built by the containerised server printed %q", got)
 	}
 
+	// The step cache in place: the same build again comes from the cache, and a step
+	// added after the cached ones runs on a root that holds their files.
+	if out, code := tryRun("docker", "-H", host, "build", ctx); code != 0 || strings.Count(out, " ---> Using cache") != 2 {
+		t.Errorf("rebuild in place: exit %d, want 2 cached steps\n%s", code, out)
+	}
+	more := writeContext(t, map[string]string{"Dockerfile": "FROM " + reg + "/busybox:1.35\nRUN echo in-container > /x\nCMD [\"cat\", \"/x\"]\nRUN cat /x\n"})
+	if out, code := tryRun("docker", "-H", host, "build", more); code != 0 || strings.Count(out, " ---> Using cache") != 2 || !strings.Contains(out, "\nin-container\n") {
+		t.Errorf("a step after cached ones, in place: exit %d, want 2 cached steps and the RUN to see /x\n%s", code, out)
+	}
+
 	// Five clients at once: in place there is one root, so the builds must take turns.
 	// Each RUN fails if it finds another build's marker in the root.
 	var wg sync.WaitGroup
