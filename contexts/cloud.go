@@ -62,3 +62,33 @@ func FromBucket(ctx context.Context, spec, dir string, o CloudOptions, opts ...A
 	}
 	return nil, fmt.Errorf("context %q: not a bucket URL (s3://, gs:// or Azure Blob)", spec)
 }
+
+// parseBucketSpec splits scheme://bucket[/object] into its bucket and object; a spec
+// naming only the bucket means defaultObject, as in kaniko. A bucket part holding "@"
+// or ":" (credentials, a port) is refused without repeating it, since it may be a
+// secret; credHint says where the scheme's credentials come from instead.
+func parseBucketSpec(spec, scheme, defaultObject string, valid func(string) bool, credHint string) (bucket, object string, err error) {
+	rest, ok := strings.CutPrefix(spec, scheme+"://")
+	if !ok {
+		return "", "", fmt.Errorf("context %q: not a %s:// URL", spec, scheme)
+	}
+	bucket, object, _ = strings.Cut(rest, "/")
+	if bucket == "" {
+		return "", "", fmt.Errorf("context %q: no bucket name (want %s://bucket/path/to/context.tar.gz)", spec, scheme)
+	}
+	if strings.ContainsAny(bucket, "@:") {
+		// "an s3:// URL", "a gs:// URL": the article follows the letter's spoken name
+		article := "a"
+		if strings.ContainsRune("aefhilmnorsx", rune(scheme[0])) {
+			article = "an"
+		}
+		return "", "", fmt.Errorf("context %s://...: %s %s:// URL holds a bucket name, not credentials or a port; %s", scheme, article, scheme, credHint)
+	}
+	if !valid(bucket) {
+		return "", "", fmt.Errorf("context %q: %q is not a valid bucket name", spec, bucket)
+	}
+	if object == "" {
+		object = defaultObject
+	}
+	return bucket, object, nil
+}

@@ -108,26 +108,8 @@ func (e *gcsStatusError) Is(target error) bool {
 
 // parseGCSSpec splits gs://bucket[/object] into its bucket and object names.
 func parseGCSSpec(spec string) (bucket, object string, err error) {
-	rest, ok := strings.CutPrefix(spec, "gs://")
-	if !ok {
-		return "", "", fmt.Errorf("context %q: not a gs:// URL", spec)
-	}
-	bucket, object, _ = strings.Cut(rest, "/")
-	if bucket == "" {
-		return "", "", fmt.Errorf("context %q: no bucket name (want gs://bucket/path/to/context.tar.gz)", spec)
-	}
-	if strings.ContainsAny(bucket, "@:") {
-		// a userinfo part or a port: never a bucket name, and perhaps a secret, which
-		// the message must not repeat
-		return "", "", errors.New("context gs://...: a gs:// URL holds a bucket name, not credentials or a port; credentials come from GOOGLE_APPLICATION_CREDENTIALS or the metadata server")
-	}
-	if !validGCSBucket(bucket) {
-		return "", "", fmt.Errorf("context %q: %q is not a valid bucket name", spec, bucket)
-	}
-	if object == "" {
-		object = gcsDefaultObject
-	}
-	return bucket, object, nil
+	return parseBucketSpec(spec, "gs", gcsDefaultObject, validGCSBucket,
+		"credentials come from GOOGLE_APPLICATION_CREDENTIALS or the metadata server")
 }
 
 // validGCSBucket checks the characters Cloud Storage allows in a bucket name

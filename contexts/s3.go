@@ -76,26 +76,8 @@ func fromS3(ctx context.Context, spec, dir string, s openSettings) (*Context, er
 // parseS3Spec splits s3://bucket[/key] into its bucket and key. The key is taken
 // literally, as the AWS CLI does: S3 keys may hold '?', '#' and '%'.
 func parseS3Spec(spec string) (bucket, key string, err error) {
-	rest, ok := strings.CutPrefix(spec, "s3://")
-	if !ok {
-		return "", "", fmt.Errorf("context %q: not an s3:// URL", spec)
-	}
-	bucket, key, _ = strings.Cut(rest, "/")
-	if bucket == "" {
-		return "", "", fmt.Errorf("context %q: no bucket name (want s3://bucket/path/to/context.tar.gz)", spec)
-	}
-	if strings.ContainsAny(bucket, "@:") {
-		// a userinfo part or a port: never a bucket name, and perhaps a secret, which
-		// the message must not repeat
-		return "", "", errors.New("context s3://...: an s3:// URL holds a bucket name, not credentials or a port; credentials come from AWS_* variables, ~/.aws files or an instance role, and S3-compatible stores are reached with S3_ENDPOINT")
-	}
-	if !validS3Bucket(bucket) {
-		return "", "", fmt.Errorf("context %q: %q is not a valid bucket name", spec, bucket)
-	}
-	if key == "" {
-		key = s3DefaultObject
-	}
-	return bucket, key, nil
+	return parseBucketSpec(spec, "s3", s3DefaultObject, validS3Bucket,
+		"credentials come from AWS_* variables, ~/.aws files or an instance role, and S3-compatible stores are reached with S3_ENDPOINT")
 }
 
 // validS3Bucket checks the characters bucket names are made of. It is looser than
