@@ -92,49 +92,6 @@ func TestResolveWorkdir(t *testing.T) {
 	}
 }
 
-func TestResolveUser(t *testing.T) {
-	t.Parallel()
-	root := t.TempDir()
-	writeFile(t, root, "etc/passwd", "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1001:app:/home/app:/bin/sh\n")
-	writeFile(t, root, "etc/group", "root:x:0:\napp:x:1001:\nwheel:x:10:app,root\ndocker:x:999:app\n")
-	for _, tc := range []struct {
-		spec    string
-		want    identity
-		wantErr string
-	}{
-		{spec: "", want: identity{UID: 0, GID: 0, Groups: []int{10}, Home: "/root"}},
-		{spec: "app", want: identity{UID: 1000, GID: 1001, Groups: []int{10, 999}, Home: "/home/app"}},
-		{spec: "1000", want: identity{UID: 1000, GID: 1001, Groups: []int{10, 999}, Home: "/home/app"}},
-		{spec: "4242", want: identity{UID: 4242, GID: 0, Home: "/"}},
-		{spec: "app:wheel", want: identity{UID: 1000, GID: 10, Home: "/home/app"}},
-		{spec: "4242:4343", want: identity{UID: 4242, GID: 4343, Home: "/"}},
-		{spec: "ghost", wantErr: "unable to find user ghost"},
-		{spec: "app:ghosts", wantErr: "unable to find group ghosts"},
-	} {
-		got, err := resolveUser(root, tc.spec)
-		if tc.wantErr != "" {
-			if err == nil || !contains(err.Error(), tc.wantErr) {
-				t.Errorf("USER %q: error %v, want %q", tc.spec, err, tc.wantErr)
-			}
-			continue
-		}
-		if err != nil {
-			t.Errorf("USER %q: %v", tc.spec, err)
-			continue
-		}
-		if d := cmp.Diff(tc.want, got); d != "" {
-			t.Errorf("USER %q (-want +got):\n%s", tc.spec, d)
-		}
-	}
-	id, err := resolveChown(root, "app:docker")
-	if err != nil || id.UID != 1000 || id.GID != 999 {
-		t.Errorf("--chown=app:docker = %+v, %v", id, err)
-	}
-	if id, err := resolveChown(root, "1234"); err != nil || id.UID != 1234 || id.GID != 1234 {
-		t.Errorf("--chown=1234 = %+v, %v", id, err)
-	}
-}
-
 // Docker's classic builder reads `["a"] # comment` as exec form (kaniko/cmd in the corpus).
 func TestLenientJSON(t *testing.T) {
 	t.Parallel()

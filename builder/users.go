@@ -2,8 +2,10 @@ package builder
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -97,38 +99,49 @@ func scanDB(root, file string, fn func([]string)) error {
 }
 
 // resolveUser resolves a USER value ("name", "uid", "name:group", "uid:gid") in root's
-// user database, as runc does for a container's user: a numeric uid need not exist
-// (gid 0 then), a name must; supplementary groups come from /etc/group membership.
+// user database as dockerd and runc do for a container's process (checked against
+// dockerd 20.10's classic builder):
+//   - an empty USER is uid 0, taking the gid and home of the first passwd entry with
+//     uid 0 if there is one (and no error if there is none);
+//   - a name must have a passwd entry; a numeric uid need not (gid 0 then);
+//   - a numeric group need not exist, a group name must;
+//   - the supplementary groups are the gid first, then, only when no group is given
+//     and a passwd entry matched, every group in /etc/group listing that entry's name,
+//     in file order ("USER 1000" with an entry named u gets u's groups too).
 func resolveUser(root, spec string) (identity, error) {
-	if spec == "" {
-		spec = "root"
-	}
 	userPart, groupPart, hasGroup := strings.Cut(spec, ":")
 	users, err := readPasswd(root)
 	if err != nil {
 		return identity{}, fmt.Errorf("reading /etc/passwd: %w", err)
 	}
 	id := identity{Home: "/"}
-	var userName string
-	found := false
-	if n, err := strconv.Atoi(userPart); err == nil {
-		id.UID = n
-		for _, u := range users {
-			if u.uid == n {
-				id.GID, id.Home, userName, found = u.gid, u.home, u.name, true
+	var matched *passwdEntry
+	uid, uidErr := strconv.Atoi(userPart)
+	switch {
+	case userPart == "":
+		uid, uidErr = 0, nil
+		fallthrough
+	case uidErr == nil:
+		id.UID = uid
+		for i := range users {
+			if users[i].uid == uid {
+				matched = &users[i]
 				break
 			}
 		}
-	} else {
-		for _, u := range users {
-			if u.name == userPart {
-				id.UID, id.GID, id.Home, userName, found = u.uid, u.gid, u.home, u.name, true
+	default:
+		for i := range users {
+			if users[i].name == userPart {
+				matched = &users[i]
 				break
 			}
 		}
-		if !found {
+		if matched == nil {
 			return identity{}, fmt.Errorf("unable to find user %s: no matching entries in passwd file", userPart)
 		}
+	}
+	if matched != nil {
+		id.UID, id.GID, id.Home = matched.uid, matched.gid, matched.home
 	}
 	groups, err := readGroup(root)
 	if err != nil {
@@ -140,14 +153,12 @@ func resolveUser(root, spec string) (identity, error) {
 			return identity{}, err
 		}
 		id.GID = gid
-		return id, nil
 	}
-	if found {
+	id.Groups = []int{id.GID}
+	if !hasGroup && matched != nil {
 		for _, g := range groups {
-			for _, m := range g.members {
-				if m == userName && g.gid != id.GID {
-					id.Groups = append(id.Groups, g.gid)
-				}
+			if slices.Contains(g.members, matched.name) && !slices.Contains(id.Groups, g.gid) {
+				id.Groups = append(id.Groups, g.gid)
 			}
 		}
 	}
@@ -166,40 +177,82 @@ func resolveGroup(groups []groupEntry, spec string) (int, error) {
 	return 0, fmt.Errorf("unable to find group %s: no matching entries in group file", spec)
 }
 
-// resolveChown resolves a --chown value. Docker's classic builder resolves names in the
-// image being built; a user without a group takes the user's primary group for names
-// and the uid itself for numbers ("--chown=1000" means 1000:1000).
+// chownError is the classic builder's prefix for every --chown resolution failure.
+const chownError = "unable to convert uid/gid chown string to host mapping"
+
+// resolveChown resolves a --chown value in the image being built (also for COPY
+// --from: the destination's /etc/passwd and /etc/group count), as the classic builder
+// does: "user:group", or a single spec that stands for both, so "--chown=1000" is
+// 1000:1000 and "--chown=app" is user app and *group* app (not app's primary group;
+// BuildKit takes the primary group instead). Numbers are taken as they are, names must
+// exist; the errors are dockerd's, word for word.
 func resolveChown(root, spec string) (identity, error) {
-	userPart, groupPart, hasGroup := strings.Cut(spec, ":")
+	parts := strings.Split(spec, ":")
+	if len(parts) > 2 {
+		return identity{}, fmt.Errorf("%s: invalid chown string format: %s", chownError, spec)
+	}
+	userPart, groupPart := parts[0], parts[0]
+	if len(parts) == 2 {
+		groupPart = parts[1]
+	}
 	var id identity
-	if n, err := strconv.Atoi(userPart); err == nil {
-		id.UID, id.GID = n, n
-	} else {
-		users, err := readPasswd(root)
+	uid, err := strconv.Atoi(userPart)
+	if err != nil {
+		users, err := readPasswdStrict(root)
 		if err != nil {
-			return identity{}, fmt.Errorf("reading /etc/passwd: %w", err)
+			return identity{}, fmt.Errorf("%s: can't find uid for user %s: %w", chownError, userPart, err)
 		}
-		found := false
-		for _, u := range users {
-			if u.name == userPart {
-				id.UID, id.GID, found = u.uid, u.gid, true
-				break
-			}
+		i := slices.IndexFunc(users, func(u passwdEntry) bool { return u.name == userPart })
+		if i < 0 {
+			return identity{}, fmt.Errorf("%s: can't find uid for user %s: no such user: %s", chownError, userPart, userPart)
 		}
-		if !found {
-			return identity{}, fmt.Errorf("unable to convert uid/gid chown string to host mapping: can't find uid for user %s: no such user: %s", userPart, userPart)
-		}
+		uid = users[i].uid
 	}
-	if hasGroup {
-		groups, err := readGroup(root)
+	id.UID = uid
+	gid, err := strconv.Atoi(groupPart)
+	if err != nil {
+		groups, err := readGroupStrict(root)
 		if err != nil {
-			return identity{}, fmt.Errorf("reading /etc/group: %w", err)
+			return identity{}, fmt.Errorf("%s: can't find gid for group %s: %w", chownError, groupPart, err)
 		}
-		gid, err := resolveGroup(groups, groupPart)
-		if err != nil {
-			return identity{}, fmt.Errorf("unable to convert uid/gid chown string to host mapping: can't find gid for group %s: %w", groupPart, err)
+		i := slices.IndexFunc(groups, func(g groupEntry) bool { return g.name == groupPart })
+		if i < 0 {
+			return identity{}, fmt.Errorf("%s: can't find gid for group %s: no such group: %s", chownError, groupPart, groupPart)
 		}
-		id.GID = gid
+		gid = groups[i].gid
 	}
+	id.GID = gid
 	return id, nil
+}
+
+// readPasswdStrict is readPasswd for --chown, where (as in the classic builder) a
+// missing file is an error rather than an empty database. The error names the image
+// path, where dockerd's names its host path.
+func readPasswdStrict(root string) ([]passwdEntry, error) {
+	if err := requireDB(root, "/etc/passwd"); err != nil {
+		return nil, err
+	}
+	return readPasswd(root)
+}
+
+// readGroupStrict is readGroup with a missing file an error (see readPasswdStrict).
+func readGroupStrict(root string) ([]groupEntry, error) {
+	if err := requireDB(root, "/etc/group"); err != nil {
+		return nil, err
+	}
+	return readGroup(root)
+}
+
+func requireDB(root, file string) error {
+	p, err := securejoin.SecureJoin(root, file)
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stat(p); err != nil {
+		if os.IsNotExist(err) {
+			return fmt.Errorf("open %s: no such file or directory", file)
+		}
+		return fmt.Errorf("open %s: %w", file, errors.Unwrap(err))
+	}
+	return nil
 }
