@@ -97,6 +97,9 @@ func checkErr(t *testing.T, err error, code int, signal, msg string) {
 	}
 }
 
+// TestChrootCredentials checks the kernel's view of the RUN process's credentials
+// (/proc/self/status), not `id -G`: busybox's id prints the gid first whatever the
+// supplementary groups are, which hid a RUN without any supplementary group.
 func TestChrootCredentials(t *testing.T) {
 	requireRoot(t)
 	for _, tc := range []struct {
@@ -105,18 +108,20 @@ func TestChrootCredentials(t *testing.T) {
 		groups   []uint32
 		want     string
 	}{
-		{name: "root", want: "0\n0\n0\n"},
-		{name: "user with groups", uid: 1000, gid: 1001, groups: []uint32{2000, 3000}, want: "1000\n1001\n1001 2000 3000\n"},
-		{name: "user without groups", uid: 65534, gid: 65534, want: "65534\n65534\n65534\n"},
+		{name: "root", groups: []uint32{0, 10}, want: "0 0 0 0 0 0 0 0 0 10"},
+		{name: "user with groups", uid: 1000, gid: 1001, groups: []uint32{1001, 2000, 3000}, want: "1000 1000 1000 1000 1001 1001 1001 1001 1001 2000 3000"},
+		{name: "groups are exactly the given ones", uid: 1000, gid: 1001, groups: []uint32{3000}, want: "1000 1000 1000 1000 1001 1001 1001 1001 3000"},
+		{name: "no supplementary groups", uid: 65534, gid: 65534, want: "65534 65534 65534 65534 65534 65534 65534 65534"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			root := busyboxRoot(t)
 			stdout, stderr, err := runChroot(t, root, Process{
-				Args: sh("id -u; id -g; id -G"), UID: tc.uid, GID: tc.gid, Groups: tc.groups,
+				Args: sh(`echo $(sed -n 's/^\(Uid\|Gid\|Groups\)://p' /proc/self/status)`),
+				UID:  tc.uid, GID: tc.gid, Groups: tc.groups,
 			})
-			if err != nil || stdout != tc.want {
-				t.Errorf("got %q (stderr %q, err %v), want %q", stdout, stderr, err, tc.want)
+			if err != nil || stdout != tc.want+"\n" {
+				t.Errorf("Uid, Gid, Groups = %q (stderr %q, err %v), want %q", stdout, stderr, err, tc.want)
 			}
 		})
 	}
