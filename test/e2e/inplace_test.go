@@ -13,7 +13,8 @@ import (
 // TestInPlaceInUnprivilegedContainer builds kiln's own image with kiln (deploy/Dockerfile),
 // loads it into dockerd, and runs a build in --isolation=inplace inside an unprivileged
 // container (default capabilities, no --privileged), pushing to the test registry. The
-// pushed image must then run in docker.
+// pushed image must then run in docker. A RUN under a non-root USER gets the user's
+// supplementary groups there too.
 func TestInPlaceInUnprivilegedContainer(t *testing.T) {
 	testworld.RequireRoot(t)
 	reg := testworld.Registry(t)
@@ -24,10 +25,16 @@ func TestInPlaceInUnprivilegedContainer(t *testing.T) {
 	ctx := writeContext(t, map[string]string{
 		"Dockerfile": `FROM ` + reg + `/busybox:1.35
 COPY app.sh /app/app.sh
-RUN chmod 0755 /app/app.sh && echo built-in-place > /app/marker && rm -rf /home
+RUN chmod 0755 /app/app.sh && echo built-in-place > /app/marker && rm -rf /home \
+ && echo 'u:x:1100:1100::/:/bin/sh' >> /etc/passwd && echo 'ug:x:1100:' >> /etc/group \
+ && echo 'dev:x:3000:u' >> /etc/group && mkdir -m 0775 /app/shared && chown 0:3000 /app/shared
+USER u
+RUN id > /app/shared/id
+USER root
 ENTRYPOINT ["/app/app.sh"]
 `,
-		"app.sh": "#!/bin/sh\ncat /app/marker\ntest -d /home && echo home-present || echo home-gone\ntest -e /kiln && echo kiln-leaked || echo clean\n",
+		"app.sh": "#!/bin/sh\ncat /app/marker\ntest -d /home && echo home-present || echo home-gone\ntest -e /kiln && echo kiln-leaked || echo clean\n" +
+			"cat /app/shared/id\nstat -c %u:%g /app/shared/id\n",
 	})
 	dest := reg + "/e2e/inplace:" + uniqueTag()
 	removeImage(t, docker, dest)
@@ -36,7 +43,11 @@ ENTRYPOINT ["/app/app.sh"]
 		"--context", "dir:///workspace", "--destination", dest, "--insecure", "--insecure-pull")
 	run(t, docker, "pull", "-q", dest)
 	got := run(t, docker, "run", "--rm", "--network", "none", dest)
-	if want := "built-in-place\nhome-gone\nclean\n"; got != want {
+	// USER u's RUN has u's supplementary groups (as under dockerd), so it may write in
+	// a directory only its group dev may write to.
+	want := "built-in-place\nhome-gone\nclean\n" +
+		"uid=1100(u) gid=1100(ug) groups=1100(ug),3000(dev)\n1100:1100\n"
+	if got != want {
 		t.Errorf("image built in place printed %q, want %q\nkiln output:\n%s", got, want, out)
 	}
 }
