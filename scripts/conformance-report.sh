@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # conformance-report.sh SUMMARY.tsv... — turn diffbuild's summary.tsv files (e.g. one run
-# without and one with the Debian mirror) into the Markdown of docs/conformance.md.
-# docs/conformance-notes.tsv (case<TAB>reason) explains the cases that do not pass.
+# without and one with the Debian mirror, and one over kiln's own corpus) into the Markdown
+# of docs/conformance.md. docs/conformance-notes.tsv (case<TAB>reason) explains the cases
+# that do not pass, and notes what a passing case pins (e.g. where BuildKit differs).
 set -euo pipefail
 notes=${NOTES:-docs/conformance-notes.tsv}
 [ -f "$notes" ] || notes=/dev/null
@@ -14,7 +15,8 @@ total=$(($(wc -l < "$summary") - 1))
 echo "# Conformance: kiln against Docker's classic builder"
 echo
 echo "Written by \`make conformance\` ($(date -u +%Y-%m-%d)): \`../shared/conformance/diffbuild\` builds every"
-echo "case of the shared corpus with Docker's classic builder (the oracle, dockerd"
+echo "case of the shared corpus (\`kaniko/\`, \`moby/\`, \`buildkit/\`) and of kiln's own"
+echo "(\`kiln/\`, in test/conformance/corpus) with Docker's classic builder (the oracle, dockerd"
 echo "$(docker version -f '{{.Server.Version}}' 2>/dev/null || echo '?')) and with \`kiln build --isolation=chroot\`, and compares the flattened"
 echo "filesystems and image configs (rules in the harness README). The cases that apt-get from"
 echo "the Debian mirror inside RUN run when \`CONFORMANCE_FLAGS=\` is given (see the totals)."
@@ -46,6 +48,17 @@ awk -F'\t' -v notes="$notes" '
     r = ($1 in why) ? why[$1] : "";
     printf "| %s | %s | %s | %s |\n", $1, $2, d, r
   }' "$summary"
+echo
+echo "## Notes on passing cases"
+echo
+echo "What some passing cases pin, and where BuildKit (\`docker buildx build\`) resolves the"
+echo "same Dockerfile differently from the classic builder kiln follows."
+echo
+echo "| case | note |"
+echo "|---|---|"
+awk -F'\t' -v notes="$notes" '
+  BEGIN { while ((getline line < notes) > 0) { split(line, f, "\t"); why[f[1]] = f[2] } }
+  NR>1 && $2 == "PASS" && ($1 in why) { printf "| %s | %s |\n", $1, why[$1] }' "$summary"
 echo
 echo "## Passing cases"
 echo
