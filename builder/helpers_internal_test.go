@@ -3,7 +3,6 @@ package builder
 import (
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 )
 
@@ -17,5 +16,3 @@ func writeFile(t *testing.T, root, rel, data string) {
 		t.Fatal(err)
 	}
 }
-
-func contains(s, sub string) bool { return strings.Contains(s, sub) }
