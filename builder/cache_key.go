@@ -110,8 +110,11 @@ func (s *imageState) identity() v1.Hash {
 // build asking for zstd layers must not get gzip ones from the cache. The compression
 // level, the isolation and the ignored paths are left out on purpose: they differ
 // between machines sharing a cache and do not change what a step puts in the image.
+// The version changes when kiln changes what a step produces (v2: --chown=NAME takes the
+// group NAME, and RUN gets dockerd's supplementary groups), so that no cache made by an
+// older kiln answers for it.
 func (b *build) keySalt() string {
-	return digestOf("kiln-cache-salt-v1", strconv.FormatBool(b.req.Reproducible), b.req.SnapshotMode.String(),
+	return digestOf("kiln-cache-salt-v2", strconv.FormatBool(b.req.Reproducible), b.req.SnapshotMode.String(),
 		strconv.Itoa(int(b.req.Compression))).Hex
 }
 
