@@ -116,29 +116,20 @@ func resolveUser(root, spec string) (identity, error) {
 	}
 	id := identity{Home: "/"}
 	var matched *passwdEntry
-	uid, uidErr := strconv.Atoi(userPart)
-	switch {
-	case userPart == "":
-		uid, uidErr = 0, nil
-		fallthrough
-	case uidErr == nil:
+	if userPart == "" {
+		userPart = "0" // root by uid, whatever its entry is named, and with no entry at all
+	}
+	if uid, err := strconv.Atoi(userPart); err == nil {
 		id.UID = uid
-		for i := range users {
-			if users[i].uid == uid {
-				matched = &users[i]
-				break
-			}
+		if i := slices.IndexFunc(users, func(u passwdEntry) bool { return u.uid == uid }); i >= 0 {
+			matched = &users[i]
 		}
-	default:
-		for i := range users {
-			if users[i].name == userPart {
-				matched = &users[i]
-				break
-			}
-		}
-		if matched == nil {
+	} else {
+		i := slices.IndexFunc(users, func(u passwdEntry) bool { return u.name == userPart })
+		if i < 0 {
 			return identity{}, fmt.Errorf("unable to find user %s: no matching entries in passwd file", userPart)
 		}
+		matched = &users[i]
 	}
 	if matched != nil {
 		id.UID, id.GID, id.Home = matched.uid, matched.gid, matched.home
