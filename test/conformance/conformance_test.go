@@ -49,19 +49,24 @@ func TestConformance(t *testing.T) {
 	}
 	// The corpora run one after the other: each diffbuild serves ADD-url files on the
 	// same loopback port, and the machine's dockerd is shared.
-	for _, c := range []struct{ name, dir, filter string }{
-		{"shared", filepath.Join(harness, "corpus"), filter},
-		{"kiln", own, os.Getenv("KILN_CONFORMANCE_FILTER")},
+	for _, c := range []struct {
+		name, dir, filter string
+		sameErrors        bool
+	}{
+		{"shared", filepath.Join(harness, "corpus"), filter, false},
+		// kiln's own failing cases are there for their error: it must be Docker's.
+		{"kiln", own, os.Getenv("KILN_CONFORMANCE_FILTER"), true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			runCorpus(t, filepath.Join(harness, "diffbuild"), kiln, c.dir, c.filter)
+			runCorpus(t, filepath.Join(harness, "diffbuild"), kiln, c.dir, c.filter, c.sameErrors)
 		})
 	}
 }
 
 // runCorpus runs diffbuild over one corpus (a directory holding INDEX.tsv) with kiln as
 // the candidate and fails for every case that neither passes nor is a known difference.
-func runCorpus(t *testing.T, diffbuild, kiln, corpus, filter string) {
+// With sameErrors, a case both reject must fail in kiln with Docker's error message.
+func runCorpus(t *testing.T, diffbuild, kiln, corpus, filter string, sameErrors bool) {
 	dockerBuilds := oracleBuilds(t, filepath.Join(corpus, "INDEX.tsv"))
 	if filter != "" && !anyMatch(dockerBuilds, filter) {
 		t.Skipf("no case of %s matches %q", corpus, filter)
@@ -82,7 +87,12 @@ func runCorpus(t *testing.T, diffbuild, kiln, corpus, filter string) {
 	}
 	for _, r := range rows {
 		switch r.status {
-		case "PASS", "BOTH-FAIL":
+		case "PASS":
+			continue
+		case "BOTH-FAIL":
+			if docker, kilns, ok := errorMessages(r.detail); sameErrors && (!ok || !strings.Contains(kilns, docker)) {
+				t.Errorf("%s: kiln failed, but not with Docker's error %q:\n%s", r.name, docker, kilns)
+			}
 			continue
 		case "ORACLE-FAIL":
 			// Docker failing a case it is known to build means the oracle is broken
@@ -98,6 +108,20 @@ func runCorpus(t *testing.T, diffbuild, kiln, corpus, filter string) {
 		}
 		t.Errorf("%s: %s: %s", r.name, r.status, r.detail)
 	}
+}
+
+// errorMessages splits the detail diffbuild gives a BOTH-FAIL case ("oracle: <docker's
+// output, lines joined by | > || candidate: <kiln's>") into Docker's error (its last
+// line) and kiln's output, terminal colours removed.
+func errorMessages(detail string) (docker, kiln string, ok bool) {
+	detail = regexp.MustCompile("\x1b\\[[0-9;]*m").ReplaceAllString(detail, "")
+	oracle, kiln, ok := strings.Cut(detail, " || candidate: ")
+	if !ok {
+		return "", detail, false
+	}
+	lines := strings.Split(oracle, " | ")
+	docker = strings.TrimSpace(lines[len(lines)-1])
+	return docker, kiln, docker != ""
 }
 
 // anyMatch reports whether the filter matches one of the cases.
@@ -180,4 +204,26 @@ func oracleBuilds(t *testing.T, index string) map[string]bool {
 		}
 	}
 	return out
+}
+
+func TestErrorMessages(t *testing.T) {
+	t.Parallel()
+	const want = "unable to convert uid/gid chown string to host mapping: can't find uid for user ghost: no such user: ghost"
+	for _, tc := range []struct {
+		detail string
+		same   bool
+	}{
+		{"oracle: docker build: ---> 864b921ce3a6 | Step 3/3 : COPY --chown=ghost file.txt /a | " + want +
+			" || candidate: exit status 1: \x1b[36mINFO\x1b[0m[0000] Step 3/3 : COPY --chown=ghost file.txt /a | error: Dockerfile:7: COPY --chown=ghost file.txt /a: " + want, true},
+		{"oracle: docker build: Step 3/3 : COPY --chown=ghost file.txt /a | " + want +
+			" || candidate: exit status 1: error: Dockerfile:7: COPY --chown=ghost file.txt /a: unable to find user ghost", false},
+	} {
+		docker, kiln, ok := errorMessages(tc.detail)
+		if !ok || docker != want {
+			t.Errorf("Docker's error = %q, %v; want %q", docker, ok, want)
+		}
+		if got := strings.Contains(kiln, docker); got != tc.same {
+			t.Errorf("same error = %v, want %v (kiln: %q)", got, tc.same, kiln)
+		}
+	}
 }
