@@ -45,7 +45,7 @@ type build struct {
 	args     *buildArgs
 	lex      *shell.Lex
 	puller   *puller
-	platform v1.Platform
+	platform platformWant // the build's target platform
 	created  time.Time
 
 	blobDir  string // layer blobs: pulled base layers and layers this build wrote
@@ -110,11 +110,12 @@ func Build(ctx context.Context, req *Request, opts ...Option) (*Result, error) {
 		df:       df,
 		args:     newBuildArgs(req.BuildArgs),
 		lex:      shell.NewLex(df.escape),
-		platform: platform,
+		platform: platformWant{Platform: platform, explicit: req.Platform != ""},
 		created:  time.Now().UTC(),
 		results:  make([]*stageResult, len(df.stages)),
 		fsCache:  map[string]string{},
 	}
+	b.args.setPlatforms(hostPlatform(), platform)
 	if req.Reproducible {
 		b.created = time.Unix(0, 0).UTC()
 	}
