@@ -167,7 +167,7 @@ func (s *stage) copyInputs(ctx context.Context, from string, sources []string) (
 	if _, err := strconv.Atoi(from); err == nil {
 		return nil, fmt.Errorf("--from=%s names no earlier stage", from)
 	}
-	st, _, err := s.b.puller.pull(ctx, from, s.b.platform)
+	st, _, err := s.b.puller.pull(ctx, from, s.b.platform.forFiles())
 	if err != nil {
 		return nil, err
 	}

@@ -21,15 +21,24 @@ import (
 // platformWant is the platform a pull asks for. explicit says the user named it
 // (--custom-platform, docker build --platform, FROM --platform): a single-platform image
 // for another platform is then an error; otherwise it is the host's by default, and such
-// an image is used with a warning, as Docker does.
+// an image is used with a warning, as Docker does. filesOnly marks the image of COPY
+// --from=<image>, whose files are copied whatever platform it is for (BuildKit copies
+// them too): a mismatch is only a warning there.
 type platformWant struct {
 	v1.Platform
-	explicit bool
+	explicit  bool
+	filesOnly bool
+}
+
+// forFiles is w for COPY --from=<image>.
+func (w platformWant) forFiles() platformWant {
+	w.filesOnly = true
+	return w
 }
 
 // key identifies the want in the puller's memo.
 func (w platformWant) key() string {
-	return formatPlatform(w.Platform) + "|" + strconv.FormatBool(w.explicit)
+	return formatPlatform(w.Platform) + "|" + strconv.FormatBool(w.explicit) + "|" + strconv.FormatBool(w.filesOnly)
 }
 
 // hostPlatform is the platform images are built for unless the request says otherwise.
@@ -227,7 +236,11 @@ func checkConfigPlatform(ref string, cf *v1.ConfigFile, want platformWant) (warn
 	if platformRank(want.Platform, have) >= 0 {
 		return "", nil
 	}
-	if want.explicit {
+	switch {
+	case want.filesOnly:
+		return fmt.Sprintf("The image %s is for %s, not %s: COPY --from copies its files as they are",
+			ref, formatPlatform(have), formatPlatform(want.Platform)), nil
+	case want.explicit:
 		return "", &PlatformError{Image: ref, Want: want.Platform, Available: []v1.Platform{have}}
 	}
 	return fmt.Sprintf("The image %s is for %s and this machine is %s; no platform was requested, so it is used as it is",

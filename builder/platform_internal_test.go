@@ -97,13 +97,15 @@ func TestCheckConfigPlatform(t *testing.T) {
 		wantWarn string
 		wantErr  string
 	}{
-		{name: "match", config: v1.ConfigFile{OS: "linux", Architecture: "amd64"}, want: platformWant{amd64, true}},
-		{name: "variant spelled out", config: v1.ConfigFile{OS: "linux", Architecture: "arm64", Variant: "v8"}, want: platformWant{arm64, true}},
-		{name: "asked for, not provided", config: v1.ConfigFile{OS: "linux", Architecture: "amd64"}, want: platformWant{arm64, true},
+		{name: "match", config: v1.ConfigFile{OS: "linux", Architecture: "amd64"}, want: platformWant{amd64, true, false}},
+		{name: "variant spelled out", config: v1.ConfigFile{OS: "linux", Architecture: "arm64", Variant: "v8"}, want: platformWant{arm64, true, false}},
+		{name: "asked for, not provided", config: v1.ConfigFile{OS: "linux", Architecture: "amd64"}, want: platformWant{arm64, true, false},
 			wantErr: "no match for platform in manifest: ref is an image for linux/amd64, not linux/arm64"},
-		{name: "default, not provided", config: v1.ConfigFile{OS: "linux", Architecture: "arm64"}, want: platformWant{amd64, false},
+		{name: "default, not provided", config: v1.ConfigFile{OS: "linux", Architecture: "arm64"}, want: platformWant{amd64, false, false},
 			wantWarn: "The image ref is for linux/arm64 and this machine is linux/amd64; no platform was requested, so it is used as it is"},
-		{name: "no platform in the config", config: v1.ConfigFile{}, want: platformWant{arm64, true},
+		{name: "COPY --from, not provided", config: v1.ConfigFile{OS: "linux", Architecture: "amd64"}, want: platformWant{arm64, true, true},
+			wantWarn: "The image ref is for linux/amd64, not linux/arm64: COPY --from copies its files as they are"},
+		{name: "no platform in the config", config: v1.ConfigFile{}, want: platformWant{arm64, true, false},
 			wantWarn: "The image ref does not say which platform it is for (its config has no os or architecture): it is taken to be linux/arm64"},
 	} {
 		warn, err := checkConfigPlatform("ref", &tc.config, tc.want)

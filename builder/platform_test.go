@@ -229,6 +229,11 @@ func TestBasePlatform(t *testing.T) {
 			platform: "linux/arm64", wantMarker: "linux/arm64/v8", wantConfig: "linux/arm64/v8", wantEnv: "T=x"},
 		{name: "a global ARG without value keeps the platform arg", dockerfile: "ARG TARGETARCH\nFROM --platform=linux/$TARGETARCH IMG_multi\n",
 			platform: "linux/arm64", wantMarker: "linux/arm64/v8", wantConfig: "linux/arm64/v8"},
+		{name: "COPY --from an index takes the target's image", dockerfile: "FROM IMG_multi\nCOPY --from=IMG_multi /marker /copied\n",
+			platform: "linux/arm64", wantMarker: "linux/arm64/v8", wantConfig: "linux/arm64/v8", wantFiles: map[string]string{"/copied": "linux/arm64/v8"}},
+		{name: "COPY --from a single image for another platform copies its files", dockerfile: "FROM IMG_multi\nCOPY --from=IMG_amd64 /marker /copied\n",
+			platform: "linux/arm64", wantMarker: "linux/arm64/v8", wantConfig: "linux/arm64/v8", wantFiles: map[string]string{"/copied": "linux/amd64"},
+			wantWarn: "is for linux/amd64, not linux/arm64: COPY --from copies its files as they are"},
 		{name: "empty FROM --platform", dockerfile: "FROM --platform=$NOPE IMG_multi\n",
 			wantErr: []string{"Dockerfile:1", "empty platform value from expression $NOPE"}},
 	}
