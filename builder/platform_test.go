@@ -328,3 +328,22 @@ func TestRunForeignArchitecture(t *testing.T) {
 		t.Errorf("error %#v: want a *builder.RunError with code 126", err)
 	}
 }
+
+// kiln warm --custom-platform caches the platform's image of an index, and fails for a
+// single image for another platform as a build would.
+func TestWarmPlatform(t *testing.T) {
+	r := newPlatformRegistry(t)
+	cacheDir := t.TempDir()
+	err := builder.Warm(context.Background(), cacheDir, &builder.WarmRequest{
+		Images: []string{r.refs["multi"], r.refs["amd64"]}, Platform: "linux/arm64",
+	})
+	want := "no match for platform in manifest: " + r.refs["amd64"] + " is an image for linux/amd64, not linux/arm64"
+	if err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), r.refs["multi"]) {
+		t.Fatalf("warm: %v; want only %q", err, want)
+	}
+	res, _, err := r.build(t, "FROM IMG_multi\n", "linux/arm64", cacheDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkPlatformImage(t, res.Image, "linux/arm64/v8", "linux/arm64/v8", "", nil)
+}
