@@ -74,3 +74,39 @@ func TestBuildPlatformMismatch(t *testing.T) {
 		t.Errorf("HTTP %d, error %q; want one naming Dockerfile:1 and containing %q", resp.status, got, want)
 	}
 }
+
+// A Dockerfile of one FROM builds the base itself, as dockerd does: the ID after FROM,
+// the aux ID and "Successfully built" all name the base's ID.
+func TestBuildFromOnly(t *testing.T) {
+	t.Parallel()
+	w := newBuildWorld(t, nil)
+	ts := newBuildServer(t, BuildConfig{})
+	ref, err := name.ParseReference(w.busybox)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := remote.Image(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	baseID, err := img.ConfigName()
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := contextTar(t, map[string]string{"Dockerfile": "FROM " + w.busybox + "\n"})
+	resp := postBuild(t, ts.URL, "t=fromonly", body, nil)
+	if resp.status != http.StatusOK || resp.last().Error != "" {
+		t.Fatalf("HTTP %d: %s", resp.status, resp.body)
+	}
+	short := baseID.Hex[:12]
+	if want := " ---> " + short + "\nSuccessfully built " + short + "\n"; !strings.Contains(resp.text(), want) {
+		t.Errorf("stream:\n%s\nwant it to contain %q", resp.text(), want)
+	}
+	_, im, err := ts.store.Resolve("fromonly")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if im.ID != baseID {
+		t.Errorf("stored image %s, want the base %s", im.ID, baseID)
+	}
+}

@@ -241,6 +241,7 @@ type cachedImage struct {
 	config       *v1.ConfigFile
 	configDigest v1.Hash // the image's ID
 	layers       []v1.Layer
+	raw          *rawImage
 }
 
 // image returns the image that digest d names for platform, if the cache holds all of
@@ -280,7 +281,8 @@ func (c *baseCache) image(d v1.Hash, platform v1.Platform) (*cachedImage, bool) 
 	if mt == "" {
 		mt = types.OCIManifestSchema1
 	}
-	img := &cachedImage{manifest: d, mediaType: mt, size: int64(len(raw)), config: cfg, configDigest: m.Config.Digest}
+	img := &cachedImage{manifest: d, mediaType: mt, size: int64(len(raw)), config: cfg, configDigest: m.Config.Digest,
+		raw: &rawImage{mediaType: mt, manifest: raw, config: cfgRaw}}
 	for i, l := range m.Layers {
 		if !c.hasBlob(l.Digest, l.Size) {
 			return nil, false

@@ -275,7 +275,7 @@ func unreachable(err error) bool {
 
 // pulled is the image as a stage's starting state, with its ID.
 func (img *cachedImage) pulled() pulledImage {
-	return pulledImage{state: &imageState{config: *img.config.DeepCopy(), layers: img.layers}, id: img.configDigest}
+	return pulledImage{state: &imageState{config: *img.config.DeepCopy(), layers: img.layers}, id: img.configDigest, raw: img.raw}
 }
 
 // descriptor is the index.json entry of the image, named tagName when not empty.

@@ -73,6 +73,9 @@ type stageResult struct {
 	root  string // the stage's root while it still holds the stage (chroot), else ""
 	stage *stage // the stage whose root root is: it may still owe cached layers
 	fresh bool   // some step of the stage ran rather than came from the cache
+	// asIs is the stage's pulled base as served when the stage changed nothing of it:
+	// the build's image is then the base itself.
+	asIs *rawImage
 }
 
 // Build runs req and returns the built image. It is the single entry point of the
@@ -183,7 +186,13 @@ func (b *build) run(ctx context.Context) (*Result, error) {
 		b.emit(Warning{Message: fmt.Sprintf("One or more build-args [%s] were not consumed", strings.Join(unused, " "))})
 	}
 	final := b.results[b.df.target]
-	img, err := final.state.image(b.created)
+	var img v1.Image
+	var err error
+	if final.asIs != nil {
+		img, err = final.asIs.image(final.state.layers)
+	} else {
+		img, err = final.state.image(b.created)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/validate"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
@@ -90,4 +91,66 @@ func stepIDs(t *testing.T, w *world, dockerfile string, ws builder.Workspace) ma
 		t.Fatal(err)
 	}
 	return ids
+}
+
+// A Dockerfile of one FROM gives the base image itself, with its ID, as Docker's
+// classic builder does ("Successfully built" names the base); it used to give a new
+// image, with a new ID, on every build.
+func TestFromOnlyIsTheBase(t *testing.T) {
+	w := newWorld(t)
+	ref, err := name.ParseReference(w.busybox)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base, err := remote.Image(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	baseDigest, err := base.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	baseID, err := base.ConfigName()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name       string
+		dockerfile string
+		cache      bool
+		same       bool
+	}{
+		{name: "FROM alone", dockerfile: "FROM BUSYBOX\n", same: true},
+		{name: "FROM alone, base cache", dockerfile: "FROM BUSYBOX\n", cache: true, same: true},
+		{name: "FROM a stage that is FROM alone", dockerfile: "FROM BUSYBOX AS b\nFROM b\n", same: true},
+		{name: "a step changes it", dockerfile: "FROM BUSYBOX\nENV A=1\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			ws := builder.Workspace{Isolation: isolation.Chroot, StateDir: t.TempDir()}
+			if tc.cache {
+				ws.BaseCache = t.TempDir()
+			}
+			bctx, err := contexts.FromDir(t.TempDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := builder.Build(context.Background(), &builder.Request{
+				Dockerfile: []byte(strings.ReplaceAll(tc.dockerfile, "BUSYBOX", w.busybox)), Context: bctx,
+			}, builder.WithWorkspace(ws))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := validate.Image(res.Image); err != nil {
+				t.Fatalf("invalid image: %v", err)
+			}
+			d, err := res.Image.Digest()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := d == baseDigest && res.ID == baseID; got != tc.same {
+				t.Errorf("image %s with ID %s; base %s with ID %s: same = %v, want %v", d, res.ID, baseDigest, baseID, got, tc.same)
+			}
+		})
+	}
 }

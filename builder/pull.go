@@ -46,6 +46,8 @@ type puller struct {
 type pulledImage struct {
 	state *imageState
 	id    v1.Hash
+	// raw is the image as served, nil once the puller changed its config (see pull).
+	raw *rawImage
 }
 
 // pullerOption configures a puller.
@@ -92,20 +94,30 @@ func (p *puller) remoteOptions(ctx context.Context, ref name.Reference, platform
 // not provide the platform is a *PlatformError when the platform was asked for
 // explicitly, and a warning otherwise (see checkConfigPlatform).
 func (p *puller) pull(ctx context.Context, refStr string, want platformWant) (*imageState, v1.Hash, error) {
+	got, err := p.pullImage(ctx, refStr, want)
+	if err != nil {
+		return nil, v1.Hash{}, err
+	}
+	return got.state, got.id, nil
+}
+
+// pullImage is pull, also giving the image as served (see rawImage).
+func (p *puller) pullImage(ctx context.Context, refStr string, want platformWant) (pulledImage, error) {
 	key := refStr + "|" + want.key()
 	p.mu.Lock()
 	got, ok := p.images[key]
 	p.mu.Unlock()
 	if ok {
-		return got.state.clone(), got.id, nil
+		got.state = got.state.clone()
+		return got, nil
 	}
 	ref, err := p.parseReference(refStr)
 	if err != nil {
-		return nil, v1.Hash{}, err
+		return pulledImage{}, err
 	}
 	candidates, err := p.candidates(ref)
 	if err != nil {
-		return nil, v1.Hash{}, err
+		return pulledImage{}, err
 	}
 	start := time.Now()
 	if p.cache != nil {
@@ -114,11 +126,11 @@ func (p *puller) pull(ctx context.Context, refStr string, want platformWant) (*i
 		got, err = p.pullRemote(ctx, refStr, candidates, want.Platform)
 	}
 	if err != nil {
-		return nil, v1.Hash{}, err
+		return pulledImage{}, err
 	}
 	warning, err := checkConfigPlatform(refStr, &got.state.config, want)
 	if err != nil {
-		return nil, v1.Hash{}, err
+		return pulledImage{}, err
 	}
 	if warning != "" {
 		p.emit(Warning{Message: warning})
@@ -126,6 +138,7 @@ func (p *puller) pull(ctx context.Context, refStr string, want platformWant) (*i
 	if got.state.config.OS == "" || got.state.config.Architecture == "" {
 		cf := &got.state.config
 		cf.OS, cf.Architecture, cf.Variant = want.OS, want.Architecture, want.Variant
+		got.raw = nil
 	}
 	p.emit(Debug{Message: fmt.Sprintf("Base image %s ready in %s", refStr, time.Since(start).Round(time.Millisecond))})
 	// A push to the base's own registry mounts these layers from the base's repository
@@ -137,7 +150,8 @@ func (p *puller) pull(ctx context.Context, refStr string, want platformWant) (*i
 	p.mu.Lock()
 	p.images[key] = got
 	p.mu.Unlock()
-	return got.state.clone(), got.id, nil
+	got.state = got.state.clone()
+	return got, nil
 }
 
 // pullRemote downloads the image into the blob directory (no base cache).
@@ -162,11 +176,15 @@ func (p *puller) pullRemote(ctx context.Context, refStr string, candidates []nam
 	if err != nil {
 		return pulledImage{}, fmt.Errorf("reading layers of %s: %w", refStr, err)
 	}
+	raw, err := readRaw(img)
+	if err != nil {
+		return pulledImage{}, fmt.Errorf("reading %s: %w", refStr, err)
+	}
 	local, err := p.fetchLayers(ctx, refStr, layers, p.fetchLayer)
 	if err != nil {
 		return pulledImage{}, err
 	}
-	return pulledImage{state: &imageState{config: *cf.DeepCopy(), layers: local}, id: id}, nil
+	return pulledImage{state: &imageState{config: *cf.DeepCopy(), layers: local}, id: id, raw: raw}, nil
 }
 
 // platformImage returns the image desc names for platform: desc itself when it is an

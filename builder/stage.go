@@ -114,6 +114,10 @@ func (b *build) buildStage(ctx context.Context, i int) (*stageResult, error) {
 		}
 	}
 	res := &stageResult{state: s.state, id: s.state.id(), fresh: s.fresh}
+	if len(def.Commands) == 0 && len(triggers) == 0 && !b.req.SingleSnapshot && base.raw != nil {
+		// FROM alone: the stage is its base, as with Docker (same image, same ID).
+		res.asIs, res.id = base.raw, base.id
+	}
 	if b.ws.Isolation == isolation.Chroot {
 		res.root, res.stage = s.root, s
 	}
@@ -149,6 +153,9 @@ type resolvedBase struct {
 	// id is the base's image ID as Docker prints it after FROM: a pulled image's config
 	// digest, an earlier stage's final ID, zero for scratch.
 	id v1.Hash
+	// raw is a pulled base as served, or an earlier stage that is one unchanged (nil
+	// otherwise).
+	raw *rawImage
 }
 
 // resolveBase returns the starting state of a stage: scratch, an earlier stage, or a
@@ -171,7 +178,7 @@ func (b *build) resolveBase(ctx context.Context, def *instructions.Stage) (resol
 		if prev == nil {
 			return resolvedBase{}, fmt.Errorf("stage %s was not built", name)
 		}
-		base := resolvedBase{state: prev.state.clone(), id: prev.id}
+		base := resolvedBase{state: prev.state.clone(), id: prev.id, raw: prev.asIs}
 		if prev.fresh {
 			base.note = fmt.Sprintf("the base stage %s ran steps again", name)
 		}
@@ -184,12 +191,13 @@ func (b *build) resolveBase(ctx context.Context, def *instructions.Stage) (resol
 		return resolvedBase{state: scratchState(platform.Platform)}, nil
 	}
 	b.emit(Info{Message: fmt.Sprintf("Retrieving image %s", name)})
-	st, id, err := b.puller.pull(ctx, name, platform)
+	got, err := b.puller.pullImage(ctx, name, platform)
 	if err != nil {
 		return resolvedBase{}, err
 	}
+	st := got.state
 	note := b.baseNote(ctx, name, platform.Platform, st.id())
-	return resolvedBase{state: st, note: note, pulledLayers: len(st.layers), id: id}, nil
+	return resolvedBase{state: st, note: note, pulledLayers: len(st.layers), id: got.id, raw: got.raw}, nil
 }
 
 // stagePlatform is the platform a stage's base is pulled for: FROM --platform expanded
