@@ -5,6 +5,8 @@ import (
 	"strings"
 
 	"github.com/moby/buildkit/frontend/dockerfile/shell"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
 
 // proxyArgs are the build args Docker predefines: usable without an ARG instruction,
@@ -25,6 +27,9 @@ type buildArgs struct {
 	declared []string           // ARG names in the current stage, in declaration order
 	values   map[string]*string // current stage's ARG values
 	consumed map[string]bool
+	// auto are the platform args (see setPlatforms): global ARGs without a value keep
+	// them instead of unsetting them.
+	auto map[string]bool
 }
 
 func newBuildArgs(given map[string]*string) *buildArgs {
@@ -37,9 +42,41 @@ func newBuildArgs(given map[string]*string) *buildArgs {
 }
 
 // declareGlobal records an ARG before the first FROM. Its value is the build arg
-// when given, else the default (expanded with earlier global args by the caller).
+// when given, else the default (expanded with earlier global args by the caller). An
+// ARG naming a platform arg without a value keeps the platform's value, as BuildKit's.
 func (a *buildArgs) declareGlobal(name string, def *string) {
-	a.global[name] = a.resolve(name, def)
+	v := a.resolve(name, def)
+	if v == nil && a.auto[name] {
+		return
+	}
+	a.global[name] = v
+}
+
+// setPlatforms defines BuildKit's automatic platform args in the global scope, from
+// the platform RUN executes on (build: this machine's) and the one the image is for
+// (target): BUILDPLATFORM, BUILDOS, BUILDARCH, BUILDVARIANT and TARGETPLATFORM,
+// TARGETOS, TARGETARCH, TARGETVARIANT. FROM lines see them; a stage sees one after
+// an `ARG NAME` without value, as any global arg. A build arg of the same name
+// overrides it. Docker's classic builder defines none of them (FROM
+// --platform=$BUILDPLATFORM is an error there); kiln follows BuildKit, whose
+// Dockerfiles use them.
+func (a *buildArgs) setPlatforms(build, target v1.Platform) {
+	a.auto = map[string]bool{}
+	for _, side := range []struct {
+		prefix string
+		p      v1.Platform
+	}{{"BUILD", build}, {"TARGET", target}} {
+		for _, kv := range [][2]string{
+			{"PLATFORM", formatPlatform(side.p)},
+			{"OS", side.p.OS},
+			{"ARCH", side.p.Architecture},
+			{"VARIANT", side.p.Variant},
+		} {
+			name, v := side.prefix+kv[0], kv[1]
+			a.auto[name] = true
+			a.global[name] = a.resolve(name, &v)
+		}
+	}
 }
 
 // resolve returns the value an ARG gets: the build arg if given with a value,

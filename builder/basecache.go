@@ -219,7 +219,7 @@ func (c *baseCache) lookupName(name string, platform v1.Platform) (v1.Hash, bool
 	}
 	for i := len(im.Manifests) - 1; i >= 0; i-- {
 		m := im.Manifests[i]
-		if m.Annotations[refNameAnnotation] == name && m.Platform != nil && m.Platform.Satisfies(platform) {
+		if m.Annotations[refNameAnnotation] == name && m.Platform != nil && platformRank(platform, *m.Platform) == 0 {
 			return m.Digest, true
 		}
 	}
@@ -235,11 +235,13 @@ func samePlatform(a, b *v1.Platform) bool {
 
 // cachedImage is an image whose manifest, config and layers are all in the cache.
 type cachedImage struct {
-	manifest  v1.Hash
-	mediaType types.MediaType // the manifest's
-	size      int64           // the manifest's
-	config    *v1.ConfigFile
-	layers    []v1.Layer
+	manifest     v1.Hash
+	mediaType    types.MediaType // the manifest's
+	size         int64           // the manifest's
+	config       *v1.ConfigFile
+	configDigest v1.Hash // the image's ID
+	layers       []v1.Layer
+	raw          *rawImage
 }
 
 // image returns the image that digest d names for platform, if the cache holds all of
@@ -257,11 +259,11 @@ func (c *baseCache) image(d v1.Hash, platform v1.Platform) (*cachedImage, bool) 
 		return nil, false
 	}
 	if probe.MediaType.IsIndex() || (probe.MediaType == "" && probe.Manifests != nil) {
-		child, ok := childFor(probe.Manifests, platform)
+		child, ok := pickChild(probe.Manifests, platform)
 		if !ok {
 			return nil, false
 		}
-		return c.image(child, platform)
+		return c.image(child.Digest, platform)
 	}
 	m, err := v1.ParseManifest(bytes.NewReader(raw))
 	if err != nil {
@@ -279,7 +281,8 @@ func (c *baseCache) image(d v1.Hash, platform v1.Platform) (*cachedImage, bool) 
 	if mt == "" {
 		mt = types.OCIManifestSchema1
 	}
-	img := &cachedImage{manifest: d, mediaType: mt, size: int64(len(raw)), config: cfg}
+	img := &cachedImage{manifest: d, mediaType: mt, size: int64(len(raw)), config: cfg, configDigest: m.Config.Digest,
+		raw: &rawImage{mediaType: mt, manifest: raw, config: cfgRaw}}
 	for i, l := range m.Layers {
 		if !c.hasBlob(l.Digest, l.Size) {
 			return nil, false
@@ -288,19 +291,4 @@ func (c *baseCache) image(d v1.Hash, platform v1.Platform) (*cachedImage, bool) 
 		img.layers = append(img.layers, snapshot.LayerFromFile(c.blobPath(l.Digest), l.Digest, cfg.RootFS.DiffIDs[i], l.Size, mt))
 	}
 	return img, true
-}
-
-// childFor picks an index's manifest for platform, as go-containerregistry does: a
-// child without a platform is linux/amd64.
-func childFor(children []v1.Descriptor, platform v1.Platform) (v1.Hash, bool) {
-	for _, ch := range children {
-		p := v1.Platform{OS: "linux", Architecture: "amd64"}
-		if ch.Platform != nil {
-			p = *ch.Platform
-		}
-		if p.Satisfies(platform) {
-			return ch.Digest, true
-		}
-	}
-	return v1.Hash{}, false
 }

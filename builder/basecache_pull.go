@@ -54,68 +54,68 @@ func (b *build) pullerOptions() ([]pullerOption, error) {
 
 // pullCached returns the image from the base cache, downloading into the cache what
 // it does not hold yet.
-func (p *puller) pullCached(ctx context.Context, refStr string, ref name.Reference, candidates []name.Reference, platform v1.Platform) (*imageState, error) {
+func (p *puller) pullCached(ctx context.Context, refStr string, ref name.Reference, candidates []name.Reference, platform v1.Platform) (pulledImage, error) {
 	c := p.cache
 	var tagName string // the tag to record, for a tag reference
 	switch r := ref.(type) {
 	case name.Digest:
 		d, err := v1.NewHash(r.DigestStr())
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", refStr, err)
+			return pulledImage{}, fmt.Errorf("%s: %w", refStr, err)
 		}
 		if img, ok := c.image(d, platform); ok && !p.force {
 			p.emit(Debug{Message: fmt.Sprintf("Using %s from the base cache", d)})
-			return img.state(), nil
+			return img.pulled(), nil
 		}
 	case name.Tag:
 		tagName = r.Name()
 		if p.policy == PullIfMissing && !p.force {
-			if st, ok := p.cachedTag(tagName, platform); ok {
-				return st, nil
+			if got, ok := p.cachedTag(tagName, platform); ok {
+				return got, nil
 			}
 		}
 		_, fallback := c.lookupName(tagName, platform)
 		from, d, err := p.resolveTag(ctx, candidates, fallback && p.policy == PullIfChanged)
 		if err != nil {
 			if p.policy == PullIfChanged && !p.force && ctx.Err() == nil && unreachable(err) {
-				if st, ok := p.cachedTag(tagName, platform); ok {
+				if got, ok := p.cachedTag(tagName, platform); ok {
 					p.emit(Warning{Message: fmt.Sprintf("Cannot reach the registry of %s (%v): using the image cached for the tag", refStr, err)})
-					return st, nil
+					return got, nil
 				}
 			}
-			return nil, fmt.Errorf("pulling %s: %w", refStr, err)
+			return pulledImage{}, fmt.Errorf("pulling %s: %w", refStr, err)
 		}
 		if img, ok := c.image(d, platform); ok && !p.force {
 			p.emit(Debug{Message: fmt.Sprintf("Using %s (%s) from the base cache", d, refStr)})
 			if cached, ok := c.lookupName(tagName, platform); !ok || cached != img.manifest {
 				if err := c.record(ctx, img.descriptor(tagName)); err != nil {
-					return nil, err
+					return pulledImage{}, err
 				}
 			}
-			return img.state(), nil
+			return img.pulled(), nil
 		}
 		// Download what the tag named when asked, even if it moves meanwhile.
 		candidates = []name.Reference{from.Context().Digest(d.String())}
 	}
 	img, err := p.download(ctx, refStr, candidates, platform, tagName)
 	if err != nil {
-		return nil, err
+		return pulledImage{}, err
 	}
-	return img.state(), nil
+	return img.pulled(), nil
 }
 
 // cachedTag returns the image last cached for a tag, if the cache holds all of it.
-func (p *puller) cachedTag(tagName string, platform v1.Platform) (*imageState, bool) {
+func (p *puller) cachedTag(tagName string, platform v1.Platform) (pulledImage, bool) {
 	d, ok := p.cache.lookupName(tagName, platform)
 	if !ok {
-		return nil, false
+		return pulledImage{}, false
 	}
 	img, ok := p.cache.image(d, platform)
 	if !ok {
-		return nil, false
+		return pulledImage{}, false
 	}
 	p.emit(Debug{Message: fmt.Sprintf("Using %s (%s) from the base cache without asking the registry", d, tagName)})
-	return img.state(), true
+	return img.pulled(), true
 }
 
 // quickRetry replaces go-containerregistry's retries (1 s, then 3 s) when asking for
@@ -151,23 +151,19 @@ func (p *puller) resolveTag(ctx context.Context, candidates []name.Reference, qu
 // the cache, records it under tagName (or its digest alone) and returns it.
 func (p *puller) download(ctx context.Context, refStr string, candidates []name.Reference, platform v1.Platform, tagName string) (*cachedImage, error) {
 	c := p.cache
-	var img v1.Image
-	err := p.firstCandidate(ctx, candidates, func(ref name.Reference) error {
-		desc, err := remote.Get(ref, p.remoteOptions(ctx, ref, platform)...)
-		if err != nil {
-			return err
-		}
-		if desc.MediaType.IsIndex() {
-			// Kept so a FROM naming the index by digest resolves offline.
-			if _, err := c.putBlob(ctx, desc.Manifest); err != nil {
-				return err
-			}
-		}
-		img, err = desc.Image()
-		return err
-	})
+	desc, err := p.fetchDescriptor(ctx, candidates, platform)
 	if err != nil {
 		return nil, fmt.Errorf("pulling %s: %w", refStr, err)
+	}
+	if desc.MediaType.IsIndex() {
+		// Kept so a FROM naming the index by digest resolves offline.
+		if _, err := c.putBlob(ctx, desc.Manifest); err != nil {
+			return nil, err
+		}
+	}
+	img, err := platformImage(refStr, desc, platform)
+	if err != nil {
+		return nil, err
 	}
 	start := time.Now()
 	layers, err := img.Layers()
@@ -277,9 +273,9 @@ func unreachable(err error) bool {
 	return errors.As(err, &ue) || errors.As(err, &ne)
 }
 
-// state is the image as a stage's starting state.
-func (img *cachedImage) state() *imageState {
-	return &imageState{config: *img.config.DeepCopy(), layers: img.layers}
+// pulled is the image as a stage's starting state, with its ID.
+func (img *cachedImage) pulled() pulledImage {
+	return pulledImage{state: &imageState{config: *img.config.DeepCopy(), layers: img.layers}, id: img.configDigest, raw: img.raw}
 }
 
 // descriptor is the index.json entry of the image, named tagName when not empty.

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -327,28 +328,41 @@ func TestDockerfileBaseImages(t *testing.T) {
 	t.Parallel()
 	amd64 := v1.Platform{OS: "linux", Architecture: "amd64"}
 	arm64 := v1.Platform{OS: "linux", Architecture: "arm64"}
+	host := v1.Platform{OS: "linux", Architecture: runtime.GOARCH}
 	tests := []struct {
 		name       string
 		dockerfile string
 		args       map[string]*string
+		platform   string // "" for linux/amd64, "-" for none
 		want       []builder.BaseImage
 		wantErr    bool
 	}{
-		{name: "one stage", dockerfile: "FROM alpine:3\nRUN true\n", want: []builder.BaseImage{{Ref: "alpine:3", Platform: amd64}}},
+		{name: "one stage", dockerfile: "FROM alpine:3\nRUN true\n", want: []builder.BaseImage{{Ref: "alpine:3", Platform: amd64, Explicit: true}}},
 		{
 			name:       "args, stage names and scratch",
 			dockerfile: "ARG BASE=debian\nARG TAG=12\nFROM $BASE:$TAG AS build\nFROM build AS again\nFROM scratch\nCOPY --from=build / /\nFROM busybox\n",
 			args:       map[string]*string{"TAG": str("bookworm")},
-			want:       []builder.BaseImage{{Ref: "debian:bookworm", Platform: amd64}, {Ref: "busybox", Platform: amd64}},
+			want:       []builder.BaseImage{{Ref: "debian:bookworm", Platform: amd64, Explicit: true}, {Ref: "busybox", Platform: amd64, Explicit: true}},
 		},
-		{name: "platform", dockerfile: "ARG P=linux/arm64\nFROM --platform=$P alpine\n", want: []builder.BaseImage{{Ref: "alpine", Platform: arm64}}},
-		{name: "stage name is case-insensitive", dockerfile: "FROM alpine AS Base\nFROM base\n", want: []builder.BaseImage{{Ref: "alpine", Platform: amd64}}},
+		{name: "platform", dockerfile: "ARG P=linux/arm64\nFROM --platform=$P alpine\n", want: []builder.BaseImage{{Ref: "alpine", Platform: arm64, Explicit: true}}},
+		{name: "platform args", dockerfile: "FROM --platform=$BUILDPLATFORM alpine\nFROM --platform=$TARGETPLATFORM busybox\n", platform: "linux/arm64",
+			want: []builder.BaseImage{{Ref: "alpine", Platform: host, Explicit: true}, {Ref: "busybox", Platform: arm64, Explicit: true}}},
+		{name: "no platform asked for", dockerfile: "FROM alpine\n", platform: "-", want: []builder.BaseImage{{Ref: "alpine", Platform: host}}},
+		{name: "stage name is case-insensitive", dockerfile: "FROM alpine AS Base\nFROM base\n", want: []builder.BaseImage{{Ref: "alpine", Platform: amd64, Explicit: true}}},
+		{name: "empty platform", dockerfile: "FROM --platform=$NOPE alpine\n", wantErr: true},
 		{name: "blank base", dockerfile: "ARG X\nFROM $X\n", wantErr: true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			got, err := builder.DockerfileBaseImages(&builder.Request{Dockerfile: []byte(tc.dockerfile), BuildArgs: tc.args, Platform: "linux/amd64"})
+			platform := tc.platform
+			switch platform {
+			case "":
+				platform = "linux/amd64"
+			case "-":
+				platform = ""
+			}
+			got, err := builder.DockerfileBaseImages(&builder.Request{Dockerfile: []byte(tc.dockerfile), BuildArgs: tc.args, Platform: platform})
 			if (err != nil) != tc.wantErr {
 				t.Fatalf("err = %v, want error: %v", err, tc.wantErr)
 			}

@@ -32,6 +32,9 @@ type WarmRequest struct {
 type BaseImage struct {
 	Ref      string
 	Platform v1.Platform
+	// Explicit says the platform was asked for (the request's, or FROM --platform): an
+	// image that does not provide it is then an error, not a warning.
+	Explicit bool
 }
 
 // Warm stores each image of req in the base cache directory dir, as a build whose
@@ -84,7 +87,8 @@ func Warm(ctx context.Context, dir string, req *WarmRequest, opts ...Option) err
 		}
 		seen[key] = true
 		s.events(Info{Message: fmt.Sprintf("Caching %s (%s)", img.Ref, img.Platform.String())})
-		if _, id, err := p.pull(ctx, img.Ref, img.Platform); err != nil {
+		want := platformWant{Platform: img.Platform, explicit: req.Platform != "" || img.Explicit}
+		if _, id, err := p.pull(ctx, img.Ref, want); err != nil {
 			errs = append(errs, err)
 		} else {
 			s.events(Info{Message: fmt.Sprintf("Cached %s: image %s", img.Ref, id)})
@@ -108,7 +112,9 @@ func DockerfileBaseImages(req *Request) ([]BaseImage, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := &build{req: req, df: df, args: newBuildArgs(req.BuildArgs), lex: shell.NewLex(df.escape), emit: func(Event) {}}
+	b := &build{req: req, df: df, args: newBuildArgs(req.BuildArgs), lex: shell.NewLex(df.escape), emit: func(Event) {},
+		platform: platformWant{Platform: platform, explicit: req.Platform != ""}}
+	b.args.setPlatforms(hostPlatform(), platform)
 	if err := b.declareGlobalArgs(); err != nil {
 		return nil, err
 	}
@@ -129,17 +135,11 @@ func DockerfileBaseImages(req *Request) ([]BaseImage, error) {
 		if strings.EqualFold(name, "scratch") {
 			continue
 		}
-		p := platform
-		if def.Platform != "" {
-			ps, _, err := b.lex.ProcessWord(def.Platform, env)
-			if err != nil {
-				return nil, b.instructionError(def.Location, def.SourceCode, err)
-			}
-			if p, err = parsePlatform(ps); err != nil {
-				return nil, b.instructionError(def.Location, def.SourceCode, err)
-			}
+		p, err := b.stagePlatform(def, env)
+		if err != nil {
+			return nil, b.instructionError(def.Location, def.SourceCode, err)
 		}
-		out = append(out, BaseImage{Ref: name, Platform: p})
+		out = append(out, BaseImage{Ref: name, Platform: p.Platform, Explicit: p.explicit})
 	}
 	return out, nil
 }

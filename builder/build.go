@@ -45,7 +45,7 @@ type build struct {
 	args     *buildArgs
 	lex      *shell.Lex
 	puller   *puller
-	platform v1.Platform
+	platform platformWant // the build's target platform
 	created  time.Time
 
 	blobDir  string // layer blobs: pulled base layers and layers this build wrote
@@ -73,6 +73,9 @@ type stageResult struct {
 	root  string // the stage's root while it still holds the stage (chroot), else ""
 	stage *stage // the stage whose root root is: it may still owe cached layers
 	fresh bool   // some step of the stage ran rather than came from the cache
+	// asIs is the stage's pulled base as served when the stage changed nothing of it:
+	// the build's image is then the base itself.
+	asIs *rawImage
 }
 
 // Build runs req and returns the built image. It is the single entry point of the
@@ -110,11 +113,12 @@ func Build(ctx context.Context, req *Request, opts ...Option) (*Result, error) {
 		df:       df,
 		args:     newBuildArgs(req.BuildArgs),
 		lex:      shell.NewLex(df.escape),
-		platform: platform,
+		platform: platformWant{Platform: platform, explicit: req.Platform != ""},
 		created:  time.Now().UTC(),
 		results:  make([]*stageResult, len(df.stages)),
 		fsCache:  map[string]string{},
 	}
+	b.args.setPlatforms(hostPlatform(), platform)
 	if req.Reproducible {
 		b.created = time.Unix(0, 0).UTC()
 	}
@@ -182,7 +186,13 @@ func (b *build) run(ctx context.Context) (*Result, error) {
 		b.emit(Warning{Message: fmt.Sprintf("One or more build-args [%s] were not consumed", strings.Join(unused, " "))})
 	}
 	final := b.results[b.df.target]
-	img, err := final.state.image(b.created)
+	var img v1.Image
+	var err error
+	if final.asIs != nil {
+		img, err = final.asIs.image(final.state.layers)
+	} else {
+		img, err = final.state.image(b.created)
+	}
 	if err != nil {
 		return nil, err
 	}

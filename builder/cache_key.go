@@ -170,10 +170,11 @@ func (s *stage) copyInputs(ctx context.Context, from string, sources []string) (
 	if _, err := strconv.Atoi(from); err == nil {
 		return nil, fmt.Errorf("--from=%s names no earlier stage", from)
 	}
-	_, id, err := s.b.puller.pull(ctx, from, s.b.platform)
+	st, _, err := s.b.puller.pull(ctx, from, s.b.platform.forFiles())
 	if err != nil {
 		return nil, err
 	}
+	id := st.id()
 	return []CacheInput{{Name: "image:" + from, Digest: id.String()}}, nil
 }
 

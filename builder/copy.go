@@ -150,7 +150,7 @@ func (b *build) stageFS(ctx context.Context, j int) (string, error) {
 // imageFS returns a directory holding the filesystem of an image (COPY --from=image).
 func (b *build) imageFS(ctx context.Context, ref string) (string, error) {
 	b.emit(Info{Message: fmt.Sprintf("Retrieving image %s", ref)})
-	st, _, err := b.puller.pull(ctx, ref, b.platform)
+	st, _, err := b.puller.pull(ctx, ref, b.platform.forFiles())
 	if err != nil {
 		return "", err
 	}

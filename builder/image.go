@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"runtime"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/v1/empty"
@@ -108,21 +107,4 @@ func (s *imageState) image(created time.Time) (v1.Image, error) {
 		return nil, fmt.Errorf("assembling image config: %w", err)
 	}
 	return img, nil
-}
-
-// hostPlatform is the platform images are built for unless the request says otherwise.
-func hostPlatform() v1.Platform {
-	return v1.Platform{OS: "linux", Architecture: runtime.GOARCH}
-}
-
-// parsePlatform parses "os/arch[/variant]"; empty means the host platform.
-func parsePlatform(s string) (v1.Platform, error) {
-	if s == "" {
-		return hostPlatform(), nil
-	}
-	p, err := v1.ParsePlatform(s)
-	if err != nil {
-		return v1.Platform{}, fmt.Errorf("invalid platform %q: %w", s, err)
-	}
-	return *p, nil
 }

@@ -3,10 +3,8 @@ package builder
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"net/http"
-	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -43,31 +41,20 @@ func (p *puller) candidates(ref name.Reference) ([]name.Reference, error) {
 	return out, nil
 }
 
-// fetchImage returns the first of the candidates that can be fetched, retrying the
-// whole list as many times as the settings say. The error names every candidate tried.
-func (p *puller) fetchImage(ctx context.Context, candidates []name.Reference, platform v1.Platform) (v1.Image, error) {
-	var errs []error
-	attempts := p.reg.Retries + 1
-	for i := 0; i < attempts; i++ {
-		errs = errs[:0]
-		for _, ref := range candidates {
-			img, err := remote.Image(ref, p.remoteOptions(ctx, ref, platform)...)
-			if err == nil {
-				return img, nil
-			}
-			if len(candidates) > 1 {
-				err = fmt.Errorf("%s: %w", ref, err)
-			}
-			errs = append(errs, err)
-			if ctx.Err() != nil {
-				return nil, errors.Join(errs...)
-			}
+// fetchDescriptor returns the manifest or index of the first of the candidates that
+// answers, retrying the whole list as many times as the settings say. The error names
+// every candidate tried.
+func (p *puller) fetchDescriptor(ctx context.Context, candidates []name.Reference, platform v1.Platform) (*remote.Descriptor, error) {
+	var desc *remote.Descriptor
+	err := p.firstCandidate(ctx, candidates, func(ref name.Reference) error {
+		d, err := remote.Get(ref, p.remoteOptions(ctx, ref, platform)...)
+		if err != nil {
+			return err
 		}
-		if i+1 < attempts {
-			time.Sleep(time.Duration(i+1) * time.Second)
-		}
-	}
-	return nil, errors.Join(errs...)
+		desc = d
+		return nil
+	})
+	return desc, err
 }
 
 // transportFor returns the transport pulls from registry use, or nil for the default:

@@ -38,7 +38,16 @@ type puller struct {
 	emit   func(Event)
 
 	mu     sync.Mutex
-	images map[string]*imageState // by reference string as written (after expansion)
+	images map[string]pulledImage // by reference as written (after expansion) and platform
+}
+
+// pulledImage is a base image the puller holds: its state and the ID Docker shows for
+// it, the digest of its config as the registry serves it.
+type pulledImage struct {
+	state *imageState
+	id    v1.Hash
+	// raw is the image as served, nil once the puller changed its config (see pull).
+	raw *rawImage
 }
 
 // pullerOption configures a puller.
@@ -56,7 +65,7 @@ func withBaseCache(c *baseCache, policy PullPolicy) pullerOption {
 func withForce(force bool) pullerOption { return func(p *puller) { p.force = force } }
 
 func newPuller(reg Registry, platform v1.Platform, blobDir string, opts ...pullerOption) *puller {
-	p := &puller{reg: reg, platform: platform, blobDir: blobDir, images: map[string]*imageState{}, emit: func(Event) {}}
+	p := &puller{reg: reg, platform: platform, blobDir: blobDir, images: map[string]pulledImage{}, emit: func(Event) {}}
 	for _, o := range opts {
 		o(p)
 	}
@@ -79,65 +88,147 @@ func (p *puller) remoteOptions(ctx context.Context, ref name.Reference, platform
 	return opts
 }
 
-// pull returns the state of image ref for the given platform, downloading its layers.
-func (p *puller) pull(ctx context.Context, refStr string, platform v1.Platform) (*imageState, v1.Hash, error) {
-	key := refStr + "|" + platform.String()
+// pull returns the state of image ref for the platform wanted, downloading its layers,
+// and the image's ID (its config digest, what Docker prints after FROM). The state is
+// the caller's to change. An index gives its entry for the platform; an image that does
+// not provide the platform is a *PlatformError when the platform was asked for
+// explicitly, and a warning otherwise (see checkConfigPlatform).
+func (p *puller) pull(ctx context.Context, refStr string, want platformWant) (*imageState, v1.Hash, error) {
+	got, err := p.pullImage(ctx, refStr, want)
+	if err != nil {
+		return nil, v1.Hash{}, err
+	}
+	return got.state, got.id, nil
+}
+
+// pullImage is pull, also giving the image as served (see rawImage).
+func (p *puller) pullImage(ctx context.Context, refStr string, want platformWant) (pulledImage, error) {
+	key := refStr + "|" + want.key()
 	p.mu.Lock()
-	st, ok := p.images[key]
+	got, ok := p.images[key]
 	p.mu.Unlock()
 	if ok {
-		return st.clone(), st.id(), nil
+		got.state = got.state.clone()
+		return got, nil
 	}
 	ref, err := p.parseReference(refStr)
 	if err != nil {
-		return nil, v1.Hash{}, err
+		return pulledImage{}, err
 	}
 	candidates, err := p.candidates(ref)
 	if err != nil {
-		return nil, v1.Hash{}, err
+		return pulledImage{}, err
 	}
 	start := time.Now()
 	if p.cache != nil {
-		st, err = p.pullCached(ctx, refStr, ref, candidates, platform)
+		got, err = p.pullCached(ctx, refStr, ref, candidates, want.Platform)
 	} else {
-		st, err = p.pullRemote(ctx, refStr, candidates, platform)
+		got, err = p.pullRemote(ctx, refStr, candidates, want.Platform)
 	}
 	if err != nil {
-		return nil, v1.Hash{}, err
+		return pulledImage{}, err
+	}
+	warning, err := checkConfigPlatform(refStr, &got.state.config, want)
+	if err != nil {
+		return pulledImage{}, err
+	}
+	if warning != "" {
+		p.emit(Warning{Message: warning})
+	}
+	if got.state.config.OS == "" || got.state.config.Architecture == "" {
+		cf := &got.state.config
+		cf.OS, cf.Architecture, cf.Variant = want.OS, want.Architecture, want.Variant
+		got.raw = nil
 	}
 	p.emit(Debug{Message: fmt.Sprintf("Base image %s ready in %s", refStr, time.Since(start).Round(time.Millisecond))})
 	// A push to the base's own registry mounts these layers from the base's repository
 	// instead of uploading them (cross-repository blob mount); elsewhere the push asks
 	// whether the registry has each blob and skips those it has.
-	for i, l := range st.layers {
-		st.layers[i] = &remote.MountableLayer{Layer: l, Reference: ref}
+	for i, l := range got.state.layers {
+		got.state.layers[i] = &remote.MountableLayer{Layer: l, Reference: ref}
 	}
 	p.mu.Lock()
-	p.images[key] = st
+	p.images[key] = got
 	p.mu.Unlock()
-	return st.clone(), st.id(), nil
+	got.state = got.state.clone()
+	return got, nil
 }
 
 // pullRemote downloads the image into the blob directory (no base cache).
-func (p *puller) pullRemote(ctx context.Context, refStr string, candidates []name.Reference, platform v1.Platform) (*imageState, error) {
-	img, err := p.fetchImage(ctx, candidates, platform)
+func (p *puller) pullRemote(ctx context.Context, refStr string, candidates []name.Reference, platform v1.Platform) (pulledImage, error) {
+	desc, err := p.fetchDescriptor(ctx, candidates, platform)
 	if err != nil {
-		return nil, fmt.Errorf("pulling %s: %w", refStr, err)
+		return pulledImage{}, fmt.Errorf("pulling %s: %w", refStr, err)
+	}
+	img, err := platformImage(refStr, desc, platform)
+	if err != nil {
+		return pulledImage{}, err
 	}
 	cf, err := img.ConfigFile()
 	if err != nil {
-		return nil, fmt.Errorf("reading config of %s: %w", refStr, err)
+		return pulledImage{}, fmt.Errorf("reading config of %s: %w", refStr, err)
+	}
+	id, err := img.ConfigName()
+	if err != nil {
+		return pulledImage{}, fmt.Errorf("reading config of %s: %w", refStr, err)
 	}
 	layers, err := img.Layers()
 	if err != nil {
-		return nil, fmt.Errorf("reading layers of %s: %w", refStr, err)
+		return pulledImage{}, fmt.Errorf("reading layers of %s: %w", refStr, err)
+	}
+	raw, err := readRaw(img)
+	if err != nil {
+		return pulledImage{}, fmt.Errorf("reading %s: %w", refStr, err)
 	}
 	local, err := p.fetchLayers(ctx, refStr, layers, p.fetchLayer)
 	if err != nil {
-		return nil, err
+		return pulledImage{}, err
 	}
-	return &imageState{config: *cf.DeepCopy(), layers: local}, nil
+	return pulledImage{state: &imageState{config: *cf.DeepCopy(), layers: local}, id: id, raw: raw}, nil
 }
+
+// platformImage returns the image desc names for platform: desc itself when it is an
+// image, or its index's entry for platform (nested indexes followed), or a
+// *PlatformError naming the platforms the index has.
+func platformImage(refStr string, desc *remote.Descriptor, platform v1.Platform) (v1.Image, error) {
+	if !desc.MediaType.IsIndex() {
+		img, err := desc.Image()
+		if err != nil {
+			return nil, fmt.Errorf("pulling %s: %w", refStr, err)
+		}
+		return img, nil
+	}
+	idx, err := desc.ImageIndex()
+	if err != nil {
+		return nil, fmt.Errorf("pulling %s: %w", refStr, err)
+	}
+	for depth := 0; ; depth++ {
+		im, err := idx.IndexManifest()
+		if err != nil {
+			return nil, fmt.Errorf("pulling %s: %w", refStr, err)
+		}
+		child, ok := pickChild(im.Manifests, platform)
+		if !ok {
+			return nil, indexPlatformError(refStr, platform, im.Manifests)
+		}
+		if !child.MediaType.IsIndex() {
+			img, err := idx.Image(child.Digest)
+			if err != nil {
+				return nil, fmt.Errorf("pulling %s: %w", refStr, err)
+			}
+			return img, nil
+		}
+		if depth == maxIndexDepth {
+			return nil, fmt.Errorf("pulling %s: indexes nested more than %d deep", refStr, maxIndexDepth)
+		}
+		if idx, err = idx.ImageIndex(child.Digest); err != nil {
+			return nil, fmt.Errorf("pulling %s: %w", refStr, err)
+		}
+	}
+}
+
+// maxIndexDepth bounds how deep indexes of indexes are followed.
+const maxIndexDepth = 4
 
 // parseReference parses an image reference, allowing plain HTTP where the registry
 // settings say so.

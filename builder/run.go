@@ -11,9 +11,12 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 
 	securejoin "github.com/cyphar/filepath-securejoin"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/kiln-build/kiln/isolation"
 	"github.com/kiln-build/kiln/snapshot"
@@ -70,7 +73,15 @@ func (s *stage) run(ctx context.Context, c *instructions.RunCommand) error {
 	if err != nil {
 		var ee *isolation.ExitError
 		if errors.As(err, &ee) {
-			return &RunError{Args: args, Code: ee.Code, Err: err}
+			re := &RunError{Args: args, Code: ee.Code, Err: err}
+			var se *isolation.StartError
+			if errors.As(err, &se) {
+				re.Reason = se.Message
+				if errors.Is(err, syscall.ENOEXEC) {
+					re.Reason += ": " + execFormatNote(s.state.config.Platform(), hostPlatform())
+				}
+			}
+			return re
 		}
 		return err
 	}
@@ -89,11 +100,32 @@ func (s *stage) run(ctx context.Context, c *instructions.RunCommand) error {
 type RunError struct {
 	Args []string
 	Code int
-	Err  error
+	// Reason says why the command could not be started at all (its program missing,
+	// not executable, or for another architecture); empty when it ran and failed.
+	Reason string
+	Err    error
 }
 
 func (e *RunError) Error() string {
+	if e.Reason != "" {
+		return fmt.Sprintf("The command '%s' could not be run: %s", strings.Join(e.Args, " "), e.Reason)
+	}
 	return fmt.Sprintf("The command '%s' returned a non-zero code: %d", strings.Join(e.Args, " "), e.Code)
+}
+
+// execFormatNote explains an exec format error (ENOEXEC) of a RUN in an image for
+// platform (nil: the image does not say) on a machine running host.
+func execFormatNote(platform *v1.Platform, host v1.Platform) string {
+	if platform == nil || platform.Architecture == "" {
+		return fmt.Sprintf("the program is not one this machine (%s) can run", formatPlatform(host))
+	}
+	if platformRank(host, *platform) >= 0 {
+		return fmt.Sprintf("the program is not one this machine can run, although the image says it is for %s",
+			formatPlatform(*platform))
+	}
+	return fmt.Sprintf("the image is %s and this machine runs %s without an emulator registered in binfmt_misc "+
+		"(register one, e.g. with Debian's qemu-user-static, or build on a %s machine)",
+		formatPlatform(*platform), formatPlatform(host), formatPlatform(*platform))
 }
 
 func (e *RunError) Unwrap() error { return e.Err }

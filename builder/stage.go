@@ -88,7 +88,13 @@ func (b *build) buildStage(ctx context.Context, i int) (*stageResult, error) {
 		}
 		s.ran("the base image's ONBUILD triggers ran")
 	}
-	b.emit(StepDone{Step: step, ImageID: s.state.id()})
+	// Docker prints the base's own ID after FROM (none for scratch): the same on every
+	// build of the same base. Triggers made a new image, whose ID it prints instead.
+	fromID := base.id
+	if len(triggers) > 0 {
+		fromID = s.state.id()
+	}
+	b.emit(StepDone{Step: step, ImageID: fromID})
 
 	for _, cmd := range def.Commands {
 		loc, text := commandSource(cmd)
@@ -108,6 +114,10 @@ func (b *build) buildStage(ctx context.Context, i int) (*stageResult, error) {
 		}
 	}
 	res := &stageResult{state: s.state, id: s.state.id(), fresh: s.fresh}
+	if len(def.Commands) == 0 && len(triggers) == 0 && !b.req.SingleSnapshot && base.raw != nil {
+		// FROM alone: the stage is its base, as with Docker (same image, same ID).
+		res.asIs, res.id = base.raw, base.id
+	}
 	if b.ws.Isolation == isolation.Chroot {
 		res.root, res.stage = s.root, s
 	}
@@ -140,6 +150,12 @@ type resolvedBase struct {
 	// pulledLayers is how many of state's layers, first to last, come from a pulled
 	// image rather than from steps of this build.
 	pulledLayers int
+	// id is the base's image ID as Docker prints it after FROM: a pulled image's config
+	// digest, an earlier stage's final ID, zero for scratch.
+	id v1.Hash
+	// raw is a pulled base as served, or an earlier stage that is one unchanged (nil
+	// otherwise).
+	raw *rawImage
 }
 
 // resolveBase returns the starting state of a stage: scratch, an earlier stage, or a
@@ -153,22 +169,16 @@ func (b *build) resolveBase(ctx context.Context, def *instructions.Stage) (resol
 	if name == "" {
 		return resolvedBase{}, fmt.Errorf("base name (%s) should not be blank", def.BaseName)
 	}
-	platform := b.platform
-	if def.Platform != "" {
-		p, _, err := b.lex.ProcessWord(def.Platform, env)
-		if err != nil {
-			return resolvedBase{}, err
-		}
-		if platform, err = parsePlatform(p); err != nil {
-			return resolvedBase{}, err
-		}
+	platform, err := b.stagePlatform(def, env)
+	if err != nil {
+		return resolvedBase{}, err
 	}
 	if j, ok := b.df.stageIndex(name, def2index(b.df, def)); ok && b.df.stages[j].Name == strings.ToLower(name) {
 		prev := b.results[j]
 		if prev == nil {
 			return resolvedBase{}, fmt.Errorf("stage %s was not built", name)
 		}
-		base := resolvedBase{state: prev.state.clone()}
+		base := resolvedBase{state: prev.state.clone(), id: prev.id, raw: prev.asIs}
 		if prev.fresh {
 			base.note = fmt.Sprintf("the base stage %s ran steps again", name)
 		}
@@ -178,14 +188,37 @@ func (b *build) resolveBase(ctx context.Context, def *instructions.Stage) (resol
 		return base, nil
 	}
 	if strings.EqualFold(name, "scratch") {
-		return resolvedBase{state: scratchState(platform)}, nil
+		return resolvedBase{state: scratchState(platform.Platform)}, nil
 	}
 	b.emit(Info{Message: fmt.Sprintf("Retrieving image %s", name)})
-	st, id, err := b.puller.pull(ctx, name, platform)
+	got, err := b.puller.pullImage(ctx, name, platform)
 	if err != nil {
 		return resolvedBase{}, err
 	}
-	return resolvedBase{state: st, note: b.baseNote(ctx, name, platform, id), pulledLayers: len(st.layers)}, nil
+	st := got.state
+	note := b.baseNote(ctx, name, platform.Platform, st.id())
+	return resolvedBase{state: st, note: note, pulledLayers: len(st.layers), id: got.id, raw: got.raw}, nil
+}
+
+// stagePlatform is the platform a stage's base is pulled for: FROM --platform expanded
+// with env (the global args, BuildKit's platform args among them), or the build's. An
+// expression that expands to nothing is an error, as with BuildKit and Docker.
+func (b *build) stagePlatform(def *instructions.Stage, env shell.EnvGetter) (platformWant, error) {
+	if def.Platform == "" {
+		return b.platform, nil
+	}
+	s, _, err := b.lex.ProcessWord(def.Platform, env)
+	if err != nil {
+		return platformWant{}, err
+	}
+	if s == "" {
+		return platformWant{}, fmt.Errorf("empty platform value from expression %s", def.Platform)
+	}
+	p, err := parsePlatform(s)
+	if err != nil {
+		return platformWant{}, err
+	}
+	return platformWant{Platform: p, explicit: true}, nil
 }
 
 // def2index is the index of a stage definition: stages may only refer to earlier ones.

@@ -27,7 +27,7 @@ func Init() {
 	_ = enc.Encode(childStatus{Ready: true})
 	se := childMain()
 	// childMain only returns on failure.
-	_ = enc.Encode(childStatus{Message: se.Message, Code: se.Code})
+	_ = enc.Encode(childStatus{Message: se.Message, Code: se.Code, Errno: se.Errno})
 	code := se.Code
 	if code == 0 {
 		code = 125 // Docker's code for "the runtime failed", never reported as such

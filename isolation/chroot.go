@@ -66,6 +66,8 @@ type childStatus struct {
 	Ready   bool   `json:",omitempty"`
 	Message string `json:",omitempty"`
 	Code    int    `json:",omitempty"` // 126/127: the command could not be executed
+	// Errno is execve's error number when the exec itself failed.
+	Errno unix.Errno `json:",omitempty"`
 }
 
 // ChrootOption configures NewChroot.
@@ -290,7 +292,7 @@ func (r *chrootRunner) runChild(ctx context.Context, spec childSpec, stdout, std
 		}
 		return fmt.Errorf("chroot isolation: the child never reported, %s (does main call isolation.Init first?)", why)
 	case status.Message != "" && status.Code != 0:
-		return (&startError{Message: status.Message, Code: status.Code}).err()
+		return (&startError{Message: status.Message, Code: status.Code, Errno: status.Errno}).err()
 	case status.Message != "":
 		return fmt.Errorf("chroot isolation in %s: %s", spec.Root, status.Message)
 	}
@@ -311,7 +313,7 @@ func readStatus(r io.Reader) childStatus {
 		}
 		st.Ready = st.Ready || msg.Ready
 		if msg.Message != "" {
-			st.Message, st.Code = msg.Message, msg.Code
+			st.Message, st.Code, st.Errno = msg.Message, msg.Code, msg.Errno
 		}
 	}
 	_, _ = io.Copy(io.Discard, r)

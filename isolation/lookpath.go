@@ -21,15 +21,43 @@ const (
 	codeNotFound      = 127
 )
 
-// startError is a command that could not be started; it becomes an error wrapping
-// *ExitError so the builder reports it like a failed RUN, with runc's wording.
+// startError is a command that could not be started; it becomes a *StartError, which
+// wraps an *ExitError so the builder reports it like a failed RUN, with runc's wording.
 type startError struct {
 	Message string
 	Code    int
+	// Errno is execve's error number, 0 when the failure came before the exec.
+	Errno unix.Errno `json:",omitempty"`
 }
 
 func (e *startError) err() error {
-	return fmt.Errorf("%s: %w", e.Message, &ExitError{Code: e.Code})
+	return &StartError{Message: e.Message, Code: e.Code, Errno: e.Errno}
+}
+
+// StartError is a RUN command that never ran: its program was not found, could not be
+// executed, or is not a format this kernel runs (ENOEXEC: another architecture with no
+// emulator registered in binfmt_misc). errors.As finds the *ExitError with Docker's
+// code (127 not found, 126 otherwise) and errors.Is the errno.
+type StartError struct {
+	// Message says what failed, in runc's words: `exec: "/bin/sh": exec format error`.
+	Message string
+	// Code is the exit code reported for it.
+	Code int
+	// Errno is execve's error number, 0 when the failure came before the exec.
+	Errno unix.Errno
+}
+
+func (e *StartError) Error() string {
+	return fmt.Sprintf("%s: exit code %d", e.Message, e.Code)
+}
+
+// Unwrap gives the exit code and the errno to errors.As and errors.Is.
+func (e *StartError) Unwrap() []error {
+	errs := []error{&ExitError{Code: e.Code}}
+	if e.Errno != 0 {
+		errs = append(errs, e.Errno)
+	}
+	return errs
 }
 
 // pathFromEnv returns the PATH of env; the last assignment wins, as in os/exec.
@@ -113,5 +141,5 @@ func execFailure(path string, err error) *startError {
 	if errors.As(err, &errno) {
 		msg = errno.Error()
 	}
-	return &startError{Message: fmt.Sprintf("exec: %q: %s", path, msg), Code: code}
+	return &startError{Message: fmt.Sprintf("exec: %q: %s", path, msg), Code: code, Errno: errno}
 }
