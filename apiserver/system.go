@@ -11,11 +11,12 @@ import (
 	"github.com/sirupsen/logrus"
 )
 
-// systemRoutes registers /_ping, /version and /info.
+// systemRoutes registers /_ping, /version, /info and /system/df.
 func (s *Server) systemRoutes(r *mux.Router) {
 	r.HandleFunc("/_ping", s.ping).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/version", s.versionInfo).Methods(http.MethodGet)
 	r.HandleFunc("/info", s.info).Methods(http.MethodGet)
+	r.HandleFunc("/system/df", s.systemDiskUsage).Methods(http.MethodGet)
 }
 
 // ping answers as dockerd 20.10 does. The CLI negotiates its API version from the
