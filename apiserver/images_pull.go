@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/distribution/reference"
+	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
@@ -64,7 +65,7 @@ func (s *Server) pullImage(w http.ResponseWriter, r *http.Request) {
 		}))
 	if err != nil {
 		s.requestLog(r).WithError(err).WithField("image", refStr).Info("pull failed")
-		writeError(w, pullErrorStatus(err), pullErrorMessage(err, named))
+		writeError(w, pullErrorStatus(err), s.pullErrorMessage(err, named, kc))
 		return
 	}
 	var before string
@@ -154,12 +155,21 @@ func pullErrorStatus(err error) int {
 	return http.StatusInternalServerError
 }
 
-// pullErrorMessage words a failed pull: an unknown image as dockerd's "manifest for X
-// not found", anything else as the registry or the network said it.
-func pullErrorMessage(err error, named reference.Named) string {
+// pullErrorMessage words a failed pull as dockerd does: an unknown image is "manifest
+// for X not found", a registry that wants credentials and got none "no basic auth
+// credentials", anything else as the registry or the network said it.
+func (s *Server) pullErrorMessage(err error, named reference.Named, kc authn.Keychain) string {
 	var terr *transport.Error
-	if errors.As(err, &terr) && terr.StatusCode == http.StatusNotFound {
+	if !errors.As(err, &terr) {
+		return err.Error()
+	}
+	switch terr.StatusCode {
+	case http.StatusNotFound:
 		return fmt.Sprintf("manifest for %s not found: manifest unknown: manifest unknown", named.String())
+	case http.StatusUnauthorized:
+		if repo, rerr := name.NewRepository(named.Name(), s.nameOptions(named.Name())...); rerr == nil {
+			return fmt.Sprintf("pulling %s: %v", reference.FamiliarString(named), pushError(err, kc, repo))
+		}
 	}
 	return err.Error()
 }

@@ -211,8 +211,11 @@ func (s *Server) driverStatus() [][2]string {
 }
 
 // replyJSON answers with v as JSON, with the exact Content-Type the CLI checks for.
+// Like dockerd's, it leaves <, > and & as they are ("<missing>", "a && b").
 func replyJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v)
 }
