@@ -56,6 +56,7 @@ func TestDockerCommandsWithDockerCLI(t *testing.T) {
 		{[]string{"pull", reg + "/cli/app:1"}, 0, []string{`(?m)^1: Pulling from cli/app$`, `Pull complete`, `(?m)^Digest: sha256:[0-9a-f]{64}$`, `Status: Downloaded newer image for ` + regexp.QuoteMeta(reg+"/cli/app:1")}},
 		{[]string{"pull", reg + "/cli/app:1"}, 0, []string{`Status: Image is up to date for `}},
 		{[]string{"pull", reg + "/cli/app:nope"}, 1, []string{`Error response from daemon: manifest for .*/cli/app:nope not found`}},
+		{[]string{"pull", "-a", reg + "/cli/app"}, 1, []string{`docker pull --all-tags is not supported`}},
 		{[]string{"images"}, 0, []string{regexp.QuoteMeta(reg+"/cli/app") + ` +1 +` + short}},
 		{[]string{"history", reg + "/cli/app:1"}, 0, []string{`(?m)^IMAGE +CREATED +CREATED BY +SIZE +COMMENT$`, `(?m)^` + short + ` `}},
 		{[]string{"system", "df"}, 0, []string{`(?m)^Images +1 +0 `, `(?m)^Containers +0 +0 +0B +0B$`, `(?m)^Local Volumes +0 +0 +0B +0B$`, `(?m)^Build Cache +0 +0 +0B +0B$`}},

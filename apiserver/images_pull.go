@@ -118,21 +118,18 @@ func (s *Server) pullImage(w http.ResponseWriter, r *http.Request) {
 }
 
 // pullReference joins fromImage and tag as the CLI splits them: tag is a tag or,
-// for NAME@sha256:…, the digest. No tag means "latest"; dockerd's "every tag" (docker
-// pull -a) is not offered.
+// for NAME@sha256:…, the digest; fromImage may carry either itself. A bare name with
+// no tag is dockerd's "every tag" (docker pull -a), which kiln does not offer.
 func pullReference(from, tag string) (reference.Named, error) {
 	named, err := reference.ParseNormalizedNamed(from)
 	if err != nil {
 		return nil, fmt.Errorf("invalid reference format: %s: %w", from, err)
 	}
 	if tag == "" {
-		if _, ok := named.(reference.NamedTagged); ok {
-			return named, nil
+		if reference.IsNameOnly(named) {
+			return nil, fmt.Errorf("kiln pulls one image at a time: name a tag or digest (docker pull %s:TAG); docker pull --all-tags is not supported", reference.FamiliarName(named))
 		}
-		if _, ok := named.(reference.Canonical); ok {
-			return named, nil
-		}
-		return reference.WithTag(named, "latest")
+		return named, nil
 	}
 	if strings.Contains(tag, ":") {
 		d, err := digest.Parse(tag)

@@ -107,6 +107,7 @@ func TestPullImage(t *testing.T) {
 		{url.Values{"fromImage": {reg + "/pull/none"}, "tag": {"1"}}.Encode(), http.StatusNotFound, "manifest for " + reg + "/pull/none:1 not found"},
 		{url.Values{"fromSrc": {"-"}, "repo": {"x"}}.Encode(), http.StatusNotImplemented, "kiln does not import root filesystems"},
 		{"tag=1", http.StatusBadRequest, "fromImage is required"},
+		{url.Values{"fromImage": {reg + "/pull/app"}}.Encode(), http.StatusBadRequest, "docker pull --all-tags is not supported"},
 		{url.Values{"fromImage": {"bad name"}}.Encode(), http.StatusBadRequest, "invalid reference format"},
 		{url.Values{"fromImage": {strings.Repeat("a", 2000)}}.Encode(), http.StatusBadRequest, "too long"},
 	}
