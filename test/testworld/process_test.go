@@ -48,6 +48,10 @@ func TestHelpersLeaveNoProcess(t *testing.T) {
 			waitForProcess(t, marker)
 			return marker
 		}},
+		// The emulators' processes have their port as an argument of its own.
+		{"S3", func(t *testing.T) string { return portArg(t, S3(t).Endpoint) }},
+		{"GCS", func(t *testing.T) string { endpoint, _ := GCS(t); return portArg(t, endpoint) }},
+		{"Azurite", func(t *testing.T) string { return portArg(t, Azurite(t).Endpoint) }},
 	}
 	for _, tt := range tests {
 		var marker string
@@ -64,6 +68,17 @@ func TestHelpersLeaveNoProcess(t *testing.T) {
 			t.Errorf("%s: processes %v (with argument %s) outlived the test", tt.name, pids, marker)
 		}
 	}
+}
+
+// portArg is the port of endpoint, once a process with it as an argument runs.
+func portArg(t *testing.T, endpoint string) string {
+	t.Helper()
+	u, err := url.Parse(endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitForProcess(t, u.Port())
+	return u.Port()
 }
 
 // waitForProcess waits until a process with arg runs, so the check after the test is
