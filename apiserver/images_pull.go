@@ -1,6 +1,7 @@
 package apiserver
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -25,9 +26,9 @@ const maxPullReference = 1024
 
 // pullImage answers POST /images/create?fromImage=NAME&tag=TAG[&platform=P] (docker
 // pull): the image is fetched as a build's FROM fetches it (the server's registry
-// options, mirrors, its base cache, which it also warms) with the request's
-// X-Registry-Auth credentials first, stored and tagged, and reported in dockerd's
-// JSON progress stream. Errors before the first byte of the image (a bad name, an
+// options and mirrors) with the request's X-Registry-Auth credentials first, stored
+// and tagged, copied into the base cache (as kiln warm would fill it), and reported in
+// dockerd's JSON progress stream. Errors before the first byte of the image (a bad name, an
 // unknown tag, refused credentials) are HTTP errors with dockerd's statuses; later
 // ones are in-stream. fromSrc (docker import) is refused: kiln imports no root
 // filesystems.
@@ -58,7 +59,6 @@ func (s *Server) pullImage(w http.ResponseWriter, r *http.Request) {
 	kc := s.pushKeychain(r)
 	refStr := named.String()
 	pulled, err := builder.Pull(r.Context(), refStr, platform,
-		builder.WithWorkspace(s.build.Workspace),
 		builder.WithRegistry(builder.Registry{
 			Keychain: kc, PlainHTTP: s.build.PlainHTTP, Insecure: s.build.Insecure,
 			Mirrors: s.build.Mirrors, SkipDefaultFallback: s.build.SkipDefaultFallback, Transport: s.build.Transport,
@@ -108,6 +108,12 @@ func (s *Server) pullImage(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	if dir := s.build.Workspace.BaseCache; dir != "" {
+		if err := s.warmBaseCache(r.Context(), dir, imageID.String(), pulled.Ref); err != nil {
+			// The image is pulled; only later builds' head start is lost.
+			s.requestLog(r).WithError(err).WithField("image", refStr).Warn("pull: storing the image in the base cache")
+		}
+	}
 	out.Status("", "Digest: "+pulled.Digest.String())
 	familiar := reference.FamiliarString(named)
 	if before == imageID.String() {
@@ -115,6 +121,22 @@ func (s *Server) pullImage(w http.ResponseWriter, r *http.Request) {
 	} else {
 		out.Status("", "Status: Downloaded newer image for "+familiar)
 	}
+}
+
+// warmBaseCache copies the stored image id into the base cache in dir, named as ref,
+// so builds FROM it start without a download, as after kiln warm. The store's blobs
+// are held meanwhile so a concurrent rmi cannot remove them.
+func (s *Server) warmBaseCache(ctx context.Context, dir, id string, ref name.Reference) error {
+	release, err := s.store.Hold(ctx)
+	if err != nil {
+		return err
+	}
+	defer release()
+	img, _, err := s.store.Resolve(id)
+	if err != nil {
+		return err
+	}
+	return builder.CacheBaseImage(ctx, dir, img, ref)
 }
 
 // pullReference joins fromImage and tag as the CLI splits them: tag is a tag or,

@@ -72,7 +72,8 @@ func TestLocalCacheUsage(t *testing.T) {
 
 // TestPullThroughMirror checks that builder.Pull goes through the FROM puller's
 // registry settings: with a mirror for a registry that does not answer, the image
-// comes from the mirror, keeps the reference asked for, and lands in the base cache.
+// comes from the mirror and keeps the reference asked for; CacheBaseImage then puts it
+// in the base cache under that reference.
 func TestPullThroughMirror(t *testing.T) {
 	t.Parallel()
 	mirror := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
@@ -90,7 +91,6 @@ func TestPullThroughMirror(t *testing.T) {
 	const gone = "127.0.0.1:1"
 	cacheDir := t.TempDir()
 	pulled, err := builder.Pull(context.Background(), gone+"/lib/app:1", "linux/amd64",
-		builder.WithWorkspace(builder.Workspace{BaseCache: cacheDir}),
 		builder.WithRegistry(builder.Registry{Mirrors: func(reg string) []string {
 			if reg == gone {
 				return []string{mirrorHost}
@@ -110,6 +110,9 @@ func TestPullThroughMirror(t *testing.T) {
 		t.Error(err)
 	} else if d, _ := img.RawManifest(); string(raw) != string(d) {
 		t.Error("the pulled manifest is not the registry's bytes")
+	}
+	if err := builder.CacheBaseImage(context.Background(), cacheDir, pulled.Image, pulled.Ref); err != nil {
+		t.Fatal(err)
 	}
 	recs, err := builder.BaseCacheUsage(cacheDir)
 	if err != nil || len(recs) != 1 || recs[0].Description != gone+"/lib/app:1" || recs[0].Size == 0 {

@@ -1,15 +1,12 @@
 package builder
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 
 	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
@@ -27,13 +24,12 @@ type Pulled struct {
 	Digest v1.Hash
 }
 
-// Pull fetches the image ref names for platform ("os/arch[/variant]", "" for the
+// Pull resolves the image ref names for platform ("os/arch[/variant]", "" for the
 // host's) as a build's FROM does, with the settings of WithRegistry: credentials,
 // mirrors, plain-HTTP and unverified-TLS registries, per-registry transports, retries.
-// With a base cache (WithWorkspace, Workspace.BaseCache) the image is stored there
-// first, as kiln warm stores it, so later builds FROM it need no download; the returned
-// image then reads its layers from the cache. Without one its layers stream from the
-// registry when read. WithEvents receives the puller's debug messages.
+// It fetches the manifest (and the index's, for a multi-platform image) now, so an
+// unknown image or refused credentials fail here; the layers stream from the registry
+// when the returned image's layers are read. Other options are ignored.
 func Pull(ctx context.Context, ref, platform string, opts ...Option) (*Pulled, error) {
 	s := settings{events: func(Event) {}}
 	for _, o := range opts {
@@ -43,15 +39,7 @@ func Pull(ctx context.Context, ref, platform string, opts ...Option) (*Pulled, e
 	if err != nil {
 		return nil, err
 	}
-	var popts []pullerOption
-	var cache *baseCache
-	if dir := s.workspace.BaseCache; dir != "" {
-		if cache, err = openBaseCache(dir); err != nil {
-			return nil, err
-		}
-		popts = append(popts, withBaseCache(cache, PullAlways))
-	}
-	p := newPuller(s.registry, plat, "", append(popts, withPullEvents(s.events))...)
+	p := newPuller(s.registry, plat, "", withPullEvents(s.events))
 	parsed, err := p.parseReference(ref)
 	if err != nil {
 		return nil, err
@@ -60,86 +48,83 @@ func Pull(ctx context.Context, ref, platform string, opts ...Option) (*Pulled, e
 	if err != nil {
 		return nil, err
 	}
-	var (
-		desc *remote.Descriptor
-		from name.Reference
-	)
+	var desc *remote.Descriptor
 	err = p.firstCandidate(ctx, candidates, func(c name.Reference) error {
 		d, err := remote.Get(c, p.remoteOptions(ctx, c, plat)...)
 		if err != nil {
 			return err
 		}
-		desc, from = d, c
+		desc = d
 		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("pulling %s: %w", ref, err)
 	}
-	out := &Pulled{Ref: parsed, Digest: desc.Digest}
-	if cache == nil {
-		if out.Image, err = desc.Image(); err != nil {
-			return nil, fmt.Errorf("pulling %s: %w", ref, err)
-		}
-		return out, nil
-	}
-	tagName := ""
-	if t, ok := parsed.(name.Tag); ok {
-		tagName = t.Name()
-	}
-	// What the tag named a moment ago, from where it was found, even if it moves.
-	cached, ok := cache.image(desc.Digest, plat)
-	if !ok {
-		if cached, err = p.download(ctx, ref, []name.Reference{from.Context().Digest(desc.Digest.String())}, plat, tagName); err != nil {
-			return nil, err
-		}
-	} else if err := cache.record(ctx, cached.descriptor(tagName)); err != nil {
-		return nil, err
-	}
-	if out.Image, err = cachedV1Image(cache, cached); err != nil {
+	img, err := desc.Image()
+	if err != nil {
 		return nil, fmt.Errorf("pulling %s: %w", ref, err)
 	}
-	return out, nil
+	return &Pulled{Image: img, Ref: parsed, Digest: desc.Digest}, nil
 }
 
-// cachedV1Image is a base-cache image as a v1.Image whose manifest and config are the
-// cached bytes, unchanged.
-func cachedV1Image(c *baseCache, img *cachedImage) (v1.Image, error) {
-	raw, err := c.readBlob(img.manifest)
+// CacheBaseImage stores img in the base cache in dir as a build that pulled it as ref
+// would have (kiln warm), so later builds FROM ref need no download: blobs the cache
+// lacks are copied from img (a local image, typically: one just stored), and the tag
+// of ref, if it has one, names the image in the cache's index.
+func CacheBaseImage(ctx context.Context, dir string, img v1.Image, ref name.Reference) error {
+	c, err := openBaseCache(dir)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	m, err := v1.ParseManifest(bytes.NewReader(raw))
+	layers, err := img.Layers()
 	if err != nil {
-		return nil, err
+		return fmt.Errorf("base cache: %w", err)
 	}
-	cfg, err := c.readBlob(m.Config.Digest)
-	if err != nil {
-		return nil, err
-	}
-	ci := &cacheBackedImage{raw: raw, config: cfg, mediaType: img.mediaType, layers: map[v1.Hash]v1.Layer{}}
-	for _, l := range img.layers {
+	for _, l := range layers {
 		d, err := l.Digest()
 		if err != nil {
-			return nil, err
+			return fmt.Errorf("base cache: %w", err)
 		}
-		ci.layers[d] = l
+		size, err := l.Size()
+		if err != nil {
+			return fmt.Errorf("base cache: layer %s: %w", d, err)
+		}
+		if c.hasBlob(d, size) {
+			continue
+		}
+		rc, err := l.Compressed()
+		if err != nil {
+			return fmt.Errorf("base cache: layer %s: %w", d, err)
+		}
+		_, err = c.writeBlob(ctx, d, size, rc)
+		rc.Close()
+		if err != nil {
+			return fmt.Errorf("base cache: layer %w", err)
+		}
 	}
-	return partial.CompressedToImage(ci)
-}
-
-// cacheBackedImage implements partial.CompressedImageCore over base-cache blobs.
-type cacheBackedImage struct {
-	raw, config []byte
-	mediaType   types.MediaType
-	layers      map[v1.Hash]v1.Layer
-}
-
-func (ci *cacheBackedImage) RawManifest() ([]byte, error)        { return ci.raw, nil }
-func (ci *cacheBackedImage) RawConfigFile() ([]byte, error)      { return ci.config, nil }
-func (ci *cacheBackedImage) MediaType() (types.MediaType, error) { return ci.mediaType, nil }
-func (ci *cacheBackedImage) LayerByDigest(h v1.Hash) (partial.CompressedLayer, error) {
-	if l, ok := ci.layers[h]; ok {
-		return l, nil
+	cfgRaw, err := img.RawConfigFile()
+	if err != nil {
+		return fmt.Errorf("base cache: %w", err)
 	}
-	return nil, errors.New("the base cache has no layer " + h.String())
+	if _, err := c.putBlob(ctx, cfgRaw); err != nil {
+		return err
+	}
+	mfRaw, err := img.RawManifest()
+	if err != nil {
+		return fmt.Errorf("base cache: %w", err)
+	}
+	md, err := c.putBlob(ctx, mfRaw)
+	if err != nil {
+		return err
+	}
+	// A manifest (not an index) is read whatever the platform asked for.
+	cached, ok := c.image(md, v1.Platform{})
+	if !ok {
+		return errors.New("base cache: the image is incomplete in " + dir)
+	}
+	tagName := ""
+	if t, ok := ref.(name.Tag); ok {
+		tagName = t.Name()
+	}
+	return c.record(ctx, cached.descriptor(tagName))
 }
