@@ -66,6 +66,9 @@ func TestDockerCommandsWithDockerCLI(t *testing.T) {
 		{[]string{"run", "--rm", reg + "/cli/app:1", "true"}, 125, []string{`Error response from daemon: ` + noContainers}},
 		{[]string{"create", reg + "/cli/app:1"}, 1, []string{`Error response from daemon: ` + noContainers}},
 		{[]string{"exec", "c1", "true"}, 1, []string{`No such container: c1 \(` + noContainers}},
+		// Generic inspect asks for a container first and must get a 404 to go on.
+		{[]string{"inspect", "--format", "{{.Id}}", reg + "/cli/app:1"}, 0, []string{`^` + id.String() + `\n$`}},
+		{[]string{"logs", "c1"}, 1, []string{`No such container: c1`}},
 		{[]string{"volume", "ls"}, 0, []string{`^DRIVER +VOLUME NAME\n$`}},
 		{[]string{"network", "ls"}, 0, []string{`^NETWORK ID +NAME +DRIVER +SCOPE\n$`}},
 		{[]string{"system", "prune", "-f"}, 0, []string{`Total reclaimed space: 0B`}},
