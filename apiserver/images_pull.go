@@ -28,10 +28,11 @@ const maxPullReference = 1024
 // pull): the image is fetched as a build's FROM fetches it (the server's registry
 // options and mirrors) with the request's X-Registry-Auth credentials first, stored
 // and tagged, copied into the base cache (as kiln warm would fill it), and reported in
-// dockerd's JSON progress stream. Errors before the first byte of the image (a bad name, an
-// unknown tag, refused credentials) are HTTP errors with dockerd's statuses; later
-// ones are in-stream. fromSrc (docker import) is refused: kiln imports no root
-// filesystems.
+// dockerd's JSON progress stream. Errors before the first byte of the image (a bad
+// name, an unknown tag, refused credentials) are HTTP errors with dockerd's statuses;
+// later ones are in-stream. fromSrc (docker import) is refused: kiln imports no root
+// filesystems. A pull is bounded as a FROM's is (the same registry code, cancelled
+// with the client); its query is bounded here.
 func (s *Server) pullImage(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	if q.Get("fromSrc") != "" {
