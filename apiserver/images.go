@@ -24,6 +24,8 @@ func (s *Server) imageRoutes(r *mux.Router) {
 	r.HandleFunc("/images/get", s.saveImages).Methods(http.MethodGet)
 	r.HandleFunc("/images/load", s.loadImages).Methods(http.MethodPost)
 	r.HandleFunc("/images/prune", s.pruneImages).Methods(http.MethodPost)
+	r.HandleFunc("/images/create", s.pullImage).Methods(http.MethodPost)
+	r.HandleFunc("/images/{name:.*}/history", s.imageHistory).Methods(http.MethodGet)
 	r.HandleFunc("/images/{name:.*}/json", s.inspectImage).Methods(http.MethodGet)
 	r.HandleFunc("/images/{name:.*}/get", s.saveImages).Methods(http.MethodGet)
 	r.HandleFunc("/images/{name:.*}/tag", s.tagImage).Methods(http.MethodPost)

@@ -127,7 +127,7 @@ func (s *Server) pushTag(ctx context.Context, st *store.Store, out *stream, tagS
 	}
 	digest, err := output.Push(ctx, wrapped, []name.Reference{tag}, s.pushOptions(kc, tag.RegistryStr())...)
 	if err != nil {
-		return pushError(err, kc, tag)
+		return pushError(err, kc, tag.Context())
 	}
 	for i := len(ids) - 1; i >= 0; i-- {
 		progress.alreadyThere(ids[i])
@@ -174,15 +174,15 @@ func (s *Server) pushKeychain(r *http.Request) authn.Keychain {
 	return authn.NewMultiKeychain(kcs...)
 }
 
-// pushError words a failed push as dockerd does: a registry that wants credentials
+// pushError words a failed push (or pull) as dockerd does: a registry that wants credentials
 // and got none is "no basic auth credentials"; refused credentials are the registry's
 // own error ("unauthorized: authentication required").
-func pushError(err error, kc authn.Keychain, tag name.Tag) error {
+func pushError(err error, kc authn.Keychain, repo name.Repository) error {
 	var terr *transport.Error
 	if !errors.As(err, &terr) || terr.StatusCode != http.StatusUnauthorized {
 		return err
 	}
-	if !hasCredentials(kc, tag.Context()) {
+	if !hasCredentials(kc, repo) {
 		return errors.New("no basic auth credentials")
 	}
 	if len(terr.Errors) > 0 {

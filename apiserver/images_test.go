@@ -39,7 +39,7 @@ func TestListImages(t *testing.T) {
 	w := newListWorld(t)
 	builtJSON := fmt.Sprintf(`{"Containers":-1,"Created":1795334976,"Id":"%s","Labels":{"from.dockerfile":"yes"},"ParentId":"","RepoDigests":null,"RepoTags":["127.0.0.1:5010/apicap/x:1","apicap-basic:latest","apicap-basic:v2"],"SharedSize":-1,"Size":%d,"VirtualSize":%d}`, w.built, w.size, w.size)
 	filteredJSON := strings.Replace(builtJSON, `"127.0.0.1:5010/apicap/x:1",`, "", 1)
-	danglingJSON := fmt.Sprintf(`{"Containers":-1,"Created":1795334689,"Id":"%s","Labels":null,"ParentId":"","RepoDigests":["\u003cnone\u003e@\u003cnone\u003e"],"RepoTags":["\u003cnone\u003e:\u003cnone\u003e"],"SharedSize":-1,"Size":1024,"VirtualSize":1024}`, w.dangling)
+	danglingJSON := fmt.Sprintf(`{"Containers":-1,"Created":1795334689,"Id":"%s","Labels":null,"ParentId":"","RepoDigests":["<none>@<none>"],"RepoTags":["<none>:<none>"],"SharedSize":-1,"Size":1024,"VirtualSize":1024}`, w.dangling)
 	q := func(filters string) string { return "?filters=" + url.QueryEscape(filters) }
 	tests := []struct {
 		name, path string

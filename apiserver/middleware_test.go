@@ -25,7 +25,7 @@ func TestUnknownRoutesAndMethods(t *testing.T) {
 	}{
 		{http.MethodGet, "/nope", http.StatusNotFound},
 		{http.MethodGet, "/v1.41/nope", http.StatusNotFound},
-		{http.MethodPost, "/v1.41/containers/create", http.StatusNotFound},
+		{http.MethodPost, "/v1.41/swarm/init", http.StatusNotFound},
 		{http.MethodPost, "/_ping", http.StatusMethodNotAllowed},
 		{http.MethodDelete, "/v1.41/version", http.StatusMethodNotAllowed},
 		{http.MethodPost, "/info", http.StatusMethodNotAllowed},

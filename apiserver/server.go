@@ -125,6 +125,7 @@ func (s *Server) Handler() http.Handler {
 	s.systemRoutes(r)
 	s.buildRoutes(r)
 	s.imageRoutes(r)
+	s.containerRoutes(r)
 	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		writeError(w, http.StatusNotFound, "page not found")
 	})

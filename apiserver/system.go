@@ -11,11 +11,12 @@ import (
 	"github.com/sirupsen/logrus"
 )
 
-// systemRoutes registers /_ping, /version and /info.
+// systemRoutes registers /_ping, /version, /info and /system/df.
 func (s *Server) systemRoutes(r *mux.Router) {
 	r.HandleFunc("/_ping", s.ping).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/version", s.versionInfo).Methods(http.MethodGet)
 	r.HandleFunc("/info", s.info).Methods(http.MethodGet)
+	r.HandleFunc("/system/df", s.systemDiskUsage).Methods(http.MethodGet)
 }
 
 // ping answers as dockerd 20.10 does. The CLI negotiates its API version from the
@@ -210,8 +211,11 @@ func (s *Server) driverStatus() [][2]string {
 }
 
 // replyJSON answers with v as JSON, with the exact Content-Type the CLI checks for.
+// Like dockerd's, it leaves <, > and & as they are ("<missing>", "a && b").
 func replyJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v)
 }

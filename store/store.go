@@ -73,6 +73,14 @@ type Image struct {
 	Size        int64     // sum of the layers' unpacked file sizes, as dockerd counts it
 	Labels      map[string]string
 	LastTagTime time.Time // when a tag last moved to this image (zero if never)
+	// Layers are the manifest's layers, base first, with their unpacked sizes.
+	Layers []Layer
+}
+
+// Layer is one layer of a stored image.
+type Layer struct {
+	Digest v1.Hash // the compressed blob's digest
+	Size   int64   // the sum of its files' sizes, as dockerd counts a layer's size
 }
 
 // Dangling reports whether the image has no tag: `docker images` shows it as <none>.
@@ -318,6 +326,10 @@ func describe(ix *index, id string) Image {
 	}
 	im.ID, _ = v1.NewHash(id)
 	im.Manifest, _ = v1.NewHash(rec.Manifest)
+	for _, l := range rec.Layers {
+		d, _ := v1.NewHash(l)
+		im.Layers = append(im.Layers, Layer{Digest: d, Size: ix.ContentSizes[l]})
+	}
 	for _, t := range ix.tagsOf(id) {
 		im.RepoTags = append(im.RepoTags, familiarKey(t))
 	}

@@ -155,6 +155,11 @@ func TestPutResolve(t *testing.T) {
 		Labels:      map[string]string{"a": "b"},
 		LastTagTime: im.LastTagTime,
 	}
+	layers, _ := img.Layers()
+	for _, l := range layers {
+		d, _ := l.Digest()
+		want.Layers = append(want.Layers, Layer{Digest: d, Size: 1024})
+	}
 	if diff := cmp.Diff(want, im); diff != "" {
 		t.Errorf("Resolve(busybox) (-want +got):\n%s", diff)
 	}

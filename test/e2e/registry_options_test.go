@@ -138,17 +138,10 @@ proxy: {remoteurl: "http://`+upstream+`"}
 	}
 	cmd := exec.Command("docker-registry", "serve", cfg)
 	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	stopped := false
+	stopProcess := testworld.Start(t, cmd)
 	stop = func() {
-		if !stopped {
-			stopped = true
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
-			logf.Close()
-		}
+		stopProcess()
+		logf.Close()
 	}
 	t.Cleanup(stop)
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {

@@ -41,10 +41,7 @@ auth:
 	cmd := exec.Command("docker-registry", "serve", cfg)
 	logf, _ := os.Create(filepath.Join(dir, "registry.log"))
 	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	testworld.Start(t, cmd)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		resp, err := http.Get("http://" + addr + "/v2/")

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -43,6 +44,8 @@ func startServer(t *testing.T, args ...string) *server {
 	all := append([]string{"serve", "-H", s.host, "--state-dir", s.state, "--isolation", "chroot"}, args...)
 	s.cmd = exec.Command(kiln, all...)
 	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
+	// Its own process group: whatever it leaves running goes with it.
+	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := s.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -53,7 +56,7 @@ func startServer(t *testing.T, args ...string) *server {
 		select {
 		case <-done:
 		case <-time.After(10 * time.Second):
-			_ = s.cmd.Process.Kill()
+			_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
 			<-done
 		}
 		if t.Failed() {

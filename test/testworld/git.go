@@ -32,7 +32,8 @@ func Git(t testing.TB, dir string, args ...string) string {
 }
 
 // GitDaemon serves a bare clone of the repository in work with a real `git daemon` on a
-// free loopback port, stopped when the test ends, and returns its URL,
+// free loopback port, stopped (with every process it started) when the test ends, and
+// returns its URL,
 // git://127.0.0.1:PORT/repo.git. Tests skip when git is not installed.
 func GitDaemon(t testing.TB, work string) string {
 	t.Helper()
@@ -47,12 +48,9 @@ func GitDaemon(t testing.TB, work string) string {
 	}
 	port := l.Addr().(*net.TCPAddr).Port
 	l.Close()
-	cmd := exec.Command("git", "daemon", "--reuseaddr", "--export-all", "--listen=127.0.0.1",
-		fmt.Sprintf("--port=%d", port), "--base-path="+srv, srv)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	// `git daemon` runs git-daemon as a child: Start stops the whole group.
+	Start(t, exec.Command("git", "daemon", "--reuseaddr", "--export-all", "--listen=127.0.0.1",
+		fmt.Sprintf("--port=%d", port), "--base-path="+srv, srv))
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 		c, err := net.Dial("tcp", addr)
