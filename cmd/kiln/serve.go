@@ -92,6 +92,9 @@ removes the unix sockets.`,
   kiln serve -H tcp://0.0.0.0:2375 --auth-token-file=/etc/kiln/token --push-on-build`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkEmptyFlags(cmd.Flags()); err != nil {
+				return err
+			}
 			return runServe(cmd.Context(), f, h, stderr)
 		},
 	}
@@ -218,9 +221,12 @@ type serveConfig struct {
 // planServe checks the flags and turns them into a configuration, without creating
 // anything.
 func planServe(f *serveFlags, h host, keychain authn.Keychain) (*serveConfig, error) {
+	if strings.TrimSpace(f.stateDir) == "" {
+		return nil, fmt.Errorf("--state-dir: must not be empty; give a directory, such as %s", defaultStateDir)
+	}
 	stateDir, err := filepath.Abs(f.stateDir)
-	if err != nil || f.stateDir == "" {
-		return nil, fmt.Errorf("--state-dir %q: %v", f.stateDir, err)
+	if err != nil {
+		return nil, fmt.Errorf("--state-dir %q: %w", f.stateDir, err)
 	}
 	specs := f.hosts
 	if len(specs) == 0 {

@@ -53,6 +53,9 @@ skipped. Every image is tried; kiln warm fails if any failed.`,
   kiln warm -c /cache -d Dockerfile --build-arg BASE=alpine:3.20`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkEmptyFlags(cmd.Flags()); err != nil {
+				return err
+			}
 			return runWarm(cmd.Context(), f, h, stderr)
 		},
 	}
@@ -95,12 +98,20 @@ func runWarm(ctx context.Context, f *warmFlags, h host, stderr io.Writer) error 
 	if len(f.images) == 0 && f.dockerfile == "" {
 		return fmt.Errorf("give at least one --image or a --dockerfile")
 	}
+	if err := checkBuildArgs(f.buildArgs); err != nil {
+		return err
+	}
+	if f.platform != "" {
+		if err := parsePlatformFlag("custom-platform", f.platform); err != nil {
+			return err
+		}
+	}
 	dir, err := baseCacheDir(f.cacheDir)
 	if err != nil {
 		return err
 	}
 	if dir == "" {
-		return fmt.Errorf("--cache-dir must not be empty")
+		return fmt.Errorf("--cache-dir: must not be empty; give a directory, such as /cache")
 	}
 	regs, err := planRegistries(&f.reg, h.lookupEnv)
 	if err != nil {
@@ -140,7 +151,10 @@ func baseCacheDir(dir string) (string, error) {
 	}
 	abs, err := filepath.Abs(dir)
 	if err != nil {
-		return "", fmt.Errorf("--cache-dir: %w", err)
+		return "", fmt.Errorf("--cache-dir %q: %w", dir, err)
+	}
+	if fi, err := os.Stat(abs); err == nil && !fi.IsDir() {
+		return "", fmt.Errorf("--cache-dir %s: not a directory; give a directory (it is created when missing)", abs)
 	}
 	return abs, nil
 }

@@ -1,0 +1,231 @@
+package main
+
+import (
+	"bytes"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/spf13/pflag"
+)
+
+// badValues are values no flag of a given type takes (or, for strings, the empty
+// value, which is what an unset variable in a script gives).
+func badValues(typ string) []string {
+	switch typ {
+	case "int":
+		return []string{"", "x", "1.5"}
+	case "bool":
+		return []string{"", "maybe"}
+	case "duration":
+		return []string{"", "soon"}
+	}
+	return []string{""}
+}
+
+// checkMessage fails when msg, an error kiln printed, says nothing: empty, a nil
+// error or a bad format verb formatted into it, or a reason cut off after its colon.
+func checkMessage(t *testing.T, what, msg string) {
+	t.Helper()
+	m := strings.TrimSpace(msg)
+	switch {
+	case m == "" || m == "error:":
+		t.Errorf("%s: empty error message", what)
+	case strings.Contains(m, "<nil>"):
+		t.Errorf("%s: %q formats a nil error", what, m)
+	case strings.Contains(m, "%!"):
+		t.Errorf("%s: %q has a bad format verb", what, m)
+	case strings.HasSuffix(m, ":") || strings.HasSuffix(m, `""`):
+		t.Errorf("%s: %q ends without a reason", what, m)
+	}
+}
+
+// errorLine returns the "error: ..." line kiln printed last.
+func errorLine(stderr string) string {
+	var last string
+	for _, l := range strings.Split(stderr, "\n") {
+		if strings.HasPrefix(l, "error:") {
+			last = l
+		}
+	}
+	return last
+}
+
+// bogusContext is a context whose Dockerfile does not parse, so a build that gets
+// past its flags stops there, having built nothing.
+func bogusContext(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte("BOGUS\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+const bogusDockerfileError = "unknown instruction: BOGUS"
+
+// visitFlags calls fn with each flag (but --help) of the flags add registers.
+func visitFlags(add func(fs *pflag.FlagSet), fn func(fl *pflag.Flag)) {
+	fs := pflag.NewFlagSet("x", pflag.ContinueOnError)
+	add(fs)
+	fs.VisitAll(func(fl *pflag.Flag) {
+		if fl.Name != "help" {
+			fn(fl)
+		}
+	})
+}
+
+// TestBuildAndWarmFlagValuesSayWhatIsWrong gives every flag of kiln build and kiln
+// warm an empty value and values of the wrong type. Each is either accepted (the
+// build then stops at the Dockerfile, which does not parse) or refused with a message
+// that names the flag and says what it takes.
+func TestBuildAndWarmFlagValuesSayWhatIsWrong(t *testing.T) {
+	t.Parallel()
+	ctxDir := bogusContext(t)
+	dockerfile := filepath.Join(ctxDir, "Dockerfile")
+	commands := []struct {
+		name string
+		add  func(fs *pflag.FlagSet)
+		base []string
+	}{
+		{"build", func(fs *pflag.FlagSet) { addBuildFlags(fs, &buildFlags{}) }, []string{"build", "-c", ctxDir, "--no-push", "--isolation=chroot"}},
+		{"warm", func(fs *pflag.FlagSet) { addWarmFlags(fs, &warmFlags{}) }, []string{"warm", "--cache-dir", t.TempDir(), "--dockerfile", dockerfile}},
+	}
+	for _, c := range commands {
+		visitFlags(c.add, func(fl *pflag.Flag) {
+			for _, v := range badValues(fl.Value.Type()) {
+				arg := "--" + fl.Name + "=" + v
+				t.Run(c.name+" "+arg, func(t *testing.T) {
+					t.Parallel()
+					var stdout, stderr bytes.Buffer
+					code := run(append(append([]string{}, c.base...), arg), &stdout, &stderr, fakeHost(t, false, nil))
+					msg := errorLine(stderr.String())
+					if code == 0 {
+						t.Fatalf("exit code 0, want the Dockerfile refused; stderr:\n%s", stderr.String())
+					}
+					checkMessage(t, arg, msg)
+					if !strings.Contains(msg, bogusDockerfileError) && !strings.Contains(msg, "--"+fl.Name) {
+						t.Errorf("%s refused with %q, which does not name --%s", arg, msg, fl.Name)
+					}
+				})
+			}
+		})
+	}
+}
+
+// TestServeFlagValuesSayWhatIsWrong does the same for kiln serve, up to the checked
+// configuration (a server that accepts its flags would start listening).
+func TestServeFlagValuesSayWhatIsWrong(t *testing.T) {
+	t.Parallel()
+	visitFlags(func(fs *pflag.FlagSet) { addServeFlags(fs, &serveFlags{}) }, func(fl *pflag.Flag) {
+		for _, v := range badValues(fl.Value.Type()) {
+			arg := "--" + fl.Name + "=" + v
+			t.Run(arg, func(t *testing.T) {
+				t.Parallel()
+				err := checkServeFlags(t, "--isolation=chroot", "--state-dir", t.TempDir(), arg)
+				if err == nil {
+					return
+				}
+				checkMessage(t, arg, "error: "+err.Error())
+				if !strings.Contains(err.Error(), "--"+fl.Name) {
+					t.Errorf("%s refused with %q, which does not name --%s", arg, err, fl.Name)
+				}
+			})
+		}
+	})
+}
+
+// checkServeFlags checks args as kiln serve does before it listens: the command
+// line, empty values, the logger and the configuration.
+func checkServeFlags(t *testing.T, args ...string) error {
+	t.Helper()
+	f := &serveFlags{}
+	fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	addServeFlags(fs, f)
+	if err := fs.Parse(args); err != nil {
+		return flagError(nil, err)
+	}
+	if err := checkEmptyFlags(fs); err != nil {
+		return err
+	}
+	if _, err := newLogger(io.Discard, f.verbosity, f.logFormat, f.logTimestamp); err != nil {
+		return err
+	}
+	_, err := planServe(f, fakeHost(t, false, nil), nil)
+	return err
+}
+
+// TestFlagMessages pins the messages for values users get wrong, the issue's
+// `kiln serve --state-dir ”` first.
+func TestFlagMessages(t *testing.T) {
+	t.Parallel()
+	ctxDir := bogusContext(t)
+	file := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	build := func(args ...string) []string {
+		return append([]string{"build", "-c", ctxDir, "--no-push", "--isolation=chroot"}, args...)
+	}
+	tests := []struct {
+		args    []string
+		wantErr string
+	}{
+		{[]string{"serve", "--state-dir", ""}, "--state-dir: must not be empty; give a directory, such as /var/lib/kiln"},
+		{[]string{"serve", "--state-dir", "   "}, "--state-dir: must not be empty"},
+		{[]string{"serve", "-H", ""}, "--host: must not be empty; give unix:///path/kiln.sock or tcp://host:port"},
+		{[]string{"serve", "--max-concurrent-builds", ""}, `--max-concurrent-builds "": want a whole number, such as 3`},
+		{[]string{"serve", "--tlsverify=maybe"}, `--tlsverify "maybe": want true or false`},
+		{[]string{"serve", "--context-memory-dir", ""}, "--context-memory-dir: must not be empty; give a tmpfs directory"},
+		{[]string{"warm", "--cache-dir", "", "-i", "x"}, "--cache-dir: must not be empty; give a directory, such as /cache"},
+		{[]string{"warm", "--cache-dir", file, "-i", "x"}, "--cache-dir " + file + ": not a directory"},
+		{[]string{"warm", "--cache-dir", t.TempDir(), "-i", ""}, "--image: must not be empty; give an image reference"},
+		{[]string{"warm", "--cache-dir", t.TempDir(), "-i", "x", "--custom-platform", "/"}, `--custom-platform "/": not a platform; give os/arch[/variant]`},
+		{[]string{"warm", "--cache-dir", t.TempDir(), "-i", "x", "--build-arg", "=v"}, `--build-arg "=v": the name is empty`},
+		{build("--context", ""), "--context: must not be empty; give a directory"},
+		{build("--dockerfile", ""), "--dockerfile: must not be empty; give the Dockerfile's path"},
+		{build("-f", ""), "--dockerfile: must not be empty"},
+		{build("--snapshot-mode", ""), "--snapshot-mode: must not be empty; give redo, full or time"},
+		{build("--compression", ""), "--compression: must not be empty; give gzip or zstd"},
+		{build("--isolation", ""), "--isolation: must not be empty; give chroot, inplace or auto"},
+		{build("--destination", ""), "--destination: must not be empty; give an image reference"},
+		{build("--insecure-registry", ""), "--insecure-registry: must not be empty; give a registry"},
+		{build("--ignore-path", ""), "--ignore-path: must not be empty; give an absolute path"},
+		{build("--push-retry", "x"), `--push-retry "x": want a whole number, such as 3`},
+		{build("--image-fs-extract-retry", "-1"), "--image-fs-extract-retry -1: must not be negative"},
+		{build("--no-push=maybe"), `--no-push "maybe": want true or false`},
+		{build("--cache-ttl", "soon"), `--cache-ttl "soon": want a duration, such as 30m or 6h`},
+		{build("--custom-platform", "/"), `--custom-platform "/": not a platform`},
+		{build("--custom-platform", "linux/"), `--custom-platform "linux/": not a platform`},
+		{build("--build-arg", "=x"), `--build-arg "=x": the name is empty`},
+		{build("--git", "single-branch=maybe"), `--git "single-branch=maybe": single-branch="maybe": want true or false`},
+		{build("--git", "branch="), `--git "branch=": the branch name is empty`},
+		{build("--cache-dir", file), "--cache-dir " + file + ": not a directory"},
+		{build("--kaniko-dir", "relative"), `--kaniko-dir "relative": must be an absolute path`},
+		{build("--snapshotMode", ""), "--snapshotMode: must not be empty; give redo, full or time"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			t.Parallel()
+			var err error
+			var msg string
+			if tt.args[0] == "serve" {
+				// A serve that accepted its flags would listen: check them as it does.
+				if err = checkServeFlags(t, append([]string{"--isolation=chroot"}, tt.args[1:]...)...); err != nil {
+					msg = "error: " + err.Error()
+				}
+			} else {
+				var stdout, stderr bytes.Buffer
+				run(tt.args, &stdout, &stderr, fakeHost(t, false, nil))
+				msg = errorLine(stderr.String())
+			}
+			if !strings.Contains(msg, tt.wantErr) {
+				t.Fatalf("error %q, want one containing %q", msg, tt.wantErr)
+			}
+			checkMessage(t, strings.Join(tt.args, " "), msg)
+		})
+	}
+}
