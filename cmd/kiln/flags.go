@@ -107,7 +107,7 @@ func addBuildFlags(fs *pflag.FlagSet, f *buildFlags) {
 	fs.BoolVar(&f.skipTLSVerifyPull, "skip-tls-verify-pull", false, "Pull without verifying registries' TLS certificates.")
 	fs.StringArrayVar(&f.skipTLSVerifyRegistries, "skip-tls-verify-registry", nil, "Registry (host[:port]) whose TLS certificate is not verified, for pushes and pulls. Repeat for several.")
 	fs.IntVar(&f.pushRetry, "push-retry", 0, "Number of times a failed push is retried, with exponential backoff.")
-	fs.IntVar(&f.imageDownloadRetry, "image-download-retry", 0, "Number of times fetching a base image's manifest and config is retried after a failure, waiting 1 s, 2 s, ... in between.")
+	fs.IntVar(&f.imageDownloadRetry, "image-download-retry", 0, "Number of times fetching a base image's manifest and config is retried after a failure, waiting 1 s, 2 s, 3 s, ... in between.")
 	fs.IntVar(&f.imageFSExtractRetry, "image-fs-extract-retry", 0, "Number of times downloading a base image layer is retried after a failure (a dropped connection, a truncated or corrupted blob), waiting 1 s, 2 s, 4 s, ... in between. kaniko retries extracting the base from the registry; kiln downloads each layer to a file, checked against its digest, before extracting it, so the download is what is retried.")
 	fs.BoolVar(&f.skipPushPermissionCheck, "skip-push-permission-check", false, "Do not check, before the build, that every destination accepts a push with the credentials at hand.")
 	fs.BoolVar(&f.pushIgnoreImmutableTagErrors, "push-ignore-immutable-tag-errors", false, "Treat a push refused because the tag is immutable (ECR, Artifact Registry, Docker Hub, Harbor) as success, with a warning: the tag keeps its image.")

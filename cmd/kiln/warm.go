@@ -39,7 +39,8 @@ func newWarmCommand(stderr io.Writer, h host) *cobra.Command {
 		Use:   "warm [flags]",
 		Short: "Fill a base-image cache directory for later builds (kaniko's warmer)",
 		Long: `Download base images into a cache directory that builds read with --cache-dir, so
-they start without downloading their base. The flags are kaniko's warmer's.
+they start without downloading their base. The flags are kaniko's warmer's (its
+spelling --customPlatform too); docs/kaniko-flags.md maps them.
 
 The cache is an OCI image layout (blobs/sha256, index.json): layers are shared
 between images, every blob is checked against its digest, and builds and warmers
