@@ -18,6 +18,9 @@ func parseGitFlag(spec string) (contexts.GitOptions, error) {
 		return g, nil
 	}
 	for _, kv := range strings.Split(spec, ",") {
+		if strings.TrimSpace(kv) == "" {
+			return g, fmt.Errorf("--git %q: an empty option; give key=value options separated by commas, such as branch=main,single-branch=true", spec)
+		}
 		key, value, ok := strings.Cut(kv, "=")
 		if !ok {
 			return g, fmt.Errorf("--git %q: %q is not key=value", spec, kv)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"os"
 	"path/filepath"
@@ -167,6 +168,7 @@ func TestFlagMessages(t *testing.T) {
 	if err := os.WriteFile(file, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	dir := t.TempDir()
 	build := func(args ...string) []string {
 		return append([]string{"build", "-c", ctxDir, "--no-push", "--isolation=chroot"}, args...)
 	}
@@ -206,6 +208,14 @@ func TestFlagMessages(t *testing.T) {
 		{build("--cache-dir", file), "--cache-dir " + file + ": not a directory"},
 		{build("--kaniko-dir", "relative"), `--kaniko-dir "relative": must be an absolute path`},
 		{build("--snapshotMode", ""), "--snapshotMode: must not be empty; give redo, full or time"},
+		{build("--git", ","), `--git ",": an empty option; give key=value options`},
+		{build("--tar-path", dir), "--tar-path " + dir + ": is a directory; give the path of a file to write, such as " + dir + "/image.tar"},
+		{build("--digest-file", dir), "--digest-file " + dir + ": is a directory"},
+		{build("--oci-layout-path", file), "--oci-layout-path " + file + ": not a directory"},
+		{build("--registry-map", "=mirror.test"), `--registry-map "=mirror.test": want original=mirror`},
+		{build("--registry-certificate", "=/ca.crt"), `--registry-certificate "=/ca.crt": want registry=/path/ca.crt`},
+		{build("--registry-client-cert", "=/c.pem,/k.pem"), `--registry-client-cert "=/c.pem,/k.pem": want registry=`},
+		{[]string{"serve", "--registry-map", "=mirror.test"}, `--registry-map "=mirror.test": want original=mirror`},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
@@ -228,4 +238,55 @@ func TestFlagMessages(t *testing.T) {
 			checkMessage(t, strings.Join(tt.args, " "), msg)
 		})
 	}
+}
+
+// fuzzBuildFlags are the kiln build flags FuzzBuildFlagValue varies: those whose
+// checking reads at most a file, never the network (--context, --bucket) and never
+// creates anything (--state-dir, --kaniko-dir, --cache-dir, the output paths).
+func fuzzBuildFlags() []string {
+	return []string{
+		"dockerfile", "build-arg", "label", "target", "custom-platform", "context-sub-path",
+		"git", "max-context-size", "destination", "insecure-registry", "skip-tls-verify-registry",
+		"push-retry", "image-download-retry", "image-fs-extract-retry", "registry-mirror",
+		"registry-map", "registry-certificate", "registry-client-cert", "snapshot-mode",
+		"compression", "compression-level", "ignore-path", "isolation", "verbosity", "log-format",
+		"cache-ttl", "no-push", "reproducible", "force-build-metadata", "snapshotMode",
+	}
+}
+
+// FuzzBuildFlagValue plans a build with one flag set to an arbitrary value: the plan
+// either succeeds or fails with a message that says something.
+func FuzzBuildFlagValue(f *testing.F) {
+	for i, v := range []string{"", " ", "=", "x=", "=x", "/", "linux/", "-1", "1e9", "branch=", ",", "a;b", "maybe", "\x00"} {
+		f.Add(uint8(i), v)
+	}
+	ctxDir := f.TempDir()
+	if err := os.WriteFile(filepath.Join(ctxDir, "Dockerfile"), []byte(testDockerfile), 0o644); err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, which uint8, value string) {
+		if strings.Contains(value, "%") || strings.Contains(value, "<nil>") {
+			t.Skip("the value itself would look like a formatting fault")
+		}
+		names := fuzzBuildFlags()
+		arg := "--" + names[int(which)%len(names)] + "=" + value
+		fs := pflag.NewFlagSet("build", pflag.ContinueOnError)
+		fs.SetOutput(io.Discard)
+		bf := &buildFlags{}
+		addBuildFlags(fs, bf)
+		err := fs.Parse([]string{"-c", ctxDir, "--no-push", "--isolation=chroot", arg})
+		if err != nil {
+			err = flagError(nil, err)
+		} else if err = checkEmptyFlags(fs); err == nil {
+			if err = checkUnsupported(fs); err == nil {
+				var p *buildPlan
+				if p, err = planBuild(context.Background(), bf, fakeHost(t, false, nil)); err == nil {
+					p.req.Context.Close()
+				}
+			}
+		}
+		if err != nil {
+			checkMessage(t, arg, "error: "+err.Error())
+		}
+	})
 }

@@ -308,7 +308,30 @@ func planOutputs(f *buildFlags) (outputs, error) {
 	if f.imageFSExtractRetry < 0 {
 		return outputs{}, fmt.Errorf("--image-fs-extract-retry %d: must not be negative", f.imageFSExtractRetry)
 	}
+	if err := checkOutputPaths(f); err != nil {
+		return outputs{}, err
+	}
 	return out, nil
+}
+
+// checkOutputPaths fails, before the build rather than after it, when a file output
+// names an existing directory or the OCI layout names an existing file.
+func checkOutputPaths(f *buildFlags) error {
+	files := []struct{ flag, path, example string }{
+		{"tar-path", f.tarPath, "image.tar"},
+		{"digest-file", f.digestFile, "digest"},
+		{"image-name-with-digest-file", f.imageNameDigestFile, "image-name"},
+		{"image-name-tag-with-digest-file", f.imageNameTagDigestFile, "image-name-tag"},
+	}
+	for _, o := range files {
+		if fi, err := os.Stat(o.path); o.path != "" && err == nil && fi.IsDir() {
+			return fmt.Errorf("--%s %s: is a directory; give the path of a file to write, such as %s", o.flag, o.path, filepath.Join(o.path, o.example))
+		}
+	}
+	if fi, err := os.Stat(f.ociLayoutPath); f.ociLayoutPath != "" && err == nil && !fi.IsDir() {
+		return fmt.Errorf("--oci-layout-path %s: not a directory; give a directory for the OCI layout (created when missing)", f.ociLayoutPath)
+	}
+	return nil
 }
 
 // parseDestination parses a --destination as a tag (kaniko rejects digests there),
