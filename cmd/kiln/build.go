@@ -26,6 +26,9 @@ func runBuild(ctx context.Context, f *buildFlags, fs *pflag.FlagSet, h host, std
 	if err := checkUnsupported(fs); err != nil {
 		return err
 	}
+	for _, w := range f.flagWarnings {
+		log.Warn(w)
+	}
 	for _, n := range kanikoEnvNotices(h.lookupEnv) {
 		log.Info(n)
 	}

@@ -56,17 +56,41 @@ func hint(fl *pflag.Flag) string {
 	return "give a value, or leave the flag out"
 }
 
+// emptyIsIgnored reports the repeatable flags whose empty entries kaniko ignores (an
+// empty registry or path matches nothing): kiln drops them with a warning rather than
+// fail a pipeline kaniko ran, typically one passing --insecure-registry=$UNSET.
+func emptyIsIgnored(flag string) bool {
+	switch flag {
+	case "insecure-registry", "skip-tls-verify-registry", "ignore-path", "registry-mirror", "build-arg":
+		return true
+	}
+	return false
+}
+
 // checkEmptyFlags fails when a flag was given an empty value where none makes sense:
 // a flag whose default is not empty (so "" is not "the default": typically a script's
-// unset variable), or one entry of a repeatable flag.
-func checkEmptyFlags(fs *pflag.FlagSet) error {
+// unset variable), or one entry of a repeatable flag. Empty entries kaniko ignores are
+// dropped instead, and returned as warnings.
+func checkEmptyFlags(fs *pflag.FlagSet) (warnings []string, err error) {
 	var errs []error
 	fs.Visit(func(fl *pflag.Flag) {
 		empty := false
 		switch v := fl.Value.(type) {
 		case pflag.SliceValue:
+			var kept []string
 			for _, s := range v.GetSlice() {
-				empty = empty || strings.TrimSpace(s) == ""
+				if strings.TrimSpace(s) == "" {
+					empty = true
+					continue
+				}
+				kept = append(kept, s)
+			}
+			if empty && emptyIsIgnored(fl.Name) {
+				if err := v.Replace(kept); err != nil {
+					errs = append(errs, fmt.Errorf("--%s: %w", fl.Name, err))
+				}
+				warnings = append(warnings, fmt.Sprintf("--%s: an empty value is ignored, as kaniko ignores it; %s", fl.Name, hint(fl)))
+				return
 			}
 		default:
 			empty = fl.Value.Type() == "string" && strings.TrimSpace(fl.Value.String()) == "" && fl.DefValue != ""
@@ -75,7 +99,7 @@ func checkEmptyFlags(fs *pflag.FlagSet) error {
 			errs = append(errs, fmt.Errorf("--%s: must not be empty; %s", fl.Name, hint(fl)))
 		}
 	})
-	return errors.Join(errs...)
+	return warnings, errors.Join(errs...)
 }
 
 // typeHint says what a value of a flag type looks like, for values the command line

@@ -149,7 +149,7 @@ func checkServeFlags(t *testing.T, args ...string) error {
 	if err := fs.Parse(args); err != nil {
 		return flagError(nil, err)
 	}
-	if err := checkEmptyFlags(fs); err != nil {
+	if _, err := checkEmptyFlags(fs); err != nil {
 		return err
 	}
 	if _, err := newLogger(io.Discard, f.verbosity, f.logFormat, f.logTimestamp); err != nil {
@@ -157,6 +157,34 @@ func checkServeFlags(t *testing.T, args ...string) error {
 	}
 	_, err := planServe(f, fakeHost(t, false, nil), nil)
 	return err
+}
+
+// TestEmptyEntriesKanikoIgnores: an empty --insecure-registry, --ignore-path, ...
+// matches nothing in kaniko, so kiln drops it, with a warning, rather than fail.
+func TestEmptyEntriesKanikoIgnores(t *testing.T) {
+	t.Parallel()
+	f, fs := parseFlags(t, "--ignore-path", "", "--ignore-path", "/x", "--insecure-registry=", "--build-arg", " ", "--registry-mirror=")
+	warnings, err := checkEmptyFlags(fs)
+	if err != nil {
+		t.Fatalf("checkEmptyFlags: %v", err)
+	}
+	if len(warnings) != 4 {
+		t.Errorf("warnings %q, want one per flag", warnings)
+	}
+	for _, w := range warnings {
+		checkMessage(t, "warning", w)
+		if !strings.Contains(w, ": an empty value is ignored, as kaniko ignores it; give ") {
+			t.Errorf("warning %q does not say what happened and what to give", w)
+		}
+	}
+	if len(f.ignorePaths) != 1 || f.ignorePaths[0] != "/x" || len(f.insecureRegistries) != 0 || len(f.buildArgs) != 0 || len(f.registryMirrors) != 0 {
+		t.Errorf("empty entries kept: ignore %q, insecure %q, build args %q, mirrors %q", f.ignorePaths, f.insecureRegistries, f.buildArgs, f.registryMirrors)
+	}
+	var stdout, stderr bytes.Buffer
+	run([]string{"build", "-c", bogusContext(t), "--no-push", "--isolation=chroot", "--insecure-registry="}, &stdout, &stderr, fakeHost(t, false, nil))
+	if !strings.Contains(stderr.String(), "--insecure-registry: an empty value is ignored") || !strings.Contains(stderr.String(), bogusDockerfileError) {
+		t.Errorf("kiln build --insecure-registry= did not warn and go on; stderr:\n%s", stderr.String())
+	}
 }
 
 // TestFlagMessages pins the messages for values users get wrong, the issue's
@@ -194,8 +222,6 @@ func TestFlagMessages(t *testing.T) {
 		{build("--compression", ""), "--compression: must not be empty; give gzip or zstd"},
 		{build("--isolation", ""), "--isolation: must not be empty; give chroot, inplace or auto"},
 		{build("--destination", ""), "--destination: must not be empty; give an image reference"},
-		{build("--insecure-registry", ""), "--insecure-registry: must not be empty; give a registry"},
-		{build("--ignore-path", ""), "--ignore-path: must not be empty; give an absolute path"},
 		{build("--push-retry", "x"), `--push-retry "x": want a whole number, such as 3`},
 		{build("--image-fs-extract-retry", "-1"), "--image-fs-extract-retry -1: must not be negative"},
 		{build("--no-push=maybe"), `--no-push "maybe": want true or false`},
@@ -277,7 +303,7 @@ func FuzzBuildFlagValue(f *testing.F) {
 		err := fs.Parse([]string{"-c", ctxDir, "--no-push", "--isolation=chroot", arg})
 		if err != nil {
 			err = flagError(nil, err)
-		} else if err = checkEmptyFlags(fs); err == nil {
+		} else if _, err = checkEmptyFlags(fs); err == nil {
 			if err = checkUnsupported(fs); err == nil {
 				var p *buildPlan
 				if p, err = planBuild(context.Background(), bf, fakeHost(t, false, nil)); err == nil {

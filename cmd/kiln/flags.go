@@ -74,6 +74,10 @@ type buildFlags struct {
 	// when --state-dir is not given, and a path in-place builds leave alone.
 	kanikoDir string
 
+	// flagWarnings are what checking the flags had to say (empty values dropped); the
+	// command logs them once its log exists.
+	flagWarnings []string
+
 	// Logging.
 	verbosity    string
 	logFormat    string

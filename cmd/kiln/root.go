@@ -51,9 +51,11 @@ When a RUN instruction fails, kiln exits with that command's exit code.`,
   kiln build -c . --oci-layout-path=out/ --build-arg VERSION=1.0 --target=runtime`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := checkEmptyFlags(cmd.Flags()); err != nil {
+			warnings, err := checkEmptyFlags(cmd.Flags())
+			if err != nil {
 				return err
 			}
+			f.flagWarnings = warnings
 			return runBuild(cmd.Context(), f, cmd.Flags(), h, stdout, stderr)
 		},
 	}

@@ -54,9 +54,11 @@ skipped. Every image is tried; kiln warm fails if any failed.`,
   kiln warm -c /cache -d Dockerfile --build-arg BASE=alpine:3.20`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := checkEmptyFlags(cmd.Flags()); err != nil {
+			warnings, err := checkEmptyFlags(cmd.Flags())
+			if err != nil {
 				return err
 			}
+			f.reg.flagWarnings = warnings
 			return runWarm(cmd.Context(), f, h, stderr)
 		},
 	}
@@ -95,6 +97,9 @@ func runWarm(ctx context.Context, f *warmFlags, h host, stderr io.Writer) error 
 	log, err := newLogger(stderr, f.reg.verbosity, f.reg.logFormat, f.reg.logTimestamp)
 	if err != nil {
 		return err
+	}
+	for _, w := range f.reg.flagWarnings {
+		log.Warn(w)
 	}
 	if len(f.images) == 0 && f.dockerfile == "" {
 		return fmt.Errorf("give at least one --image or a --dockerfile")
