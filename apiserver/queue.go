@@ -67,6 +67,9 @@ func (q *buildQueue) acquire(ctx context.Context, report func(string)) (release 
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
+		if err == nil { // not taken, and no reason given: never format a nil error
+			return nil, fmt.Errorf("build lock %s: another process holds it; wait for its build to end, or remove the lock file if no kiln process is running", q.lockPath)
+		}
 		return nil, fmt.Errorf("build lock %s: %w", q.lockPath, err)
 	}
 	return func() {

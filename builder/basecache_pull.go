@@ -41,7 +41,7 @@ const lockRetryDelay = 10 * time.Millisecond
 // pullerOptions returns the options that give the build's puller its events and the
 // workspace's base cache.
 func (b *build) pullerOptions() ([]pullerOption, error) {
-	opts := []pullerOption{withPullEvents(b.emit)}
+	opts := []pullerOption{withPullEvents(b.emit), withLayerRetries(b.req.ExtractRetries)}
 	if b.ws.BaseCache != "" {
 		c, err := openBaseCache(b.ws.BaseCache)
 		if err != nil {

@@ -37,6 +37,12 @@ type puller struct {
 	force  bool
 	emit   func(Event)
 
+	// layerRetries is how many times a layer download that failed is tried again
+	// (kaniko's --image-fs-extract-retry); retryDelay is the wait before the first
+	// retry, doubled before each further one.
+	layerRetries int
+	retryDelay   time.Duration
+
 	mu     sync.Mutex
 	images map[string]pulledImage // by reference as written (after expansion) and platform
 }
@@ -61,11 +67,14 @@ func withBaseCache(c *baseCache, policy PullPolicy) pullerOption {
 	return func(p *puller) { p.cache, p.policy = c, policy }
 }
 
+// withLayerRetries tries a failed layer download n more times.
+func withLayerRetries(n int) pullerOption { return func(p *puller) { p.layerRetries = n } }
+
 // withForce re-downloads images and blobs the cache already holds.
 func withForce(force bool) pullerOption { return func(p *puller) { p.force = force } }
 
 func newPuller(reg Registry, platform v1.Platform, blobDir string, opts ...pullerOption) *puller {
-	p := &puller{reg: reg, platform: platform, blobDir: blobDir, images: map[string]pulledImage{}, emit: func(Event) {}}
+	p := &puller{reg: reg, platform: platform, blobDir: blobDir, images: map[string]pulledImage{}, emit: func(Event) {}, retryDelay: time.Second}
 	for _, o := range opts {
 		o(p)
 	}
@@ -259,7 +268,7 @@ func (p *puller) fetchLayers(ctx context.Context, refStr string, layers []v1.Lay
 			defer wg.Done()
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			out[i], errs[i] = fetch(ctx, l)
+			out[i], errs[i] = p.fetchRetrying(ctx, refStr, l, fetch)
 		}()
 	}
 	wg.Wait()
@@ -267,6 +276,30 @@ func (p *puller) fetchLayers(ctx context.Context, refStr string, layers []v1.Lay
 		return nil, fmt.Errorf("downloading layers of %s: %w", refStr, err)
 	}
 	return out, nil
+}
+
+// fetchRetrying calls fetch for one layer, and again after a failure as many times as
+// the layer retries allow, waiting retryDelay, then twice as long, and so on. kaniko
+// retries extracting the base from the registry's stream (--image-fs-extract-retry);
+// kiln downloads each layer to a file, checked against its digest, before extracting
+// it from there, so the download is the step that fails transiently and is retried.
+func (p *puller) fetchRetrying(ctx context.Context, refStr string, l v1.Layer, fetch func(context.Context, v1.Layer) (v1.Layer, error)) (v1.Layer, error) {
+	delay := p.retryDelay
+	for attempt := 0; ; attempt++ {
+		out, err := fetch(ctx, l)
+		if err == nil || attempt >= p.layerRetries || ctx.Err() != nil {
+			return out, err
+		}
+		d, _ := l.Digest()
+		p.emit(Warning{Message: fmt.Sprintf("Downloading layer %s of %s failed (%v); retrying in %s (retry %d of %d, --image-fs-extract-retry)",
+			d, refStr, err, delay, attempt+1, p.layerRetries)})
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%w (after: %w)", ctx.Err(), err)
+		case <-time.After(delay):
+		}
+		delay *= 2
+	}
 }
 
 // fetchLayer stores one layer's compressed blob under the blob directory (unless

@@ -52,6 +52,11 @@ type Request struct {
 	// NoCache looks nothing up in the workspace's cache (docker build --no-cache):
 	// every step runs. What the steps do is still stored for later builds.
 	NoCache bool
+	// ExtractRetries is how many more times a base image layer whose download failed
+	// (a dropped connection, a truncated or corrupted blob) is fetched again before
+	// the build fails: kaniko's --image-fs-extract-retry. Registry.Retries covers the
+	// manifest and config (--image-download-retry), this the layers.
+	ExtractRetries int
 	// Pull says when a base image named by a tag is looked up in its registry although
 	// the workspace's base cache holds it (docker build --pull is PullAlways).
 	Pull PullPolicy

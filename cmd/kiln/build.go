@@ -26,6 +26,15 @@ func runBuild(ctx context.Context, f *buildFlags, fs *pflag.FlagSet, h host, std
 	if err := checkUnsupported(fs); err != nil {
 		return err
 	}
+	for _, w := range f.flagWarnings {
+		log.Warn(w)
+	}
+	for _, n := range kanikoEnvNotices(h.lookupEnv) {
+		log.Info(n)
+	}
+	if f.useNewRun {
+		log.Info("--use-new-run changes nothing in kiln: its default snapshot (--snapshot-mode=redo) already detects a RUN's changes without reading every file")
+	}
 	h.keychain = credentials.Chain(credentials.WithLogger(log))
 	plan, err := planBuild(ctx, f, h)
 	if err != nil {
@@ -105,5 +114,5 @@ func writeOutputs(ctx context.Context, log *logrus.Logger, img v1.Image, out out
 	if err := output.WriteDigestFiles(img, refs, out.digestFile, out.nameDigestFile, out.nameTagDigestFile); err != nil {
 		return fmt.Errorf("writing digest files: %w", err)
 	}
-	return nil
+	return writeBuilderOutput(out.builderOutput, img, out.destinations)
 }

@@ -18,17 +18,23 @@ func parseGitFlag(spec string) (contexts.GitOptions, error) {
 		return g, nil
 	}
 	for _, kv := range strings.Split(spec, ",") {
+		if strings.TrimSpace(kv) == "" {
+			return g, fmt.Errorf("--git %q: an empty option; give key=value options separated by commas, such as branch=main,single-branch=true", spec)
+		}
 		key, value, ok := strings.Cut(kv, "=")
 		if !ok {
 			return g, fmt.Errorf("--git %q: %q is not key=value", spec, kv)
 		}
 		if key == "branch" {
+			if value == "" {
+				return g, fmt.Errorf("--git %q: the branch name is empty; give branch=NAME, or leave branch out for the remote's default branch", spec)
+			}
 			g.Branch = value
 			continue
 		}
 		b, err := strconv.ParseBool(value)
 		if err != nil {
-			return g, fmt.Errorf("--git %q: %s: %w", spec, key, err)
+			return g, fmt.Errorf("--git %q: %s=%q: want true or false", spec, key, value)
 		}
 		switch key {
 		case "single-branch":

@@ -1,9 +1,6 @@
 package main
 
 import (
-	"fmt"
-	"strings"
-
 	"github.com/spf13/pflag"
 )
 
@@ -19,7 +16,8 @@ type buildFlags struct {
 	target     string
 	platform   string
 
-	// Context sources: kaniko's --context-sub-path and --git.
+	// Context sources: kaniko's --context-sub-path, --git and --bucket.
+	bucket         string
 	contextSubPath string
 	git            string
 	maxContextSize string
@@ -42,6 +40,7 @@ type buildFlags struct {
 	skipTLSVerifyRegistries []string
 	pushRetry               int
 	imageDownloadRetry      int
+	imageFSExtractRetry     int
 	// kaniko's push checks: before the build, and of immutable tags after it.
 	skipPushPermissionCheck      bool
 	pushIgnoreImmutableTagErrors bool
@@ -56,9 +55,11 @@ type buildFlags struct {
 	compression      string
 	compressionLevel int
 	singleSnapshot   bool
-	ignorePaths      []string
-	ignoreVarRun     bool
-	cleanup          bool
+	// useNewRun is kaniko's --use-new-run: accepted, and a no-op (see runBuild).
+	useNewRun    bool
+	ignorePaths  []string
+	ignoreVarRun bool
+	cleanup      bool
 
 	// The base-image cache (kaniko's --cache-dir, filled by builds and kiln warm).
 	cacheDir string
@@ -69,6 +70,13 @@ type buildFlags struct {
 	isolation string
 	stateDir  string
 	force     bool
+	// kanikoDir is kaniko's --kaniko-dir (or KANIKO_DIR): where kiln's own files go
+	// when --state-dir is not given, and a path in-place builds leave alone.
+	kanikoDir string
+
+	// flagWarnings are what checking the flags had to say (empty values dropped); the
+	// command logs them once its log exists.
+	flagWarnings []string
 
 	// Logging.
 	verbosity    string
@@ -103,7 +111,8 @@ func addBuildFlags(fs *pflag.FlagSet, f *buildFlags) {
 	fs.BoolVar(&f.skipTLSVerifyPull, "skip-tls-verify-pull", false, "Pull without verifying registries' TLS certificates.")
 	fs.StringArrayVar(&f.skipTLSVerifyRegistries, "skip-tls-verify-registry", nil, "Registry (host[:port]) whose TLS certificate is not verified, for pushes and pulls. Repeat for several.")
 	fs.IntVar(&f.pushRetry, "push-retry", 0, "Number of times a failed push is retried, with exponential backoff.")
-	fs.IntVar(&f.imageDownloadRetry, "image-download-retry", 0, "Number of times a failed base image download is retried.")
+	fs.IntVar(&f.imageDownloadRetry, "image-download-retry", 0, "Number of times fetching a base image's manifest and config is retried after a failure, waiting 1 s, 2 s, 3 s, ... in between.")
+	fs.IntVar(&f.imageFSExtractRetry, "image-fs-extract-retry", 0, "Number of times downloading a base image layer is retried after a failure (a dropped connection, a truncated or corrupted blob), waiting 1 s, 2 s, 4 s, ... in between. kaniko retries extracting the base from the registry; kiln downloads each layer to a file, checked against its digest, before extracting it, so the download is what is retried.")
 	fs.BoolVar(&f.skipPushPermissionCheck, "skip-push-permission-check", false, "Do not check, before the build, that every destination accepts a push with the credentials at hand.")
 	fs.BoolVar(&f.pushIgnoreImmutableTagErrors, "push-ignore-immutable-tag-errors", false, "Treat a push refused because the tag is immutable (ECR, Artifact Registry, Docker Hub, Harbor) as success, with a warning: the tag keeps its image.")
 	addRegistryFlags(fs, &f.registryFlags)
@@ -114,6 +123,7 @@ func addBuildFlags(fs *pflag.FlagSet, f *buildFlags) {
 	fs.StringVar(&f.compression, "compression", "gzip", "Layer compression: gzip (Docker's media types, readable everywhere) or zstd (smaller, faster to unpack; makes the image an OCI one, which needs Docker 23+, containerd 1.5+ or podman).")
 	fs.IntVar(&f.compressionLevel, "compression-level", -1, "Compression level: 1-9 for gzip, 1-22 for zstd; -1 or 0 keeps the compressor's default.")
 	fs.BoolVar(&f.singleSnapshot, "single-snapshot", false, "Take one snapshot per stage, at its end, instead of one per instruction.")
+	fs.BoolVar(&f.useNewRun, "use-new-run", false, "Accepted for kaniko compatibility; it changes nothing. kaniko's experimental RUN finds changes by modification time to avoid full snapshots; kiln's --snapshot-mode=redo already finds a RUN's changes without reading file contents, and, unlike mtime alone, does not miss any.")
 	fs.StringArrayVar(&f.ignorePaths, "ignore-path", nil, "Path never extracted over, snapshotted or deleted. Repeat for several.")
 	fs.BoolVar(&f.ignoreVarRun, "ignore-var-run", true, "Ignore /var/run in in-place builds (it often holds mounted sockets). Set to false to keep /var/run in the image.")
 	fs.StringVar(&f.cacheDir, "cache-dir", "", "Directory of the base-image cache, shared by builds and filled by kiln warm: base images found there are not downloaded. A tag is still resolved in its registry (the cached image stands in, with a warning, when the registry cannot be reached); an image given by digest needs no registry. Unlike kaniko, it needs no --cache, and no directory is used unless given.")
@@ -128,67 +138,7 @@ func addBuildFlags(fs *pflag.FlagSet, f *buildFlags) {
 	fs.BoolVar(&f.logTimestamp, "log-timestamp", false, "Timestamp log lines.")
 
 	addCacheFlags(fs, &f.cacheFlags)
-	addUnsupportedFlags(fs)
-}
-
-// unsupportedFlag is a kaniko flag kiln accepts so existing invocations parse, but
-// whose feature is not implemented yet.
-type unsupportedFlag struct {
-	name, usage string
-	register    func(fs *pflag.FlagSet, name, usage string)
-}
-
-// unsupportedFlags lists them. Giving one a value that would change the build fails the
-// build instead of being silently ignored; false for a boolean (the feature off) and
-// the default value are no-ops.
-func unsupportedFlags() []unsupportedFlag {
-	return []unsupportedFlag{
-		{"kaniko-dir", "kaniko's own directory (not supported: kiln uses --state-dir).", stringFlag("/kaniko")},
-		{"use-new-run", "kaniko's experimental RUN implementation (not supported).", boolFlag(false)},
-	}
-}
-
-func boolFlag(def bool) func(*pflag.FlagSet, string, string) {
-	return func(fs *pflag.FlagSet, name, usage string) { fs.Bool(name, def, usage) }
-}
-
-func stringFlag(def string) func(*pflag.FlagSet, string, string) {
-	return func(fs *pflag.FlagSet, name, usage string) { fs.String(name, def, usage) }
-}
-
-func addUnsupportedFlags(fs *pflag.FlagSet) {
-	for _, u := range unsupportedFlags() {
-		u.register(fs, u.name, u.usage)
-	}
-}
-
-// checkUnsupported fails when one of unsupportedFlags() was given a value that would
-// change the build.
-func checkUnsupported(fs *pflag.FlagSet) error {
-	var bad []string
-	for _, u := range unsupportedFlags() {
-		fl := fs.Lookup(u.name)
-		if fl == nil || !fl.Changed || inert(fl) {
-			continue
-		}
-		bad = append(bad, "--"+u.name)
-	}
-	if len(bad) > 0 {
-		return fmt.Errorf("%s: not supported yet", strings.Join(bad, ", "))
-	}
-	return nil
-}
-
-// inert reports whether a changed flag's value leaves the build as it is: a boolean
-// set to false turns its feature off, and the default is the default.
-func inert(fl *pflag.Flag) bool {
-	switch fl.Value.Type() {
-	case "bool":
-		return fl.Value.String() == "false" || fl.Value.String() == fl.DefValue
-	case "stringArray":
-		return fl.Value.String() == "[]"
-	}
-	return fl.Value.String() == fl.DefValue
+	addKanikoFlags(fs, f)
 }
 
 // addRegistryFlags registers the registry options kiln build and kiln serve share.

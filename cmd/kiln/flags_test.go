@@ -20,9 +20,10 @@ func TestCheckUnsupported(t *testing.T) {
 		{args: []string{"--cache=true", "--cache-repo=registry.test/cache", "--no-push-cache", "--cache-report=r.json"}},
 		{args: []string{"--cache-dir=/elsewhere"}}, // implemented: the base-image cache
 		{args: []string{"--cache-ttl=6h", "--cache-copy-layers", "--compressed-caching=false"}},
-		{args: []string{"--git=branch=main", "--context-sub-path=app"}}, // context flags, no longer unsupported
-		{args: []string{"--kaniko-dir=/k"}, wantErr: "--kaniko-dir"},
-		{args: []string{"--use-new-run"}, wantErr: "--use-new-run"},
+		{args: []string{"--git=branch=main", "--context-sub-path=app"}},                    // context flags, no longer unsupported
+		{args: []string{"--kaniko-dir=/k", "--use-new-run", "--image-fs-extract-retry=3"}}, // implemented, or a no-op by design
+		{args: []string{"--force-build-metadata=false"}},
+		{args: []string{"--force-build-metadata"}, wantErr: "--force-build-metadata=true: not supported: kiln adds no layer"},
 		{args: []string{"--compression=zstd", "--compression-level=9"}}, // implemented
 	}
 	for _, tt := range tests {

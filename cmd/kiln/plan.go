@@ -14,7 +14,6 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
-	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/kiln-build/kiln/builder"
 	"github.com/kiln-build/kiln/builder/output"
@@ -90,16 +89,22 @@ type outputs struct {
 	// pushTransport returns the transport for pushes to a registry (its CA and
 	// client certificate); nil means go-containerregistry's default.
 	pushTransport func(registry string) http.RoundTripper
+	// builderOutput is kaniko's BUILDER_OUTPUT directory, "" for none.
+	builderOutput string
 }
 
 // planBuild checks the flags and turns them into a build. It reads the Dockerfile and
 // opens the context, and creates the state directory last, so a plan that fails
 // leaves nothing behind.
 func planBuild(ctx context.Context, f *buildFlags, h host) (*buildPlan, error) {
+	if err := applyKanikoEnv(f, h.lookupEnv); err != nil {
+		return nil, err
+	}
 	out, err := planOutputs(f)
 	if err != nil {
 		return nil, err
 	}
+	out.builderOutput, _ = h.lookupEnv("BUILDER_OUTPUT")
 	regs, err := planRegistries(f, h.lookupEnv)
 	if err != nil {
 		return nil, err
@@ -118,9 +123,12 @@ func planBuild(ctx context.Context, f *buildFlags, h host) (*buildPlan, error) {
 		return nil, err
 	}
 	if f.platform != "" {
-		if _, err := v1.ParsePlatform(f.platform); err != nil {
-			return nil, fmt.Errorf("--custom-platform %q: %w", f.platform, err)
+		if err := parsePlatformFlag("custom-platform", f.platform); err != nil {
+			return nil, err
 		}
+	}
+	if err := checkBuildArgs(f.buildArgs); err != nil {
+		return nil, err
 	}
 	labels, err := parseLabels(f.labels)
 	if err != nil {
@@ -144,7 +152,7 @@ func planBuild(ctx context.Context, f *buildFlags, h host) (*buildPlan, error) {
 	if err := checkPushPermissions(ctx, out, pull.Keychain, h.checkPush); err != nil {
 		return nil, err
 	}
-	bctx, err := contexts.Open(ctx, f.context, ctxOpts...)
+	bctx, err := contexts.Open(ctx, contextSpec(f), ctxOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -174,6 +182,7 @@ func planBuild(ctx context.Context, f *buildFlags, h host) (*buildPlan, error) {
 			Compression:      compression,
 			CompressionLevel: level,
 			SingleSnapshot:   f.singleSnapshot,
+			ExtractRetries:   f.imageFSExtractRetry,
 		},
 		registry: pull,
 		outputs:  out,
@@ -181,6 +190,17 @@ func planBuild(ctx context.Context, f *buildFlags, h host) (*buildPlan, error) {
 	regs.apply(&p.registry, f.skipDefaultRegistryFallback)
 
 	stateDir := f.stateDir
+	if stateDir == "" && f.kanikoDir != "" {
+		// kaniko's directory, given: kiln's files go there, as kaniko's would.
+		parent := filepath.Join(f.kanikoDir, "state")
+		if err := os.MkdirAll(parent, 0o700); err != nil {
+			return nil, fmt.Errorf("--kaniko-dir: %w", err)
+		}
+		if stateDir, err = os.MkdirTemp(parent, "build-"); err != nil {
+			return nil, fmt.Errorf("--kaniko-dir: %w", err)
+		}
+		p.ownStateDir = true
+	}
 	if stateDir == "" && mode == isolation.InPlace {
 		// In place, "/" is the image: the state lives in kiln's own directory (kaniko's
 		// /kaniko), which the build never touches, rather than in the image's /tmp.
@@ -285,7 +305,33 @@ func planOutputs(f *buildFlags) (outputs, error) {
 	if f.imageDownloadRetry < 0 {
 		return outputs{}, fmt.Errorf("--image-download-retry %d: must not be negative", f.imageDownloadRetry)
 	}
+	if f.imageFSExtractRetry < 0 {
+		return outputs{}, fmt.Errorf("--image-fs-extract-retry %d: must not be negative", f.imageFSExtractRetry)
+	}
+	if err := checkOutputPaths(f); err != nil {
+		return outputs{}, err
+	}
 	return out, nil
+}
+
+// checkOutputPaths fails, before the build rather than after it, when a file output
+// names an existing directory or the OCI layout names an existing file.
+func checkOutputPaths(f *buildFlags) error {
+	files := []struct{ flag, path, example string }{
+		{"tar-path", f.tarPath, "image.tar"},
+		{"digest-file", f.digestFile, "digest"},
+		{"image-name-with-digest-file", f.imageNameDigestFile, "image-name"},
+		{"image-name-tag-with-digest-file", f.imageNameTagDigestFile, "image-name-tag"},
+	}
+	for _, o := range files {
+		if fi, err := os.Stat(o.path); o.path != "" && err == nil && fi.IsDir() {
+			return fmt.Errorf("--%s %s: is a directory; give the path of a file to write, such as %s", o.flag, o.path, filepath.Join(o.path, o.example))
+		}
+	}
+	if fi, err := os.Stat(f.ociLayoutPath); f.ociLayoutPath != "" && err == nil && !fi.IsDir() {
+		return fmt.Errorf("--oci-layout-path %s: not a directory; give a directory for the OCI layout (created when missing)", f.ociLayoutPath)
+	}
+	return nil
 }
 
 // parseDestination parses a --destination as a tag (kaniko rejects digests there),
@@ -367,6 +413,9 @@ func ignoreSet(f *buildFlags, h host, mode isolation.Mode, stateDir string) (*sn
 		return nil, fmt.Errorf("locating the kiln binary: %w", err)
 	}
 	paths = append(paths, ownDir(exe))
+	if f.kanikoDir != "" {
+		paths = append(paths, f.kanikoDir)
+	}
 	if f.ignoreVarRun {
 		paths = append(paths, "/var/run")
 	}
@@ -384,6 +433,16 @@ func ownDir(exe string) string {
 		return exe
 	}
 	return dir
+}
+
+// checkBuildArgs fails on a --build-arg without a name ("=VALUE").
+func checkBuildArgs(args []string) error {
+	for _, a := range args {
+		if k, _, _ := strings.Cut(a, "="); strings.TrimSpace(k) == "" {
+			return fmt.Errorf("--build-arg %q: the name is empty; give KEY=VALUE, or KEY alone to take the value from the environment", a)
+		}
+	}
+	return nil
 }
 
 // resolveBuildArgs parses --build-arg values. KEY alone takes its value from the

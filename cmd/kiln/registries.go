@@ -77,7 +77,7 @@ func parseRegistryMap(out map[string][]string, what, value string) error {
 		}
 		orig, mirror, ok := strings.Cut(pair, "=")
 		mirror = strings.TrimSpace(mirror)
-		if !ok || mirror == "" {
+		if !ok || mirror == "" || strings.TrimSpace(orig) == "" {
 			return fmt.Errorf("%s %q: want original=mirror", what, pair)
 		}
 		key, err := registryKey(orig)
@@ -110,7 +110,7 @@ func registryTransports(certs, clientCerts []string) (map[string]*http.Transport
 	}
 	for _, c := range certs {
 		host, path, ok := strings.Cut(c, "=")
-		if !ok || path == "" {
+		if !ok || path == "" || host == "" {
 			return nil, fmt.Errorf("--registry-certificate %q: want registry=/path/ca.crt", c)
 		}
 		cfg, err := get(host)
@@ -133,7 +133,7 @@ func registryTransports(certs, clientCerts []string) (map[string]*http.Transport
 	for _, c := range clientCerts {
 		host, files, ok := strings.Cut(c, "=")
 		certPath, keyPath, ok2 := strings.Cut(files, ",")
-		if !ok || !ok2 || certPath == "" || keyPath == "" {
+		if !ok || !ok2 || host == "" || certPath == "" || keyPath == "" {
 			return nil, fmt.Errorf("--registry-client-cert %q: want registry=/path/cert.pem,/path/key.pem", c)
 		}
 		cfg, err := get(host)

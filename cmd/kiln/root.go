@@ -18,6 +18,7 @@ func newRootCommand(stdout, stderr io.Writer, h host) *cobra.Command {
 		SilenceUsage:  true,
 	}
 	root.SetOut(stdout)
+	root.SetFlagErrorFunc(flagError)
 	root.SetErr(stderr)
 	root.AddCommand(newBuildCommand(stdout, stderr, h), newServeCommand(stderr, h), newWarmCommand(stderr, h), newVersionCommand(stdout))
 	return root
@@ -32,8 +33,13 @@ func newBuildCommand(stdout, stderr io.Writer, h host) *cobra.Command {
 		Long: `Build an image from a Dockerfile and push it to registries or save it locally.
 
 The flags are kaniko's executor flags, so an existing kaniko invocation works with
-"kiln build" in place of "/kaniko/executor". Some kaniko flags are accepted but not
-supported yet; giving them a value that changes the build is an error.
+"kiln build" in place of "/kaniko/executor", as do kaniko's variables
+(KANIKO_REGISTRY_MIRROR, KANIKO_REGISTRY_MAP, KANIKO_NO_PUSH, KANIKO_DIR, GIT_TOKEN,
+GIT_USERNAME, GIT_PASSWORD, S3_ENDPOINT, S3_FORCE_PATH_STYLE, AZURE_STORAGE_ACCESS_KEY,
+DOCKER_CONFIG, BUILDER_OUTPUT). kaniko's deprecated spellings --snapshotMode,
+--customPlatform, --tarPath and --whitelist-var-run are accepted too. A kaniko flag
+kiln cannot honour (--force-build-metadata) is an error when it would change the
+image, never silently ignored. docs/kaniko-flags.md maps every kaniko flag.
 
 RUN instructions are isolated by chroot (a root directory per stage under --state-dir;
 needs root) or run in place in the container's own root filesystem, as kaniko does.
@@ -45,6 +51,11 @@ When a RUN instruction fails, kiln exits with that command's exit code.`,
   kiln build -c . --oci-layout-path=out/ --build-arg VERSION=1.0 --target=runtime`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			warnings, err := checkEmptyFlags(cmd.Flags())
+			if err != nil {
+				return err
+			}
+			f.flagWarnings = warnings
 			return runBuild(cmd.Context(), f, cmd.Flags(), h, stdout, stderr)
 		},
 	}

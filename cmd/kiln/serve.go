@@ -60,6 +60,8 @@ type serveFlags struct {
 	verbosity    string
 	logFormat    string
 	logTimestamp bool
+	// flagWarnings: see buildFlags.flagWarnings.
+	flagWarnings []string
 }
 
 // newServeCommand returns `kiln serve`.
@@ -92,6 +94,11 @@ removes the unix sockets.`,
   kiln serve -H tcp://0.0.0.0:2375 --auth-token-file=/etc/kiln/token --push-on-build`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			warnings, err := checkEmptyFlags(cmd.Flags())
+			if err != nil {
+				return err
+			}
+			f.flagWarnings = warnings
 			return runServe(cmd.Context(), f, h, stderr)
 		},
 	}
@@ -150,6 +157,9 @@ func startDaemon(ctx context.Context, f *serveFlags, h host, stderr io.Writer) (
 	lg, err := newLogger(stderr, f.verbosity, f.logFormat, f.logTimestamp)
 	if err != nil {
 		return nil, err
+	}
+	for _, w := range f.flagWarnings {
+		lg.Warn(w)
 	}
 	// One keychain for the server's life, so cloud tokens and failed lookups are
 	// remembered across builds.
@@ -218,9 +228,12 @@ type serveConfig struct {
 // planServe checks the flags and turns them into a configuration, without creating
 // anything.
 func planServe(f *serveFlags, h host, keychain authn.Keychain) (*serveConfig, error) {
+	if strings.TrimSpace(f.stateDir) == "" {
+		return nil, fmt.Errorf("--state-dir: must not be empty; give a directory, such as %s", defaultStateDir)
+	}
 	stateDir, err := filepath.Abs(f.stateDir)
-	if err != nil || f.stateDir == "" {
-		return nil, fmt.Errorf("--state-dir %q: %v", f.stateDir, err)
+	if err != nil {
+		return nil, fmt.Errorf("--state-dir %q: %w", f.stateDir, err)
 	}
 	specs := f.hosts
 	if len(specs) == 0 {

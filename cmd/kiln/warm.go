@@ -39,7 +39,8 @@ func newWarmCommand(stderr io.Writer, h host) *cobra.Command {
 		Use:   "warm [flags]",
 		Short: "Fill a base-image cache directory for later builds (kaniko's warmer)",
 		Long: `Download base images into a cache directory that builds read with --cache-dir, so
-they start without downloading their base. The flags are kaniko's warmer's.
+they start without downloading their base. The flags are kaniko's warmer's (its
+spelling --customPlatform too); docs/kaniko-flags.md maps them.
 
 The cache is an OCI image layout (blobs/sha256, index.json): layers are shared
 between images, every blob is checked against its digest, and builds and warmers
@@ -53,6 +54,11 @@ skipped. Every image is tried; kiln warm fails if any failed.`,
   kiln warm -c /cache -d Dockerfile --build-arg BASE=alpine:3.20`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			warnings, err := checkEmptyFlags(cmd.Flags())
+			if err != nil {
+				return err
+			}
+			f.reg.flagWarnings = warnings
 			return runWarm(cmd.Context(), f, h, stderr)
 		},
 	}
@@ -92,15 +98,26 @@ func runWarm(ctx context.Context, f *warmFlags, h host, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
+	for _, w := range f.reg.flagWarnings {
+		log.Warn(w)
+	}
 	if len(f.images) == 0 && f.dockerfile == "" {
 		return fmt.Errorf("give at least one --image or a --dockerfile")
+	}
+	if err := checkBuildArgs(f.buildArgs); err != nil {
+		return err
+	}
+	if f.platform != "" {
+		if err := parsePlatformFlag("custom-platform", f.platform); err != nil {
+			return err
+		}
 	}
 	dir, err := baseCacheDir(f.cacheDir)
 	if err != nil {
 		return err
 	}
 	if dir == "" {
-		return fmt.Errorf("--cache-dir must not be empty")
+		return fmt.Errorf("--cache-dir: must not be empty; give a directory, such as /cache")
 	}
 	regs, err := planRegistries(&f.reg, h.lookupEnv)
 	if err != nil {
@@ -140,7 +157,10 @@ func baseCacheDir(dir string) (string, error) {
 	}
 	abs, err := filepath.Abs(dir)
 	if err != nil {
-		return "", fmt.Errorf("--cache-dir: %w", err)
+		return "", fmt.Errorf("--cache-dir %q: %w", dir, err)
+	}
+	if fi, err := os.Stat(abs); err == nil && !fi.IsDir() {
+		return "", fmt.Errorf("--cache-dir %s: not a directory; give a directory (it is created when missing)", abs)
 	}
 	return abs, nil
 }
