@@ -22,7 +22,9 @@ import (
 // the GIT_TOKEN, GIT_USERNAME and GIT_PASSWORD variables: this package reads no
 // environment, so a server never clones with its own operator's credentials by accident.
 type GitOptions struct {
-	// Branch is the ref to clone when the URL names none (--git branch=).
+	// Branch, when set, is the branch (or else tag) to clone, in place of the ref
+	// the URL's fragment names: kaniko's --git branch= wins over #ref. A commit
+	// fragment (#ref#commit) is still checked out.
 	Branch string
 	// SingleBranch fetches only that ref (--git single-branch=).
 	SingleBranch bool
@@ -30,6 +32,11 @@ type GitOptions struct {
 	RecurseSubmodules bool
 	// InsecureSkipTLS accepts any certificate of an https remote (--git insecure-skip-tls=).
 	InsecureSkipTLS bool
+	// PullMethod, when set, is the scheme a git:// context is fetched with, "https"
+	// or "http": kaniko's GIT_PULL_METHOD, which makes git://host/repo.git mean
+	// https://host/repo.git. Empty speaks the git protocol to a git:// URL, as
+	// Docker's remote= does.
+	PullMethod string
 	// Token, or Username and Password, authenticate to an http(s) remote. A token
 	// wins over a username and password and, as in kaniko, is sent as the user name
 	// with an empty password (GitHub's form; GitLab and Bitbucket want
@@ -81,7 +88,13 @@ func FromGit(ctx context.Context, spec, dir string, g GitOptions, limits ...Arch
 		o(&lim)
 	}
 	r := parseGitURL(spec)
-	if r.ref == "" {
+	if rest, ok := strings.CutPrefix(r.url, "git://"); ok && g.PullMethod != "" {
+		if g.PullMethod != "http" && g.PullMethod != "https" {
+			return nil, fmt.Errorf("git context %s: pull method %q: want http or https", redactURL(r.url), g.PullMethod)
+		}
+		r.url = g.PullMethod + "://" + rest
+	}
+	if g.Branch != "" {
 		r.ref = g.Branch
 	}
 	redacted := redactURL(r.url)

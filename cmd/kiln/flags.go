@@ -78,7 +78,7 @@ type buildFlags struct {
 
 // addBuildFlags registers kiln build's flags on fs, bound to f.
 func addBuildFlags(fs *pflag.FlagSet, f *buildFlags) {
-	fs.StringVarP(&f.context, "context", "c", "/workspace/", "The build context: a directory, dir://<directory>, tar://<archive>[.gz|.bz2|.xz|.zst], tar://stdin, or a git repository (git://host/repo.git#refs/heads/branch#commit, https://host/repo.git#ref; GIT_TOKEN or GIT_USERNAME/GIT_PASSWORD authenticate), or an archive in a bucket: s3://bucket/key (S3_ENDPOINT, S3_FORCE_PATH_STYLE for S3-compatible stores), gs://bucket/object, https://account.blob.core.windows.net/container/blob (AZURE_STORAGE_ACCESS_KEY).")
+	fs.StringVarP(&f.context, "context", "c", "/workspace/", "The build context: a directory, dir://<directory>, tar://<archive>[.gz|.bz2|.xz|.zst], tar://stdin, or a git repository (git://host/repo.git#refs/heads/branch#commit, fetched over https, or http with GIT_PULL_METHOD=http; https://host/repo.git#ref; GIT_TOKEN or GIT_USERNAME/GIT_PASSWORD authenticate), or an archive in a bucket: s3://bucket/key (S3_ENDPOINT, S3_FORCE_PATH_STYLE for S3-compatible stores), gs://bucket/object, https://account.blob.core.windows.net/container/blob (AZURE_STORAGE_ACCESS_KEY).")
 	fs.StringVar(&f.maxContextSize, "max-context-size", "", "Largest context a tar://, git or bucket source may unpack to (counted uncompressed): bytes or a size such as 512MiB or 4GiB. Unlimited by default; a directory context is used in place and never limited.")
 	fs.StringVar(&f.contextSubPath, "context-sub-path", "", "Sub-directory of the context to build from (it must be inside the context).")
 	fs.StringVar(&f.git, "git", "", "Git clone options: branch=NAME,single-branch=BOOL,recurse-submodules=BOOL,insecure-skip-tls=BOOL.")
