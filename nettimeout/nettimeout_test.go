@@ -7,7 +7,6 @@ import (
 	"net"
 	"os"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -38,40 +37,9 @@ func wantLimit(t *testing.T, err error, start time.Time, host string, connect bo
 	}
 }
 
-// fullBacklog returns a loopback address whose listener never accepts and whose
-// backlog is full, so a further connection's handshake never completes.
-func fullBacklog(t *testing.T) string {
-	t.Helper()
-	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { syscall.Close(fd) })
-	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
-		t.Fatal(err)
-	}
-	if err := syscall.Listen(fd, 0); err != nil {
-		t.Fatal(err)
-	}
-	sa, err := syscall.Getsockname(fd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := (&net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: sa.(*syscall.SockaddrInet4).Port}).String()
-	for i := 0; i < 8; i++ {
-		c, err := net.DialTimeout("tcp", addr, 300*time.Millisecond)
-		if err != nil {
-			return addr // the queue is full: this handshake did not complete
-		}
-		t.Cleanup(func() { c.Close() })
-	}
-	t.Skip("the loopback listener's backlog never filled")
-	return ""
-}
-
 func TestDialConnectTimeout(t *testing.T) {
 	t.Parallel()
-	addr := fullBacklog(t)
+	addr := testworld.FullBacklog(t)
 	l := nettimeout.Limits{Connect: 500 * time.Millisecond}
 	start := time.Now()
 	c, err := l.DialContext(context.Background(), "tcp", addr)
@@ -85,7 +53,7 @@ func TestDialConnectTimeout(t *testing.T) {
 // TestDialCancelled: the caller's cancellation is not reported as the limit.
 func TestDialCancelled(t *testing.T) {
 	t.Parallel()
-	addr := fullBacklog(t)
+	addr := testworld.FullBacklog(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
 	_, err := nettimeout.Limits{Connect: time.Minute}.DialContext(ctx, "tcp", addr)

@@ -9,7 +9,9 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // A fake commit the stalling git servers advertise; the client never gets its objects.
@@ -139,4 +141,36 @@ func readPktLine(r *bufio.Reader) (string, error) {
 	buf := make([]byte, n-4)
 	_, err := io.ReadFull(r, buf)
 	return string(buf), err
+}
+
+// FullBacklog returns a loopback address whose listener never accepts and whose
+// backlog is full, so a further connection's handshake never completes: the loopback
+// stand-in for an unreachable host. Tests skip when the backlog does not fill.
+func FullBacklog(t testing.TB) string {
+	t.Helper()
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Close(fd) })
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Listen(fd, 0); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := syscall.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := (&net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: sa.(*syscall.SockaddrInet4).Port}).String()
+	for i := 0; i < 8; i++ {
+		c, err := net.DialTimeout("tcp", addr, 300*time.Millisecond)
+		if err != nil {
+			return addr // the queue is full: this handshake did not complete
+		}
+		t.Cleanup(func() { c.Close() })
+	}
+	t.Skip("the loopback listener's backlog never filled")
+	return ""
 }

@@ -1,0 +1,106 @@
+package contexts
+
+import (
+	"context"
+	"errors"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kiln-build/kiln/nettimeout"
+	"github.com/kiln-build/kiln/test/testworld"
+)
+
+// stallLimits are short limits for the stalling servers; stallSlack is how much
+// later a loaded machine may report them.
+var stallLimits = nettimeout.Limits{Connect: time.Second, Stall: time.Second}
+
+const stallSlack = 5 * time.Second
+
+// wantStall checks that err is the stall (or connect) limit naming host, reported
+// within stallSlack of the limit, and that tmp holds nothing.
+func wantStall(t *testing.T, err error, start time.Time, host, tmp string, connect bool) {
+	t.Helper()
+	want := host + ": no data for 1s (--net-stall-timeout)"
+	if connect {
+		want = "connect to " + host + ": no connection within 1s (--net-connect-timeout)"
+	}
+	var fired *nettimeout.Error
+	if !errors.As(err, &fired) || !strings.Contains(err.Error(), want) {
+		t.Fatalf("error = %v, want one saying %q", err, want)
+	}
+	if took := time.Since(start); took > time.Second+stallSlack {
+		t.Errorf("failed after %s, want about 1s", took)
+	}
+	left, _ := os.ReadDir(tmp)
+	for _, e := range left {
+		t.Errorf("left behind: %s", e.Name())
+	}
+}
+
+// TestOpenStalledRemotes: every fetch of a context from a server that accepts and
+// then sends nothing fails at the stall limit, naming the server and the limit,
+// and leaves nothing in the temporary directory.
+func TestOpenStalledRemotes(t *testing.T) {
+	t.Parallel()
+	tcp := testworld.StallTCP(t)
+	gitd := testworld.StallGit(t)
+	gitHTTP := testworld.StallGitHTTP(t)
+	headers := testworld.StallHTTP(t, nil, nil)
+	hostOf := func(u string) string { return strings.SplitN(strings.SplitN(u, "://", 2)[1], "/", 2)[0] }
+
+	tests := []struct {
+		name    string
+		spec    string
+		g       GitOptions
+		host    string
+		connect bool
+	}{
+		{name: "git protocol, TCP accept and no bytes", spec: "git://" + tcp + "/repo.git", host: tcp},
+		{name: "git protocol, advertisement then nothing", spec: "git://" + gitd + "/repo.git#refs/heads/main", host: gitd},
+		{name: "git over http, advertisement then nothing", spec: gitHTTP, host: hostOf(gitHTTP)},
+		{name: "git over http, headers then nothing", spec: headers + "/repo.git", host: hostOf(headers)},
+		{name: "kaniko's git form over http, TCP accept and no bytes", spec: "git://" + tcp + "/repo.git", g: GitOptions{PullMethod: "http"}, host: tcp},
+		{name: "kaniko's git form over http, advertisement then nothing", spec: "git://" + hostOf(gitHTTP) + "/repo.git", g: GitOptions{PullMethod: "http"}, host: hostOf(gitHTTP)},
+		{name: "git, no handshake", spec: "git://" + testworld.FullBacklog(t) + "/repo.git", connect: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			host := tt.host
+			if tt.connect {
+				host = hostOf(tt.spec)
+			}
+			tmp := t.TempDir()
+			start := time.Now()
+			c, err := Open(context.Background(), tt.spec, WithGit(tt.g), WithTempDir(tmp), WithArchiveOptions(WithNetLimits(stallLimits)))
+			if err == nil {
+				c.Close()
+			}
+			wantStall(t, err, start, host, tmp, tt.connect)
+		})
+	}
+}
+
+// TestFromURLStalled: a remote= download whose server sends headers and then
+// nothing, or nothing at all, fails at the stall limit.
+func TestFromURLStalled(t *testing.T) {
+	t.Parallel()
+	for name, url := range map[string]string{
+		"headers then nothing":    testworld.StallHTTP(t, nil, nil) + "/context.tar",
+		"TCP accept and no bytes": "http://" + testworld.StallTCP(t) + "/context.tar",
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			tmp := t.TempDir()
+			start := time.Now()
+			_, err := FromURL(context.Background(), url, tmp+"/ctx", WithNetLimits(stallLimits))
+			if err == nil {
+				t.Fatal("FromURL succeeded")
+			}
+			os.RemoveAll(tmp + "/ctx") // FromURL's caller removes what it made
+			wantStall(t, err, start, strings.SplitN(strings.TrimPrefix(url, "http://"), "/", 2)[0], tmp, false)
+		})
+	}
+}
