@@ -109,7 +109,12 @@ func contextOptions(f *buildFlags, h host) ([]contexts.OpenOption, error) {
 	if err != nil {
 		return nil, err
 	}
-	opts := []contexts.OpenOption{contexts.WithGit(g), contexts.WithSubPath(f.contextSubPath), contexts.WithCloud(cloud)}
+	limits, err := f.netLimits(h.lookupEnv)
+	if err != nil {
+		return nil, err
+	}
+	opts := []contexts.OpenOption{contexts.WithGit(g), contexts.WithSubPath(f.contextSubPath), contexts.WithCloud(cloud),
+		contexts.WithArchiveOptions(contexts.WithNetLimits(limits))}
 	if f.maxContextSize != "" {
 		n, err := parseSize(f.maxContextSize)
 		if err != nil {

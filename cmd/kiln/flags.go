@@ -198,4 +198,6 @@ func addRegistryFlags(fs *pflag.FlagSet, f *registryFlags) {
 	fs.BoolVar(&f.skipDefaultRegistryFallback, "skip-default-registry-fallback", false, "Do not fall back from a registry's mirrors to the registry itself.")
 	fs.StringArrayVar(&f.registryCertificates, "registry-certificate", nil, "Extra CA certificate trusted for a registry, registry=/path/ca.crt. Repeat for several.")
 	fs.StringArrayVar(&f.registryClientCerts, "registry-client-cert", nil, "Client certificate for mutual TLS with a registry, registry=/path/cert.pem,/path/key.pem. Repeat for several.")
+	fs.DurationVar(&f.netConnect, "net-connect-timeout", 0, "How long any network connection (registry, git, context or ADD download, bucket, token endpoint) may take to open; KILN_NET_CONNECT_TIMEOUT when not given, else 30s.")
+	fs.DurationVar(&f.netStall, "net-stall-timeout", 0, "How long a network transfer may go without moving a byte before it fails (not a deadline: a big download may take as long as it keeps moving); KILN_NET_STALL_TIMEOUT when not given, else 2m.")
 }

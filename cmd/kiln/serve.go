@@ -311,6 +311,7 @@ func planServe(f *serveFlags, h host, keychain authn.Keychain) (*serveConfig, er
 		PlainHTTP:     func(registry string) bool { return slices.Contains(insecure, registry) },
 		Insecure:      func(registry string) bool { return slices.Contains(skipVerify, registry) },
 		Transport:     regs.pushTransport,
+		Net:           regs.net,
 		Cloud:         cloud,
 
 		MaxContextBytes:   maxContext,
