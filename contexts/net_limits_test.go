@@ -104,3 +104,47 @@ func TestFromURLStalled(t *testing.T) {
 		})
 	}
 }
+
+// TestFromBucketStalled: a bucket whose service sends the object's headers and then
+// nothing fails at the stall limit. The SDKs retry a stalled request or read a few
+// times (S3's retryer, Azure's retry reader), each retry held to the limit, so the
+// whole wait is bounded by a few stall limits.
+func TestFromBucketStalled(t *testing.T) {
+	t.Setenv("AWS_ACCESS_KEY_ID", "")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "")
+	t.Setenv("AWS_REGION", "us-east-1")
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	url := testworld.StallHTTP(t, nil, nil)
+	host := strings.TrimPrefix(url, "http://")
+	tests := []struct {
+		name string
+		spec string
+		o    CloudOptions
+	}{
+		{name: "s3", spec: "s3://ctx/context.tar.gz", o: CloudOptions{S3Endpoint: url, S3ForcePathStyle: true}},
+		{name: "gcs", spec: "gs://ctx/context.tar.gz", o: CloudOptions{GCSEndpoint: url}},
+		{name: "azure", spec: url + "/devstoreaccount1/ctx/context.tar.gz", o: CloudOptions{AzureBlobEndpoints: []string{url + "/devstoreaccount1"}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tmp := t.TempDir()
+			start := time.Now()
+			c, err := Open(context.Background(), tt.spec, WithCloud(tt.o), WithTempDir(tmp), WithArchiveOptions(WithNetLimits(stallLimits)))
+			if err == nil {
+				c.Close()
+				t.Fatal("Open succeeded")
+			}
+			var fired *nettimeout.Error
+			want := host + ": no data for 1s (--net-stall-timeout)"
+			if !errors.As(err, &fired) && !strings.Contains(err.Error(), want) {
+				t.Fatalf("error = %v, want one saying %q", err, want)
+			}
+			if took := time.Since(start); took > 8*time.Second+stallSlack {
+				t.Errorf("failed after %s", took)
+			}
+			if left, _ := os.ReadDir(tmp); len(left) > 0 {
+				t.Errorf("left behind: %v", left)
+			}
+		})
+	}
+}

@@ -108,10 +108,16 @@ func (l Limits) Transport(base *http.Transport) *http.Transport {
 		base = http.DefaultTransport.(*http.Transport)
 	}
 	t := base.Clone()
+	l.Apply(t)
+	return t
+}
+
+// Apply makes t dial with DialContext and holds its TLS handshake to the connect
+// limit, for a transport an SDK builds and lets its caller adjust.
+func (l Limits) Apply(t *http.Transport) {
 	t.DialContext = l.DialContext
 	t.DialTLSContext = nil
 	t.TLSHandshakeTimeout = l.ConnectTimeout()
-	return t
 }
 
 // Client returns an http.Client whose transport is Transport(nil). It has no
