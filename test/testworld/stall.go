@@ -93,8 +93,12 @@ func StallHTTP(t testing.TB, next http.Handler, stall func(*http.Request) bool) 
 		}
 		w.Header().Set("Content-Length", "1048576")
 		w.Header().Set("Content-Type", "application/octet-stream")
+		w.Header().Set("Connection", "close") // the stalled connection is never reused
 		w.WriteHeader(http.StatusOK)
 		w.(http.Flusher).Flush()
+		if r.Method == http.MethodHead {
+			return // a HEAD answer has no body to withhold
+		}
 		select {
 		case <-r.Context().Done():
 		case <-done:
