@@ -26,7 +26,11 @@ func runBuild(ctx context.Context, f *buildFlags, fs *pflag.FlagSet, h host, std
 	if err := checkUnsupported(fs); err != nil {
 		return err
 	}
-	h.keychain = credentials.Chain(credentials.WithLogger(log))
+	limits, err := f.netLimits(h.lookupEnv)
+	if err != nil {
+		return err
+	}
+	h.keychain = credentials.Chain(credentials.WithLogger(log), credentials.WithNetLimits(limits))
 	plan, err := planBuild(ctx, f, h)
 	if err != nil {
 		return err

@@ -153,7 +153,11 @@ func startDaemon(ctx context.Context, f *serveFlags, h host, stderr io.Writer) (
 	}
 	// One keychain for the server's life, so cloud tokens and failed lookups are
 	// remembered across builds.
-	cfg, err := planServe(f, h, credentials.Chain(credentials.WithLogger(lg)))
+	limits, err := f.netLimits(h.lookupEnv)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := planServe(f, h, credentials.Chain(credentials.WithLogger(lg), credentials.WithNetLimits(limits)))
 	if err != nil {
 		return nil, err
 	}

@@ -108,7 +108,7 @@ func runWarm(ctx context.Context, f *warmFlags, h host, stderr io.Writer) error 
 	}
 	keychain := h.keychain
 	if keychain == nil {
-		keychain = credentials.Chain(credentials.WithLogger(log))
+		keychain = credentials.Chain(credentials.WithLogger(log), credentials.WithNetLimits(regs.net))
 	}
 	reg := pullRegistry(&f.reg, keychain)
 	regs.apply(&reg, f.reg.skipDefaultRegistryFallback)
