@@ -148,3 +148,45 @@ func TestFromBucketStalled(t *testing.T) {
 		})
 	}
 }
+
+// TestOpenStalledCancelled: cancelling the caller's context (a /build client gone,
+// Ctrl-C) ends a stalled fetch at once, long before the stall limit, with the
+// context's error rather than the limit's.
+func TestOpenStalledCancelled(t *testing.T) {
+	t.Parallel()
+	long := nettimeout.Limits{Stall: time.Hour}
+	for name, spec := range map[string]string{
+		"git protocol":  "git://" + testworld.StallGit(t) + "/repo.git",
+		"git over http": testworld.StallGitHTTP(t),
+		"URL":           testworld.StallHTTP(t, nil, nil) + "/context.tar",
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			tmp := t.TempDir()
+			ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+			defer cancel()
+			start := time.Now()
+			var err error
+			if strings.HasSuffix(spec, ".tar") {
+				_, err = FromURL(ctx, spec, tmp+"/ctx", WithNetLimits(long))
+				os.RemoveAll(tmp + "/ctx")
+			} else {
+				var c *Context
+				c, err = Open(ctx, spec, WithTempDir(tmp), WithArchiveOptions(WithNetLimits(long)))
+				if err == nil {
+					c.Close()
+				}
+			}
+			var fired *nettimeout.Error
+			if err == nil || errors.As(err, &fired) {
+				t.Fatalf("error = %v, want the context's", err)
+			}
+			if took := time.Since(start); took > stallSlack {
+				t.Errorf("the cancelled fetch returned after %s", took)
+			}
+			if left, _ := os.ReadDir(tmp); len(left) > 0 {
+				t.Errorf("left behind: %v", left)
+			}
+		})
+	}
+}
