@@ -154,6 +154,29 @@ func TestStallProgress(t *testing.T) {
 		}
 	})
 
+	t.Run("a write nobody reads", func(t *testing.T) {
+		t.Parallel()
+		release := make(chan struct{})
+		addr := peer(t, func(c net.Conn) { <-release }) // accepts, never reads
+		defer close(release)
+		c, err := l.DialContext(context.Background(), "tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		buf := make([]byte, 1<<20)
+		start := time.Now()
+		for i := 0; i < 1024; i++ { // until the socket buffers are full
+			if _, err = c.Write(buf); err != nil {
+				break
+			}
+		}
+		var fired *nettimeout.Error
+		if !errors.As(err, &fired) || time.Since(start) > stall+slack {
+			t.Errorf("write = %v after %s, want the stall limit", err, time.Since(start))
+		}
+	})
+
 	t.Run("the user's deadline", func(t *testing.T) {
 		t.Parallel()
 		addr := testworld.StallTCP(t)
