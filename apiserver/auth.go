@@ -12,7 +12,6 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 )
 
@@ -111,13 +110,10 @@ func registryHost(addr string) string {
 	return h
 }
 
-// registryTransport is the transport for one registry: go-containerregistry's
-// default, without certificate checks where the server was told to skip them.
+// registryTransport is the transport for one registry: its own or the default,
+// held to the network limits, without certificate checks where the server was told to skip them.
 func (s *Server) registryTransport(host string) http.RoundTripper {
-	rt := remote.DefaultTransport
-	if s.build.Transport != nil {
-		rt = s.build.Transport(host)
-	}
+	rt := s.build.transport(host)
 	if s.build.Insecure == nil || !s.build.Insecure(host) {
 		return rt
 	}

@@ -6,8 +6,12 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
+
+	"github.com/kiln-build/kiln/nettimeout"
+	"github.com/kiln-build/kiln/test/testworld"
 )
 
 func TestLogin(t *testing.T) {
@@ -88,5 +92,34 @@ func TestRegistryHost(t *testing.T) {
 		if got := registryHost(in); got != want {
 			t.Errorf("registryHost(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// TestLoginStalled: docker login through kiln serve to a registry that stalls (one
+// that accepts and says nothing, or whose token endpoint sends headers and nothing) fails at the stall limit, naming the host and
+// the limit, instead of hanging the CLI.
+func TestLoginStalled(t *testing.T) {
+	t.Parallel()
+	silent := testworld.StallTCP(t)
+	var tokenReg string
+	tokenReg = strings.TrimPrefix(testworld.StallHTTP(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="http://`+tokenReg+`/token",service="kiln-test"`)
+		http.Error(w, "unauthorized", http.StatusUnauthorized)
+	}), func(r *http.Request) bool { return r.URL.Path == "/token" }), "http://")
+	ts := newImageTestServer(t, WithBuildConfig(BuildConfig{Net: nettimeout.Limits{Connect: time.Second, Stall: time.Second}}))
+	for name, reg := range map[string]string{"TCP accept and no bytes": silent, "token endpoint": tokenReg} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			body := `{"username":"u","password":"p","serveraddress":"` + reg + `"}`
+			start := time.Now()
+			resp, got := ts.call(t, http.MethodPost, "/v1.41/auth", strings.NewReader(body), http.Header{"Content-Type": {"application/json"}})
+			want := reg + ": no data for 1s (--net-stall-timeout)"
+			if resp.StatusCode == http.StatusOK || !strings.Contains(string(got), want) {
+				t.Errorf("HTTP %d %s, want an error saying %q", resp.StatusCode, got, want)
+			}
+			if took := time.Since(start); took > 15*time.Second {
+				t.Errorf("login gave up after %s", took)
+			}
+		})
 	}
 }

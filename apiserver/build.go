@@ -116,7 +116,7 @@ func (s *Server) postBuild(w http.ResponseWriter, r *http.Request, q *buildQueue
 		builder.WithEvents(out.event),
 		builder.WithRegistry(builder.Registry{
 			Keychain: kc, PlainHTTP: s.build.PlainHTTP, Insecure: s.build.Insecure,
-			Mirrors: s.build.Mirrors, SkipDefaultFallback: s.build.SkipDefaultFallback, Transport: s.build.Transport,
+			Mirrors: s.build.Mirrors, SkipDefaultFallback: s.build.SkipDefaultFallback, Transport: s.build.Transport, Net: s.build.Net,
 		}),
 	)
 	// The root is free once the image exists: its layers are files under dir. An

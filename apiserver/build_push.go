@@ -3,11 +3,13 @@ package apiserver
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/kiln-build/kiln/builder/output"
 )
@@ -56,13 +58,21 @@ func repositoryName(t name.Tag) string {
 	return t.Context().Name()
 }
 
+// transport is registry's transport: its own, or go-containerregistry's default
+// held to the network limits.
+func (b BuildConfig) transport(registry string) http.RoundTripper {
+	if b.Transport != nil {
+		if rt := b.Transport(registry); rt != nil {
+			return rt
+		}
+	}
+	return b.Net.Transport(remote.DefaultTransport.(*http.Transport))
+}
+
 // pushOptions are the options of a push to registry: credentials, the registry's own
 // transport (CA, client certificate) and whether its certificate is verified.
 func (s *Server) pushOptions(kc authn.Keychain, registry string) []output.PushOption {
-	opts := []output.PushOption{output.WithKeychain(kc)}
-	if s.build.Transport != nil {
-		opts = append(opts, output.WithTransport(s.build.Transport(registry)))
-	}
+	opts := []output.PushOption{output.WithKeychain(kc), output.WithTransport(s.build.transport(registry))}
 	if s.build.Insecure != nil {
 		opts = append(opts, output.WithSkipTLSVerify(s.build.Insecure))
 	}

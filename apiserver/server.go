@@ -15,6 +15,7 @@ import (
 
 	"github.com/kiln-build/kiln/builder"
 	"github.com/kiln-build/kiln/contexts"
+	"github.com/kiln-build/kiln/nettimeout"
 	"github.com/kiln-build/kiln/store"
 )
 
@@ -66,8 +67,12 @@ type BuildConfig struct {
 	Mirrors             func(registry string) []string
 	SkipDefaultFallback bool
 	// Transport is the transport for one registry (its CA, its client certificate);
-	// nil means the default.
+	// nil (or a nil answer) means go-containerregistry's default held to Net.
 	Transport func(registry string) http.RoundTripper
+	// Net are the connect and stall limits of every fetch a build or an API call
+	// makes: pulls, pushes, token endpoints, remote= contexts, ADD URLs. Zero means
+	// nettimeout's defaults.
+	Net nettimeout.Limits
 	// Cloud configures remote= contexts in buckets (s3://, gs://, Azure Blob). They are
 	// fetched with the server's own cloud credentials.
 	Cloud contexts.CloudOptions

@@ -70,6 +70,7 @@ func (s *stage) copyFiles(ctx context.Context, src copier.Source, sources []stri
 		WorkDir: s.state.config.Config.WorkingDir,
 		Add:     add,
 		TempDir: s.b.tmpDir,
+		Net:     s.b.puller.reg.Net,
 	}
 	if req.WorkDir == "" {
 		req.WorkDir = "/"

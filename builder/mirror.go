@@ -57,20 +57,21 @@ func (p *puller) fetchDescriptor(ctx context.Context, candidates []name.Referenc
 	return desc, err
 }
 
-// transportFor returns the transport pulls from registry use, or nil for the default:
-// the configured per-registry transport, with certificate checks off where asked.
+// transportFor returns the transport pulls from registry use: the configured
+// per-registry transport, or go-containerregistry's default held to the network
+// limits, with certificate checks off where asked.
 func (p *puller) transportFor(registry string) http.RoundTripper {
 	var rt http.RoundTripper
 	if p.reg.Transport != nil {
 		rt = p.reg.Transport(registry)
 	}
+	if rt == nil {
+		rt = p.reg.Net.Transport(remote.DefaultTransport.(*http.Transport))
+	}
 	if p.reg.Insecure == nil || !p.reg.Insecure(registry) {
 		return rt
 	}
 	base, ok := rt.(*http.Transport)
-	if rt == nil {
-		base, ok = remote.DefaultTransport.(*http.Transport)
-	}
 	if !ok {
 		return rt
 	}

@@ -5,11 +5,14 @@ import (
 	"crypto/x509"
 	"net/http"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/kiln-build/kiln/nettimeout"
 )
 
 func TestPullCandidates(t *testing.T) {
@@ -78,10 +81,15 @@ func TestPullTransport(t *testing.T) {
 			return nil
 		},
 		Insecure: func(r string) bool { return r == "insecure.test" || r == "both.test" },
+		Net:      nettimeout.Limits{Connect: 7 * time.Second},
 	}
 	p := newPuller(reg, v1.Platform{OS: "linux", Architecture: "amd64"}, t.TempDir())
-	if tr := p.transportFor("plain.test"); tr != nil {
-		t.Errorf("plain.test: transport %v, want the default (nil)", tr)
+	// A registry with no transport of its own gets go-containerregistry's default held
+	// to the network limits (its TLS handshake to the connect limit shows it).
+	for _, r := range []string{"plain.test", "insecure.test"} {
+		if tr, _ := p.transportFor(r).(*http.Transport); tr == nil || tr.TLSHandshakeTimeout != 7*time.Second {
+			t.Errorf("%s: transport not held to the network limits", r)
+		}
 	}
 	if tr := p.transportFor("ca.test"); tr != custom {
 		t.Error("ca.test: not the configured transport")

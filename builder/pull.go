@@ -91,10 +91,7 @@ func (p *puller) remoteOptions(ctx context.Context, ref name.Reference, platform
 		remote.WithAuthFromKeychain(kc),
 		remote.WithPlatform(platform),
 	}
-	if tr := p.transportFor(ref.Context().RegistryStr()); tr != nil {
-		opts = append(opts, remote.WithTransport(tr))
-	}
-	return opts
+	return append(opts, remote.WithTransport(p.transportFor(ref.Context().RegistryStr())))
 }
 
 // pull returns the state of image ref for the platform wanted, downloading its layers,

@@ -9,6 +9,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/kiln-build/kiln/contexts"
 	"github.com/kiln-build/kiln/isolation"
+	"github.com/kiln-build/kiln/nettimeout"
 	"github.com/kiln-build/kiln/snapshot"
 )
 
@@ -109,9 +110,12 @@ type Registry struct {
 	// none of them serves the image, the pull fails rather than reach the original.
 	SkipDefaultFallback bool
 	// Transport returns the HTTP transport used for registry (extra CAs, client
-	// certificates), or nil for go-containerregistry's default. Insecure still applies
-	// on top of an *http.Transport.
+	// certificates), or nil for go-containerregistry's default held to Net. Insecure
+	// still applies on top of an *http.Transport.
 	Transport func(registry string) http.RoundTripper
+	// Net are the connect and stall limits of the build's fetches: pulls through the
+	// default transport, and ADD's URL downloads. Zero means nettimeout's defaults.
+	Net nettimeout.Limits
 }
 
 // Result is what a successful build produced.

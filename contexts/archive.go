@@ -9,11 +9,14 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 
 	"github.com/moby/patternmatcher/ignorefile"
 	"golang.org/x/sys/unix"
 
 	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
+
+	"github.com/kiln-build/kiln/nettimeout"
 )
 
 // ErrLimitExceeded marks an archive larger than the limits FromArchive was given. A
@@ -27,8 +30,11 @@ type archiveSettings struct {
 	maxBytes   int64 // total size of the regular files' contents; 0: unlimited
 	maxEntries int   // number of tar entries; 0: unlimited
 
-	client     *http.Client // FromURL
-	dockerfile string       // FromURL: the name of a plain-text download
+	client     *http.Client      // FromURL; nil: one held to net
+	net        nettimeout.Limits // every network wait: FromURL, FromGit, FromBucket
+	progress   func()            // FromGit: reports each write to its watchdog
+	closed     *atomic.Bool      // FromGit: set when an abandoned clone must write no more
+	dockerfile string            // FromURL: the name of a plain-text download
 
 	memDir   string // WithMemoryFirst: where extraction starts
 	memBytes int64  // WithMemoryFirst: how much may stay there
@@ -39,6 +45,12 @@ type archiveSettings struct {
 // small gzip body that expands to terabytes is cut off at n, before it fills the disk.
 func WithMaxBytes(n int64) ArchiveOption {
 	return func(s *archiveSettings) { s.maxBytes = n }
+}
+
+// WithNetLimits holds the fetches (FromURL, FromGit, FromBucket) to these connect
+// and stall limits; without it they get nettimeout's defaults.
+func WithNetLimits(l nettimeout.Limits) ArchiveOption {
+	return func(s *archiveSettings) { s.net = l }
 }
 
 // WithMaxEntries stops the extraction with ErrLimitExceeded after n entries, so an

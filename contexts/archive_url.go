@@ -15,7 +15,8 @@ import (
 	"strings"
 )
 
-// WithHTTPClient sets the client FromURL downloads with (default http.DefaultClient).
+// WithHTTPClient sets the client FromURL downloads with (default: one held to
+// WithNetLimits' limits).
 func WithHTTPClient(c *http.Client) ArchiveOption {
 	return func(s *archiveSettings) { s.client = c }
 }
@@ -57,9 +58,12 @@ func IsHTTPURL(s string) bool {
 // The server fetches whatever URL its client names, so deployments that must not
 // reach internal addresses should not expose remote= to untrusted clients.
 func FromURL(ctx context.Context, rawURL, dir string, opts ...ArchiveOption) (*Context, error) {
-	s := archiveSettings{client: http.DefaultClient, dockerfile: "Dockerfile"}
+	s := archiveSettings{dockerfile: "Dockerfile"}
 	for _, o := range opts {
 		o(&s)
+	}
+	if s.client == nil {
+		s.client = s.net.Client()
 	}
 	u, err := url.Parse(rawURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") {

@@ -154,7 +154,7 @@ func fromAzureBlob(ctx context.Context, spec, dir string, s openSettings) (*Cont
 		// would contradict.
 		key = ""
 	}
-	client, err := ref.client(key)
+	client, err := ref.client(key, &blob.ClientOptions{ClientOptions: azcore.ClientOptions{Transport: s.net.Client()}})
 	if err != nil {
 		return nil, err
 	}
@@ -194,9 +194,9 @@ func (r azureBlobRef) wantForm() string {
 
 // client makes the blob client: signed with the shared key when there is one,
 // anonymous otherwise.
-func (r azureBlobRef) client(key string) (*blob.Client, error) {
+func (r azureBlobRef) client(key string, opts *blob.ClientOptions) (*blob.Client, error) {
 	if key == "" {
-		c, err := blob.NewClientWithNoCredential(r.blobURL, nil)
+		c, err := blob.NewClientWithNoCredential(r.blobURL, opts)
 		if err != nil {
 			return nil, fmt.Errorf("context %s: %w", r.display, r.redact(err))
 		}
@@ -207,7 +207,7 @@ func (r azureBlobRef) client(key string) (*blob.Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("context %s: the storage account key for account %q is not valid base64: %w", r.display, r.account, err)
 	}
-	c, err := blob.NewClientWithSharedKeyCredential(r.blobURL, cred, nil)
+	c, err := blob.NewClientWithSharedKeyCredential(r.blobURL, cred, opts)
 	if err != nil {
 		return nil, fmt.Errorf("context %s: %w", r.display, r.redact(err))
 	}

@@ -52,6 +52,11 @@ func (o CloudOptions) IsBucketURL(spec string) bool {
 // stops a decompression bomb at the limit.
 func FromBucket(ctx context.Context, spec, dir string, o CloudOptions, opts ...ArchiveOption) (*Context, error) {
 	s := openSettings{cloud: o, archive: opts}
+	var as archiveSettings
+	for _, opt := range opts {
+		opt(&as)
+	}
+	s.net = as.net
 	switch {
 	case strings.HasPrefix(spec, "s3://"):
 		return fromS3(ctx, spec, dir, s)

@@ -10,6 +10,7 @@ import (
 	"os"
 	"strings"
 
+	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/google"
 )
 
@@ -40,7 +41,7 @@ func fromGCS(ctx context.Context, spec, dir string, s openSettings) (*Context, e
 		return nil, err
 	}
 	what := "gs://" + bucket + "/" + object
-	base, client, err := gcsClient(ctx, s.cloud.GCSEndpoint)
+	base, client, err := gcsClient(ctx, s.cloud.GCSEndpoint, s.net.Client())
 	if err != nil {
 		return nil, fmt.Errorf("context %s: %w", what, err)
 	}
@@ -64,18 +65,20 @@ func fromGCS(ctx context.Context, spec, dir string, s openSettings) (*Context, e
 // gcsReadOnlyScope is the OAuth scope an object download needs.
 const gcsReadOnlyScope = "https://www.googleapis.com/auth/devstorage.read_only"
 
-// gcsClient returns the JSON API's base URL and the client to call it with: an
-// emulator's, unauthenticated, when one is named; else Cloud Storage's, with Google's
+// gcsClient returns the JSON API's base URL and the client to call it with, on hc's
+// transport: an emulator's, unauthenticated (hc itself), when one is named; else Cloud Storage's, with Google's
 // application-default credentials.
-func gcsClient(ctx context.Context, endpoint string) (string, *http.Client, error) {
+func gcsClient(ctx context.Context, endpoint string, hc *http.Client) (string, *http.Client, error) {
 	if endpoint == "" {
 		endpoint = os.Getenv("STORAGE_EMULATOR_HOST")
 	}
 	if endpoint != "" {
 		base, err := gcsJSONEndpoint(endpoint)
-		return base, http.DefaultClient, err
+		return base, hc, err
 	}
-	client, err := google.DefaultClient(ctx, gcsReadOnlyScope)
+	// oauth2 takes its base client, for the token exchange and the download, from
+	// the context.
+	client, err := google.DefaultClient(context.WithValue(ctx, oauth2.HTTPClient, hc), gcsReadOnlyScope)
 	if err != nil {
 		return "", nil, fmt.Errorf("finding Google credentials (GOOGLE_APPLICATION_CREDENTIALS, gcloud's application-default login or the metadata server): %w", err)
 	}

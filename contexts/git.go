@@ -4,10 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"net/http"
 	"net/url"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync/atomic"
+	"time"
 
 	"github.com/go-git/go-billy/v5/osfs"
 	git "github.com/go-git/go-git/v5"
@@ -16,13 +20,17 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/transport"
 	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
 	"github.com/go-git/go-git/v5/storage/filesystem"
+
+	"github.com/kiln-build/kiln/nettimeout"
 )
 
 // GitOptions configure a git clone. The CLI fills them from kaniko's --git flag and
 // the GIT_TOKEN, GIT_USERNAME and GIT_PASSWORD variables: this package reads no
 // environment, so a server never clones with its own operator's credentials by accident.
 type GitOptions struct {
-	// Branch is the ref to clone when the URL names none (--git branch=).
+	// Branch, when set, is the branch (or else tag) to clone, in place of the ref
+	// the URL's fragment names: kaniko's --git branch= wins over #ref. A commit
+	// fragment (#ref#commit) is still checked out.
 	Branch string
 	// SingleBranch fetches only that ref (--git single-branch=).
 	SingleBranch bool
@@ -30,6 +38,11 @@ type GitOptions struct {
 	RecurseSubmodules bool
 	// InsecureSkipTLS accepts any certificate of an https remote (--git insecure-skip-tls=).
 	InsecureSkipTLS bool
+	// PullMethod, when set, is the scheme a git:// context is fetched with, "https"
+	// or "http": kaniko's GIT_PULL_METHOD, which makes git://host/repo.git mean
+	// https://host/repo.git. Empty speaks the git protocol to a git:// URL, as
+	// Docker's remote= does.
+	PullMethod string
 	// Token, or Username and Password, authenticate to an http(s) remote. A token
 	// wins over a username and password and, as in kaniko, is sent as the user name
 	// with an empty password (GitHub's form; GitLab and Bitbucket want
@@ -81,7 +94,13 @@ func FromGit(ctx context.Context, spec, dir string, g GitOptions, limits ...Arch
 		o(&lim)
 	}
 	r := parseGitURL(spec)
-	if r.ref == "" {
+	if rest, ok := strings.CutPrefix(r.url, "git://"); ok && g.PullMethod != "" {
+		if g.PullMethod != "http" && g.PullMethod != "https" {
+			return nil, fmt.Errorf("git context %s: pull method %q: want http or https", redactURL(r.url), g.PullMethod)
+		}
+		r.url = g.PullMethod + "://" + rest
+	}
+	if g.Branch != "" {
 		r.ref = g.Branch
 	}
 	redacted := redactURL(r.url)
@@ -98,7 +117,7 @@ func FromGit(ctx context.Context, spec, dir string, g GitOptions, limits ...Arch
 	if g.RecurseSubmodules {
 		opts.RecurseSubmodules = git.DefaultSubmoduleRecursionDepth
 	}
-	repo, err := cloneRef(ctx, dir, opts, r.ref, lim)
+	repo, err := cloneWatched(ctx, dir, opts, r.ref, lim)
 	if err != nil {
 		return nil, fmt.Errorf("git context %s: %w", redacted, err)
 	}
@@ -126,6 +145,96 @@ func FromGit(ctx context.Context, spec, dir string, g GitOptions, limits ...Arch
 		return nil, err
 	}
 	return c, nil
+}
+
+// cloneWatched runs cloneRef held to the network limits. go-git dials for itself
+// (its git:// transport with no timeout at all, its http one through
+// http.DefaultTransport, and neither can be swapped for one clone without changing
+// go-git's global state), so the limits are enforced around it: the remote is first
+// dialled once with the connect limit, and a watchdog cancels the clone once nothing
+// (no repository data written, no progress message) has moved for the stall limit.
+func cloneWatched(ctx context.Context, dir string, opts *git.CloneOptions, ref string, lim archiveSettings) (*git.Repository, error) {
+	addr, err := gitDialAddress(opts.URL)
+	if err != nil {
+		return nil, err
+	}
+	if addr != "" {
+		c, err := lim.net.DialContext(ctx, "tcp", addr)
+		if err != nil {
+			return nil, err
+		}
+		c.Close()
+	} else {
+		addr = opts.URL
+	}
+	wctx, watch := lim.net.Watch(ctx, addr)
+	defer watch.Stop()
+	opts.Progress = watch
+	lim.progress = watch.Progress
+	lim.closed = &atomic.Bool{}
+
+	type result struct {
+		repo *git.Repository
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		repo, err := cloneRef(wctx, dir, opts, ref, lim)
+		done <- result{repo, err}
+	}()
+	var res result
+	select {
+	case res = <-done:
+	case <-wctx.Done():
+		// go-git returns soon after its context ends, except from the git://
+		// transport's dial, which has no context: leave that behind, its writes
+		// refused, rather than wait for the operating system to give up on it.
+		select {
+		case res = <-done:
+		case <-time.After(abandonGrace):
+			lim.closed.Store(true)
+			res.err = wctx.Err()
+		}
+	}
+	if res.err != nil {
+		var fired *nettimeout.Error
+		if errors.As(context.Cause(wctx), &fired) && ctx.Err() == nil {
+			return nil, fired
+		}
+		return nil, res.err
+	}
+	return res.repo, nil
+}
+
+// abandonGrace is how long a clone whose context ended may take to return.
+const abandonGrace = 5 * time.Second
+
+// gitDialAddress is the host:port a clone of rawURL connects to first (an http(s)
+// remote's proxy, when the environment names one), or "" when kiln cannot tell
+// (ssh, file).
+func gitDialAddress(rawURL string) (string, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil || u.Host == "" {
+		return "", nil
+	}
+	port := map[string]string{"git": "9418", "http": "80", "https": "443"}[u.Scheme]
+	if port == "" {
+		return "", nil
+	}
+	if u.Scheme != "git" {
+		proxy, err := http.ProxyFromEnvironment(&http.Request{URL: u})
+		if err != nil {
+			return "", fmt.Errorf("proxy for %s: %w", redactURL(rawURL), err)
+		}
+		if proxy != nil {
+			u = proxy
+			port = map[string]string{"http": "80", "https": "443", "socks5": "1080"}[u.Scheme]
+		}
+	}
+	if u.Port() != "" {
+		return u.Host, nil
+	}
+	return net.JoinHostPort(u.Hostname(), port), nil
 }
 
 // cloneRef clones ref, trying a short name first as a branch, then as a tag.
@@ -165,8 +274,8 @@ func cloneRef(ctx context.Context, dir string, opts *git.CloneOptions, ref strin
 // cloneLimited clones into dir (its .git holding the repository) as
 // git.PlainCloneContext does, with every write charged to the limits.
 func cloneLimited(ctx context.Context, dir string, opts *git.CloneOptions, lim archiveSettings) (*git.Repository, error) {
-	files := &cloneBudget{what: "the checked-out files", maxBytes: lim.maxBytes, maxEntries: int64(lim.maxEntries)}
-	data := &cloneBudget{what: "the repository data fetched", maxBytes: lim.maxBytes}
+	files := &cloneBudget{what: "the checked-out files", maxBytes: lim.maxBytes, maxEntries: int64(lim.maxEntries), progress: lim.progress, closed: lim.closed}
+	data := &cloneBudget{what: "the repository data fetched", maxBytes: lim.maxBytes, progress: lim.progress, closed: lim.closed}
 	wt := &limitFS{Filesystem: osfs.New(dir), budget: files, entries: true}
 	dot := &limitFS{Filesystem: osfs.New(filepath.Join(dir, git.GitDirName)), budget: data}
 	st := filesystem.NewStorage(dot, cache.NewObjectLRUDefault())

@@ -3,6 +3,7 @@ package contexts
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -117,6 +118,90 @@ func TestFromGitLimits(t *testing.T) {
 			}
 			if !errors.Is(err, ErrLimitExceeded) || !strings.Contains(err.Error(), tt.wantErr) {
 				t.Fatalf("FromGit error = %v, want ErrLimitExceeded with %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+// TestFromGitPullMethod fetches kaniko's git://HOST/path#ref form from the real git
+// http-backend: GIT_PULL_METHOD (PullMethod) makes git:// mean https or http, and the
+// credentials and TLS options then apply as to an https URL.
+func TestFromGitPullMethod(t *testing.T) {
+	t.Parallel()
+	work, repo := newGitRepo(t, func(string) {})
+	plain := testworld.GitHTTP(t, work, testworld.WithPlainHTTP())
+	tlsSrv := testworld.GitHTTP(t, work, testworld.WithGitUser("alice", "s3cret"), testworld.WithGitUser("tok123", ""))
+	gitForm := func(u string) string { return "git://" + u[strings.Index(u, "://")+3:] }
+
+	tests := []struct {
+		name    string
+		spec    string
+		g       GitOptions
+		version string // content of "version"; "" expects an error
+		errPart string
+	}{
+		{name: "http", spec: gitForm(plain.URL) + "#refs/heads/main", g: GitOptions{PullMethod: "http"}, version: "two\n"},
+		{name: "http branch", spec: gitForm(plain.URL) + "#refs/heads/feature", g: GitOptions{PullMethod: "http"}, version: "feature\n"},
+		{name: "http ref and commit", spec: gitForm(plain.URL) + "#refs/heads/main#" + repo.first, g: GitOptions{PullMethod: "http"}, version: "one\n"},
+		{name: "https with a password", spec: gitForm(tlsSrv.URL) + "#refs/heads/main",
+			g: GitOptions{PullMethod: "https", InsecureSkipTLS: true, Username: "alice", Password: "s3cret"}, version: "two\n"},
+		{name: "https with a token", spec: gitForm(tlsSrv.URL), g: GitOptions{PullMethod: "https", InsecureSkipTLS: true, Token: "tok123"}, version: "two\n"},
+		{name: "https checks the certificate", spec: gitForm(tlsSrv.URL), g: GitOptions{PullMethod: "https", Token: "tok123"}, errPart: "certificate"},
+		// kaniko's --git branch= wins over the URL's ref.
+		{name: "branch option over fragment", spec: gitForm(plain.URL) + "#refs/heads/main", g: GitOptions{PullMethod: "http", Branch: "feature"}, version: "feature\n"},
+		{name: "https to an http server", spec: gitForm(plain.URL), g: GitOptions{PullMethod: "https"}, errPart: "https://127.0.0.1"},
+		{name: "unknown method", spec: gitForm(plain.URL), g: GitOptions{PullMethod: "ftp"}, errPart: `pull method "ftp"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			dir := filepath.Join(t.TempDir(), "ctx")
+			c, err := FromGit(context.Background(), tt.spec, dir, tt.g)
+			if tt.version == "" {
+				if err == nil || !strings.Contains(err.Error(), tt.errPart) {
+					t.Fatalf("FromGit(%s) = %v, want an error naming %q", tt.spec, err, tt.errPart)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("FromGit(%s): %v", tt.spec, err)
+			}
+			got, err := os.ReadFile(filepath.Join(c.Dir, "version"))
+			if err != nil || string(got) != tt.version {
+				t.Errorf("version = %q, %v; want %q", got, err, tt.version)
+			}
+		})
+	}
+}
+
+// TestFromGitSubmodules clones a repository whose submodule lives on the same real
+// git http-backend: --git recurse-submodules=true checks it out, and without it the
+// submodule's directory stays empty, as with kaniko.
+func TestFromGitSubmodules(t *testing.T) {
+	t.Parallel()
+	subWork, _ := newGitRepo(t, func(string) {})
+	srv := testworld.GitHTTP(t, subWork, testworld.WithPlainHTTP())
+	parent := t.TempDir()
+	runGit(t, parent, "init", "-q", "-b", "main")
+	writeFile(t, filepath.Join(parent, "Dockerfile"), "FROM scratch\n", 0o644)
+	runGit(t, parent, "-c", "protocol.allow=always", "submodule", "add", "-q", srv.URL, "lib")
+	runGit(t, parent, "add", "-A")
+	runGit(t, parent, "commit", "-q", "-m", "with a submodule")
+	url := srv.AddRepo(t, "parent.git", parent)
+
+	for _, recurse := range []bool{true, false} {
+		t.Run(fmt.Sprint("recurse=", recurse), func(t *testing.T) {
+			t.Parallel()
+			c, err := FromGit(context.Background(), url, filepath.Join(t.TempDir(), "ctx"), GitOptions{RecurseSubmodules: recurse})
+			if err != nil {
+				t.Fatalf("FromGit: %v", err)
+			}
+			got, err := os.ReadFile(filepath.Join(c.Dir, "lib", "version"))
+			if recurse && (err != nil || string(got) != "two\n") {
+				t.Errorf("lib/version = %q, %v; want the submodule's file", got, err)
+			}
+			if !recurse && err == nil {
+				t.Errorf("lib/version exists without recurse-submodules")
 			}
 		})
 	}

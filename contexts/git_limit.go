@@ -1,6 +1,7 @@
 package contexts
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"sync"
@@ -19,6 +20,8 @@ type cloneBudget struct {
 	maxEntries int64  // 0: unlimited; only counted where entries is set
 	bytes      atomic.Int64
 	entries    atomic.Int64
+	progress   func()       // nil, or told of every write (the clone's stall watchdog)
+	closed     *atomic.Bool // nil, or set once the clone was abandoned: refuse every write
 
 	mu  sync.Mutex
 	err error // the first limit exceeded
@@ -42,7 +45,24 @@ func (b *cloneBudget) failed() error {
 	return b.err
 }
 
+// errAbandoned refuses the writes of a clone FromGit gave up on.
+var errAbandoned = errors.New("git clone abandoned")
+
+// moved reports progress, and refuses it once the clone was abandoned.
+func (b *cloneBudget) moved() error {
+	if b.closed != nil && b.closed.Load() {
+		return errAbandoned
+	}
+	if b.progress != nil {
+		b.progress()
+	}
+	return nil
+}
+
 func (b *cloneBudget) addBytes(n int) error {
+	if err := b.moved(); err != nil {
+		return err
+	}
 	if b.maxBytes > 0 && b.bytes.Add(int64(n)) > b.maxBytes {
 		return b.exceeded("more than %d bytes", b.maxBytes)
 	}
@@ -50,6 +70,9 @@ func (b *cloneBudget) addBytes(n int) error {
 }
 
 func (b *cloneBudget) addEntry() error {
+	if err := b.moved(); err != nil {
+		return err
+	}
 	if b.maxEntries > 0 && b.entries.Add(1) > b.maxEntries {
 		return b.exceeded("more than %d files", b.maxEntries)
 	}
@@ -71,6 +94,11 @@ func (fs *limitFS) Create(name string) (billy.File, error) {
 
 // OpenFile opens a file whose writes are charged to the budget.
 func (fs *limitFS) OpenFile(name string, flag int, perm os.FileMode) (billy.File, error) {
+	if flag&(os.O_CREATE|os.O_WRONLY|os.O_RDWR) != 0 {
+		if err := fs.budget.moved(); err != nil {
+			return nil, err
+		}
+	}
 	if fs.entries && flag&os.O_CREATE != 0 {
 		if err := fs.budget.addEntry(); err != nil {
 			return nil, err
@@ -86,6 +114,9 @@ func (fs *limitFS) OpenFile(name string, flag int, perm os.FileMode) (billy.File
 // TempFile creates a temporary file (go-git receives packfiles in one) charged to
 // the budget.
 func (fs *limitFS) TempFile(dir, prefix string) (billy.File, error) {
+	if err := fs.budget.moved(); err != nil {
+		return nil, err
+	}
 	f, err := fs.Filesystem.TempFile(dir, prefix)
 	if err != nil {
 		return nil, err
@@ -101,6 +132,14 @@ func (fs *limitFS) Symlink(target, link string) error {
 		}
 	}
 	return fs.Filesystem.Symlink(target, link)
+}
+
+// MkdirAll creates directories, unless the clone was abandoned.
+func (fs *limitFS) MkdirAll(name string, perm os.FileMode) error {
+	if err := fs.budget.moved(); err != nil {
+		return err
+	}
+	return fs.Filesystem.MkdirAll(name, perm)
 }
 
 // Chroot keeps the budget for the sub-tree (submodules are cloned into one).

@@ -10,18 +10,21 @@ import (
 	"strings"
 
 	securejoin "github.com/cyphar/filepath-securejoin"
+
+	"github.com/kiln-build/kiln/nettimeout"
 )
 
 // OpenOption configures Open.
 type OpenOption func(*openSettings)
 
 type openSettings struct {
-	stdin   io.Reader       // tar://stdin
-	subPath string          // --context-sub-path
-	git     GitOptions      // git contexts
-	tmpDir  string          // parent of fetched contexts; "" is os.TempDir()
-	archive []ArchiveOption // limits for tar://, s3://, gs:// and Azure Blob contexts
-	cloud   CloudOptions    // s3://, gs:// and Azure Blob contexts
+	stdin   io.Reader         // tar://stdin
+	subPath string            // --context-sub-path
+	git     GitOptions        // git contexts
+	tmpDir  string            // parent of fetched contexts; "" is os.TempDir()
+	archive []ArchiveOption   // limits for tar://, s3://, gs:// and Azure Blob contexts
+	cloud   CloudOptions      // s3://, gs:// and Azure Blob contexts
+	net     nettimeout.Limits // FromBucket's downloads (from archive's WithNetLimits)
 }
 
 // WithStdin gives Open the stream a tar://stdin context is read from. The package

@@ -16,6 +16,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
+
+	"github.com/kiln-build/kiln/nettimeout"
 )
 
 // s3DefaultObject is the object a bucket-only s3:// spec names, as in kaniko.
@@ -53,7 +55,7 @@ func fromS3(ctx context.Context, spec, dir string, s openSettings) (*Context, er
 		return nil, err
 	}
 	what := "s3://" + bucket + "/" + key
-	cfg, credErr, err := s3Config(ctx, s.cloud)
+	cfg, credErr, err := s3Config(ctx, s.cloud, s.net)
 	if err != nil {
 		return nil, fmt.Errorf("context %s: %w", what, err)
 	}
@@ -100,13 +102,14 @@ func validS3Bucket(b string) bool {
 // s3Config loads the SDK's default configuration and settles its credentials now, so
 // that an empty chain means unsigned requests rather than a wait on every call. It
 // returns why no credentials were found (nil when some were), for error messages.
-func s3Config(ctx context.Context, c CloudOptions) (cfg aws.Config, credErr error, err error) {
+func s3Config(ctx context.Context, c CloudOptions, nl nettimeout.Limits) (cfg aws.Config, credErr error, err error) {
 	if c.S3Endpoint != "" {
 		if err := checkS3Endpoint(c.S3Endpoint); err != nil {
 			return aws.Config{}, nil, err
 		}
 	}
-	cfg, err = config.LoadDefaultConfig(ctx)
+	hc := awshttp.NewBuildableClient().WithTransportOptions(nl.Apply)
+	cfg, err = config.LoadDefaultConfig(ctx, config.WithHTTPClient(hc))
 	if err != nil {
 		return aws.Config{}, nil, fmt.Errorf("AWS configuration: %w", err)
 	}

@@ -5,6 +5,8 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/sirupsen/logrus"
+
+	"github.com/kiln-build/kiln/nettimeout"
 )
 
 // Option configures Chain and Cloud.
@@ -13,6 +15,7 @@ type Option func(*options)
 type options struct {
 	request authn.Keychain
 	log     logrus.FieldLogger
+	net     nettimeout.Limits
 }
 
 func newOptions(opts []Option) options {
@@ -32,6 +35,13 @@ func WithLogger(l logrus.FieldLogger) Option {
 			o.log = l
 		}
 	}
+}
+
+// WithNetLimits bounds how long a credential lookup may go without an answer: a
+// docker-credential-* helper, or a cloud keychain's token exchange, gets the stall
+// limit. Without it, nettimeout's default applies.
+func WithNetLimits(l nettimeout.Limits) Option {
+	return func(o *options) { o.net = l }
 }
 
 // WithRequest puts one request's own credentials (FromRegistryConfig,
@@ -65,7 +75,7 @@ func Chain(opts ...Option) authn.Keychain {
 	if o.request != nil {
 		kcs = append(kcs, o.request)
 	}
-	kcs = append(kcs, Default(), newCloud(o))
+	kcs = append(kcs, dockerConfig{limit: o.net.StallTimeout()}, newCloud(o))
 	return authn.NewMultiKeychain(kcs...)
 }
 

@@ -2,6 +2,7 @@ package credentials
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"strings"
 	"sync"
@@ -9,6 +10,8 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/sirupsen/logrus"
+
+	"github.com/kiln-build/kiln/nettimeout"
 )
 
 // retryAfter is how long a registry whose cloud lookup found no credentials is
@@ -54,6 +57,7 @@ type cloudKeychain struct {
 	log       logrus.FieldLogger
 	providers []provider
 	now       func() time.Time
+	limit     time.Duration // how long one lookup may go unanswered
 
 	mu     sync.Mutex
 	misses map[string]time.Time // registry → when its lookup last failed
@@ -64,6 +68,7 @@ func newCloud(o options) *cloudKeychain {
 		log:       o.log,
 		providers: []provider{newGoogle().provider(), newECR().provider(), newACR().provider()},
 		now:       time.Now,
+		limit:     o.net.StallTimeout(),
 		misses:    map[string]time.Time{},
 	}
 }
@@ -85,7 +90,7 @@ func (c *cloudKeychain) ResolveContext(ctx context.Context, target authn.Resourc
 		log.Debug("no cloud credentials found recently; pulling anonymously")
 		return authn.Anonymous, nil
 	}
-	auth, err := fetchWithContext(ctx, p, registry)
+	auth, err := fetchWithContext(ctx, p, registry, c.limit)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
@@ -127,7 +132,7 @@ func (c *cloudKeychain) miss(registry string) {
 // helpers use context.TODO and their own 30-second timeouts). The lookup itself gets
 // ctx without its cancellation: a token source built from it is kept and refreshed
 // after this call returns, and must not die with one pull's context.
-func fetchWithContext(ctx context.Context, p provider, registry string) (authn.Authenticator, error) {
+func fetchWithContext(ctx context.Context, p provider, registry string, limit time.Duration) (authn.Authenticator, error) {
 	type result struct {
 		auth authn.Authenticator
 		err  error
@@ -137,11 +142,15 @@ func fetchWithContext(ctx context.Context, p provider, registry string) (authn.A
 		auth, err := p.fetch(context.WithoutCancel(ctx), registry)
 		done <- result{auth, err}
 	}()
+	timer := time.NewTimer(limit)
+	defer timer.Stop()
 	select {
 	case r := <-done:
 		return r.auth, r.err
 	case <-ctx.Done():
 		return nil, ctx.Err()
+	case <-timer.C:
+		return nil, fmt.Errorf("%s credentials for %s: no answer within %s (%s)", p.name, registry, limit, nettimeout.StallSetting)
 	}
 }
 

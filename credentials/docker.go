@@ -3,8 +3,11 @@ package credentials
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
+
+	"github.com/kiln-build/kiln/nettimeout"
 )
 
 // Default returns the keychain a kaniko user expects: the docker CLI's config.json.
@@ -25,14 +28,20 @@ import (
 // The file is read on every lookup, so a credential refreshed while kiln runs (a
 // rotated token in a mounted secret) is picked up by the next pull or push. Errors
 // name the registry, never the secret.
+//
+// A credential helper that gives no answer within nettimeout's default stall limit
+// fails the lookup (Chain with WithNetLimits sets another limit); kiln cannot end the
+// helper's process, which go-containerregistry's docker-config loader runs.
 func Default() authn.Keychain {
-	return dockerConfig{}
+	return dockerConfig{limit: nettimeout.DefaultStall}
 }
 
 // dockerConfig delegates to go-containerregistry's docker-config keychain, which
 // implements the precedence above with the docker CLI's own config loader and
 // credential-helper client. It exists as a named type so errors carry the registry.
-type dockerConfig struct{}
+type dockerConfig struct {
+	limit time.Duration // how long a lookup (a credential helper's run) may take
+}
 
 // Resolve implements authn.Keychain.
 func (k dockerConfig) Resolve(target authn.Resource) (authn.Authenticator, error) {
@@ -41,10 +50,30 @@ func (k dockerConfig) Resolve(target authn.Resource) (authn.Authenticator, error
 
 // ResolveContext implements authn.ContextKeychain, so credential helpers that honour a
 // context are cancelled with the build.
-func (dockerConfig) ResolveContext(ctx context.Context, target authn.Resource) (authn.Authenticator, error) {
-	auth, err := authn.Resolve(ctx, authn.DefaultKeychain, target)
-	if err != nil {
-		return nil, fmt.Errorf("docker config credentials for %s: %w", target.RegistryStr(), err)
+func (k dockerConfig) ResolveContext(ctx context.Context, target authn.Resource) (authn.Authenticator, error) {
+	// go-containerregistry runs the helper without a context: wait for it at most
+	// the limit, and no longer than ctx.
+	type result struct {
+		auth authn.Authenticator
+		err  error
 	}
-	return auth, nil
+	done := make(chan result, 1)
+	go func() {
+		auth, err := authn.Resolve(ctx, authn.DefaultKeychain, target)
+		done <- result{auth, err}
+	}()
+	timer := time.NewTimer(k.limit)
+	defer timer.Stop()
+	select {
+	case r := <-done:
+		if r.err != nil {
+			return nil, fmt.Errorf("docker config credentials for %s: %w", target.RegistryStr(), r.err)
+		}
+		return r.auth, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-timer.C:
+		return nil, fmt.Errorf("docker config credentials for %s: the credential helper gave no answer within %s (%s)",
+			target.RegistryStr(), k.limit, nettimeout.StallSetting)
+	}
 }

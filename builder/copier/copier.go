@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/kiln-build/kiln/nettimeout"
 )
 
 // Source is where COPY/ADD sources are looked up: the build context directory, or the
@@ -51,8 +53,10 @@ type Request struct {
 	Chmod *os.FileMode
 	// Add selects ADD semantics: URLs are downloaded and local tar archives extracted.
 	Add bool
-	// HTTPClient fetches ADD URLs; nil means http.DefaultClient.
+	// HTTPClient fetches ADD URLs; nil means a client held to Net.
 	HTTPClient *http.Client
+	// Net are the connect and stall limits of ADD's URL downloads.
+	Net nettimeout.Limits
 	// TempDir is the host directory downloads are written to before being copied; it
 	// must be outside the build root. Empty means the system's temporary directory.
 	TempDir string

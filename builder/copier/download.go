@@ -39,7 +39,7 @@ func (c *copier) download(ctx context.Context, rawURL string) (item, error) {
 	shown := u.Redacted()
 	client := c.req.HTTPClient
 	if client == nil {
-		client = http.DefaultClient
+		client = c.req.Net.Client()
 	}
 	hreq, err := http.NewRequestWithContext(ctx, http.MethodGet, rawURL, nil)
 	if err != nil {

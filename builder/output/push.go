@@ -13,6 +13,8 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+
+	"github.com/kiln-build/kiln/nettimeout"
 )
 
 // PushOption configures Push.
@@ -38,7 +40,7 @@ func WithKeychain(kc authn.Keychain) PushOption {
 }
 
 // WithTransport sets the HTTP transport pushes use (default: go-containerregistry's
-// remote.DefaultTransport). WithSkipTLSVerify only takes effect on an *http.Transport.
+// remote.DefaultTransport held to nettimeout's default limits). WithSkipTLSVerify only takes effect on an *http.Transport.
 func WithTransport(rt http.RoundTripper) PushOption {
 	return func(s *pushSettings) { s.transport = rt }
 }
@@ -106,7 +108,7 @@ func Push(ctx context.Context, img v1.Image, refs []name.Reference, opts ...Push
 func newPushSettings(opts []PushOption) *pushSettings {
 	s := &pushSettings{
 		keychain:  authn.NewMultiKeychain(), // resolves every registry to anonymous
-		transport: remote.DefaultTransport,
+		transport: nettimeout.Limits{}.Transport(remote.DefaultTransport.(*http.Transport)),
 		backoff:   time.Second,
 	}
 	for _, o := range opts {

@@ -35,7 +35,11 @@ func runBuild(ctx context.Context, f *buildFlags, fs *pflag.FlagSet, h host, std
 	if f.useNewRun {
 		log.Info("--use-new-run changes nothing in kiln: its default snapshot (--snapshot-mode=redo) already detects a RUN's changes without reading every file")
 	}
-	h.keychain = credentials.Chain(credentials.WithLogger(log))
+	limits, err := f.netLimits(h.lookupEnv)
+	if err != nil {
+		return err
+	}
+	h.keychain = credentials.Chain(credentials.WithLogger(log), credentials.WithNetLimits(limits))
 	plan, err := planBuild(ctx, f, h)
 	if err != nil {
 		return err

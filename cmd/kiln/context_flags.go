@@ -90,13 +90,24 @@ func cloudOptions(lookupEnv func(string) (string, bool)) (contexts.CloudOptions,
 	return o, nil
 }
 
-// contextOptions turns the context flags, kaniko's git variables (GIT_TOKEN, or
-// GIT_USERNAME and GIT_PASSWORD) and standard input into contexts.Open options.
+// gitPullMethod reads kaniko's GIT_PULL_METHOD: a git:// context is fetched over
+// http when it says "http", and over https otherwise, whatever else it says (kaniko
+// treats an unknown value as unset). kiln build never speaks the git protocol.
+func gitPullMethod(lookupEnv func(string) (string, bool)) string {
+	if v, _ := lookupEnv("GIT_PULL_METHOD"); v == "http" {
+		return "http"
+	}
+	return "https"
+}
+
+// contextOptions turns the context flags, kaniko's git variables (GIT_PULL_METHOD;
+// GIT_TOKEN, or GIT_USERNAME and GIT_PASSWORD) and standard input into contexts.Open options.
 func contextOptions(f *buildFlags, h host) ([]contexts.OpenOption, error) {
 	g, err := parseGitFlag(f.git)
 	if err != nil {
 		return nil, err
 	}
+	g.PullMethod = gitPullMethod(h.lookupEnv)
 	g.Token, _ = h.lookupEnv("GIT_TOKEN")
 	g.Username, _ = h.lookupEnv("GIT_USERNAME")
 	g.Password, _ = h.lookupEnv("GIT_PASSWORD")
@@ -104,7 +115,12 @@ func contextOptions(f *buildFlags, h host) ([]contexts.OpenOption, error) {
 	if err != nil {
 		return nil, err
 	}
-	opts := []contexts.OpenOption{contexts.WithGit(g), contexts.WithSubPath(f.contextSubPath), contexts.WithCloud(cloud)}
+	limits, err := f.netLimits(h.lookupEnv)
+	if err != nil {
+		return nil, err
+	}
+	opts := []contexts.OpenOption{contexts.WithGit(g), contexts.WithSubPath(f.contextSubPath), contexts.WithCloud(cloud),
+		contexts.WithArchiveOptions(contexts.WithNetLimits(limits))}
 	if f.maxContextSize != "" {
 		n, err := parseSize(f.maxContextSize)
 		if err != nil {

@@ -53,6 +53,29 @@ func TestParseGitFlag(t *testing.T) {
 
 // TestPlanTarStdinContext plans a build whose context is a tar on standard input,
 // narrowed by --context-sub-path, and checks its temporary directory goes on Close.
+// TestGitPullMethod: kaniko's GIT_PULL_METHOD picks http only when it says so;
+// unset, https and any other value are https, as in kaniko.
+func TestGitPullMethod(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		env  map[string]string
+		want string
+	}{
+		{env: nil, want: "https"},
+		{env: map[string]string{"GIT_PULL_METHOD": "http"}, want: "http"},
+		{env: map[string]string{"GIT_PULL_METHOD": "https"}, want: "https"},
+		{env: map[string]string{"GIT_PULL_METHOD": ""}, want: "https"},
+		{env: map[string]string{"GIT_PULL_METHOD": "HTTP"}, want: "https"},
+		{env: map[string]string{"GIT_PULL_METHOD": "ssh"}, want: "https"},
+	}
+	for _, tt := range tests {
+		lookup := func(k string) (string, bool) { v, ok := tt.env[k]; return v, ok }
+		if got := gitPullMethod(lookup); got != tt.want {
+			t.Errorf("gitPullMethod(%v) = %q, want %q", tt.env, got, tt.want)
+		}
+	}
+}
+
 func TestPlanTarStdinContext(t *testing.T) {
 	t.Parallel()
 	var b bytes.Buffer

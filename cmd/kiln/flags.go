@@ -86,7 +86,7 @@ type buildFlags struct {
 
 // addBuildFlags registers kiln build's flags on fs, bound to f.
 func addBuildFlags(fs *pflag.FlagSet, f *buildFlags) {
-	fs.StringVarP(&f.context, "context", "c", "/workspace/", "The build context: a directory, dir://<directory>, tar://<archive>[.gz|.bz2|.xz|.zst], tar://stdin, or a git repository (git://host/repo.git#refs/heads/branch#commit, https://host/repo.git#ref; GIT_TOKEN or GIT_USERNAME/GIT_PASSWORD authenticate), or an archive in a bucket: s3://bucket/key (S3_ENDPOINT, S3_FORCE_PATH_STYLE for S3-compatible stores), gs://bucket/object, https://account.blob.core.windows.net/container/blob (AZURE_STORAGE_ACCESS_KEY).")
+	fs.StringVarP(&f.context, "context", "c", "/workspace/", "The build context: a directory, dir://<directory>, tar://<archive>[.gz|.bz2|.xz|.zst], tar://stdin, or a git repository (git://host/repo.git#refs/heads/branch#commit, fetched over https, or http with GIT_PULL_METHOD=http; https://host/repo.git#ref; GIT_TOKEN or GIT_USERNAME/GIT_PASSWORD authenticate), or an archive in a bucket: s3://bucket/key (S3_ENDPOINT, S3_FORCE_PATH_STYLE for S3-compatible stores), gs://bucket/object, https://account.blob.core.windows.net/container/blob (AZURE_STORAGE_ACCESS_KEY).")
 	fs.StringVar(&f.maxContextSize, "max-context-size", "", "Largest context a tar://, git or bucket source may unpack to (counted uncompressed): bytes or a size such as 512MiB or 4GiB. Unlimited by default; a directory context is used in place and never limited.")
 	fs.StringVar(&f.contextSubPath, "context-sub-path", "", "Sub-directory of the context to build from (it must be inside the context).")
 	fs.StringVar(&f.git, "git", "", "Git clone options: branch=NAME,single-branch=BOOL,recurse-submodules=BOOL,insecure-skip-tls=BOOL.")
@@ -148,4 +148,6 @@ func addRegistryFlags(fs *pflag.FlagSet, f *registryFlags) {
 	fs.BoolVar(&f.skipDefaultRegistryFallback, "skip-default-registry-fallback", false, "Do not fall back from a registry's mirrors to the registry itself.")
 	fs.StringArrayVar(&f.registryCertificates, "registry-certificate", nil, "Extra CA certificate trusted for a registry, registry=/path/ca.crt. Repeat for several.")
 	fs.StringArrayVar(&f.registryClientCerts, "registry-client-cert", nil, "Client certificate for mutual TLS with a registry, registry=/path/cert.pem,/path/key.pem. Repeat for several.")
+	fs.DurationVar(&f.netConnect, "net-connect-timeout", 0, "How long any network connection (registry, git, context or ADD download, bucket, token endpoint) may take to open; KILN_NET_CONNECT_TIMEOUT when not given, else 30s.")
+	fs.DurationVar(&f.netStall, "net-stall-timeout", 0, "How long a network transfer may go without moving a byte before it fails (not a deadline: a big download may take as long as it keeps moving); KILN_NET_STALL_TIMEOUT when not given, else 2m.")
 }

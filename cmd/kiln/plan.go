@@ -142,7 +142,7 @@ func planBuild(ctx context.Context, f *buildFlags, h host) (*buildPlan, error) {
 	// the push fails the build now, not at its end.
 	keychain := h.keychain
 	if keychain == nil {
-		keychain = credentials.Chain()
+		keychain = credentials.Chain(credentials.WithNetLimits(regs.net))
 	}
 	pull := pullRegistry(f, keychain)
 	cacheAt, err := planCacheTarget(f, out, pull.Keychain)

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/kiln-build/kiln/builder"
 	"github.com/kiln-build/kiln/builder/output"
+	"github.com/kiln-build/kiln/nettimeout"
 )
 
 // kaniko's environment equivalents of --registry-mirror (a comma-separated list) and
@@ -93,7 +95,7 @@ func parseRegistryMap(out map[string][]string, what, value string) error {
 // --registry-certificate host=ca.crt (an extra CA trusted besides the system's) or
 // --registry-client-cert host=cert,key (a client certificate for mutual TLS). The
 // files are read now, so a bad path fails the build before it starts.
-func registryTransports(certs, clientCerts []string) (map[string]*http.Transport, error) {
+func registryTransports(certs, clientCerts []string, base *http.Transport) (map[string]*http.Transport, error) {
 	out := map[string]*http.Transport{}
 	get := func(host string) (*tls.Config, error) {
 		key, err := registryKey(host)
@@ -102,7 +104,7 @@ func registryTransports(certs, clientCerts []string) (map[string]*http.Transport
 		}
 		tr, ok := out[key]
 		if !ok {
-			tr = remote.DefaultTransport.(*http.Transport).Clone()
+			tr = base.Clone()
 			tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
 			out[key] = tr
 		}
@@ -149,16 +151,13 @@ func registryTransports(certs, clientCerts []string) (map[string]*http.Transport
 	return out, nil
 }
 
-// transportLookup returns a function giving a registry's transport, nil for the default.
-func transportLookup(trs map[string]*http.Transport) func(registry string) http.RoundTripper {
-	if len(trs) == 0 {
-		return nil
-	}
+// transportLookup returns a function giving a registry's transport: its own, or def.
+func transportLookup(trs map[string]*http.Transport, def http.RoundTripper) func(registry string) http.RoundTripper {
 	return func(registry string) http.RoundTripper {
 		if tr, ok := trs[registry]; ok {
 			return tr
 		}
-		return nil
+		return def
 	}
 }
 
@@ -167,6 +166,8 @@ func transportLookup(trs map[string]*http.Transport) func(registry string) http.
 type registryPlan struct {
 	mirrors    map[string][]string
 	transports map[string]*http.Transport
+	net        nettimeout.Limits
+	def        *http.Transport // go-containerregistry's default, held to net
 }
 
 // planRegistries checks the registry flags (and their KANIKO_ variables) and loads the
@@ -180,6 +181,45 @@ type registryFlags struct {
 	registryMirrors, registryMaps             []string
 	skipDefaultRegistryFallback               bool
 	registryCertificates, registryClientCerts []string
+	netConnect, netStall                      time.Duration
+}
+
+// The variables that set the network limits when their flags are not given.
+const (
+	netConnectEnv = "KILN_NET_CONNECT_TIMEOUT"
+	netStallEnv   = "KILN_NET_STALL_TIMEOUT"
+)
+
+// netLimits reads --net-connect-timeout and --net-stall-timeout, or their variables;
+// neither given means nettimeout's defaults. A limit must be positive: a build
+// server has no unbounded wait.
+func (f registryFlags) netLimits(lookupEnv func(string) (string, bool)) (nettimeout.Limits, error) {
+	var l nettimeout.Limits
+	for _, lim := range []struct {
+		flag, env string
+		value     time.Duration
+		dst       *time.Duration
+	}{
+		{nettimeout.ConnectSetting, netConnectEnv, f.netConnect, &l.Connect},
+		{nettimeout.StallSetting, netStallEnv, f.netStall, &l.Stall},
+	} {
+		what, d := lim.flag, lim.value
+		if v, ok := lookupEnv(lim.env); ok && v != "" && d == 0 {
+			parsed, err := time.ParseDuration(v)
+			if err != nil {
+				return l, fmt.Errorf("%s=%q: not a duration (e.g. 30s, 2m)", lim.env, v)
+			}
+			what, d = lim.env, parsed
+			if d == 0 {
+				return l, fmt.Errorf("%s=%q: must be positive", what, v)
+			}
+		}
+		if d < 0 {
+			return l, fmt.Errorf("%s %s: must be positive", what, d)
+		}
+		*lim.dst = d
+	}
+	return l, nil
 }
 
 // planRegistryFlags is planRegistries for any front door's registry flags.
@@ -191,11 +231,16 @@ func planRegistryFlags(f registryFlags, lookupEnv func(string) (string, bool)) (
 	if err != nil {
 		return registryPlan{}, err
 	}
-	trs, err := registryTransports(f.registryCertificates, f.registryClientCerts)
+	limits, err := f.netLimits(lookupEnv)
 	if err != nil {
 		return registryPlan{}, err
 	}
-	return registryPlan{mirrors: mirrors, transports: trs}, nil
+	def := limits.Transport(remote.DefaultTransport.(*http.Transport))
+	trs, err := registryTransports(f.registryCertificates, f.registryClientCerts, def)
+	if err != nil {
+		return registryPlan{}, err
+	}
+	return registryPlan{mirrors: mirrors, transports: trs, net: limits, def: def}, nil
 }
 
 // apply adds the mirrors and transports to a pull configuration.
@@ -204,13 +249,17 @@ func (rp registryPlan) apply(reg *builder.Registry, skipFallback bool) {
 		reg.Mirrors = func(registry string) []string { return rp.mirrors[registry] }
 		reg.SkipDefaultFallback = skipFallback
 	}
-	reg.Transport = transportLookup(rp.transports)
+	reg.Transport = transportLookup(rp.transports, rp.def)
+	reg.Net = rp.net
 }
 
 // pushTransport returns the transport pushes to registry use: its own, or the default.
 func (rp registryPlan) pushTransport(registry string) http.RoundTripper {
 	if tr, ok := rp.transports[registry]; ok {
 		return tr
+	}
+	if rp.def != nil {
+		return rp.def
 	}
 	return remote.DefaultTransport
 }

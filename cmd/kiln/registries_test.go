@@ -6,8 +6,11 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/kiln-build/kiln/nettimeout"
 )
 
 func TestPlanBuildMirrors(t *testing.T) {
@@ -161,10 +164,45 @@ func TestPlanBuildRegistryCertificates(t *testing.T) {
 				}
 			}
 			for _, reg := range tt.plain {
-				if pull, push := tlsOf(reg); pull != nil || (push != nil && push.TLSClientConfig != nil && (push.TLSClientConfig.RootCAs != nil || len(push.TLSClientConfig.Certificates) > 0)) {
+				// the default transport, held to the network limits, for pulls and pushes alike
+				pull, push := tlsOf(reg)
+				if pull == nil || push != pull || (pull.TLSClientConfig != nil && (pull.TLSClientConfig.RootCAs != nil || len(pull.TLSClientConfig.Certificates) > 0)) {
 					t.Errorf("%s: custom transport, want the default", reg)
 				}
 			}
 		})
+	}
+}
+
+// TestNetLimits: --net-connect-timeout and --net-stall-timeout, else their
+// variables, else nettimeout's defaults (the zero Limits); never unbounded.
+func TestNetLimits(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		flags   registryFlags
+		env     map[string]string
+		want    nettimeout.Limits
+		wantErr string
+	}{
+		{name: "defaults"},
+		{name: "flags", flags: registryFlags{netConnect: 5 * time.Second, netStall: time.Minute}, want: nettimeout.Limits{Connect: 5 * time.Second, Stall: time.Minute}},
+		{name: "variables", env: map[string]string{"KILN_NET_CONNECT_TIMEOUT": "7s", "KILN_NET_STALL_TIMEOUT": "10m"}, want: nettimeout.Limits{Connect: 7 * time.Second, Stall: 10 * time.Minute}},
+		{name: "a flag wins", flags: registryFlags{netStall: time.Second}, env: map[string]string{"KILN_NET_STALL_TIMEOUT": "10m"}, want: nettimeout.Limits{Stall: time.Second}},
+		{name: "not a duration", env: map[string]string{"KILN_NET_STALL_TIMEOUT": "soon"}, wantErr: `KILN_NET_STALL_TIMEOUT="soon": not a duration`},
+		{name: "zero variable", env: map[string]string{"KILN_NET_CONNECT_TIMEOUT": "0"}, wantErr: "must be positive"},
+		{name: "negative flag", flags: registryFlags{netConnect: -time.Second}, wantErr: "--net-connect-timeout -1s: must be positive"},
+	}
+	for _, tt := range tests {
+		got, err := tt.flags.netLimits(func(k string) (string, bool) { v, ok := tt.env[k]; return v, ok })
+		if tt.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("%s: error = %v, want %q", tt.name, err, tt.wantErr)
+			}
+			continue
+		}
+		if err != nil || got != tt.want {
+			t.Errorf("%s: netLimits = %+v, %v; want %+v", tt.name, got, err, tt.want)
+		}
 	}
 }

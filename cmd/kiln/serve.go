@@ -163,7 +163,11 @@ func startDaemon(ctx context.Context, f *serveFlags, h host, stderr io.Writer) (
 	}
 	// One keychain for the server's life, so cloud tokens and failed lookups are
 	// remembered across builds.
-	cfg, err := planServe(f, h, credentials.Chain(credentials.WithLogger(lg)))
+	limits, err := f.netLimits(h.lookupEnv)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := planServe(f, h, credentials.Chain(credentials.WithLogger(lg), credentials.WithNetLimits(limits)))
 	if err != nil {
 		return nil, err
 	}
@@ -324,6 +328,7 @@ func planServe(f *serveFlags, h host, keychain authn.Keychain) (*serveConfig, er
 		PlainHTTP:     func(registry string) bool { return slices.Contains(insecure, registry) },
 		Insecure:      func(registry string) bool { return slices.Contains(skipVerify, registry) },
 		Transport:     regs.pushTransport,
+		Net:           regs.net,
 		Cloud:         cloud,
 
 		MaxContextBytes:   maxContext,

@@ -125,7 +125,7 @@ func runWarm(ctx context.Context, f *warmFlags, h host, stderr io.Writer) error 
 	}
 	keychain := h.keychain
 	if keychain == nil {
-		keychain = credentials.Chain(credentials.WithLogger(log))
+		keychain = credentials.Chain(credentials.WithLogger(log), credentials.WithNetLimits(regs.net))
 	}
 	reg := pullRegistry(&f.reg, keychain)
 	regs.apply(&reg, f.reg.skipDefaultRegistryFallback)
@@ -137,7 +137,7 @@ func runWarm(ctx context.Context, f *warmFlags, h host, stderr io.Writer) error 
 		Force:     f.force,
 	}
 	if f.dockerfile != "" {
-		if req.Dockerfile, err = readWarmDockerfile(ctx, f.dockerfile); err != nil {
+		if req.Dockerfile, err = readWarmDockerfile(ctx, f.dockerfile, regs.net.Client()); err != nil {
 			return err
 		}
 		req.DockerfileName = f.dockerfile
@@ -167,7 +167,7 @@ func baseCacheDir(dir string) (string, error) {
 
 // readWarmDockerfile reads --dockerfile: a file, or an http(s) URL as kaniko's warmer
 // allows.
-func readWarmDockerfile(ctx context.Context, spec string) ([]byte, error) {
+func readWarmDockerfile(ctx context.Context, spec string, client *http.Client) ([]byte, error) {
 	if !strings.HasPrefix(spec, "http://") && !strings.HasPrefix(spec, "https://") {
 		data, err := os.ReadFile(spec)
 		if err != nil {
@@ -179,7 +179,7 @@ func readWarmDockerfile(ctx context.Context, spec string) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--dockerfile: %w", err)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("--dockerfile: %w", err)
 	}

@@ -84,6 +84,59 @@ func TestBuildGitHTTPS(t *testing.T) {
 	}
 }
 
+// TestBuildGitPullMethod builds kaniko's git form, git://HOST/path#ref, from the
+// real git http-backend: over http with GIT_PULL_METHOD=http, over https (with
+// kaniko's credentials and --git options) otherwise.
+func TestBuildGitPullMethod(t *testing.T) {
+	testworld.RequireRoot(t)
+	reg := testworld.Registry(t)
+	work, first := gitHTTPSRepo(t, reg)
+	plain := testworld.GitHTTP(t, work, testworld.WithPlainHTTP())
+	secure := testworld.GitHTTP(t, work, testworld.WithGitUser("alice", "s3cret"))
+	gitForm := func(u string) string {
+		return "git://" + strings.TrimPrefix(strings.TrimPrefix(u, "http://"), "https://")
+	}
+	user := []string{"GIT_USERNAME=alice", "GIT_PASSWORD=s3cret"}
+
+	tests := []struct {
+		name    string
+		context string
+		env     []string
+		args    []string
+		want    string // the file the build printed; "" expects a failure
+		errPart string
+	}{
+		{name: "http", context: gitForm(plain.URL) + "#refs/heads/main", env: []string{"GIT_PULL_METHOD=http"}, want: "two"},
+		{name: "http commit", context: gitForm(plain.URL) + "#refs/heads/main#" + first, env: []string{"GIT_PULL_METHOD=http"}, want: "one"},
+		{name: "http branch option", context: gitForm(plain.URL) + "#refs/heads/main", env: []string{"GIT_PULL_METHOD=http"},
+			args: []string{"--git=branch=feature,single-branch=true"}, want: "feature"},
+		{name: "https by default", context: gitForm(secure.URL) + "#refs/heads/main", env: user, args: []string{"--git=insecure-skip-tls=true"}, want: "two"},
+		{name: "unknown method is https", context: gitForm(secure.URL), env: append([]string{"GIT_PULL_METHOD=ssh"}, user...),
+			args: []string{"--git=insecure-skip-tls=true"}, want: "two"},
+		{name: "https to an http server", context: gitForm(plain.URL), errPart: "https://"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out, code := kilnBuild(t, tt.env, append([]string{"--context", tt.context, "--no-push"}, tt.args...)...)
+			if strings.Contains(out, "s3cret") {
+				t.Errorf("output reveals a secret:\n%s", out)
+			}
+			if tt.want == "" {
+				if code == 0 || !strings.Contains(out, tt.errPart) {
+					t.Fatalf("kiln build exited %d, want a failure naming %q:\n%s", code, tt.errPart, out)
+				}
+				return
+			}
+			if code != 0 {
+				t.Fatalf("kiln build exited %d:\n%s", code, out)
+			}
+			if !strings.Contains(out, "\n"+tt.want+"\n") && !strings.Contains(out, "\n"+tt.want) {
+				t.Errorf("the build did not print %q:\n%s", tt.want, out)
+			}
+		})
+	}
+}
+
 // TestServerRemoteGitHTTPS builds remote=https://…/repo.git through kiln serve: the
 // server trusts the repository's certificate only through SSL_CERT_FILE, and a
 // server without it refuses the certificate with a clear error.

@@ -91,6 +91,17 @@ type GitHTTPServer struct {
 	// CAFile is a PEM file holding the server's self-signed certificate, for clients
 	// that should trust it (SSL_CERT_FILE); "" with WithPlainHTTP.
 	CAFile string
+	// root is the directory the server exports repositories from.
+	root string
+}
+
+// AddRepo serves a bare clone of the repository in work as NAME (e.g. "parent.git")
+// beside repo.git, and returns its URL. A repository whose submodule is repo.git is
+// made this way: its .gitmodules needs the server's address first.
+func (s GitHTTPServer) AddRepo(t testing.TB, name, work string) string {
+	t.Helper()
+	Git(t, work, "clone", "-q", "--bare", work, filepath.Join(s.root, name))
+	return strings.TrimSuffix(s.URL, "repo.git") + name
 }
 
 // GitHTTP serves a bare clone of the repository in work with the real `git
@@ -122,7 +133,7 @@ func GitHTTP(t testing.TB, work string, opts ...GitHTTPOption) GitHTTPServer {
 	if s.plain {
 		ts := httptest.NewServer(h)
 		t.Cleanup(ts.Close)
-		return GitHTTPServer{URL: ts.URL + "/repo.git"}
+		return GitHTTPServer{URL: ts.URL + "/repo.git", root: srv}
 	}
 	ts := httptest.NewTLSServer(h)
 	t.Cleanup(ts.Close)
@@ -131,7 +142,7 @@ func GitHTTP(t testing.TB, work string, opts ...GitHTTPOption) GitHTTPServer {
 	if err := os.WriteFile(caFile, pemData, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	return GitHTTPServer{URL: ts.URL + "/repo.git", CAFile: caFile}
+	return GitHTTPServer{URL: ts.URL + "/repo.git", CAFile: caFile, root: srv}
 }
 
 // basicAuth answers 401 to requests without one of users' credentials.
