@@ -4,15 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
-	"sync"
 
 	"github.com/distribution/reference"
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
-	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 
 	"github.com/opencontainers/go-digest"
@@ -81,8 +78,8 @@ func (s *Server) pullImage(w http.ResponseWriter, r *http.Request) {
 		id = d.Digest().String()
 	}
 	out.Status(id, "Pulling from "+reference.Path(named))
-	progress := &pullProgress{out: out, opened: map[string]bool{}}
-	img, ids, err := progress.wrap(pulled.Image)
+	progress := newPullProgress(out)
+	img, ids, err := progress.wrap(pulled.Image, layerDigest)
 	if err != nil {
 		out.Error(0, err.Error())
 		return
@@ -101,7 +98,7 @@ func (s *Server) pullImage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	for _, lid := range ids {
-		progress.finish(lid)
+		progress.finish(lid, "Pull complete", "Already exists")
 	}
 	if d, err := name.NewDigest(pulled.Ref.Context().Name() + "@" + pulled.Digest.String()); err == nil {
 		if err := st.AddRepoDigest(r.Context(), imageID, d); err != nil {
@@ -193,93 +190,3 @@ func (s *Server) pullErrorMessage(err error, named reference.Named, kc authn.Key
 	}
 	return err.Error()
 }
-
-// pullProgress renders a pull's layer messages as dockerd's puller does: "Pulling fs
-// layer" for each, "Downloading" with byte counts while one is stored, "Pull complete"
-// when it is, and "Already exists" for the ones the store had (never opened).
-type pullProgress struct {
-	out *stream
-
-	mu     sync.Mutex
-	opened map[string]bool
-}
-
-func (p *pullProgress) status(id, status string) {
-	p.out.send(message{Status: status, ProgressDetail: &progressDetail{}, ID: id})
-}
-
-// wrap returns img with layers that report being read, and their short IDs (12 hex
-// digits of the blob digest, as dockerd's puller names them), base first.
-func (p *pullProgress) wrap(img v1.Image) (v1.Image, []string, error) {
-	layers, err := img.Layers()
-	if err != nil {
-		return nil, nil, err
-	}
-	wrapped := make([]v1.Layer, len(layers))
-	ids := make([]string, len(layers))
-	for i, l := range layers {
-		d, err := l.Digest()
-		if err != nil {
-			return nil, nil, err
-		}
-		ids[i] = shortLayerID(d)
-		wrapped[i] = &pullingLayer{Layer: l, id: ids[i], p: p}
-	}
-	return &pushedImage{Image: img, layers: wrapped}, ids, nil
-}
-
-// finish sends a layer's last message.
-func (p *pullProgress) finish(id string) {
-	p.mu.Lock()
-	opened := p.opened[id]
-	p.mu.Unlock()
-	if opened {
-		p.status(id, "Pull complete")
-	} else {
-		p.status(id, "Already exists")
-	}
-}
-
-// pullingLayer reports the reading of its compressed stream, which the store opens
-// only for a blob it does not have.
-type pullingLayer struct {
-	v1.Layer
-	id string
-	p  *pullProgress
-}
-
-func (l *pullingLayer) Compressed() (io.ReadCloser, error) {
-	rc, err := l.Layer.Compressed()
-	if err != nil {
-		return nil, err
-	}
-	size, _ := l.Layer.Size()
-	l.p.mu.Lock()
-	l.p.opened[l.id] = true
-	l.p.mu.Unlock()
-	return &pullingReader{rc: rc, l: l, total: size, next: pushProgressStep}, nil
-}
-
-type pullingReader struct {
-	rc         io.ReadCloser
-	l          *pullingLayer
-	n, total   int64
-	next       int64
-	downloaded bool
-}
-
-func (r *pullingReader) Read(b []byte) (int, error) {
-	n, err := r.rc.Read(b)
-	r.n += int64(n)
-	if r.n >= r.next {
-		r.l.p.out.send(message{Status: "Downloading", ProgressDetail: &progressDetail{Current: r.n, Total: r.total}, ID: r.l.id})
-		r.next = r.n + pushProgressStep
-	}
-	if err == io.EOF && !r.downloaded {
-		r.downloaded = true
-		r.l.p.status(r.l.id, "Download complete")
-	}
-	return n, err
-}
-
-func (r *pullingReader) Close() error { return r.rc.Close() }

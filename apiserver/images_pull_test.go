@@ -66,6 +66,9 @@ func TestPullImage(t *testing.T) {
 	if n := countStatus(msgs, "Pull complete"); n != 2 {
 		t.Errorf("%d layers pulled, want 2: %+v", n, msgs)
 	}
+	if n := countStatus(msgs, "Download complete"); n != 2 {
+		t.Errorf("%d layers downloaded, want 2: %+v", n, msgs)
+	}
 	_, im, err := ts.store.Resolve(reg + "/pull/app:1")
 	if err != nil {
 		t.Fatalf("the pulled image is not in the store: %v", err)

@@ -118,19 +118,19 @@ func (s *Server) pushTag(ctx context.Context, st *store.Store, out *stream, tagS
 		return err
 	}
 	progress := newPushProgress(out)
-	wrapped, ids, err := progress.wrap(img)
+	wrapped, ids, err := progress.wrap(img, layerDiffID)
 	if err != nil {
 		return err
 	}
 	for i := len(ids) - 1; i >= 0; i-- {
-		progress.prepare(ids[i])
+		progress.status(ids[i], "Preparing")
 	}
 	digest, err := output.Push(ctx, wrapped, []name.Reference{tag}, s.pushOptions(kc, tag.RegistryStr())...)
 	if err != nil {
 		return pushError(err, kc, tag.Context())
 	}
 	for i := len(ids) - 1; i >= 0; i-- {
-		progress.alreadyThere(ids[i])
+		progress.finish(ids[i], "", "Layer already exists")
 	}
 	raw, err := img.RawManifest()
 	if err != nil {
