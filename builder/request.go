@@ -87,6 +87,13 @@ type Workspace struct {
 	// concurrent builds. Empty means none: every build downloads its base layers into
 	// its state directory. See Request.Pull for when a cached tag is trusted.
 	BaseCache string
+	// LockFile is the file in-place builds hold locked while they run, so that builds
+	// of several front doors or processes sharing one root never run at once; empty
+	// means build.lock in StateDir. Build takes the lock itself (see LockPath).
+	LockFile string
+
+	// root replaces "/" as the in-place root in tests.
+	root string
 }
 
 // Registry says how images are pulled: credentials, platform choice, TLS.
@@ -131,12 +138,12 @@ type Result struct {
 func (ws Workspace) InPlace() bool { return ws.Isolation == isolation.InPlace }
 
 // Reset returns an in-place workspace's root to its pristine state: everything but the
-// ignored paths is removed. Front doors call it before and after every in-place build
-// (and at startup, after a crash); it does nothing in chroot isolation, where every
-// build has roots of its own.
+// ignored paths is removed. Build does it after every in-place build, holding the
+// workspace's build lock; front doors call it at startup, after a crash. It does
+// nothing in chroot isolation, where every build has roots of its own.
 func Reset(ctx context.Context, ws Workspace) error {
 	if !ws.InPlace() {
 		return nil
 	}
-	return snapshot.Reset(ctx, "/", ws.Ignore)
+	return snapshot.Reset(ctx, ws.rootDir(), ws.Ignore)
 }

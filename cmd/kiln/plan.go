@@ -201,6 +201,7 @@ func planBuild(ctx context.Context, f *buildFlags, h host) (*buildPlan, error) {
 		}
 		p.ownStateDir = true
 	}
+	lockFile := "" // the state directory's build.lock
 	if stateDir == "" && mode == isolation.InPlace {
 		// In place, "/" is the image: the state lives in kiln's own directory (kaniko's
 		// /kaniko), which the build never touches, rather than in the image's /tmp.
@@ -209,6 +210,9 @@ func planBuild(ctx context.Context, f *buildFlags, h host) (*buildPlan, error) {
 			if err := os.MkdirAll(parent, 0o700); err == nil {
 				if stateDir, err = os.MkdirTemp(parent, "build-"); err == nil {
 					p.ownStateDir = true
+					// Every run's state is its own; the build lock is shared by
+					// all runs in this container.
+					lockFile = filepath.Join(parent, "build.lock")
 				}
 			}
 		}
@@ -246,7 +250,7 @@ func planBuild(ctx context.Context, f *buildFlags, h host) (*buildPlan, error) {
 	if baseCache != "" && mode == isolation.InPlace {
 		ignore = ignore.With(baseCache) // the cache must survive the build in "/"
 	}
-	p.workspace = builder.Workspace{Isolation: mode, StateDir: stateDir, Ignore: ignore, BaseCache: baseCache}
+	p.workspace = builder.Workspace{Isolation: mode, StateDir: stateDir, Ignore: ignore, BaseCache: baseCache, LockFile: lockFile}
 	if cacheAt != nil {
 		if p.cache, err = cacheAt.open(f, stateDir); err != nil {
 			if p.ownStateDir {
