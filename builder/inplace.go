@@ -40,6 +40,23 @@ func (ws Workspace) rootDir() string {
 	return "/"
 }
 
+// Reset returns an in-place workspace's root to its pristine state: everything but the
+// ignored paths is removed. Build does it after every in-place build; front doors call
+// it at startup, after a crash. It holds the build lock while it works, waiting for a
+// build of another process to end rather than wreck it. It does nothing in chroot
+// isolation, where every build has roots of its own.
+func Reset(ctx context.Context, ws Workspace) error {
+	if !ws.InPlace() {
+		return nil
+	}
+	unlock, err := lockRoot(ctx, ws, func(Event) {})
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	return snapshot.Reset(ctx, ws.rootDir(), ws.Ignore)
+}
+
 // claimRoot takes an in-place workspace's build lock, telling emit when it has to wait
 // for another process, and returns the function that resets the root and gives the
 // lock back. It does nothing in chroot isolation.
@@ -47,6 +64,23 @@ func claimRoot(ctx context.Context, ws Workspace, emit func(Event)) (release fun
 	if !ws.InPlace() {
 		return func() {}, nil
 	}
+	unlock, err := lockRoot(ctx, ws, emit)
+	if err != nil {
+		return nil, err
+	}
+	return func() {
+		// The root is reset even when the build failed or was cancelled: the next
+		// build, or the next process, must find it pristine.
+		if err := snapshot.Reset(context.WithoutCancel(ctx), ws.rootDir(), ws.Ignore); err != nil {
+			emit(Warning{Message: fmt.Sprintf("Resetting the in-place root after the build: %v", err)})
+		}
+		unlock()
+	}, nil
+}
+
+// lockRoot takes the workspace's build lock, waiting (and saying so) while another
+// process holds it, and returns the function that gives it back.
+func lockRoot(ctx context.Context, ws Workspace, emit func(Event)) (unlock func(), err error) {
 	path := ws.LockPath()
 	fl := flock.New(path)
 	ok, err := fl.TryLock()
@@ -63,12 +97,5 @@ func claimRoot(ctx context.Context, ws Workspace, emit func(Event)) (release fun
 		}
 		return nil, fmt.Errorf("build lock %s: %w", path, err)
 	}
-	return func() {
-		// The root is reset even when the build failed or was cancelled: the next
-		// build, or the next process, must find it pristine.
-		if err := snapshot.Reset(context.WithoutCancel(ctx), ws.rootDir(), ws.Ignore); err != nil {
-			emit(Warning{Message: fmt.Sprintf("Resetting the in-place root after the build: %v", err)})
-		}
-		_ = fl.Unlock()
-	}, nil
+	return func() { _ = fl.Unlock() }, nil
 }

@@ -166,3 +166,34 @@ func TestInPlaceBuildWaitsForTheLock(t *testing.T) {
 		t.Errorf("root holds %v, want kept and left-over untouched", got)
 	}
 }
+
+// TestResetTakesTheLock checks that the reset a front door runs at startup waits for
+// a build another process runs in the same root, rather than wreck it.
+func TestResetTakesTheLock(t *testing.T) {
+	t.Parallel()
+	ws, root := inPlaceWorkspace(t)
+	other := flock.New(ws.LockPath())
+	if ok, err := other.TryLock(); !ok || err != nil {
+		t.Fatalf("TryLock: %v %v", ok, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	if err := Reset(ctx, ws); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Reset while another process builds: %v, want the context's error", err)
+	}
+	if got := rootEntries(t, root); len(got) != 2 {
+		t.Errorf("root holds %v, want kept and left-over untouched", got)
+	}
+	if err := other.Unlock(); err != nil {
+		t.Fatal(err)
+	}
+	if err := Reset(context.Background(), ws); err != nil {
+		t.Fatalf("Reset: %v", err)
+	}
+	if got := rootEntries(t, root); len(got) != 1 || got[0] != "kept" {
+		t.Errorf("root after Reset holds %v, want only kept", got)
+	}
+	if lockHeld(t, ws.LockPath()) {
+		t.Error("Reset kept the build lock")
+	}
+}

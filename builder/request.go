@@ -1,7 +1,6 @@
 package builder
 
 import (
-	"context"
 	"net/http"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -136,14 +135,3 @@ type Result struct {
 
 // InPlace reports whether builds in this workspace use the container's own root.
 func (ws Workspace) InPlace() bool { return ws.Isolation == isolation.InPlace }
-
-// Reset returns an in-place workspace's root to its pristine state: everything but the
-// ignored paths is removed. Build does it after every in-place build, holding the
-// workspace's build lock; front doors call it at startup, after a crash. It does
-// nothing in chroot isolation, where every build has roots of its own.
-func Reset(ctx context.Context, ws Workspace) error {
-	if !ws.InPlace() {
-		return nil
-	}
-	return snapshot.Reset(ctx, ws.rootDir(), ws.Ignore)
-}
