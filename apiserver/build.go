@@ -19,14 +19,13 @@ import (
 // buildRoutes registers POST /build. The middleware strips /v1.NN prefixes, so the
 // route is unversioned. The build queue belongs to the handler: a server serves one
 // handler, and in-place builds are serialized across handlers and processes by the
-// lock file anyway.
+// engine's build lock anyway.
 func (s *Server) buildRoutes(r *mux.Router) {
-	ws := s.build.Workspace
-	slots, lock := s.build.MaxConcurrent, ""
-	if ws.InPlace() {
-		slots, lock = 1, filepath.Join(ws.StateDir, "build.lock")
+	slots := s.build.MaxConcurrent
+	if s.build.Workspace.InPlace() {
+		slots = 1
 	}
-	q := newBuildQueue(slots, lock)
+	q := newBuildQueue(slots)
 	r.HandleFunc("/build", func(w http.ResponseWriter, r *http.Request) { s.postBuild(w, r, q) }).
 		Methods(http.MethodPost)
 }
@@ -95,6 +94,9 @@ func (s *Server) postBuild(w http.ResponseWriter, r *http.Request, q *buildQueue
 		return
 	}
 	ws := s.build.Workspace
+	// Every build has a state directory of its own; the build lock stays the
+	// server's, so in-place builds of this and other processes never overlap.
+	ws.LockFile = s.build.Workspace.LockPath()
 	ws.StateDir = filepath.Join(dir, "state")
 	if err := os.Mkdir(ws.StateDir, 0o700); err != nil {
 		release()
@@ -119,11 +121,8 @@ func (s *Server) postBuild(w http.ResponseWriter, r *http.Request, q *buildQueue
 			Mirrors: s.build.Mirrors, SkipDefaultFallback: s.build.SkipDefaultFallback, Transport: s.build.Transport, Net: s.build.Net,
 		}),
 	)
-	// The root is free once the image exists: its layers are files under dir. An
-	// in-place root goes back to its pristine state before the next build may start.
-	if rerr := builder.Reset(context.WithoutCancel(ctx), s.build.Workspace); rerr != nil {
-		log.WithError(rerr).Error("resetting the in-place root after the build")
-	}
+	// The root is free once the image exists: its layers are files under dir, and
+	// Build has put an in-place root back in its pristine state.
 	release()
 	if err != nil {
 		log.WithError(err).WithField("duration", time.Since(start)).Info("build failed")

@@ -19,28 +19,20 @@ import (
 // reported with the status lines `docker push` prints. No push aux is sent: in a build
 // stream the CLI would take it for the image ID.
 func (s *Server) pushTags(ctx context.Context, out *buildOutput, img v1.Image, o *buildOptions, kc authn.Keychain) error {
-	raw, err := img.RawManifest()
-	if err != nil {
-		return err
-	}
+	spec := output.Spec{PushConfig: s.pushConfig(kc)}
 	for i, tag := range o.tags {
-		if !namesRegistry(o.typed[i]) {
-			continue
+		if namesRegistry(o.typed[i]) {
+			spec.Push = append(spec.Push, tag)
 		}
-		ref := tag
-		if s.build.PlainHTTP != nil && s.build.PlainHTTP(tag.RegistryStr()) {
-			if ref, err = name.NewTag(tag.String(), name.Insecure); err != nil {
-				return err
-			}
-		}
-		out.status("", "The push refers to repository ["+repositoryName(tag)+"]")
-		digest, err := output.Push(ctx, img, []name.Reference{ref}, s.pushOptions(kc, tag.RegistryStr())...)
-		if err != nil {
-			return err
-		}
-		out.status("", fmt.Sprintf("%s: digest: %s size: %d", tag.TagStr(), digest, len(raw)))
 	}
-	return nil
+	return output.Write(ctx, img, spec, func(e output.Event) {
+		switch e := e.(type) {
+		case output.Pushing:
+			out.status("", "The push refers to repository ["+repositoryName(e.Ref.Context())+"]")
+		case output.Pushed:
+			out.status("", fmt.Sprintf("%s: digest: %s size: %d", e.Ref.Identifier(), e.Digest, e.Size))
+		}
+	})
 }
 
 // namesRegistry reports whether a tag as typed starts with a registry host, by
@@ -51,11 +43,11 @@ func namesRegistry(typed string) bool {
 }
 
 // repositoryName is the repository as `docker push` names it.
-func repositoryName(t name.Tag) string {
-	if t.RegistryStr() == name.DefaultRegistry {
-		return "docker.io/" + t.RepositoryStr()
+func repositoryName(r name.Repository) string {
+	if r.RegistryStr() == name.DefaultRegistry {
+		return "docker.io/" + r.RepositoryStr()
 	}
-	return t.Context().Name()
+	return r.Name()
 }
 
 // transport is registry's transport: its own, or go-containerregistry's default
@@ -69,12 +61,11 @@ func (b BuildConfig) transport(registry string) http.RoundTripper {
 	return b.Net.Transport(remote.DefaultTransport.(*http.Transport))
 }
 
-// pushOptions are the options of a push to registry: credentials, the registry's own
-// transport (CA, client certificate) and whether its certificate is verified.
-func (s *Server) pushOptions(kc authn.Keychain, registry string) []output.PushOption {
-	opts := []output.PushOption{output.WithKeychain(kc), output.WithTransport(s.build.transport(registry))}
-	if s.build.Insecure != nil {
-		opts = append(opts, output.WithSkipTLSVerify(s.build.Insecure))
+// pushConfig is how the server pushes: credentials, the registry's own transport
+// (CA, client certificate) and whether its certificate is verified.
+func (s *Server) pushConfig(kc authn.Keychain) output.PushConfig {
+	return output.PushConfig{
+		Keychain: kc, Transport: s.build.transport,
+		PlainHTTP: s.build.PlainHTTP, SkipTLSVerify: s.build.Insecure,
 	}
-	return opts
 }

@@ -125,7 +125,7 @@ func (s *Server) pushTag(ctx context.Context, st *store.Store, out *stream, tagS
 	for i := len(ids) - 1; i >= 0; i-- {
 		progress.status(ids[i], "Preparing")
 	}
-	digest, err := output.Push(ctx, wrapped, []name.Reference{tag}, s.pushOptions(kc, tag.RegistryStr())...)
+	digest, err := output.Push(ctx, wrapped, []name.Reference{tag}, s.pushConfig(kc).Options(tag.RegistryStr(), nil)...)
 	if err != nil {
 		return pushError(err, kc, tag.Context())
 	}

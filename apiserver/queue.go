@@ -5,23 +5,16 @@ import (
 	"fmt"
 	"slices"
 	"sync"
-	"time"
-
-	"github.com/gofrs/flock"
 )
 
 // buildQueue hands out build slots in arrival order: one for in-place isolation,
 // where every build shares the container's "/", MaxConcurrent for chroot isolation.
 // A waiting build is told how many builds are ahead of it, and again whenever that
-// changes.
-//
-// In-place builds also hold a file lock (gofrs/flock) on <state>/build.lock while
-// they run, so that two kiln processes sharing one root and state directory (a
-// restarted server whose old process still drains, a `kiln build` run by hand in the
-// pod) never build at once.
+// changes. Serializing in-place builds across processes (a restarted server whose old
+// process still drains, a `kiln build` run by hand in the pod) is the engine's build
+// lock, which builder.Build takes.
 type buildQueue struct {
-	slots    int
-	lockPath string // in-place only
+	slots int
 
 	mu      sync.Mutex
 	running int
@@ -33,15 +26,11 @@ type waiter struct {
 	moved   chan struct{} // signalled when the waiter's position changed
 }
 
-// lockPollInterval is how often a build waiting for another process's file lock
-// retries.
-const lockPollInterval = 250 * time.Millisecond
-
-func newBuildQueue(slots int, lockPath string) *buildQueue {
+func newBuildQueue(slots int) *buildQueue {
 	if slots < 1 {
 		slots = 1
 	}
-	return &buildQueue{slots: slots, lockPath: lockPath}
+	return &buildQueue{slots: slots}
 }
 
 // acquire waits for a slot, calling report with the number of builds ahead whenever
@@ -52,30 +41,7 @@ func (q *buildQueue) acquire(ctx context.Context, report func(string)) (release 
 		return nil, err
 	}
 	var once sync.Once
-	free := func() { once.Do(q.handOver) }
-	if q.lockPath == "" {
-		return free, nil
-	}
-	fl := flock.New(q.lockPath)
-	ok, err := fl.TryLock()
-	if err == nil && !ok {
-		report("Waiting for the build lock " + q.lockPath + ": another kiln process is building")
-		ok, err = fl.TryLockContext(ctx, lockPollInterval)
-	}
-	if err != nil || !ok {
-		free()
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		if err == nil { // not taken, and no reason given: never format a nil error
-			return nil, fmt.Errorf("build lock %s: another process holds it; wait for its build to end, or remove the lock file if no kiln process is running", q.lockPath)
-		}
-		return nil, fmt.Errorf("build lock %s: %w", q.lockPath, err)
-	}
-	return func() {
-		_ = fl.Unlock()
-		free()
-	}, nil
+	return func() { once.Do(q.handOver) }, nil
 }
 
 // slot waits for an in-process slot.

@@ -2,13 +2,9 @@ package apiserver
 
 import (
 	"context"
-	"errors"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/gofrs/flock"
 )
 
 // reports collects a waiter's queue messages.
@@ -78,7 +74,7 @@ func notGranted(t *testing.T, ch <-chan func()) {
 
 func TestBuildQueueOrderAndPositions(t *testing.T) {
 	t.Parallel()
-	q := newBuildQueue(1, "")
+	q := newBuildQueue(1)
 	ctx := context.Background()
 	first := granted(t, acquireAsync(ctx, q, newReports()))
 
@@ -107,7 +103,7 @@ func TestBuildQueueOrderAndPositions(t *testing.T) {
 
 func TestBuildQueueConcurrent(t *testing.T) {
 	t.Parallel()
-	q := newBuildQueue(2, "")
+	q := newBuildQueue(2)
 	ctx := context.Background()
 	a := granted(t, acquireAsync(ctx, q, newReports()))
 	b := granted(t, acquireAsync(ctx, q, newReports()))
@@ -121,7 +117,7 @@ func TestBuildQueueConcurrent(t *testing.T) {
 
 func TestBuildQueueCancelWhileWaiting(t *testing.T) {
 	t.Parallel()
-	q := newBuildQueue(1, "")
+	q := newBuildQueue(1)
 	first := granted(t, acquireAsync(context.Background(), q, newReports()))
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -138,58 +134,4 @@ func TestBuildQueueCancelWhileWaiting(t *testing.T) {
 	r3.wait(t, "Waiting for the build slot: 1 build(s) ahead")
 	first()
 	granted(t, third)()
-}
-
-func TestBuildQueueFileLock(t *testing.T) {
-	t.Parallel()
-	lock := filepath.Join(t.TempDir(), "build.lock")
-	q := newBuildQueue(1, lock)
-
-	// Another process (here: another lock handle) holds the build lock.
-	other := flock.New(lock)
-	if ok, err := other.TryLock(); !ok || err != nil {
-		t.Fatalf("TryLock: %v %v", ok, err)
-	}
-	r := newReports()
-	ch := acquireAsync(context.Background(), q, r)
-	r.wait(t, "Waiting for the build lock "+lock+": another kiln process is building")
-	notGranted(t, ch)
-	if err := other.Unlock(); err != nil {
-		t.Fatal(err)
-	}
-	release := granted(t, ch)
-
-	// While the build runs the lock is held against other processes.
-	probe := flock.New(lock)
-	if ok, _ := probe.TryLock(); ok {
-		t.Fatal("the build lock is not held during the build")
-	}
-	release()
-	if ok, err := probe.TryLock(); !ok || err != nil {
-		t.Fatalf("the build lock was not released: %v %v", ok, err)
-	}
-	probe.Unlock()
-}
-
-func TestBuildQueueCancelWaitingForFileLock(t *testing.T) {
-	t.Parallel()
-	lock := filepath.Join(t.TempDir(), "build.lock")
-	q := newBuildQueue(1, lock)
-	other := flock.New(lock)
-	if ok, err := other.TryLock(); !ok || err != nil {
-		t.Fatalf("TryLock: %v %v", ok, err)
-	}
-	defer other.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
-	defer cancel()
-	if _, err := q.acquire(ctx, func(string) {}); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("error %v, want the context's", err)
-	}
-	// The in-process slot was given back.
-	q.mu.Lock()
-	running := q.running
-	q.mu.Unlock()
-	if running != 0 {
-		t.Errorf("%d slots still taken", running)
-	}
 }

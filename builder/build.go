@@ -125,6 +125,11 @@ func Build(ctx context.Context, req *Request, opts ...Option) (*Result, error) {
 	for _, w := range df.warnings {
 		b.emit(Warning{Message: w})
 	}
+	release, err := claimRoot(ctx, ws, b.emit)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	b.blobDir = filepath.Join(ws.StateDir, "blobs")
 	b.tmpDir, err = os.MkdirTemp(ws.StateDir, "build-")
 	if err != nil {

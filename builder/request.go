@@ -1,7 +1,6 @@
 package builder
 
 import (
-	"context"
 	"net/http"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -87,6 +86,13 @@ type Workspace struct {
 	// concurrent builds. Empty means none: every build downloads its base layers into
 	// its state directory. See Request.Pull for when a cached tag is trusted.
 	BaseCache string
+	// LockFile is the file in-place builds hold locked while they run, so that builds
+	// of several front doors or processes sharing one root never run at once; empty
+	// means build.lock in StateDir. Build takes the lock itself (see LockPath).
+	LockFile string
+
+	// root replaces "/" as the in-place root in tests.
+	root string
 }
 
 // Registry says how images are pulled: credentials, platform choice, TLS.
@@ -129,14 +135,3 @@ type Result struct {
 
 // InPlace reports whether builds in this workspace use the container's own root.
 func (ws Workspace) InPlace() bool { return ws.Isolation == isolation.InPlace }
-
-// Reset returns an in-place workspace's root to its pristine state: everything but the
-// ignored paths is removed. Front doors call it before and after every in-place build
-// (and at startup, after a crash); it does nothing in chroot isolation, where every
-// build has roots of its own.
-func Reset(ctx context.Context, ws Workspace) error {
-	if !ws.InPlace() {
-		return nil
-	}
-	return snapshot.Reset(ctx, "/", ws.Ignore)
-}

@@ -245,7 +245,7 @@ func (s *stage) prepareRoot(ctx context.Context) error {
 		s.hostname = randomID()[:12]
 		s.runner = isolation.NewChroot(s.root, isolation.WithHostname(s.hostname), isolation.WithScratchDir(b.tmpDir))
 	case isolation.InPlace:
-		s.root = "/"
+		s.root = b.ws.rootDir()
 		s.runner = isolation.NewInPlace()
 	}
 	return ctx.Err()

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -32,6 +33,16 @@ var allowed = map[string][]string{
 	"test/conformance":      {"*"},
 }
 
+// engineOnly lists libraries that carry a rule of the engine, which front doors get
+// through builder rather than apply themselves (DESIGN.md §2: a front door holds no
+// build rule of its own).
+var engineOnly = map[string]string{
+	"github.com/gofrs/flock": "the in-place build lock is builder.Build's",
+}
+
+// frontDoors are the packages that turn a protocol into a builder.Request.
+var frontDoors = []string{"apiserver", "cmd/kiln"}
+
 func TestImportDirection(t *testing.T) {
 	out, err := exec.Command("go", "list", "-f", "{{.ImportPath}} {{join .Imports \" \"}}", module+"/...").Output()
 	if err != nil {
@@ -47,6 +58,9 @@ func TestImportDirection(t *testing.T) {
 			continue
 		}
 		for _, imp := range fields[1:] {
+			if why, ok := engineOnly[imp]; ok && slices.Contains(frontDoors, pkg) {
+				t.Errorf("front door %s imports %s: %s", pkg, imp, why)
+			}
 			if !strings.HasPrefix(imp, module+"/") {
 				continue
 			}

@@ -2,11 +2,9 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"os"
 
-	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/sirupsen/logrus"
 	"github.com/spf13/pflag"
@@ -82,41 +80,45 @@ func runBuild(ctx context.Context, f *buildFlags, fs *pflag.FlagSet, h host, std
 	return finishCache(ctx, log, plan.cache, report, f.cacheReport, err)
 }
 
-// writeOutputs sends the image everywhere the flags asked for: the local files first,
-// then the registries, and the digest files last so they exist only when the pushes
-// they describe succeeded.
+// writeOutputs sends the image everywhere the flags asked for (output.Write: the
+// local files, the registries, the digest files) and then to kaniko's BUILDER_OUTPUT,
+// logging each step as kaniko does.
 func writeOutputs(ctx context.Context, log *logrus.Logger, img v1.Image, out outputs, reg builder.Registry) error {
-	refs := make([]name.Reference, len(out.destinations))
-	for i, t := range out.destinations {
-		refs[i] = t
+	spec := output.Spec{
+		Names:   out.destinations,
+		Tarball: out.tarPath, Layout: out.layoutPath,
+		PushConfig: out.pushConfig(reg.Keychain),
+		DigestFile: out.digestFile, NameDigestFile: out.nameDigestFile, NameTagDigestFile: out.nameTagDigestFile,
 	}
-	if out.tarPath != "" {
-		log.Infof("Writing image to tarball %s", out.tarPath)
-		if err := output.WriteTarball(out.tarPath, img, out.destinations); err != nil {
-			return err
+	if out.push {
+		for _, t := range out.destinations {
+			spec.Push = append(spec.Push, t)
 		}
 	}
-	if out.layoutPath != "" {
-		log.Infof("Writing image to OCI layout %s", out.layoutPath)
-		if err := output.WriteLayout(out.layoutPath, img, refs...); err != nil {
-			return err
-		}
+	if err := output.Write(ctx, img, spec, func(e output.Event) { renderOutput(log, e) }); err != nil {
+		return err
 	}
 	if !out.push {
+		// kaniko says so once the image is written wherever else it goes.
 		log.Info("Skipping push to container registry due to --no-push flag")
-	} else {
-		for _, ref := range refs {
-			log.Infof("Pushing image to %s", ref)
-			digest, err := output.Push(ctx, img, []name.Reference{ref},
-				out.pushOptions(reg.Keychain, ref.Context().RegistryStr(), log.Warnf)...)
-			if err != nil {
-				return err
-			}
-			log.Infof("Pushed %s", ref.Context().Digest(digest.String()))
-		}
-	}
-	if err := output.WriteDigestFiles(img, refs, out.digestFile, out.nameDigestFile, out.nameTagDigestFile); err != nil {
-		return fmt.Errorf("writing digest files: %w", err)
 	}
 	return writeBuilderOutput(out.builderOutput, img, out.destinations)
+}
+
+// renderOutput logs an output event as kaniko's executor words it.
+func renderOutput(log *logrus.Logger, e output.Event) {
+	switch e := e.(type) {
+	case output.Writing:
+		if e.Kind == "tarball" {
+			log.Infof("Writing image to tarball %s", e.Path)
+		} else {
+			log.Infof("Writing image to OCI layout %s", e.Path)
+		}
+	case output.Pushing:
+		log.Infof("Pushing image to %s", e.Ref)
+	case output.PushSkipped:
+		log.Warnf("Not pushed to %s: the tag is immutable and keeps the image it has (--push-ignore-immutable-tag-errors): %v", e.Ref, e.Err)
+	case output.Pushed:
+		log.Infof("Pushed %s", e.Ref.Context().Digest(e.Digest.String()))
+	}
 }

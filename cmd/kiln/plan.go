@@ -201,6 +201,7 @@ func planBuild(ctx context.Context, f *buildFlags, h host) (*buildPlan, error) {
 		}
 		p.ownStateDir = true
 	}
+	lockFile := "" // the state directory's build.lock
 	if stateDir == "" && mode == isolation.InPlace {
 		// In place, "/" is the image: the state lives in kiln's own directory (kaniko's
 		// /kaniko), which the build never touches, rather than in the image's /tmp.
@@ -209,6 +210,9 @@ func planBuild(ctx context.Context, f *buildFlags, h host) (*buildPlan, error) {
 			if err := os.MkdirAll(parent, 0o700); err == nil {
 				if stateDir, err = os.MkdirTemp(parent, "build-"); err == nil {
 					p.ownStateDir = true
+					// Every run's state is its own; the build lock is shared by
+					// all runs in this container.
+					lockFile = filepath.Join(parent, "build.lock")
 				}
 			}
 		}
@@ -226,7 +230,11 @@ func planBuild(ctx context.Context, f *buildFlags, h host) (*buildPlan, error) {
 			return nil, fmt.Errorf("--state-dir: %w", err)
 		}
 	}
-	ignore, err := ignoreSet(f, h, mode, stateDir)
+	own := []string{stateDir}
+	if f.kanikoDir != "" {
+		own = append(own, f.kanikoDir)
+	}
+	ignore, err := ignoreSet(h, mode, f.ignoreVarRun, f.ignorePaths, own...)
 	if err != nil {
 		if p.ownStateDir {
 			os.RemoveAll(stateDir)
@@ -246,7 +254,7 @@ func planBuild(ctx context.Context, f *buildFlags, h host) (*buildPlan, error) {
 	if baseCache != "" && mode == isolation.InPlace {
 		ignore = ignore.With(baseCache) // the cache must survive the build in "/"
 	}
-	p.workspace = builder.Workspace{Isolation: mode, StateDir: stateDir, Ignore: ignore, BaseCache: baseCache}
+	p.workspace = builder.Workspace{Isolation: mode, StateDir: stateDir, Ignore: ignore, BaseCache: baseCache, LockFile: lockFile}
 	if cacheAt != nil {
 		if p.cache, err = cacheAt.open(f, stateDir); err != nil {
 			if p.ownStateDir {
@@ -390,50 +398,29 @@ func resolveIsolation(f *buildFlags, h host) (isolation.Mode, error) {
 	return mode, nil
 }
 
-// ignoreSet returns the paths the build must leave alone. An in-place build shares "/"
-// with everything else in the container: the kernel filesystems, every mount (volumes,
-// secrets, the context), kiln itself and its state directory.
-func ignoreSet(f *buildFlags, h host, mode isolation.Mode, stateDir string) (*snapshot.Ignore, error) {
+// ignoreSet returns the paths the build must leave alone: builder.IgnoreSet's rules
+// applied to what this machine holds (its mounts, the kiln binary) and to kiln's own
+// directories (stateDirs), with --ignore-path (extra) and --ignore-var-run. Both kiln
+// build and kiln serve get theirs here.
+func ignoreSet(h host, mode isolation.Mode, keepVarRun bool, extra []string, stateDirs ...string) (*snapshot.Ignore, error) {
 	if mode != isolation.InPlace {
-		return snapshot.NewIgnore(f.ignorePaths...), nil
+		return builder.IgnoreSet(mode, builder.InPlaceHost{}, extra...), nil
 	}
-	// /busybox is the debug image's shell (kaniko's convention).
-	paths := []string{"/proc", "/sys", "/dev", "/busybox", stateDir}
 	mounts, err := h.mountPoints()
 	if err != nil {
 		return nil, fmt.Errorf("listing mount points: %w", err)
-	}
-	for _, m := range mounts {
-		if filepath.Clean(m) != "/" { // the root mount is the build root itself
-			paths = append(paths, m)
-		}
 	}
 	exe, err := h.executable()
 	if err != nil {
 		return nil, fmt.Errorf("locating the kiln binary: %w", err)
 	}
-	paths = append(paths, ownDir(exe))
-	if f.kanikoDir != "" {
-		paths = append(paths, f.kanikoDir)
-	}
-	if f.ignoreVarRun {
-		paths = append(paths, "/var/run")
-	}
-	paths = append(paths, f.ignorePaths...)
-	return snapshot.NewIgnore(paths...), nil
+	return builder.IgnoreSet(mode, builder.InPlaceHost{
+		Mounts: mounts, Executable: exe, StateDirs: stateDirs, KeepVarRun: keepVarRun,
+	}, extra...), nil
 }
 
-// ownDir is what an in-place build keeps of kiln's installation: its directory
-// (/kiln, like kaniko's /kaniko), or only the binary when it sits in a system
-// directory that images populate themselves.
-func ownDir(exe string) string {
-	dir := filepath.Dir(exe)
-	switch dir {
-	case "/", "/bin", "/sbin", "/usr/bin", "/usr/sbin", "/usr/local/bin", "/usr/local/sbin":
-		return exe
-	}
-	return dir
-}
+// ownDir is what an in-place build keeps of kiln's installation (builder.InstallDir).
+func ownDir(exe string) string { return builder.InstallDir(exe) }
 
 // checkBuildArgs fails on a --build-arg without a name ("=VALUE").
 func checkBuildArgs(args []string) error {

@@ -272,23 +272,17 @@ func (o outputs) transportFor(registry string) http.RoundTripper {
 	return o.pushTransport(registry)
 }
 
-// pushOptions are the options of every push to registry, and of its permission
-// check. warn reports a push to an immutable tag that --push-ignore-immutable-tag-errors
-// let through.
-func (o outputs) pushOptions(kc authn.Keychain, registry string, warn func(format string, args ...any)) []output.PushOption {
-	opts := []output.PushOption{
-		output.WithKeychain(kc),
-		output.WithTransport(o.transportFor(registry)),
-		output.WithSkipTLSVerify(o.skipTLSVerify),
-		output.WithRetries(o.pushRetry),
-		output.WithUserAgent("kiln/" + version),
+// pushConfig is how kiln build pushes, for output.Write and for the permission
+// check before the build.
+func (o outputs) pushConfig(kc authn.Keychain) output.PushConfig {
+	return output.PushConfig{
+		Keychain:            kc,
+		Transport:           o.transportFor,
+		SkipTLSVerify:       o.skipTLSVerify,
+		Retries:             o.pushRetry,
+		UserAgent:           "kiln/" + version,
+		IgnoreImmutableTags: o.ignoreImmutableTags,
 	}
-	if o.ignoreImmutableTags {
-		opts = append(opts, output.WithIgnoreImmutableTagErrors(func(ref name.Reference, err error) {
-			warn("Not pushed to %s: the tag is immutable and keeps the image it has (--push-ignore-immutable-tag-errors): %v", ref, err)
-		}))
-	}
-	return opts
 }
 
 // pushChecker checks that a push to ref would be accepted (output.CheckPushPermission).
@@ -308,7 +302,7 @@ func checkPushPermissions(ctx context.Context, out outputs, kc authn.Keychain, c
 			continue
 		}
 		checked[repo] = true
-		if err := check(ctx, d, out.pushOptions(kc, d.RegistryStr(), func(string, ...any) {})...); err != nil {
+		if err := check(ctx, d, out.pushConfig(kc).Options(d.RegistryStr(), func(name.Reference, error) {})...); err != nil {
 			return fmt.Errorf("%w (nothing was built; --skip-push-permission-check skips this check)", err)
 		}
 	}

@@ -282,10 +282,12 @@ func planServe(f *serveFlags, h host, keychain authn.Keychain) (*serveConfig, er
 
 	// In place, a reset root would delete a socket kiln listens on outside the state
 	// directory (/tmp/kiln.sock): sockets are ignored like kiln's other files.
-	ignorePaths := slices.Clone(f.ignorePaths)
+	// In place, the whole state directory (store included) is kept out of the builds,
+	// not only the build scratch space.
+	own := []string{stateDir}
 	for _, hs := range cfg.hosts {
 		if hs.network == "unix" {
-			ignorePaths = append(ignorePaths, hs.address)
+			own = append(own, hs.address)
 		}
 	}
 	baseCache := filepath.Join(stateDir, "cache", "base")
@@ -293,16 +295,13 @@ func planServe(f *serveFlags, h host, keychain authn.Keychain) (*serveConfig, er
 		if baseCache, err = baseCacheDir(f.cacheDir); err != nil {
 			return nil, err
 		}
-		ignorePaths = append(ignorePaths, baseCache) // in place, the cache outlives every build
+		own = append(own, baseCache) // in place, the cache outlives every build
 	}
-	bf := &buildFlags{isolation: f.isolation, force: f.force, ignorePaths: ignorePaths, ignoreVarRun: f.ignoreVarRun}
-	mode, err := resolveIsolation(bf, h)
+	mode, err := resolveIsolation(&buildFlags{isolation: f.isolation, force: f.force}, h)
 	if err != nil {
 		return nil, err
 	}
-	// In place, the whole state directory (store included) is kept out of the builds,
-	// not only the build scratch space.
-	ignore, err := ignoreSet(bf, h, mode, stateDir)
+	ignore, err := ignoreSet(h, mode, f.ignoreVarRun, f.ignorePaths, own...)
 	if err != nil {
 		return nil, err
 	}
