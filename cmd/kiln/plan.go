@@ -34,6 +34,9 @@ type host struct {
 	stdin io.Reader
 	// mkdirTemp creates the default state directory.
 	mkdirTemp func() (string, error)
+	// mkdirRun creates a run's own state directory under parent (kiln's own
+	// directory in place); tests keep it out of the machine's real /kiln.
+	mkdirRun func(parent string) (string, error)
 	// checkPush asks a registry whether a push would be accepted; nil skips the
 	// check (tests that must not reach a registry).
 	checkPush pushChecker
@@ -51,8 +54,17 @@ func realHost() host {
 		lookupEnv:   os.LookupEnv,
 		stdin:       os.Stdin,
 		mkdirTemp:   func() (string, error) { return os.MkdirTemp("", "kiln-state-") },
+		mkdirRun:    mkdirRun,
 		checkPush:   output.CheckPushPermission,
 	}
+}
+
+// mkdirRun creates a new run's state directory under parent, creating parent too.
+func mkdirRun(parent string) (string, error) {
+	if err := os.MkdirAll(parent, 0o700); err != nil {
+		return "", err
+	}
+	return os.MkdirTemp(parent, "build-")
 }
 
 // buildPlan is one build, ready to run: what to build, where, how to pull, and where
@@ -207,13 +219,13 @@ func planBuild(ctx context.Context, f *buildFlags, h host) (*buildPlan, error) {
 		// /kaniko), which the build never touches, rather than in the image's /tmp.
 		if dir, err := h.executable(); err == nil && ownDir(dir) != dir {
 			parent := filepath.Join(ownDir(dir), "state")
-			if err := os.MkdirAll(parent, 0o700); err == nil {
-				if stateDir, err = os.MkdirTemp(parent, "build-"); err == nil {
-					p.ownStateDir = true
-					// Every run's state is its own; the build lock is shared by
-					// all runs in this container.
-					lockFile = filepath.Join(parent, "build.lock")
-				}
+			if stateDir, err = h.mkdirRun(parent); err == nil {
+				p.ownStateDir = true
+				// Every run's state is its own; the build lock is shared by
+				// all runs in this container.
+				lockFile = filepath.Join(parent, "build.lock")
+			} else {
+				stateDir = ""
 			}
 		}
 	}

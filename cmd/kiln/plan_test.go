@@ -57,6 +57,14 @@ func fakeHost(t *testing.T, inContainer bool, env map[string]string) host {
 			return v, ok
 		},
 		mkdirTemp: func() (string, error) { return os.MkdirTemp(t.TempDir(), "state-") },
+		// In place the run's state goes under the executable's directory: /kiln/state
+		// on this fake host, which must not be created on the machine running the test.
+		mkdirRun: func(parent string) (string, error) {
+			if !strings.HasPrefix(parent, "/kiln/") {
+				t.Errorf("in place, the run's state goes under %s, want kiln's own /kiln", parent)
+			}
+			return os.MkdirTemp(t.TempDir(), "run-")
+		},
 	}
 }
 
