@@ -16,6 +16,7 @@ import (
 
 	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
 
+	"github.com/kiln-build/kiln/compression"
 	"github.com/kiln-build/kiln/nettimeout"
 )
 
@@ -88,9 +89,9 @@ func FromArchive(ctx context.Context, r io.Reader, dir string, opts ...ArchiveOp
 	if err := os.MkdirAll(abs, 0o755); err != nil {
 		return nil, fmt.Errorf("context directory: %w", err)
 	}
-	plain, err := decompress(&ctxReader{ctx: ctx, r: r})
+	plain, _, err := compression.NewReader(&ctxReader{ctx: ctx, r: r})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("build context: %w", err)
 	}
 	defer plain.Close()
 	x := &extractor{root: abs, settings: s, dirs: map[string]dirMeta{}}

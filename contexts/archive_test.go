@@ -340,26 +340,6 @@ func TestFromArchiveCompressions(t *testing.T) {
 	}
 }
 
-func TestDetectCompression(t *testing.T) {
-	t.Parallel()
-	tests := []struct {
-		head []byte
-		want contexts.Compression
-	}{
-		{[]byte{0x1f, 0x8b, 0x08, 0}, contexts.Gzip},
-		{[]byte("BZh91AY"), contexts.Bzip2},
-		{[]byte{0xfd, '7', 'z', 'X', 'Z', 0}, contexts.Xz},
-		{[]byte{0x28, 0xb5, 0x2f, 0xfd, 0}, contexts.Zstd},
-		{[]byte("Dockerfile\x00"), contexts.Uncompressed},
-		{nil, contexts.Uncompressed},
-	}
-	for _, tt := range tests {
-		if got := contexts.DetectCompression(tt.head); got != tt.want {
-			t.Errorf("DetectCompression(%q) = %v, want %v", tt.head, got, tt.want)
-		}
-	}
-}
-
 func TestFromArchiveLimits(t *testing.T) {
 	t.Parallel()
 	// 64 MiB of zeros gzip to about 64 KiB: a decompression bomb in miniature.

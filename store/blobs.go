@@ -2,7 +2,6 @@ package store
 
 import (
 	"archive/tar"
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -15,8 +14,8 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
-	"github.com/klauspost/compress/gzip"
-	"github.com/klauspost/compress/zstd"
+
+	"github.com/kiln-build/kiln/compression"
 )
 
 // pendingImage is an image whose blobs are on disk, with its index record ready.
@@ -208,25 +207,11 @@ func contentSize(ctx context.Context, path string) (int64, error) {
 		return 0, err
 	}
 	defer f.Close()
-	br := bufio.NewReaderSize(f, 64<<10)
-	magic, _ := br.Peek(4)
-	var r io.Reader = br
-	switch {
-	case bytes.HasPrefix(magic, []byte{0x1f, 0x8b}):
-		zr, err := gzip.NewReader(br)
-		if err != nil {
-			return 0, fmt.Errorf("%s: %w", path, err)
-		}
-		defer zr.Close()
-		r = zr
-	case bytes.HasPrefix(magic, []byte{0x28, 0xb5, 0x2f, 0xfd}):
-		zr, err := zstd.NewReader(br)
-		if err != nil {
-			return 0, fmt.Errorf("%s: %w", path, err)
-		}
-		defer zr.Close()
-		r = zr
+	r, _, err := compression.NewReader(f)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", path, err)
 	}
+	defer r.Close()
 	tr := tar.NewReader(ctxReader{ctx, r})
 	var total int64
 	for {
