@@ -16,6 +16,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
 	"github.com/kiln-build/kiln/compression"
+	"github.com/kiln-build/kiln/ctxio"
 	"github.com/kiln-build/kiln/store"
 )
 
@@ -187,21 +188,8 @@ func spoolDecompressed(ctx context.Context, body io.Reader, path string) error {
 		return err
 	}
 	defer r.Close()
-	if _, err := io.Copy(f, contextReader{ctx, r}); err != nil {
+	if _, err := io.Copy(f, ctxio.NewReader(ctx, r)); err != nil {
 		return err
 	}
 	return f.Close()
-}
-
-// contextReader ends a copy when the request is cancelled (the client went away).
-type contextReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c contextReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }

@@ -18,6 +18,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"github.com/kiln-build/kiln/ctxio"
 	"github.com/kiln-build/kiln/snapshot"
 )
 
@@ -106,7 +107,7 @@ func (c *baseCache) writeBlob(ctx context.Context, d v1.Hash, size int64, r io.R
 	}
 	defer os.Remove(tmp.Name())
 	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(tmp, h), ctxReader{ctx, r})
+	n, err := io.Copy(io.MultiWriter(tmp, h), ctxio.NewReader(ctx, r))
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
 	}

@@ -19,6 +19,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"github.com/kiln-build/kiln/ctxio"
 	"github.com/kiln-build/kiln/snapshot"
 )
 
@@ -220,7 +221,7 @@ func copyBlob(ctx context.Context, l v1.Layer, path string, want v1.Hash) error 
 		return fmt.Errorf("creating cache blob: %w", err)
 	}
 	h := sha256.New()
-	_, err = io.Copy(io.MultiWriter(f, h), ctxReader{ctx, rc})
+	_, err = io.Copy(io.MultiWriter(f, h), ctxio.NewReader(ctx, rc))
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}

@@ -17,6 +17,7 @@ import (
 	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
 
 	"github.com/kiln-build/kiln/compression"
+	"github.com/kiln-build/kiln/ctxio"
 	"github.com/kiln-build/kiln/nettimeout"
 )
 
@@ -89,7 +90,7 @@ func FromArchive(ctx context.Context, r io.Reader, dir string, opts ...ArchiveOp
 	if err := os.MkdirAll(abs, 0o755); err != nil {
 		return nil, fmt.Errorf("context directory: %w", err)
 	}
-	plain, _, err := compression.NewReader(&ctxReader{ctx: ctx, r: r})
+	plain, _, err := compression.NewReader(ctxio.NewReader(ctx, r))
 	if err != nil {
 		return nil, fmt.Errorf("build context: %w", err)
 	}
@@ -138,17 +139,4 @@ func (c *Context) readIgnoreInRoot() error {
 		return fmt.Errorf("reading .dockerignore: %w", err)
 	}
 	return c.setPatterns(patterns)
-}
-
-// ctxReader ends a read of a slow body when the request is cancelled.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c *ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }

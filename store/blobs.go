@@ -16,6 +16,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/kiln-build/kiln/compression"
+	"github.com/kiln-build/kiln/ctxio"
 )
 
 // pendingImage is an image whose blobs are on disk, with its index record ready.
@@ -161,7 +162,7 @@ func (s *Store) writeBlob(ctx context.Context, want v1.Hash, size int64, rc io.R
 		}
 	}()
 	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(tmp, h), ctxReader{ctx, rc})
+	n, err := io.Copy(io.MultiWriter(tmp, h), ctxio.NewReader(ctx, rc))
 	if err != nil {
 		return fmt.Errorf("blob %s: writing %s: %w", want, tmp.Name(), err)
 	}
@@ -186,19 +187,6 @@ func (s *Store) writeBlob(ctx context.Context, want v1.Hash, size int64, rc io.R
 	return nil
 }
 
-// ctxReader stops a copy when its context ends.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
-}
-
 // contentSize returns a layer blob's unpacked size as dockerd reports image sizes: the
 // sum of regular files' sizes and symlink target lengths (hard links add nothing).
 func contentSize(ctx context.Context, path string) (int64, error) {
@@ -212,7 +200,7 @@ func contentSize(ctx context.Context, path string) (int64, error) {
 		return 0, fmt.Errorf("%s: %w", path, err)
 	}
 	defer r.Close()
-	tr := tar.NewReader(ctxReader{ctx, r})
+	tr := tar.NewReader(ctxio.NewReader(ctx, r))
 	var total int64
 	for {
 		hdr, err := tr.Next()

@@ -15,17 +15,18 @@ const module = "github.com/kiln-build/kiln"
 // has to take a place in the table.
 var allowed = map[string][]string{
 	"compression":           nil, // a leaf every reader of compressed streams shares: sniffing, bounded zstd
+	"ctxio":                 nil, // a leaf every long copy shares: a reader that stops when its context ends
 	"snapshot":              {"compression"},
 	"isolation":             nil,
 	"nettimeout":            nil, // a leaf the other fetching leaves share: the network limits
-	"contexts":              {"nettimeout", "compression"},
+	"contexts":              {"nettimeout", "compression", "ctxio"},
 	"credentials":           {"nettimeout"},
 	"builder/copier":        {"snapshot", "nettimeout", "compression"},
 	"builder/output":        {"credentials", "nettimeout"},
 	"builder/registrycache": {"builder", "snapshot", "nettimeout"},
-	"builder":               {"snapshot", "isolation", "contexts", "credentials", "builder/copier", "nettimeout"},
-	"store":                 {"compression"},
-	"apiserver":             {"builder", "builder/output", "contexts", "credentials", "store", "nettimeout", "compression"},
+	"builder":               {"snapshot", "isolation", "contexts", "credentials", "builder/copier", "nettimeout", "ctxio"},
+	"store":                 {"compression", "ctxio"},
+	"apiserver":             {"builder", "builder/output", "contexts", "credentials", "store", "nettimeout", "compression", "ctxio"},
 	"cmd/kiln":              {"*"},
 	"test":                  {"*"},
 	"test/testworld":        {"*"},
