@@ -15,6 +15,7 @@ const module = "github.com/kiln-build/kiln"
 // has to take a place in the table.
 var allowed = map[string][]string{
 	"compression":           nil, // a leaf every reader of compressed streams shares: sniffing, bounded zstd
+	"atomicfile":            nil, // a leaf the stores and caches share: replace a small file durably
 	"ctxio":                 nil, // a leaf every long copy shares: a reader that stops when its context ends
 	"snapshot":              {"compression"},
 	"isolation":             nil,
@@ -24,8 +25,8 @@ var allowed = map[string][]string{
 	"builder/copier":        {"snapshot", "nettimeout", "compression"},
 	"builder/output":        {"credentials", "nettimeout"},
 	"builder/registrycache": {"builder", "snapshot", "nettimeout"},
-	"builder":               {"snapshot", "isolation", "contexts", "credentials", "builder/copier", "nettimeout", "ctxio"},
-	"store":                 {"compression", "ctxio"},
+	"builder":               {"snapshot", "isolation", "contexts", "credentials", "builder/copier", "nettimeout", "ctxio", "atomicfile"},
+	"store":                 {"compression", "ctxio", "atomicfile"},
 	"apiserver":             {"builder", "builder/output", "contexts", "credentials", "store", "nettimeout", "compression", "ctxio"},
 	"cmd/kiln":              {"*"},
 	"test":                  {"*"},
