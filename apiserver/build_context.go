@@ -16,7 +16,7 @@ import (
 )
 
 // Limits on what one build may upload or make the server download. dockerd has none
-// (docs/docker-api.md §7.2); these only stop a runaway or hostile request (a
+// (docs/server.md, "The build context"); these only stop a runaway or hostile request (a
 // decompression bomb) from filling the state volume.
 const (
 	// DefaultMaxContextBytes bounds a context's files (uncompressed) when
@@ -26,7 +26,8 @@ const (
 	// BuildConfig.MaxContextEntries is 0.
 	DefaultMaxContextEntries = 2_000_000
 	// maxDrain is how much of an unwanted body is read before answering an error, so
-	// the CLI, still writing its tar, sees the answer instead of a broken pipe (§6.3).
+	// the CLI, still writing its tar, sees the answer instead of a broken pipe
+	// (docs/server.md, "The build's output stream").
 	maxDrain = 64 << 20
 )
 

@@ -20,7 +20,7 @@ import (
 	"github.com/kiln-build/kiln/store"
 )
 
-// loadImages answers POST /images/load (docs/docker-api.md §8.5). The body is a
+// loadImages answers POST /images/load (docs/server.md, "Images"). The body is a
 // docker-archive (docker save), possibly compressed, or an OCI image layout archive.
 // It is spooled to a scratch file (never memory), each image is stored under its tags,
 // and the answer is dockerd's JSON stream: "Loaded image: app:1" per tag, "Loaded image

@@ -77,7 +77,8 @@ func WithMaxEntries(n int) ArchiveOption {
 // chowns to root or --chown anyway).
 //
 // A tar without end-of-archive blocks is accepted: `docker build -f - .` sends one
-// (docs/docker-api.md §7.3). dir should be empty; it is created if missing.
+// (docs/server.md, "A Dockerfile from stdin or outside the context"). dir should be
+// empty; it is created if missing.
 func FromArchive(ctx context.Context, r io.Reader, dir string, opts ...ArchiveOption) (*Context, error) {
 	var s archiveSettings
 	for _, o := range opts {

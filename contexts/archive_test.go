@@ -43,7 +43,8 @@ func hardlink(name, to string) entry {
 var mtime = time.Unix(1700000000, 0)
 
 // tarball writes entries; closed=false leaves out the end-of-archive blocks and the
-// last file's padding, as the docker CLI does for `-f -` (docs/docker-api.md §7.3).
+// last file's padding, as the docker CLI does for `-f -` (docs/server.md, "A Dockerfile
+// from stdin or outside the context").
 func tarball(t *testing.T, closed bool, entries ...entry) []byte {
 	t.Helper()
 	var buf bytes.Buffer
@@ -401,7 +402,7 @@ func TestFromArchiveCancelled(t *testing.T) {
 }
 
 // TestFromArchiveDockerignore checks the Dockerfile/.dockerignore self-removal the
-// docker CLI relies on for `-f -` (docs/docker-api.md §7.1, §7.3): when .dockerignore
+// docker CLI relies on for `-f -` (docs/server.md, "The build context"): when .dockerignore
 // names them they are hidden from COPY, though still in the directory for the server
 // to read.
 func TestFromArchiveDockerignore(t *testing.T) {
