@@ -11,11 +11,8 @@ import (
 	"github.com/ulikunitz/xz"
 
 	"github.com/kiln-build/kiln/compression"
+	"github.com/kiln-build/kiln/compression/compressiontest"
 )
-
-// hugeWindowZstd is a zstd frame whose header asks for a 1 GiB window (window
-// descriptor 0xa0: exponent 20, windowLog 30), followed by an empty last raw block.
-var hugeWindowZstd = []byte{0x28, 0xb5, 0x2f, 0xfd, 0x00, 0xa0, 0x01, 0x00, 0x00}
 
 func TestDetect(t *testing.T) {
 	t.Parallel()
@@ -81,7 +78,7 @@ func TestNewReaderRoundTrip(t *testing.T) {
 // A frame asking for a window over MaxZstdWindow is refused, not allocated.
 func TestZstdWindowBounded(t *testing.T) {
 	t.Parallel()
-	r, _, err := compression.NewReader(bytes.NewReader(hugeWindowZstd))
+	r, _, err := compression.NewReader(bytes.NewReader(compressiontest.HugeWindowZstd(nil)))
 	if err == nil {
 		defer r.Close()
 		_, err = io.ReadAll(r)
@@ -90,7 +87,7 @@ func TestZstdWindowBounded(t *testing.T) {
 		t.Fatalf("reading a 1 GiB-window frame: err = %v, want %v", err, zstd.ErrWindowSizeExceeded)
 	}
 	// The same frame is accepted by an unbounded decoder, so the bound is what refuses it.
-	zr, err := zstd.NewReader(bytes.NewReader(hugeWindowZstd), zstd.WithDecoderMaxWindow(1<<31))
+	zr, err := zstd.NewReader(bytes.NewReader(compressiontest.HugeWindowZstd(nil)), zstd.WithDecoderMaxWindow(1<<31))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,8 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 
+	"github.com/kiln-build/kiln/compression/compressiontest"
+
 	"github.com/kiln-build/kiln/contexts"
 )
 
@@ -16,9 +18,7 @@ import (
 // decoder would accept it.
 func TestFromArchiveRefusesHugeZstdWindow(t *testing.T) {
 	t.Parallel()
-	payload := make([]byte, 1024) // an empty tar: two zero blocks
-	n := len(payload)<<3 | 1      // one last raw block
-	frame := append([]byte{0x28, 0xb5, 0x2f, 0xfd, 0x00, 0xa0, byte(n), byte(n >> 8), byte(n >> 16)}, payload...)
+	frame := compressiontest.HugeWindowZstd(make([]byte, 1024)) // an empty tar
 	c, err := contexts.FromArchive(context.Background(), bytes.NewReader(frame), t.TempDir())
 	if err == nil {
 		c.Close()

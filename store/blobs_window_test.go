@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/klauspost/compress/zstd"
+
+	"github.com/kiln-build/kiln/compression/compressiontest"
 )
 
 // A layer blob whose zstd frame asks for a window over compression.MaxZstdWindow is
@@ -15,9 +17,7 @@ import (
 // decoder would accept it.
 func TestContentSizeRefusesHugeZstdWindow(t *testing.T) {
 	t.Parallel()
-	payload := make([]byte, 1024)
-	n := len(payload)<<3 | 1
-	frame := append([]byte{0x28, 0xb5, 0x2f, 0xfd, 0x00, 0xa0, byte(n), byte(n >> 8), byte(n >> 16)}, payload...)
+	frame := compressiontest.HugeWindowZstd(make([]byte, 1024)) // an empty tar
 	p := filepath.Join(t.TempDir(), "blob")
 	if err := os.WriteFile(p, frame, 0o644); err != nil {
 		t.Fatal(err)

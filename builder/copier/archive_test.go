@@ -12,6 +12,8 @@ import (
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 	"github.com/ulikunitz/xz"
+
+	"github.com/kiln-build/kiln/compression/compressiontest"
 )
 
 // tarEntry is one entry of a test archive: a regular file unless typ says otherwise.
@@ -116,13 +118,6 @@ func gzipBytes(t *testing.T, data []byte) []byte {
 
 // TestIsArchive checks detection by content: compressed or plain tars are archives
 // whatever their name; an empty tar, a compressed non-tar and text are not.
-// hugeWindowZstd wraps payload (under 128 KiB) in a zstd frame whose header asks for a
-// 1 GiB window, more than compression.MaxZstdWindow allows.
-func hugeWindowZstd(payload []byte) []byte {
-	n := len(payload)<<3 | 1 // one last raw block
-	return append([]byte{0x28, 0xb5, 0x2f, 0xfd, 0x00, 0xa0, byte(n), byte(n >> 8), byte(n >> 16)}, payload...)
-}
-
 func TestIsArchive(t *testing.T) {
 	t.Parallel()
 	e := tarEntry{name: "inside", body: "x"}
@@ -141,7 +136,7 @@ func TestIsArchive(t *testing.T) {
 		{"xz", xzTar(t, e), true},
 		{"zstd", zstdTar(t, e), true},
 		{"zstd-skippable-frame-first", append([]byte{0x50, 0x2a, 0x4d, 0x18, 0, 0, 0, 0}, zstdTar(t, e)...), true},
-		{"zstd-window-over-the-bound", hugeWindowZstd(plainTar(t, e)), false}, // refused, so a plain file
+		{"zstd-window-over-the-bound", compressiontest.HugeWindowZstd(plainTar(t, e)), false}, // refused, so a plain file
 		{"empty-tar", plainTar(t), false},
 		{"gzip-text", gzipBytes(t, []byte("just text, not a tar")), false},
 		{"truncated-gzip", gzipTar(t, e)[:12], false},
