@@ -21,7 +21,7 @@ type loginBody struct {
 	Status        string `json:"Status"`
 }
 
-// login answers POST /auth (docker login, docs/docker-api.md §8.6) by checking the
+// login answers POST /auth (docker login, docs/server.md, "docker login") by checking the
 // credentials against the registry's /v2/ the way a push would use them: ping, then
 // basic auth or a token exchange. kiln stores nothing: the CLI keeps the credentials
 // and sends them with each push (X-Registry-Auth) and build (X-Registry-Config).

@@ -30,7 +30,7 @@ func (s *Server) buildRoutes(r *mux.Router) {
 		Methods(http.MethodPost)
 }
 
-// postBuild answers POST /build (docs/docker-api.md §5-§7): it reads the whole context
+// postBuild answers POST /build (docs/server.md): it reads the whole context
 // before answering anything, waits for a build slot, runs the build with its events
 // rendered as dockerd's classic builder writes them, stores the image under its tags
 // and, when configured, pushes the tags that name a registry.

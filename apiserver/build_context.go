@@ -12,14 +12,11 @@ import (
 	"path/filepath"
 	"strings"
 
-	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
-	"golang.org/x/sys/unix"
-
 	"github.com/kiln-build/kiln/contexts"
 )
 
 // Limits on what one build may upload or make the server download. dockerd has none
-// (docs/docker-api.md §7.2); these only stop a runaway or hostile request (a
+// (docs/server.md, "The build context"); these only stop a runaway or hostile request (a
 // decompression bomb) from filling the state volume.
 const (
 	// DefaultMaxContextBytes bounds a context's files (uncompressed) when
@@ -29,10 +26,9 @@ const (
 	// BuildConfig.MaxContextEntries is 0.
 	DefaultMaxContextEntries = 2_000_000
 	// maxDrain is how much of an unwanted body is read before answering an error, so
-	// the CLI, still writing its tar, sees the answer instead of a broken pipe (§6.3).
+	// the CLI, still writing its tar, sees the answer instead of a broken pipe
+	// (docs/server.md, "The build's output stream").
 	maxDrain = 64 << 20
-	// maxDockerfile bounds the Dockerfile read into memory.
-	maxDockerfile = 16 << 20
 )
 
 // readContext makes the request's build context in dir: the body's tar, or the
@@ -87,66 +83,33 @@ func drain(body io.Reader) {
 	_, _ = io.Copy(io.Discard, io.LimitReader(body, maxDrain))
 }
 
-// readDockerfile reads the Dockerfile the query names from the context, resolving it
-// inside the context (it may be a symlink; it never reads a file of the host) and
-// falling back from the default "Dockerfile" to "dockerfile" as dockerd does. It
-// returns the content and the name messages use.
+// readDockerfile reads the Dockerfile the query names from the context with
+// contexts.ReadDockerfile (inside the context, size-capped), falling back from the
+// default "Dockerfile" to "dockerfile" as dockerd does. It returns the content and the
+// name messages use.
 func readDockerfile(c *contexts.Context, requested string) ([]byte, string, *apiError) {
 	if requested == "" {
 		requested = "Dockerfile"
 	}
-	rel := path.Clean(strings.TrimPrefix(requested, "./"))
-	if rel == ".." || strings.HasPrefix(rel, "../") || path.IsAbs(rel) {
-		return nil, "", &apiError{status: http.StatusInternalServerError,
-			msg: fmt.Sprintf("forbidden path outside the build context: %s", requested)}
-	}
-	candidates := []string{rel}
+	candidates := []string{requested}
 	if requested == "Dockerfile" {
 		candidates = append(candidates, "dockerfile")
 	}
 	for _, name := range candidates {
-		data, err := readInRoot(c.Dir, name)
-		if errors.Is(err, fs.ErrNotExist) {
+		data, err := contexts.ReadDockerfile(c.Dir, name)
+		switch {
+		case errors.Is(err, contexts.ErrOutsideContext):
+			return nil, "", &apiError{status: http.StatusInternalServerError, msg: err.Error()}
+		case errors.Is(err, fs.ErrNotExist):
 			continue
-		}
-		if err != nil {
+		case err != nil:
 			return nil, "", &apiError{status: http.StatusInternalServerError, msg: fmt.Sprintf("reading Dockerfile %s: %s", name, err)}
-		}
-		if len(data) == 0 {
+		case len(data) == 0:
 			return nil, "", &apiError{status: http.StatusInternalServerError,
 				msg: fmt.Sprintf("the Dockerfile (%s) cannot be empty", requested)}
 		}
-		return data, name, nil
+		return data, path.Clean(strings.TrimPrefix(name, "./")), nil
 	}
 	return nil, "", &apiError{status: http.StatusInternalServerError,
 		msg: "Cannot locate specified Dockerfile: " + requested}
-}
-
-// readInRoot reads a regular file, resolving its path inside root.
-func readInRoot(root, rel string) ([]byte, error) {
-	h, err := pathrs.OpenInRoot(root, rel)
-	if err != nil {
-		return nil, err
-	}
-	defer h.Close()
-	fi, err := h.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("not a regular file: %w", fs.ErrNotExist)
-	}
-	f, err := pathrs.Reopen(h, unix.O_RDONLY)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxDockerfile+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(data) > maxDockerfile {
-		return nil, fmt.Errorf("larger than %d bytes", maxDockerfile)
-	}
-	return data, nil
 }

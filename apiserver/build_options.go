@@ -41,9 +41,10 @@ func badRequest(format string, args ...any) *apiError {
 	return &apiError{status: http.StatusBadRequest, msg: fmt.Sprintf(format, args...)}
 }
 
-// parseBuildOptions reads POST /build's query (docs/docker-api.md §5.2). Parameters
-// come from the URL only: a curl upload without a Content-Type is sent as a form, and
-// reading the form would swallow the context (§7.4).
+// parseBuildOptions reads POST /build's query (docs/server.md, "POST /build: query
+// parameters"). Parameters come from the URL only: a curl upload without a
+// Content-Type is sent as a form, and reading the form would swallow the context
+// ("curl and Content-Type").
 //
 // Parameters kiln cannot honour are refused with dockerd's message where dockerd
 // refuses them too (isolation, securityopt, squash), and with a clear one where a

@@ -19,7 +19,7 @@ type sink interface {
 
 // quietSink holds a q=1 build's messages: dockerd writes nothing until the build ends,
 // then only the image ID, or, on failure, the whole log followed by the error
-// (docs/docker-api.md §6.2).
+// (docs/server.md, "-q and --iidfile").
 type quietSink struct {
 	mu   sync.Mutex
 	msgs []message
@@ -44,7 +44,7 @@ func (q *quietSink) flush(to *stream) {
 }
 
 // buildOutput renders one build's progress the way dockerd's classic builder writes it
-// (docs/docker-api.md §6.1), whatever the sink.
+// (docs/server.md, "The build's output stream"), whatever the sink.
 type buildOutput struct {
 	ctx   context.Context // the request's: its cause tells a leaving client from a shutdown
 	live  *stream

@@ -221,7 +221,7 @@ func TestBuildContextBodies(t *testing.T) {
 
 // TestBuildDockerignoreSelfRemoval checks `docker build -f - .`'s context: the
 // Dockerfile and .dockerignore are used, but COPY does not see them when .dockerignore
-// names them (docs/docker-api.md §7.3).
+// names them (docs/server.md, "A Dockerfile from stdin or outside the context").
 func TestBuildDockerignoreSelfRemoval(t *testing.T) {
 	t.Parallel()
 	w := newBuildWorld(t, nil)

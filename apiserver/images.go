@@ -10,10 +10,10 @@ import (
 	"github.com/kiln-build/kiln/store"
 )
 
-// imageRoutes registers the /images endpoints, /auth and the prunes (docs/docker-api.md
-// §8). Names in paths may contain slashes and colons ("127.0.0.1:5000/app:1"), so they
-// are matched with {name:.*}; the fixed paths are registered first so that, say,
-// /images/json is never read as an image named "json".
+// imageRoutes registers the /images endpoints, /auth and the prunes (docs/server.md,
+// "Images", "docker login", "Prunes"). Names in paths may contain slashes and colons
+// ("127.0.0.1:5000/app:1"), so they are matched with {name:.*}; the fixed paths are
+// registered first so that, say, /images/json is never read as an image named "json".
 func (s *Server) imageRoutes(r *mux.Router) {
 	// Build scratch directories older than this handler belong to no running build.
 	// File times come from the kernel's coarse clock, which lags time.Now by up to a

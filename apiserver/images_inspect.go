@@ -11,7 +11,7 @@ import (
 )
 
 // imageInspect is GET /images/{name}/json's answer, dockerd 20.10's ImageInspect in its
-// field order (docs/docker-api.md §8.4, capture image-inspect).
+// field order (docs/server.md, "Images").
 type imageInspect struct {
 	ID              string           `json:"Id"`
 	RepoTags        []string         `json:"RepoTags"`

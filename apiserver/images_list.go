@@ -23,7 +23,7 @@ type imageSummary struct {
 	VirtualSize *int64 `json:"VirtualSize,omitempty"`
 }
 
-// listImages answers GET /images/json (docs/docker-api.md §8.3) with dockerd's filters:
+// listImages answers GET /images/json (docs/server.md, "Images") with dockerd's filters:
 // reference (shell patterns on the familiar name, which also narrow the RepoTags and
 // RepoDigests shown), dangling, label / label!, before and since.
 func (s *Server) listImages(w http.ResponseWriter, r *http.Request) {

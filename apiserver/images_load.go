@@ -2,9 +2,7 @@ package apiserver
 
 import (
 	"archive/tar"
-	"bufio"
 	"bytes"
-	"compress/bzip2"
 	"context"
 	"errors"
 	"fmt"
@@ -16,14 +14,13 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
-	"github.com/klauspost/compress/gzip"
-	"github.com/klauspost/compress/zstd"
-	"github.com/ulikunitz/xz"
 
+	"github.com/kiln-build/kiln/compression"
+	"github.com/kiln-build/kiln/ctxio"
 	"github.com/kiln-build/kiln/store"
 )
 
-// loadImages answers POST /images/load (docs/docker-api.md §8.5). The body is a
+// loadImages answers POST /images/load (docs/server.md, "Images"). The body is a
 // docker-archive (docker save), possibly compressed, or an OCI image layout archive.
 // It is spooled to a scratch file (never memory), each image is stored under its tags,
 // and the answer is dockerd's JSON stream: "Loaded image: app:1" per tag, "Loaded image
@@ -186,48 +183,13 @@ func spoolDecompressed(ctx context.Context, body io.Reader, path string) error {
 		return err
 	}
 	defer f.Close()
-	br := bufio.NewReaderSize(body, 64<<10)
-	head, _ := br.Peek(6)
-	var r io.Reader = br
-	switch {
-	case bytes.HasPrefix(head, []byte{0x1f, 0x8b}):
-		zr, err := gzip.NewReader(br)
-		if err != nil {
-			return fmt.Errorf("gzip: %w", err)
-		}
-		defer zr.Close()
-		r = zr
-	case bytes.HasPrefix(head, []byte("BZh")):
-		r = bzip2.NewReader(br)
-	case bytes.HasPrefix(head, []byte{0xfd, '7', 'z', 'X', 'Z', 0x00}):
-		zr, err := xz.NewReader(br)
-		if err != nil {
-			return fmt.Errorf("xz: %w", err)
-		}
-		r = zr
-	case bytes.HasPrefix(head, []byte{0x28, 0xb5, 0x2f, 0xfd}):
-		zr, err := zstd.NewReader(br)
-		if err != nil {
-			return fmt.Errorf("zstd: %w", err)
-		}
-		defer zr.Close()
-		r = zr
+	r, _, err := compression.NewReader(body)
+	if err != nil {
+		return err
 	}
-	if _, err := io.Copy(f, contextReader{ctx, r}); err != nil {
+	defer r.Close()
+	if _, err := io.Copy(f, ctxio.NewReader(ctx, r)); err != nil {
 		return err
 	}
 	return f.Close()
-}
-
-// contextReader ends a copy when the request is cancelled (the client went away).
-type contextReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c contextReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }

@@ -28,7 +28,7 @@ type pushAux struct {
 	Size   int    `json:"Size"`
 }
 
-// pushImage answers POST /images/{name}/push?tag=T (docs/docker-api.md §8.1) from the
+// pushImage answers POST /images/{name}/push?tag=T (docs/server.md, "Images") from the
 // store: the CLI sends the normalized repository and the tag (none for push -a: every
 // tag of the repository), with X-Registry-Auth. Everything after the first line is
 // in-stream, failures included, as dockerd does: a registry's 401 becomes an

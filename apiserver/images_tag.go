@@ -8,7 +8,7 @@ import (
 	"github.com/kiln-build/kiln/store"
 )
 
-// tagImage answers POST /images/{name}/tag?repo=R&tag=T (docs/docker-api.md §8.2): the
+// tagImage answers POST /images/{name}/tag?repo=R&tag=T (docs/server.md, "Images"): the
 // CLI sends repo normalized ("docker.io/library/app") and tag defaulting to latest.
 // Success is 201 with an empty body.
 func (s *Server) tagImage(w http.ResponseWriter, r *http.Request) {
@@ -34,7 +34,7 @@ func (s *Server) tagImage(w http.ResponseWriter, r *http.Request) {
 }
 
 // deleteImage answers DELETE /images/{name}?force=&noprune= with dockerd's records
-// (docs/docker-api.md §8.4): by name only that reference goes unless it was the last;
+// (docs/server.md, "Images"): by name only that reference goes unless it was the last;
 // by ID every reference goes, which needs force when they span repositories (409).
 func (s *Server) deleteImage(w http.ResponseWriter, r *http.Request) {
 	st := s.imageStore(w)

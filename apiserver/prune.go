@@ -45,7 +45,7 @@ type prunableCache interface {
 	Prune(ctx context.Context, olderThan time.Duration) (builder.PruneReport, error)
 }
 
-// pruneBuildScratch answers POST /build/prune (docs/docker-api.md §8.7): it empties the
+// pruneBuildScratch answers POST /build/prune (docs/server.md, "Prunes"): it empties the
 // step cache (entries not used within until=, or all of them) and removes the scratch
 // directories a build can leave behind when the server died mid-build: those older
 // than this handler (every build of this process removes its own), further limited by
@@ -139,7 +139,7 @@ type imagePruneBody struct {
 	SpaceReclaimed int64        `json:"SpaceReclaimed"`
 }
 
-// pruneImages answers POST /images/prune?filters= (docs/docker-api.md §8.7):
+// pruneImages answers POST /images/prune?filters= (docs/server.md, "Prunes"):
 // dangling=true (the default) removes untagged images, dangling=false every image (no
 // container ever holds one here); label, label! and until narrow the choice.
 func (s *Server) pruneImages(w http.ResponseWriter, r *http.Request) {

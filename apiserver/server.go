@@ -2,7 +2,7 @@
 // and curl use (/_ping, /version, /info, /build, /images/..., /auth, prunes), their
 // middleware, the Docker JSON message stream, and the build queue. It turns each
 // request into a builder.Request and renders builder events the way dockerd's classic
-// builder writes them (see ../shared/docs/docker-api.md).
+// builder writes them (docs/server.md).
 package apiserver
 
 import (

@@ -18,6 +18,8 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"github.com/kiln-build/kiln/atomicfile"
+	"github.com/kiln-build/kiln/ctxio"
 	"github.com/kiln-build/kiln/snapshot"
 )
 
@@ -60,7 +62,7 @@ func openBaseCache(dir string) (*baseCache, error) {
 	}
 	layout := filepath.Join(dir, "oci-layout")
 	if _, err := os.Stat(layout); errors.Is(err, fs.ErrNotExist) {
-		if err := c.writeFileAtomic(layout, []byte(`{"imageLayoutVersion":"1.0.0"}`)); err != nil {
+		if err := atomicfile.WriteFile(layout, []byte(`{"imageLayoutVersion":"1.0.0"}`), 0o644); err != nil {
 			return nil, err
 		}
 	}
@@ -106,7 +108,7 @@ func (c *baseCache) writeBlob(ctx context.Context, d v1.Hash, size int64, r io.R
 	}
 	defer os.Remove(tmp.Name())
 	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(tmp, h), ctxReader{ctx, r})
+	n, err := io.Copy(io.MultiWriter(tmp, h), ctxio.NewReader(ctx, r))
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
 	}
@@ -137,29 +139,6 @@ func (c *baseCache) putBlob(ctx context.Context, data []byte) (v1.Hash, error) {
 	}
 	_, err := c.writeBlob(ctx, d, int64(len(data)), bytes.NewReader(data))
 	return d, err
-}
-
-// writeFileAtomic replaces path with data via a temporary file in the same directory.
-func (c *baseCache) writeFileAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
-	if err != nil {
-		return fmt.Errorf("base cache: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	_, err = tmp.Write(data)
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Chmod(tmp.Name(), 0o644)
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), path)
-	}
-	if err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	return nil
 }
 
 // index reads index.json; a missing file is an empty index.
@@ -207,7 +186,7 @@ func (c *baseCache) record(ctx context.Context, desc v1.Descriptor) error {
 	if err != nil {
 		return err
 	}
-	return c.writeFileAtomic(filepath.Join(c.dir, "index.json"), data)
+	return atomicfile.WriteFile(filepath.Join(c.dir, "index.json"), data, 0o644)
 }
 
 // lookupName returns the manifest digest cached for a reference name (a tag) and

@@ -19,6 +19,8 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"github.com/kiln-build/kiln/atomicfile"
+	"github.com/kiln-build/kiln/ctxio"
 	"github.com/kiln-build/kiln/snapshot"
 )
 
@@ -163,7 +165,7 @@ func (c *LocalCache) Put(ctx context.Context, key v1.Hash, step *CachedStep) err
 	if err != nil {
 		return fmt.Errorf("encoding cache entry %s: %w", key, err)
 	}
-	return writeAtomic(p, raw)
+	return atomicfile.WriteFile(p, raw, 0o600)
 }
 
 // storeBlob makes sure blobs/ holds the layer's compressed blob.
@@ -220,7 +222,7 @@ func copyBlob(ctx context.Context, l v1.Layer, path string, want v1.Hash) error 
 		return fmt.Errorf("creating cache blob: %w", err)
 	}
 	h := sha256.New()
-	_, err = io.Copy(io.MultiWriter(f, h), ctxReader{ctx, rc})
+	_, err = io.Copy(io.MultiWriter(f, h), ctxio.NewReader(ctx, rc))
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
@@ -271,7 +273,7 @@ func (c *LocalCache) PutInputs(ctx context.Context, slot v1.Hash, inputs []Cache
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	return writeAtomic(p, raw)
+	return atomicfile.WriteFile(p, raw, 0o600)
 }
 
 // PruneReport says what Prune removed.
@@ -379,23 +381,3 @@ func (c *LocalCache) path(sub string, h v1.Hash) (string, error) {
 }
 
 func isTemp(name string) bool { return strings.Contains(name, ".tmp-") }
-
-// writeAtomic writes data to path through a temporary file renamed over it.
-func writeAtomic(path string, data []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(data)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), path)
-	}
-	if err != nil {
-		os.Remove(f.Name())
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	return nil
-}

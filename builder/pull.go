@@ -17,6 +17,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"github.com/kiln-build/kiln/ctxio"
 	"github.com/kiln-build/kiln/snapshot"
 )
 
@@ -329,7 +330,7 @@ func (p *puller) fetchLayer(ctx context.Context, l v1.Layer) (v1.Layer, error) {
 		return nil, err
 	}
 	defer os.Remove(tmp.Name())
-	size, err := io.Copy(tmp, ctxReader{ctx, rc})
+	size, err := io.Copy(tmp, ctxio.NewReader(ctx, rc))
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
 	}
@@ -352,17 +353,4 @@ func normalizeLayerMediaType(mt types.MediaType) types.MediaType {
 		return types.DockerLayer
 	}
 	return mt
-}
-
-// ctxReader stops a long copy when its context is cancelled.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(b []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(b)
 }

@@ -16,6 +16,8 @@ import (
 
 	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
 
+	"github.com/kiln-build/kiln/compression"
+	"github.com/kiln-build/kiln/ctxio"
 	"github.com/kiln-build/kiln/nettimeout"
 )
 
@@ -75,7 +77,8 @@ func WithMaxEntries(n int) ArchiveOption {
 // chowns to root or --chown anyway).
 //
 // A tar without end-of-archive blocks is accepted: `docker build -f - .` sends one
-// (docs/docker-api.md §7.3). dir should be empty; it is created if missing.
+// (docs/server.md, "A Dockerfile from stdin or outside the context"). dir should be
+// empty; it is created if missing.
 func FromArchive(ctx context.Context, r io.Reader, dir string, opts ...ArchiveOption) (*Context, error) {
 	var s archiveSettings
 	for _, o := range opts {
@@ -88,9 +91,9 @@ func FromArchive(ctx context.Context, r io.Reader, dir string, opts ...ArchiveOp
 	if err := os.MkdirAll(abs, 0o755); err != nil {
 		return nil, fmt.Errorf("context directory: %w", err)
 	}
-	plain, err := decompress(&ctxReader{ctx: ctx, r: r})
+	plain, _, err := compression.NewReader(ctxio.NewReader(ctx, r))
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("build context: %w", err)
 	}
 	defer plain.Close()
 	x := &extractor{root: abs, settings: s, dirs: map[string]dirMeta{}}
@@ -137,17 +140,4 @@ func (c *Context) readIgnoreInRoot() error {
 		return fmt.Errorf("reading .dockerignore: %w", err)
 	}
 	return c.setPatterns(patterns)
-}
-
-// ctxReader ends a read of a slow body when the request is cancelled.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c *ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }

@@ -43,7 +43,8 @@ func hardlink(name, to string) entry {
 var mtime = time.Unix(1700000000, 0)
 
 // tarball writes entries; closed=false leaves out the end-of-archive blocks and the
-// last file's padding, as the docker CLI does for `-f -` (docs/docker-api.md §7.3).
+// last file's padding, as the docker CLI does for `-f -` (docs/server.md, "A Dockerfile
+// from stdin or outside the context").
 func tarball(t *testing.T, closed bool, entries ...entry) []byte {
 	t.Helper()
 	var buf bytes.Buffer
@@ -340,26 +341,6 @@ func TestFromArchiveCompressions(t *testing.T) {
 	}
 }
 
-func TestDetectCompression(t *testing.T) {
-	t.Parallel()
-	tests := []struct {
-		head []byte
-		want contexts.Compression
-	}{
-		{[]byte{0x1f, 0x8b, 0x08, 0}, contexts.Gzip},
-		{[]byte("BZh91AY"), contexts.Bzip2},
-		{[]byte{0xfd, '7', 'z', 'X', 'Z', 0}, contexts.Xz},
-		{[]byte{0x28, 0xb5, 0x2f, 0xfd, 0}, contexts.Zstd},
-		{[]byte("Dockerfile\x00"), contexts.Uncompressed},
-		{nil, contexts.Uncompressed},
-	}
-	for _, tt := range tests {
-		if got := contexts.DetectCompression(tt.head); got != tt.want {
-			t.Errorf("DetectCompression(%q) = %v, want %v", tt.head, got, tt.want)
-		}
-	}
-}
-
 func TestFromArchiveLimits(t *testing.T) {
 	t.Parallel()
 	// 64 MiB of zeros gzip to about 64 KiB: a decompression bomb in miniature.
@@ -421,7 +402,7 @@ func TestFromArchiveCancelled(t *testing.T) {
 }
 
 // TestFromArchiveDockerignore checks the Dockerfile/.dockerignore self-removal the
-// docker CLI relies on for `-f -` (docs/docker-api.md §7.1, §7.3): when .dockerignore
+// docker CLI relies on for `-f -` (docs/server.md, "The build context"): when .dockerignore
 // names them they are hidden from COPY, though still in the directory for the server
 // to read.
 func TestFromArchiveDockerignore(t *testing.T) {

@@ -13,6 +13,8 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+
+	"github.com/kiln-build/kiln/compression"
 )
 
 // WithHTTPClient sets the client FromURL downloads with (default: one held to
@@ -87,7 +89,7 @@ func FromURL(ctx context.Context, rawURL, dir string, opts ...ArchiveOption) (*C
 	}
 	br := bufio.NewReaderSize(body, 64<<10)
 	head, _ := br.Peek(512)
-	if DetectCompression(head) != Uncompressed || isTarHeader(head) {
+	if compression.Detect(head) != compression.Uncompressed || isTarHeader(head) {
 		return FromArchive(ctx, br, dir, opts...)
 	}
 	return dockerfileContext(br, dir, s.dockerfile)

@@ -7,8 +7,9 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
-	"github.com/klauspost/compress/zstd"
 	"github.com/klauspost/pgzip"
+
+	"github.com/kiln-build/kiln/compression"
 )
 
 // Compression selects how a layer blob is compressed.
@@ -149,7 +150,7 @@ func (l *Layer) Uncompressed() (io.ReadCloser, error) {
 	case Uncompressed:
 		return f, nil
 	case Zstd:
-		d, err := zstd.NewReader(f)
+		d, err := compression.NewZstdReader(f)
 		if err != nil {
 			f.Close()
 			return nil, fmt.Errorf("reading layer %s: %w", l.path, err)

@@ -2,7 +2,6 @@ package store
 
 import (
 	"archive/tar"
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -15,8 +14,9 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
-	"github.com/klauspost/compress/gzip"
-	"github.com/klauspost/compress/zstd"
+
+	"github.com/kiln-build/kiln/compression"
+	"github.com/kiln-build/kiln/ctxio"
 )
 
 // pendingImage is an image whose blobs are on disk, with its index record ready.
@@ -162,7 +162,7 @@ func (s *Store) writeBlob(ctx context.Context, want v1.Hash, size int64, rc io.R
 		}
 	}()
 	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(tmp, h), ctxReader{ctx, rc})
+	n, err := io.Copy(io.MultiWriter(tmp, h), ctxio.NewReader(ctx, rc))
 	if err != nil {
 		return fmt.Errorf("blob %s: writing %s: %w", want, tmp.Name(), err)
 	}
@@ -187,19 +187,6 @@ func (s *Store) writeBlob(ctx context.Context, want v1.Hash, size int64, rc io.R
 	return nil
 }
 
-// ctxReader stops a copy when its context ends.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
-}
-
 // contentSize returns a layer blob's unpacked size as dockerd reports image sizes: the
 // sum of regular files' sizes and symlink target lengths (hard links add nothing).
 func contentSize(ctx context.Context, path string) (int64, error) {
@@ -208,26 +195,12 @@ func contentSize(ctx context.Context, path string) (int64, error) {
 		return 0, err
 	}
 	defer f.Close()
-	br := bufio.NewReaderSize(f, 64<<10)
-	magic, _ := br.Peek(4)
-	var r io.Reader = br
-	switch {
-	case bytes.HasPrefix(magic, []byte{0x1f, 0x8b}):
-		zr, err := gzip.NewReader(br)
-		if err != nil {
-			return 0, fmt.Errorf("%s: %w", path, err)
-		}
-		defer zr.Close()
-		r = zr
-	case bytes.HasPrefix(magic, []byte{0x28, 0xb5, 0x2f, 0xfd}):
-		zr, err := zstd.NewReader(br)
-		if err != nil {
-			return 0, fmt.Errorf("%s: %w", path, err)
-		}
-		defer zr.Close()
-		r = zr
+	r, _, err := compression.NewReader(f)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", path, err)
 	}
-	tr := tar.NewReader(ctxReader{ctx, r})
+	defer r.Close()
+	tr := tar.NewReader(ctxio.NewReader(ctx, r))
 	var total int64
 	for {
 		hdr, err := tr.Next()

@@ -12,6 +12,8 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/kiln-build/kiln/atomicfile"
 )
 
 // storedImage reads an image straight from the blobs, by manifest digest, so reading
@@ -88,7 +90,7 @@ func (s *Store) ensureLayoutMarker() error {
 	if _, err := os.Stat(p); err == nil {
 		return nil
 	}
-	if err := writeFileAtomic(p, []byte(`{"imageLayoutVersion":"1.0.0"}`), nil); err != nil {
+	if err := atomicfile.WriteFile(p, []byte(`{"imageLayoutVersion":"1.0.0"}`), 0o600); err != nil {
 		return fmt.Errorf("store: %w", err)
 	}
 	return nil
@@ -126,7 +128,7 @@ func (s *Store) writeLayoutIndex(ix *index) error {
 	if err != nil {
 		return fmt.Errorf("store: encoding index.json: %w", err)
 	}
-	if err := writeFileAtomic(filepath.Join(s.dir, "index.json"), data, nil); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(s.dir, "index.json"), data, 0o600); err != nil {
 		return fmt.Errorf("store: %w", err)
 	}
 	return nil

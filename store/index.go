@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"sort"
 	"syscall"
 	"time"
@@ -150,54 +149,4 @@ func readIndex(path string) (*index, fileStamp, error) {
 		ix.ContentSizes = map[string]int64{}
 	}
 	return ix, stampOf(fi), nil
-}
-
-// writeFileAtomic replaces path with data so that readers, and a crash at any moment,
-// see either the old content or the new, never a mix: the data goes to a temporary file
-// in the same directory, is synced, and is renamed over path; the directory is synced so
-// the rename itself survives a power cut. beforeRename, when set, runs just before the
-// rename (tests use it to stop there).
-func writeFileAtomic(path string, data []byte, beforeRename func(tmp string) error) (err error) {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	defer func() {
-		if err != nil {
-			_ = tmp.Close()
-			_ = os.Remove(tmp.Name())
-		}
-	}()
-	if _, err = tmp.Write(data); err != nil {
-		return fmt.Errorf("writing %s: %w", tmp.Name(), err)
-	}
-	if err = tmp.Sync(); err != nil {
-		return fmt.Errorf("syncing %s: %w", tmp.Name(), err)
-	}
-	if err = tmp.Close(); err != nil {
-		return fmt.Errorf("closing %s: %w", tmp.Name(), err)
-	}
-	if beforeRename != nil {
-		if err = beforeRename(tmp.Name()); err != nil {
-			return err
-		}
-	}
-	if err = os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("replacing %s: %w", path, err)
-	}
-	return syncDir(dir)
-}
-
-// syncDir makes a rename in dir durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("syncing %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("syncing %s: %w", dir, err)
-	}
-	return nil
 }

@@ -34,6 +34,8 @@ import (
 	"github.com/gofrs/flock"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/kiln-build/kiln/atomicfile"
 )
 
 // ErrNotFound is matched (errors.Is) when a reference names no image in the store. The
@@ -213,7 +215,7 @@ func (s *Store) commitLocked(ix *index) error {
 	if err != nil {
 		return err
 	}
-	if err := writeFileAtomic(s.indexPath(), data, s.beforeRename); err != nil {
+	if err := atomicfile.WriteFile(s.indexPath(), data, 0o600, atomicfile.BeforeRename(s.beforeRename)); err != nil {
 		return fmt.Errorf("store: %w", err)
 	}
 	fi, err := os.Stat(s.indexPath())

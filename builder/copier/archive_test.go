@@ -12,6 +12,8 @@ import (
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 	"github.com/ulikunitz/xz"
+
+	"github.com/kiln-build/kiln/compression/compressiontest"
 )
 
 // tarEntry is one entry of a test archive: a regular file unless typ says otherwise.
@@ -133,6 +135,8 @@ func TestIsArchive(t *testing.T) {
 		{"bzip2", bz2, true},
 		{"xz", xzTar(t, e), true},
 		{"zstd", zstdTar(t, e), true},
+		{"zstd-skippable-frame-first", append([]byte{0x50, 0x2a, 0x4d, 0x18, 0, 0, 0, 0}, zstdTar(t, e)...), true},
+		{"zstd-window-over-the-bound", compressiontest.HugeWindowZstd(plainTar(t, e)), false}, // refused, so a plain file
 		{"empty-tar", plainTar(t), false},
 		{"gzip-text", gzipBytes(t, []byte("just text, not a tar")), false},
 		{"truncated-gzip", gzipTar(t, e)[:12], false},

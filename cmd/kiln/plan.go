@@ -480,25 +480,37 @@ func parseLabels(labels []string) (map[string]string, error) {
 }
 
 // readDockerfile reads the Dockerfile named by --dockerfile: an absolute path, or a
-// path relative to the context directory. Like kaniko, a relative path that the
-// context does not hold is tried relative to the working directory.
+// path relative to the context directory, read inside the context and size-capped as
+// the server reads it (contexts.ReadDockerfile). Like kaniko, a relative path that the
+// context does not hold is tried relative to the working directory; one that leaves the
+// context ("../Dockerfile") is refused: give an absolute path for that.
 func readDockerfile(contextDir, spec string) ([]byte, error) {
-	candidates := []string{spec}
-	if !filepath.IsAbs(spec) {
-		candidates = []string{filepath.Join(contextDir, spec), spec}
+	if filepath.IsAbs(spec) {
+		return readHostDockerfile(contextDir, spec)
 	}
-	for _, p := range candidates {
-		data, err := os.ReadFile(p)
-		switch {
-		case err == nil:
-			return data, nil
-		case errors.Is(err, fs.ErrNotExist):
-			continue
-		default:
-			return nil, fmt.Errorf("reading Dockerfile: %w", err)
-		}
+	data, err := contexts.ReadDockerfile(contextDir, filepath.ToSlash(spec))
+	switch {
+	case err == nil:
+		return data, nil
+	case errors.Is(err, contexts.ErrOutsideContext):
+		return nil, fmt.Errorf("--dockerfile: %w (give an absolute path for a Dockerfile outside the context)", err)
+	case !errors.Is(err, fs.ErrNotExist):
+		return nil, fmt.Errorf("reading Dockerfile: %w", err)
 	}
-	return nil, fmt.Errorf("no Dockerfile %q in the context %s: provide a valid path with --dockerfile", spec, contextDir)
+	return readHostDockerfile(contextDir, spec)
+}
+
+// readHostDockerfile reads a --dockerfile of the host's (absolute, or relative to the
+// working directory), size-capped.
+func readHostDockerfile(contextDir, spec string) ([]byte, error) {
+	data, err := contexts.ReadHostDockerfile(spec)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, fmt.Errorf("no Dockerfile %q in the context %s: provide a valid path with --dockerfile", spec, contextDir)
+	case err != nil:
+		return nil, fmt.Errorf("reading Dockerfile: %w", err)
+	}
+	return data, nil
 }
 
 // parseCompression checks --compression and --compression-level. kaniko's level

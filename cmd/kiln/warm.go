@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/kiln-build/kiln/builder"
+	"github.com/kiln-build/kiln/contexts"
 	"github.com/kiln-build/kiln/credentials"
 )
 
@@ -169,7 +170,7 @@ func baseCacheDir(dir string) (string, error) {
 // allows.
 func readWarmDockerfile(ctx context.Context, spec string, client *http.Client) ([]byte, error) {
 	if !strings.HasPrefix(spec, "http://") && !strings.HasPrefix(spec, "https://") {
-		data, err := os.ReadFile(spec)
+		data, err := contexts.ReadHostDockerfile(spec)
 		if err != nil {
 			return nil, fmt.Errorf("--dockerfile: %w", err)
 		}
@@ -188,9 +189,12 @@ func readWarmDockerfile(ctx context.Context, spec string, client *http.Client) (
 		return nil, fmt.Errorf("--dockerfile %s: %s", spec, resp.Status)
 	}
 	// A Dockerfile is small; a server sending gigabytes is not serving one.
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	data, err := io.ReadAll(io.LimitReader(resp.Body, contexts.MaxDockerfileBytes+1))
 	if err != nil {
 		return nil, fmt.Errorf("--dockerfile %s: %w", spec, err)
+	}
+	if len(data) > contexts.MaxDockerfileBytes {
+		return nil, fmt.Errorf("--dockerfile %s: larger than the %d MiB limit for a Dockerfile", spec, contexts.MaxDockerfileBytes>>20)
 	}
 	return data, nil
 }
