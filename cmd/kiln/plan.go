@@ -483,10 +483,16 @@ func parseLabels(labels []string) (map[string]string, error) {
 // path relative to the context directory, read inside the context and size-capped as
 // the server reads it (contexts.ReadDockerfile). Like kaniko, a relative path that the
 // context does not hold is tried relative to the working directory; one that leaves the
-// context ("../Dockerfile") is refused: give an absolute path for that.
+// context by its own ".." ("../Dockerfile") is read from the host as kaniko reads it.
 func readDockerfile(contextDir, spec string) ([]byte, error) {
 	if filepath.IsAbs(spec) {
 		return readHostDockerfile(contextDir, spec)
+	}
+	if !filepath.IsLocal(spec) {
+		// The operator's own path out of the context ("../Dockerfile", as kaniko reads
+		// it): trusted as an absolute one would be. Symlinks in the context are still
+		// resolved inside it.
+		return readHostDockerfile(contextDir, filepath.Join(contextDir, spec))
 	}
 	data, err := contexts.ReadDockerfile(contextDir, filepath.ToSlash(spec))
 	switch {
