@@ -217,8 +217,8 @@ func planBuild(ctx context.Context, f *buildFlags, h host) (*buildPlan, error) {
 	if stateDir == "" && mode == isolation.InPlace {
 		// In place, "/" is the image: the state lives in kiln's own directory (kaniko's
 		// /kaniko), which the build never touches, rather than in the image's /tmp.
-		if dir, err := h.executable(); err == nil && ownDir(dir) != dir {
-			parent := filepath.Join(ownDir(dir), "state")
+		if dir, err := h.executable(); err == nil && builder.InstallDir(dir) != dir {
+			parent := filepath.Join(builder.InstallDir(dir), "state")
 			if stateDir, err = h.mkdirRun(parent); err == nil {
 				p.ownStateDir = true
 				// Every run's state is its own; the build lock is shared by
@@ -430,9 +430,6 @@ func ignoreSet(h host, mode isolation.Mode, keepVarRun bool, extra []string, sta
 		Mounts: mounts, Executable: exe, StateDirs: stateDirs, KeepVarRun: keepVarRun,
 	}, extra...), nil
 }
-
-// ownDir is what an in-place build keeps of kiln's installation (builder.InstallDir).
-func ownDir(exe string) string { return builder.InstallDir(exe) }
 
 // checkBuildArgs fails on a --build-arg without a name ("=VALUE").
 func checkBuildArgs(args []string) error {

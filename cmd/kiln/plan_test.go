@@ -439,19 +439,3 @@ func TestPlanBuildErrors(t *testing.T) {
 		})
 	}
 }
-
-func TestOwnDir(t *testing.T) {
-	t.Parallel()
-	tests := []struct{ exe, want string }{
-		{"/kiln/kiln", "/kiln"},
-		{"/opt/kiln/bin/kiln", "/opt/kiln/bin"},
-		{"/usr/local/bin/kiln", "/usr/local/bin/kiln"},
-		{"/usr/bin/kiln", "/usr/bin/kiln"},
-		{"/kiln", "/kiln"},
-	}
-	for _, tt := range tests {
-		if got := ownDir(tt.exe); got != tt.want {
-			t.Errorf("ownDir(%q) = %q, want %q", tt.exe, got, tt.want)
-		}
-	}
-}
