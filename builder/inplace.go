@@ -40,23 +40,6 @@ func (ws Workspace) rootDir() string {
 	return "/"
 }
 
-// Reset returns an in-place workspace's root to its pristine state: everything but the
-// ignored paths is removed. Build does it after every in-place build; front doors call
-// it at startup, after a crash. It holds the build lock while it works, waiting for a
-// build of another process to end rather than wreck it. It does nothing in chroot
-// isolation, where every build has roots of its own.
-func Reset(ctx context.Context, ws Workspace) error {
-	if !ws.InPlace() {
-		return nil
-	}
-	unlock, err := lockRoot(ctx, ws, func(Event) {})
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	return snapshot.Reset(ctx, ws.rootDir(), ws.Ignore)
-}
-
 // claimRoot takes an in-place workspace's build lock, telling emit when it has to wait
 // for another process, and returns the function that resets the root and gives the
 // lock back. It does nothing in chroot isolation.

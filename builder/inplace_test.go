@@ -59,8 +59,9 @@ func lockHeld(t *testing.T, path string) bool {
 
 // TestInPlaceBuildLocksAndResets checks the engine's in-place rules, which every
 // front door (kiln build, kiln serve) gets from Build: the build lock is held while
-// the build runs, and the root is back to its pristine state when it ends, whether it
-// succeeded, failed or was cancelled.
+// the build runs, what a crashed build left in the root is gone before the build uses
+// it, and the root is back to its pristine state when it ends, whether it succeeded,
+// failed or was cancelled.
 func TestInPlaceBuildLocksAndResets(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
@@ -86,13 +87,15 @@ func TestInPlaceBuildLocksAndResets(t *testing.T) {
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			var heldDuring []bool
-			var sawA bool
+			var sawA, sawLeftOver bool
 			events := func(e Event) {
 				if s, ok := e.(StepStarted); ok {
 					heldDuring = append(heldDuring, lockHeld(t, ws.LockPath()))
 					if s.Step == 3 {
 						_, err := os.Stat(filepath.Join(root, "a"))
 						sawA = err == nil
+						_, err = os.Stat(filepath.Join(root, "left-over"))
+						sawLeftOver = err == nil
 					}
 					if s.Step == tt.cancelAt {
 						cancel()
@@ -109,6 +112,9 @@ func TestInPlaceBuildLocksAndResets(t *testing.T) {
 			}
 			if !sawA {
 				t.Error("the build did not work in the given root")
+			}
+			if sawLeftOver {
+				t.Error("a crashed build's left-over file was still in the root while the build ran")
 			}
 			for i, held := range heldDuring {
 				if !held {
@@ -164,36 +170,5 @@ func TestInPlaceBuildWaitsForTheLock(t *testing.T) {
 	// A build that never ran leaves the root alone: it is the lock holder's.
 	if got := rootEntries(t, root); len(got) != 2 {
 		t.Errorf("root holds %v, want kept and left-over untouched", got)
-	}
-}
-
-// TestResetTakesTheLock checks that the reset a front door runs at startup waits for
-// a build another process runs in the same root, rather than wreck it.
-func TestResetTakesTheLock(t *testing.T) {
-	t.Parallel()
-	ws, root := inPlaceWorkspace(t)
-	other := flock.New(ws.LockPath())
-	if ok, err := other.TryLock(); !ok || err != nil {
-		t.Fatalf("TryLock: %v %v", ok, err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
-	defer cancel()
-	if err := Reset(ctx, ws); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("Reset while another process builds: %v, want the context's error", err)
-	}
-	if got := rootEntries(t, root); len(got) != 2 {
-		t.Errorf("root holds %v, want kept and left-over untouched", got)
-	}
-	if err := other.Unlock(); err != nil {
-		t.Fatal(err)
-	}
-	if err := Reset(context.Background(), ws); err != nil {
-		t.Fatalf("Reset: %v", err)
-	}
-	if got := rootEntries(t, root); len(got) != 1 || got[0] != "kept" {
-		t.Errorf("root after Reset holds %v, want only kept", got)
-	}
-	if lockHeld(t, ws.LockPath()) {
-		t.Error("Reset kept the build lock")
 	}
 }

@@ -184,10 +184,8 @@ func startDaemon(ctx context.Context, f *serveFlags, h host, stderr io.Writer) (
 		return nil, fmt.Errorf("opening the build cache: %w", err)
 	}
 	cfg.build.Workspace.Cache = steps
-	// A crash may have left an in-place root half built: start from the pristine root.
-	if err := builder.Reset(ctx, cfg.build.Workspace); err != nil {
-		return nil, fmt.Errorf("resetting the in-place root at startup: %w", err)
-	}
+	// An in-place root a crash left half built needs nothing here: every build resets
+	// the root, under the build lock, before it uses it (builder.Build).
 
 	opts := []apiserver.Option{
 		apiserver.WithLogger(lg),
