@@ -14,17 +14,19 @@ import (
 )
 
 // dockerCLI returns a function running the real docker CLI (legacy builder) against
-// host in dir: its stdout, stderr and exit code.
-func dockerCLI(t *testing.T, host, dir string) func(args ...string) (string, string, int) {
+// host in dir (none: the test's own), stdin given: its stdout, stderr and exit code.
+func dockerCLI(t *testing.T, host, dir string) func(stdin string, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
 	cli, err := exec.LookPath("docker")
 	if err != nil {
 		t.Skip("no docker CLI on PATH")
 	}
 	cfg := t.TempDir()
-	return func(args ...string) (string, string, int) {
+	return func(stdin string, args ...string) (string, string, int) {
+		t.Helper()
 		cmd := exec.Command(cli, args...)
 		cmd.Dir = dir
+		cmd.Stdin = strings.NewReader(stdin)
 		cmd.Env = append(os.Environ(), "DOCKER_HOST="+host, "DOCKER_BUILDKIT=0", "DOCKER_CONFIG="+cfg)
 		var out, errOut bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &out, &errOut
@@ -69,7 +71,7 @@ func TestBuildCacheWithDockerCLI(t *testing.T) {
 	docker := dockerCLI(t, "tcp://"+strings.TrimPrefix(ts.URL, "http://"), ctxDir)
 	build := func(args ...string) string {
 		t.Helper()
-		out, errOut, code := docker(append([]string{"build"}, append(args, ".")...)...)
+		out, errOut, code := docker("", append([]string{"build"}, append(args, ".")...)...)
 		if code != 0 {
 			t.Fatalf("docker build %v: exit %d\n%s\n%s", args, code, out, errOut)
 		}
@@ -106,7 +108,7 @@ func TestBuildCacheWithDockerCLI(t *testing.T) {
 		t.Errorf("a.txt changed: want only ENV from the cache, COPY and RUN again\n%s", changed)
 	}
 
-	out, errOut, code := docker("builder", "prune", "-f")
+	out, errOut, code := docker("", "builder", "prune", "-f")
 	if code != 0 || !strings.Contains(out, "Total reclaimed space:") || strings.Contains(out, "Total reclaimed space: 0B") {
 		t.Fatalf("docker builder prune: exit %d\n%s\n%s", code, out, errOut)
 	}

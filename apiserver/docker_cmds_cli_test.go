@@ -1,10 +1,6 @@
 package apiserver
 
 import (
-	"bytes"
-	"errors"
-	"os"
-	"os/exec"
 	"regexp"
 	"strings"
 	"testing"
@@ -17,11 +13,8 @@ import (
 // containers prints, or one sentence saying kiln runs none, never "page not found".
 func TestDockerCommandsWithDockerCLI(t *testing.T) {
 	t.Parallel()
-	cli, err := exec.LookPath("docker")
-	if err != nil {
-		t.Skip("no docker CLI on PATH")
-	}
 	ts := newImageTestServer(t)
+	run := dockerCLI(t, "tcp://"+strings.TrimPrefix(ts.URL, "http://"), "")
 	reg := newTestRegistry(t, "", "")
 	img, err := random.Image(300, 2)
 	if err != nil {
@@ -30,22 +23,10 @@ func TestDockerCommandsWithDockerCLI(t *testing.T) {
 	pushImage(t, img, reg+"/cli/app:1")
 	id, _ := img.ConfigName()
 	short := id.Hex[:12]
-	host := "tcp://" + strings.TrimPrefix(ts.URL, "http://")
-	config := t.TempDir()
 	docker := func(args ...string) (string, int) {
 		t.Helper()
-		cmd := exec.Command(cli, args...)
-		cmd.Env = append(os.Environ(), "DOCKER_HOST="+host, "DOCKER_CONFIG="+config)
-		var out bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &out
-		err := cmd.Run()
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			return out.String(), ee.ExitCode()
-		} else if err != nil {
-			t.Fatal(err)
-		}
-		return out.String(), 0
+		out, errOut, code := run("", args...)
+		return out + errOut, code
 	}
 	noContainers := "kiln builds images and runs no containers"
 	steps := []struct {

@@ -1,10 +1,6 @@
 package apiserver
 
 import (
-	"bytes"
-	"errors"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -16,32 +12,10 @@ import (
 // The CLI talks to the kiln test server only; no daemon is involved.
 func TestImagesWithDockerCLI(t *testing.T) {
 	t.Parallel()
-	cli, err := exec.LookPath("docker")
-	if err != nil {
-		t.Skip("no docker CLI on PATH")
-	}
 	ts := newImageTestServer(t)
+	docker := dockerCLI(t, "tcp://"+strings.TrimPrefix(ts.URL, "http://"), "")
 	reg := newTestRegistry(t, "", "")
 	authReg := newTestRegistry(t, "apicap", "apicappass")
-	host := "tcp://" + strings.TrimPrefix(ts.URL, "http://")
-	config := t.TempDir()
-	docker := func(stdin string, args ...string) (stdout, stderr string, code int) {
-		t.Helper()
-		cmd := exec.Command(cli, args...)
-		cmd.Env = append(os.Environ(), "DOCKER_HOST="+host, "DOCKER_CONFIG="+config)
-		cmd.Stdin = strings.NewReader(stdin)
-		var out, errOut bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &errOut
-		err := cmd.Run()
-		var ee *exec.ExitError
-		switch {
-		case errors.As(err, &ee):
-			code = ee.ExitCode()
-		case err != nil:
-			t.Fatal(err)
-		}
-		return out.String(), errOut.String(), code
-	}
 	id := ts.put(t, apiImage(t, time.Now().Add(-time.Minute), nil), "cli-basic")
 	short := id.Hex[:12]
 
