@@ -113,7 +113,7 @@ func registryHost(addr string) string {
 // registryTransport is the transport for one registry: its own or the default,
 // held to the network limits, without certificate checks where the server was told to skip them.
 func (s *Server) registryTransport(host string) http.RoundTripper {
-	rt := s.build.transport(host)
+	rt := s.build.PushTransport(host)
 	if s.build.Insecure == nil || !s.build.Insecure(host) {
 		return rt
 	}

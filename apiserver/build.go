@@ -17,15 +17,14 @@ import (
 )
 
 // buildRoutes registers POST /build. The middleware strips /v1.NN prefixes, so the
-// route is unversioned. The build queue belongs to the handler: a server serves one
-// handler, and in-place builds are serialized across handlers and processes by the
-// engine's build lock anyway.
+// route is unversioned. Builds take their slots from the server's queue, which other
+// front doors (the BuildKit one) share; in-place builds are serialized across
+// processes by the engine's build lock anyway.
 func (s *Server) buildRoutes(r *mux.Router) {
-	slots := s.build.MaxConcurrent
-	if s.build.Workspace.InPlace() {
-		slots = 1
+	q := s.build.Queue
+	if q == nil {
+		q = builder.NewQueue(s.build.Workspace, s.build.MaxConcurrent)
 	}
-	q := newBuildQueue(slots)
 	r.HandleFunc("/build", func(w http.ResponseWriter, r *http.Request) { s.postBuild(w, r, q) }).
 		Methods(http.MethodPost)
 }
@@ -37,7 +36,7 @@ func (s *Server) buildRoutes(r *mux.Router) {
 //
 // The request's context is the build's: a client that disconnects cancels the build
 // (the RUN's process group is killed), and its slot goes to the next build.
-func (s *Server) postBuild(w http.ResponseWriter, r *http.Request, q *buildQueue) {
+func (s *Server) postBuild(w http.ResponseWriter, r *http.Request, q *builder.Queue) {
 	ctx := r.Context()
 	start := time.Now()
 	fail := func(e *apiError) {
@@ -87,7 +86,7 @@ func (s *Server) postBuild(w http.ResponseWriter, r *http.Request, q *buildQueue
 	out := newBuildOutput(r.Context(), w, o.quiet)
 	log := s.requestLog(r).WithFields(logrus.Fields{"tags": o.typed, "dockerfile": dfName})
 
-	release, err := q.acquire(ctx, out.info)
+	release, err := q.Acquire(ctx, out.info)
 	if err != nil {
 		log.WithError(err).Info("build abandoned while queued")
 		out.fail(w, err)

@@ -50,9 +50,10 @@ func repositoryName(r name.Repository) string {
 	return r.Name()
 }
 
-// transport is registry's transport: its own, or go-containerregistry's default
-// held to the network limits.
-func (b BuildConfig) transport(registry string) http.RoundTripper {
+// PushTransport is the transport pushes to registry use: the registry's own, or
+// go-containerregistry's default held to the network limits. Every front door of a
+// server pushes with it.
+func (b BuildConfig) PushTransport(registry string) http.RoundTripper {
 	if b.Transport != nil {
 		if rt := b.Transport(registry); rt != nil {
 			return rt
@@ -65,7 +66,7 @@ func (b BuildConfig) transport(registry string) http.RoundTripper {
 // (CA, client certificate) and whether its certificate is verified.
 func (s *Server) pushConfig(kc authn.Keychain) output.PushConfig {
 	return output.PushConfig{
-		Keychain: kc, Transport: s.build.transport,
+		Keychain: kc, Transport: s.build.PushTransport,
 		PlainHTTP: s.build.PlainHTTP, SkipTLSVerify: s.build.Insecure,
 	}
 }

@@ -41,6 +41,8 @@ type Server struct {
 	stateDir string
 	// authToken, when set, is the bearer token every request but /_ping must carry.
 	authToken string
+	// buildkit answers POST /grpc and /session (the BuildKit front door), nil for none.
+	buildkit http.Handler
 	// facts describes the machine for /version and /info, read once by New: in-place
 	// builds replace files such as /etc/os-release while they run.
 	facts hostFacts
@@ -52,8 +54,11 @@ type BuildConfig struct {
 	// which each build gets its own, and the in-place ignore set.
 	Workspace builder.Workspace
 	// MaxConcurrent bounds builds running at once in chroot isolation (in-place builds
-	// are always one at a time). 0 means 1.
+	// are always one at a time). 0 means 1. It sizes the queue when Queue is nil.
 	MaxConcurrent int
+	// Queue hands out build slots; a server's front doors share one. Nil means a
+	// queue of the server's own, of MaxConcurrent slots.
+	Queue *builder.Queue
 	// PushOnBuild pushes every tag that names a registry when a build succeeds.
 	PushOnBuild bool
 	// Keychain authenticates base-image pulls and pushes when a request carries no
@@ -114,6 +119,11 @@ func WithStateDir(dir string) Option { return func(s *Server) { s.stateDir = dir
 // uses its headers even from a failed ping; the token guards everything else.
 func WithAuthToken(token string) Option { return func(s *Server) { s.authToken = token } }
 
+// WithBuildKit routes POST /grpc and POST /session, the upgrades buildx's docker
+// driver opens, to h: BuildKit's front door (package buildkitapi), which cmd/kiln
+// wires in. Without it both answer 404, as a dockerd without BuildKit does.
+func WithBuildKit(h http.Handler) Option { return func(s *Server) { s.buildkit = h } }
+
 // New returns a server.
 func New(opts ...Option) *Server {
 	s := &Server{log: logrus.New(), version: "dev"}
@@ -131,6 +141,10 @@ func (s *Server) Handler() http.Handler {
 	s.buildRoutes(r)
 	s.imageRoutes(r)
 	s.containerRoutes(r)
+	if s.buildkit != nil {
+		r.Handle("/grpc", s.buildkit).Methods(http.MethodPost)
+		r.Handle("/session", s.buildkit).Methods(http.MethodPost)
+	}
 	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		writeError(w, http.StatusNotFound, "page not found")
 	})

@@ -56,6 +56,22 @@ func FromDir(dir string) (*Context, error) {
 	return c, nil
 }
 
+// FromDirPatterns opens the directory dir as a build context whose files were already
+// chosen by patterns: a BuildKit client applies .dockerignore (or the Dockerfile's own
+// Dockerfile.dockerignore) before it sends the context, and the context's own
+// .dockerignore file, if any, must not be applied a second time.
+func FromDirPatterns(dir string, patterns []string) (*Context, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("context directory %q: %w", dir, err)
+	}
+	c := &Context{Dir: abs}
+	if err := c.setPatterns(patterns); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
 func (c *Context) setPatterns(patterns []string) error {
 	if len(patterns) == 0 {
 		return nil

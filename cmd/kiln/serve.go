@@ -12,12 +12,15 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/sirupsen/logrus"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"golang.org/x/sys/unix"
 
 	"github.com/kiln-build/kiln/apiserver"
 	"github.com/kiln-build/kiln/builder"
+	"github.com/kiln-build/kiln/builder/output"
+	"github.com/kiln-build/kiln/buildkitapi"
 	"github.com/kiln-build/kiln/credentials"
 	"github.com/kiln-build/kiln/isolation"
 	"github.com/kiln-build/kiln/store"
@@ -34,9 +37,10 @@ const shutdownGrace = 30 * time.Second
 // serveFlags holds the values of kiln serve's flags. The listener and TLS flags are
 // dockerd's, so a dockerd command line's -H and --tls* parts carry over.
 type serveFlags struct {
-	hosts    []string
-	stateDir string
-	cacheDir string
+	hosts         []string
+	buildkitAddrs []string
+	stateDir      string
+	cacheDir      string
 
 	isolation    string
 	force        bool
@@ -110,6 +114,7 @@ removes the unix sockets.`,
 // addServeFlags registers kiln serve's flags on fs, bound to f.
 func addServeFlags(fs *pflag.FlagSet, f *serveFlags) {
 	fs.StringArrayVarP(&f.hosts, "host", "H", nil, "Address to listen on: unix:///path or tcp://host:port (port 2375, or 2376 with TLS, when left out). Repeat for several. Default: unix://<state-dir>/kiln.sock.")
+	fs.StringArrayVar(&f.buildkitAddrs, "buildkit-addr", nil, "Address to serve BuildKit's gRPC API on, for buildx's remote driver and buildctl: unix:///path or tcp://host:port (TCP uses the --tls* flags). Repeat for several. The Engine API listeners serve it too, for docker build with buildx.")
 	fs.StringVar(&f.cacheDir, "cache-dir", "", "Directory of the base-image cache (an OCI image layout, which kiln warm fills too): base images found there are not downloaded again. Default: <state-dir>/cache/base.")
 	fs.StringVar(&f.stateDir, "state-dir", defaultStateDir, "Directory for the image store (store/), build roots and scratch files (builds/) and the default socket.")
 
@@ -189,7 +194,6 @@ func startDaemon(ctx context.Context, f *serveFlags, h host, stderr io.Writer) (
 
 	opts := []apiserver.Option{
 		apiserver.WithLogger(lg),
-		apiserver.WithBuildConfig(cfg.build),
 		apiserver.WithVersion(version),
 		apiserver.WithStateDir(cfg.stateDir),
 		apiserver.WithAuthToken(cfg.token),
@@ -206,13 +210,21 @@ func startDaemon(ctx context.Context, f *serveFlags, h host, stderr io.Writer) (
 		lg.Infof("Collected %d bytes of unreferenced blobs in the image store", n)
 	}
 	opts = append(opts, apiserver.WithStore(st))
+	// Both front doors take their build slots from one queue.
+	cfg.build.Queue = builder.NewQueue(cfg.build.Workspace, cfg.build.MaxConcurrent)
+	bk, err := buildkitapi.New(buildkitConfig(cfg.build, st, lg))
+	if err != nil {
+		return nil, fmt.Errorf("starting the BuildKit front door: %w", err)
+	}
+	opts = append(opts, apiserver.WithBuildConfig(cfg.build), apiserver.WithBuildKit(bk.Handler()))
 	api := apiserver.New(opts...)
 
 	d, err := listenAll(ctx, lg, cfg)
 	if err != nil {
+		bk.Close()
 		return nil, err
 	}
-	d.start(api.Handler())
+	d.start(api.Handler(), bk)
 	lg.Infof("kiln %s serving the Docker Engine API %s (isolation %s, state in %s)",
 		version, apiserver.APIVersion, cfg.build.Workspace.Isolation, cfg.stateDir)
 	return d, nil
@@ -222,9 +234,11 @@ func startDaemon(ctx context.Context, f *serveFlags, h host, stderr io.Writer) (
 type serveConfig struct {
 	stateDir string
 	hosts    []hostSpec
-	build    apiserver.BuildConfig
-	tls      *tls.Config
-	token    string
+	// buildkitHosts are the --buildkit-addr listeners.
+	buildkitHosts []hostSpec
+	build         apiserver.BuildConfig
+	tls           *tls.Config
+	token         string
 }
 
 // planServe checks the flags and turns them into a configuration, without creating
@@ -248,6 +262,13 @@ func planServe(f *serveFlags, h host, keychain authn.Keychain) (*serveConfig, er
 			return nil, err
 		}
 		cfg.hosts = append(cfg.hosts, hs)
+	}
+	for _, a := range f.buildkitAddrs {
+		hs, err := parseHost(a, f.tls || f.tlsVerify)
+		if err != nil {
+			return nil, fmt.Errorf("--buildkit-addr: %w", err)
+		}
+		cfg.buildkitHosts = append(cfg.buildkitHosts, hs)
 	}
 	if cfg.tls, err = loadTLS(f); err != nil {
 		return nil, err
@@ -283,7 +304,7 @@ func planServe(f *serveFlags, h host, keychain authn.Keychain) (*serveConfig, er
 	// In place, the whole state directory (store included) is kept out of the builds,
 	// not only the build scratch space.
 	own := []string{stateDir}
-	for _, hs := range cfg.hosts {
+	for _, hs := range append(slices.Clone(cfg.hosts), cfg.buildkitHosts...) {
 		if hs.network == "unix" {
 			own = append(own, hs.address)
 		}
@@ -354,4 +375,26 @@ func memoryContexts(dir string, limit int64) (string, int64) {
 		return "", 0
 	}
 	return dir, limit
+}
+
+// buildkitConfig is the BuildKit front door's configuration: the same workspace,
+// queue, registries, limits and store as the Engine API's builds.
+func buildkitConfig(b apiserver.BuildConfig, st *store.Store, lg *logrus.Logger) buildkitapi.Config {
+	return buildkitapi.Config{
+		Workspace: b.Workspace,
+		Queue:     b.Queue,
+		Registry: builder.Registry{
+			Keychain: b.Keychain, PlainHTTP: b.PlainHTTP, Insecure: b.Insecure,
+			Mirrors: b.Mirrors, SkipDefaultFallback: b.SkipDefaultFallback, Transport: b.Transport, Net: b.Net,
+		},
+		Push: output.PushConfig{
+			Transport: b.PushTransport, PlainHTTP: b.PlainHTTP, SkipTLSVerify: b.Insecure,
+			UserAgent: "kiln/" + version,
+		},
+		MaxContextBytes:   b.MaxContextBytes,
+		MaxContextEntries: b.MaxContextEntries,
+		Store:             st,
+		Log:               lg,
+		Version:           version,
+	}
 }

@@ -2,17 +2,20 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"log"
 	"net"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/sirupsen/logrus"
 
 	"github.com/kiln-build/kiln/apiserver"
+	"github.com/kiln-build/kiln/buildkitapi"
 )
 
 // daemon is a running `kiln serve`: one HTTP server on every listener.
@@ -20,6 +23,11 @@ type daemon struct {
 	log       *logrus.Logger
 	srv       *http.Server
 	listeners []net.Listener
+	// bk serves BuildKit's gRPC API on bkListeners (--buildkit-addr) and the Engine
+	// API listeners' /grpc upgrades.
+	bk          *buildkitapi.Server
+	bkListeners []net.Listener
+	bkHosts     []string
 	// hosts are the listeners' addresses as DOCKER_HOST values, in -H order.
 	hosts []string
 	// cancelBuilds cancels the context every request's context derives from.
@@ -44,11 +52,30 @@ func listenAll(ctx context.Context, lg *logrus.Logger, cfg *serveConfig) (*daemo
 			lg.Warnf("%s accepts builds from anyone who can reach it: use --tlsverify or --auth-token-file", dockerHost)
 		}
 	}
+	for _, spec := range cfg.buildkitHosts {
+		// BuildKit clients speak gRPC, which needs HTTP/2 negotiated over TLS.
+		var tlsCfg *tls.Config
+		if cfg.tls != nil {
+			tlsCfg = cfg.tls.Clone()
+			tlsCfg.NextProtos = []string{"h2"}
+		}
+		l, addr, err := listen(ctx, spec, tlsCfg)
+		if err != nil {
+			d.closeListeners()
+			return nil, fmt.Errorf("--buildkit-addr: %w", err)
+		}
+		d.bkListeners = append(d.bkListeners, l)
+		d.bkHosts = append(d.bkHosts, addr)
+		if spec.network == "tcp" && (cfg.tls == nil || cfg.tls.ClientAuth != tls.RequireAndVerifyClientCert) && !isLoopback(l.Addr()) {
+			lg.Warnf("BuildKit listener %s accepts builds from anyone who can reach it: use --tlsverify (--auth-token-file does not cover gRPC clients)", addr)
+		}
+	}
 	return d, nil
 }
 
-// start serves h on every listener.
-func (d *daemon) start(h http.Handler) {
+// start serves h on every listener, and bk's gRPC API on the BuildKit listeners.
+func (d *daemon) start(h http.Handler, bk *buildkitapi.Server) {
+	d.bk = bk
 	// The base context ends with apiserver.ErrShutdown as its cause when the server
 	// stops, so running builds are cancelled and can tell their clients why.
 	base, cancel := context.WithCancelCause(context.Background())
@@ -73,6 +100,14 @@ func (d *daemon) start(h http.Handler) {
 			}
 		}()
 	}
+	for i, l := range d.bkListeners {
+		d.log.Infof("Serving BuildKit's API on %s", d.bkHosts[i])
+		go func() {
+			if err := bk.Serve(l); err != nil {
+				d.errc <- fmt.Errorf("serving %s: %w", d.bkHosts[i], err)
+			}
+		}()
+	}
 }
 
 // wait serves until ctx ends or a listener fails, then shuts down: listeners close
@@ -87,6 +122,9 @@ func (d *daemon) wait(ctx context.Context) error {
 		d.log.WithError(err).Error("Shutting down")
 	}
 	d.cancelBuilds(apiserver.ErrShutdown)
+	if d.bk != nil {
+		d.bk.Close()
+	}
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()
 	if serr := d.srv.Shutdown(sctx); serr != nil {
@@ -100,7 +138,7 @@ func (d *daemon) wait(ctx context.Context) error {
 
 // closeListeners closes every listener, which removes the unix sockets.
 func (d *daemon) closeListeners() {
-	for _, l := range d.listeners {
+	for _, l := range append(slices.Clone(d.listeners), d.bkListeners...) {
 		_ = l.Close()
 	}
 }

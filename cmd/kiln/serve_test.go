@@ -417,7 +417,7 @@ func TestShutdownCancelsRunningRequests(t *testing.T) {
 		w.(http.Flusher).Flush()
 		<-r.Context().Done()
 		fmt.Fprintln(w, context.Cause(r.Context()))
-	}))
+	}), nil)
 
 	resp, err := http.Get("http://" + strings.TrimPrefix(d.hosts[0], "tcp://") + "/build")
 	if err != nil {

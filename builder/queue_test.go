@@ -1,4 +1,4 @@
-package apiserver
+package builder
 
 import (
 	"context"
@@ -36,10 +36,10 @@ func (r *reports) wait(t *testing.T, want string) {
 }
 
 // acquireAsync starts acquire in a goroutine; the channel yields its release func.
-func acquireAsync(ctx context.Context, q *buildQueue, r *reports) <-chan func() {
+func acquireAsync(ctx context.Context, q *Queue, r *reports) <-chan func() {
 	ch := make(chan func(), 1)
 	go func() {
-		release, err := q.acquire(ctx, r.report)
+		release, err := q.Acquire(ctx, r.report)
 		if err != nil {
 			close(ch)
 			return
@@ -74,7 +74,7 @@ func notGranted(t *testing.T, ch <-chan func()) {
 
 func TestBuildQueueOrderAndPositions(t *testing.T) {
 	t.Parallel()
-	q := newBuildQueue(1)
+	q := NewQueue(Workspace{}, 1)
 	ctx := context.Background()
 	first := granted(t, acquireAsync(ctx, q, newReports()))
 
@@ -103,7 +103,7 @@ func TestBuildQueueOrderAndPositions(t *testing.T) {
 
 func TestBuildQueueConcurrent(t *testing.T) {
 	t.Parallel()
-	q := newBuildQueue(2)
+	q := NewQueue(Workspace{}, 2)
 	ctx := context.Background()
 	a := granted(t, acquireAsync(ctx, q, newReports()))
 	b := granted(t, acquireAsync(ctx, q, newReports()))
@@ -117,7 +117,7 @@ func TestBuildQueueConcurrent(t *testing.T) {
 
 func TestBuildQueueCancelWhileWaiting(t *testing.T) {
 	t.Parallel()
-	q := newBuildQueue(1)
+	q := NewQueue(Workspace{}, 1)
 	first := granted(t, acquireAsync(context.Background(), q, newReports()))
 
 	ctx, cancel := context.WithCancel(context.Background())

@@ -1,4 +1,4 @@
-package apiserver
+package builder
 
 import (
 	"context"
@@ -7,13 +7,15 @@ import (
 	"sync"
 )
 
-// buildQueue hands out build slots in arrival order: one for in-place isolation,
-// where every build shares the container's "/", MaxConcurrent for chroot isolation.
+// Queue hands out build slots in arrival order: one for in-place isolation, where
+// every build shares the container's "/", a server's --max-concurrent-builds for chroot
+// isolation. Every front door of a server takes its slots from the same Queue, so a
+// /build and a BuildKit solve wait for each other.
 // A waiting build is told how many builds are ahead of it, and again whenever that
 // changes. Serializing in-place builds across processes (a restarted server whose old
 // process still drains, a `kiln build` run by hand in the pod) is the engine's build
 // lock, which builder.Build takes.
-type buildQueue struct {
+type Queue struct {
 	slots int
 
 	mu      sync.Mutex
@@ -26,17 +28,22 @@ type waiter struct {
 	moved   chan struct{} // signalled when the waiter's position changed
 }
 
-func newBuildQueue(slots int) *buildQueue {
+// NewQueue returns a queue of slots build slots (at least one); in-place workspaces
+// get one whatever slots says.
+func NewQueue(ws Workspace, slots int) *Queue {
+	if ws.InPlace() {
+		slots = 1
+	}
 	if slots < 1 {
 		slots = 1
 	}
-	return &buildQueue{slots: slots}
+	return &Queue{slots: slots}
 }
 
-// acquire waits for a slot, calling report with the number of builds ahead whenever
+// Acquire waits for a slot, calling report with the number of builds ahead whenever
 // it has to wait or that number changes. It returns the function that gives the slot
 // back, or ctx's error if the client left first.
-func (q *buildQueue) acquire(ctx context.Context, report func(string)) (release func(), err error) {
+func (q *Queue) Acquire(ctx context.Context, report func(string)) (release func(), err error) {
 	if err := q.slot(ctx, report); err != nil {
 		return nil, err
 	}
@@ -45,7 +52,7 @@ func (q *buildQueue) acquire(ctx context.Context, report func(string)) (release 
 }
 
 // slot waits for an in-process slot.
-func (q *buildQueue) slot(ctx context.Context, report func(string)) error {
+func (q *Queue) slot(ctx context.Context, report func(string)) error {
 	q.mu.Lock()
 	if q.running < q.slots && len(q.waiting) == 0 {
 		q.running++
@@ -88,7 +95,7 @@ func (q *buildQueue) slot(ctx context.Context, report func(string)) error {
 }
 
 // handOver gives a finished build's slot to the first waiter, or frees it.
-func (q *buildQueue) handOver() {
+func (q *Queue) handOver() {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if len(q.waiting) == 0 {
@@ -102,7 +109,7 @@ func (q *buildQueue) handOver() {
 }
 
 // notifyLocked tells every waiter its position may have changed.
-func (q *buildQueue) notifyLocked() {
+func (q *Queue) notifyLocked() {
 	for _, w := range q.waiting {
 		select {
 		case w.moved <- struct{}{}:

@@ -1,0 +1,133 @@
+package buildkitapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/moby/buildkit/session"
+	"github.com/sirupsen/logrus"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/kiln-build/kiln/builder"
+)
+
+// sessionWait bounds how long a solve waits for the session it names to connect.
+const sessionWait = time.Minute
+
+// built is a finished build whose image waits for its exporters: its layers are files
+// under dir until release.
+type built struct {
+	res  *builder.Result
+	dir  string
+	opts *frontendOptions
+	// session is the client's, for exporters that write to it; sessionID names it
+	// for credential lookups.
+	session   session.Caller
+	sessionID string
+}
+
+// release removes the build's files.
+func (b *built) release() {
+	if b != nil && b.dir != "" {
+		os.RemoveAll(b.dir)
+		b.dir = ""
+	}
+}
+
+// metadata is what a gateway result carries back to the client.
+func (b *built) metadata() map[string][]byte {
+	return map[string][]byte{"containerimage.config.digest": []byte(b.res.ID.String())}
+}
+
+// build runs one Dockerfile build for job j: it reads the frontend options, receives
+// the files through the session, waits for a slot in the server's queue and runs the
+// engine, rendering its events into j's status stream.
+func (s *Server) build(ctx context.Context, j *job, attrs map[string]string, sessionID string) (b *built, err error) {
+	start := time.Now()
+	p := newProgress(j.status.publish)
+	defer func() { p.close(err) }()
+	log := s.cfg.Log.WithFields(logrus.Fields{"ref": j.ref})
+	o, err := parseFrontendOptions(attrs)
+	if err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
+	if o.syntax != "" {
+		p.warn(fmt.Sprintf("# syntax=%s: kiln builds this Dockerfile with its own Dockerfile support (no frontend image is run)", o.syntax))
+	}
+	if sessionID == "" {
+		return nil, status.Error(codes.InvalidArgument, "the solve names no session: the build context and Dockerfile come through one")
+	}
+	sctx, cancel := context.WithTimeout(ctx, sessionWait)
+	caller, err := s.sessions.Get(sctx, sessionID, false)
+	cancel()
+	if err != nil {
+		return nil, fmt.Errorf("the client's session %s did not connect: %w", sessionID, err)
+	}
+
+	dir, err := os.MkdirTemp(s.cfg.Workspace.StateDir, "bk-build-")
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			os.RemoveAll(dir)
+		}
+	}()
+	src, err := s.receive(ctx, caller, o, p)
+	if err != nil {
+		return nil, err
+	}
+	keep := false
+	defer func() { src.release(keep) }()
+
+	release, err := s.cfg.Queue.Acquire(ctx, p.info)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	ws := s.cfg.Workspace
+	ws.LockFile = s.cfg.Workspace.LockPath()
+	ws.StateDir = filepath.Join(dir, "state")
+	if err := os.Mkdir(ws.StateDir, 0o700); err != nil {
+		return nil, err
+	}
+	reg := s.cfg.Registry
+	reg.Keychain = s.keychain(ctx, sessionID)
+	res, err := builder.Build(ctx, &builder.Request{
+		Dockerfile:     src.dockerfile,
+		DockerfileName: src.dockerfileName,
+		Context:        src.context,
+		BuildArgs:      o.buildArgs,
+		Labels:         o.labels,
+		Target:         o.target,
+		Platform:       o.platform,
+		NoCache:        o.noCache,
+		Pull:           o.pull,
+	}, builder.WithWorkspace(ws), builder.WithEvents(p.event), builder.WithRegistry(reg))
+	keep = true // the transfer was complete, whatever the build did with it
+	if err != nil {
+		log.WithError(err).WithField("duration", time.Since(start)).Info("build failed")
+		return nil, buildError(err)
+	}
+	log.WithFields(logrus.Fields{"id": res.ID.String(), "duration": time.Since(start)}).Info("build done")
+	return &built{res: res, dir: dir, opts: o, session: caller, sessionID: sessionID}, nil
+}
+
+// buildError is how a failed build reaches the client: a cancelled one as Canceled,
+// anything else as the build's own message, which the CLI prints after
+// "failed to solve:".
+func buildError(err error) error {
+	if errors.Is(err, context.Canceled) {
+		return status.Error(codes.Canceled, err.Error())
+	}
+	return err
+}
+
+// imageID is the image's ID as BuildKit reports it.
+func imageID(h v1.Hash) string { return h.String() }
