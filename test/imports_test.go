@@ -30,6 +30,7 @@ var allowed = map[string][]string{
 	"builder":                     {"snapshot", "isolation", "contexts", "credentials", "builder/copier", "nettimeout", "ctxio", "atomicfile"},
 	"store":                       {"compression", "ctxio", "atomicfile"},
 	"apiserver":                   {"builder", "builder/output", "contexts", "credentials", "store", "nettimeout", "compression", "ctxio"},
+	"buildkitapi":                 {"builder", "builder/output", "contexts", "credentials", "store", "nettimeout"}, // the BuildKit front door: never apiserver, its sibling
 	"cmd/kiln":                    {"*"},
 	"test":                        {"*"},
 	"test/testworld":              {"*"},
@@ -45,7 +46,7 @@ var engineOnly = map[string]string{
 }
 
 // frontDoors are the packages that turn a protocol into a builder.Request.
-var frontDoors = []string{"apiserver", "cmd/kiln"}
+var frontDoors = []string{"apiserver", "buildkitapi", "cmd/kiln"}
 
 func TestImportDirection(t *testing.T) {
 	out, err := exec.Command("go", "list", "-f", "{{.ImportPath}} {{join .Imports \" \"}}", module+"/...").Output()
