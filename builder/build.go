@@ -38,15 +38,17 @@ func WithRegistry(r Registry) Option { return func(s *settings) { s.registry = r
 
 // build is the state of one Build call.
 type build struct {
-	req      *Request
-	ws       Workspace
-	emit     func(Event)
-	df       *dockerfile
-	args     *buildArgs
-	lex      *shell.Lex
-	puller   *puller
-	platform platformWant // the build's target platform
-	created  time.Time
+	req  *Request
+	ws   Workspace
+	emit func(Event)
+	df   *dockerfile
+	// stageSteps counts the instructions announced so far per stage index.
+	stageSteps map[int]int
+	args       *buildArgs
+	lex        *shell.Lex
+	puller     *puller
+	platform   platformWant // the build's target platform
+	created    time.Time
 
 	blobDir  string // layer blobs: pulled base layers and layers this build wrote
 	rootsDir string // chroot isolation: one root per stage
@@ -226,6 +228,18 @@ func (b *build) declareGlobalArgs() error {
 	return nil
 }
 
+// changesFiles reports whether an instruction, as written, is one BuildKit numbers
+// ("[2/5] RUN …"): FROM and the instructions that change the filesystem. The others
+// only change the image's config.
+func changesFiles(text string) bool {
+	kw, _, _ := strings.Cut(strings.TrimSpace(text), " ")
+	switch strings.ToUpper(kw) {
+	case "FROM", "RUN", "COPY", "ADD", "WORKDIR":
+		return true
+	}
+	return false
+}
+
 // nextStep advances the step counter and announces the instruction.
 func (b *build) nextStep(stage int, line int, text string) int {
 	b.step++
@@ -233,6 +247,17 @@ func (b *build) nextStep(stage int, line int, text string) int {
 	if name == "" {
 		name = fmt.Sprint(stage)
 	}
-	b.emit(StepStarted{Step: b.step, Total: b.total, Stage: name, Line: line, Text: text})
+	ev := StepStarted{
+		Step: b.step, Total: b.total, Stage: name, Line: line, Text: text,
+		StageIndex: stage, Stages: len(b.df.stages),
+	}
+	if changesFiles(text) {
+		if b.stageSteps == nil {
+			b.stageSteps = map[int]int{}
+		}
+		b.stageSteps[stage]++
+		ev.StageStep, ev.StageTotal = b.stageSteps[stage], b.df.fileSteps(stage)
+	}
+	b.emit(ev)
 	return b.step
 }

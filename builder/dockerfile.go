@@ -199,6 +199,19 @@ func (df *dockerfile) totalSteps() int {
 	return n
 }
 
+// fileSteps counts stage i's instructions that BuildKit numbers: FROM and those that
+// change the filesystem (see changesFiles).
+func (df *dockerfile) fileSteps(i int) int {
+	n := 1
+	for _, c := range df.stages[i].Commands {
+		switch strings.ToUpper(c.Name()) {
+		case "RUN", "COPY", "ADD", "WORKDIR":
+			n++
+		}
+	}
+	return n
+}
+
 // addLabels appends a LABEL instruction for --label values to the target stage, as the
 // classic builder does (one extra step, keys sorted).
 func (df *dockerfile) addLabels(labels map[string]string) {

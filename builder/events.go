@@ -14,6 +14,13 @@ type StepStarted struct {
 	Stage       string // stage name or index
 	Line        int    // 1-based Dockerfile line
 	Text        string // the instruction as written, e.g. "RUN make"
+
+	// StageIndex is the stage's index in the Dockerfile, Stages how many it has.
+	// StageStep and StageTotal number the stage's steps as BuildKit does ("[stage
+	// 2/5]"): FROM and the instructions that change the filesystem (RUN, COPY, ADD,
+	// WORKDIR); StageStep is 0 for the others, which only change the config.
+	StageIndex, Stages    int
+	StageStep, StageTotal int
 }
 
 // StepDone is sent after an instruction succeeded, with the ID of the image as it

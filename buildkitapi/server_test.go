@@ -140,7 +140,13 @@ func TestSolveDockerfileToStore(t *testing.T) {
 	if !strings.HasPrefix(id, "sha256:") {
 		t.Fatalf("no image ID in %v", resp.ExporterResponse)
 	}
-	_ = statuses
+	names := vertexNames(statuses)
+	for _, want := range []string{"[internal] load build definition from Dockerfile", "[internal] load build context",
+		"[1/3] FROM " + ts.busybox, "[2/3] COPY a.txt /a.txt", "[3/3] RUN echo \"$V\" > /v.txt", "exporting to image"} {
+		if !names[want] {
+			t.Errorf("no vertex %q in %v", want, names)
+		}
+	}
 	img, _, err := ts.store.Resolve("kiln-test/bk:1")
 	if err != nil {
 		t.Fatalf("the image is not in the store: %v", err)
@@ -152,4 +158,17 @@ func TestSolveDockerfileToStore(t *testing.T) {
 	if cf.Config.Labels["x"] != "1" || cf.Config.Labels["l"] != "y" {
 		t.Errorf("labels = %v", cf.Config.Labels)
 	}
+}
+
+// vertexNames are the names of the completed vertexes of a solve.
+func vertexNames(statuses []*bkclient.SolveStatus) map[string]bool {
+	names := map[string]bool{}
+	for _, s := range statuses {
+		for _, v := range s.Vertexes {
+			if v.Completed != nil {
+				names[v.Name] = true
+			}
+		}
+	}
+	return names
 }
