@@ -32,6 +32,7 @@ func (s *Server) imageRoutes(r *mux.Router) {
 	r.HandleFunc("/images/{name:.*}/push", s.pushImage).Methods(http.MethodPost)
 	r.HandleFunc("/images/{name:.*}", s.deleteImage).Methods(http.MethodDelete)
 	r.HandleFunc("/auth", s.login).Methods(http.MethodPost)
+	r.HandleFunc("/distribution/{name:.*}/json", s.inspectDistribution).Methods(http.MethodGet)
 	r.HandleFunc("/build/prune", func(w http.ResponseWriter, r *http.Request) {
 		s.pruneBuildScratch(w, r, started)
 	}).Methods(http.MethodPost)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -59,6 +60,9 @@ func (s *Server) build(ctx context.Context, j *job, attrs map[string]string, ses
 	}
 	if o.syntax != "" {
 		p.warn(fmt.Sprintf("# syntax=%s: kiln builds this Dockerfile with its own Dockerfile support (no frontend image is run)", o.syntax))
+	}
+	if len(o.attestations) > 0 {
+		p.info(fmt.Sprintf("[internal] %s attestation skipped: kiln does not produce attestations", strings.Join(o.attestations, " and ")))
 	}
 	if sessionID == "" {
 		return nil, status.Error(codes.InvalidArgument, "the solve names no session: the build context and Dockerfile come through one")

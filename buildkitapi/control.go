@@ -85,6 +85,7 @@ func (c *control) Status(req *controlapi.StatusRequest, stream grpc.ServerStream
 		return status.Error(codes.InvalidArgument, "Status needs the ref of a solve")
 	}
 	j := c.s.jobs.get(req.Ref)
+	defer c.s.jobs.forgetUnstarted(j)
 	return j.status.follow(stream.Context(), stream.Send)
 }
 

@@ -93,7 +93,7 @@ func (s *Server) exportImage(ctx context.Context, p *progress, b *built, e *cont
 	for _, t := range tags {
 		spec.Push = append(spec.Push, t)
 	}
-	done = p.vertex("pushing " + e.Attrs["name"] + " with docker")
+	done = p.vertex("pushing " + e.Attrs["name"])
 	err := output.Write(ctx, b.res.Image, spec, func(ev output.Event) {
 		if pe, ok := ev.(output.Pushed); ok {
 			p.info(fmt.Sprintf("pushed %s: digest: %s size: %d", pe.Ref.Name(), pe.Digest, pe.Size))

@@ -3,6 +3,7 @@ package buildkitapi
 import (
 	"fmt"
 	"runtime"
+	"slices"
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -23,6 +24,9 @@ type frontendOptions struct {
 	pull          builder.PullPolicy
 	// syntax is the # syntax= frontend the client asked for and kiln stands in for.
 	syntax string
+	// attestations are the attestation kinds asked for (provenance, sbom), which kiln
+	// does not produce; the build says so and goes on.
+	attestations []string
 }
 
 // parseFrontendOptions reads the attributes buildx and buildctl send (BuildKit's
@@ -94,18 +98,23 @@ func parseFrontendOptions(attrs map[string]string) (*frontendOptions, error) {
 			}
 		case k == "shm-size", k == "ulimit", k == "cache-imports", k == "cgroup-parent",
 			k == "requestid", k == "frontend.caps", k == "contextsubdir", k == "multi-platform",
-			k == "attest:provenance", k == "attest:sbom", k == "build-arg-default:BUILDKIT_SYNTAX",
-			strings.HasPrefix(k, "attest:"), strings.HasPrefix(k, "exporter:"):
+			k == "build-arg-default:BUILDKIT_SYNTAX",
+			strings.HasPrefix(k, "exporter:"):
 			// Accepted as /build accepts them: RUN runs under the server's limits, the
 			// server's own cache serves every build; attestations are reported skipped.
+		case strings.HasPrefix(k, "attest:"):
+			if !strings.Contains(v, "disabled=true") {
+				o.attestations = append(o.attestations, strings.TrimPrefix(k, "attest:"))
+			}
 		case strings.HasPrefix(k, "context:"), strings.HasPrefix(k, "input:"):
 			return nil, fmt.Errorf("--build-context (%s) is not supported by kiln", strings.TrimPrefix(strings.TrimPrefix(k, "context:"), "input:"))
-		case k == "call" || k == "requestid:" || strings.HasPrefix(k, "call"):
+		case k == "call":
 			if v != "" && v != "build" {
 				return nil, fmt.Errorf("--call %s is not supported by kiln: it builds", v)
 			}
 		}
 	}
+	slices.Sort(o.attestations)
 	return o, nil
 }
 

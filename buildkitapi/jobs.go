@@ -47,6 +47,17 @@ func (js *jobs) remove(j *job) {
 	}
 }
 
+// forgetUnstarted removes j when no Solve has claimed it: a Status or LLBBridge call
+// for a ref whose Solve never came must not keep it forever.
+func (js *jobs) forgetUnstarted(j *job) {
+	select {
+	case <-j.started:
+		return
+	default:
+	}
+	js.remove(j)
+}
+
 // cancelAll cancels every job, with cause.
 func (js *jobs) cancelAll(cause error) {
 	js.mu.Lock()
