@@ -98,11 +98,8 @@ func TestGRPCUpgrade(t *testing.T) {
 			conn.Close()
 			return nil, fmt.Errorf("POST /grpc: %s", resp.Status)
 		}
-		if br.Buffered() > 0 {
-			conn.Close()
-			return nil, fmt.Errorf("bytes after the 101")
-		}
-		return conn, nil
+		// The server's HTTP/2 settings may already sit in br.
+		return &bufferedConn{Conn: conn, r: br}, nil
 	}
 	ctx := context.Background()
 	c, err := bkclient.New(ctx, "tcp://kiln", bkclient.WithContextDialer(dial))
