@@ -46,10 +46,13 @@ func toolsCache() string {
 	return DefaultToolsCache
 }
 
-// Buildx returns a DOCKER_CONFIG directory whose cli-plugins/docker-buildx is the buildx
-// plugin scripts/buildkit-tools.sh built: run the docker CLI with DOCKER_CONFIG set to it,
-// never with the machine's ~/.docker. It skips the test (fails it when
-// KILN_TEST_WORLD_REQUIRED=1) when the plugin is not installed.
+// Buildx returns a fresh DOCKER_CONFIG directory for this test whose
+// cli-plugins/docker-buildx links to the buildx plugin scripts/buildkit-tools.sh built
+// (in KILN_BUILDX_CONFIG, else the tools cache): run the docker CLI with DOCKER_CONFIG set
+// to it, never with the machine's ~/.docker. What buildx stores there (builders made with
+// `docker buildx create`, the current builder) stays private to the test and goes with
+// its temp dir. It skips the test (fails it when KILN_TEST_WORLD_REQUIRED=1) when the
+// plugin is not installed.
 func Buildx(t testing.TB) (dockerConfig string) {
 	t.Helper()
 	if testing.Short() {
@@ -60,11 +63,21 @@ func Buildx(t testing.TB) (dockerConfig string) {
 	if dir == "" {
 		dir = filepath.Join(toolsCache(), "docker-config")
 	}
-	if err := executable(filepath.Join(dir, "cli-plugins", "docker-buildx")); err != nil {
+	plugin := filepath.Join(dir, "cli-plugins", "docker-buildx")
+	if err := executable(plugin); err != nil {
 		unavailable(t, required(), "testworld: no buildx plugin: %v; %s", err, toolsHint)
 		return ""
 	}
-	return dir
+	own := t.TempDir()
+	if err := os.Mkdir(filepath.Join(own, "cli-plugins"), 0o755); err != nil {
+		t.Fatalf("testworld: %v", err)
+		return ""
+	}
+	if err := os.Symlink(plugin, filepath.Join(own, "cli-plugins", "docker-buildx")); err != nil {
+		t.Fatalf("testworld: %v", err)
+		return ""
+	}
+	return own
 }
 
 // Buildctl returns the path of BuildKit's client, skipping the test (failing it when

@@ -72,6 +72,9 @@ func TestBuildkitToolLookup(t *testing.T) {
 			} else {
 				got = Buildctl(r)
 			}
+			if tt.tool == "buildx" && got != "" {
+				got = pluginDir(t, got, tt.want)
+			}
 			if v := r.verdict(); v != tt.wantVerdict || got != tt.want {
 				t.Errorf("%s() = %q, %s (%s); want %q, %s", tt.tool, got, v, r.msg, tt.want, tt.wantVerdict)
 			}
@@ -80,6 +83,23 @@ func TestBuildkitToolLookup(t *testing.T) {
 			}
 		})
 	}
+}
+
+// pluginDir checks that the DOCKER_CONFIG dir Buildx returned is not the shared one and
+// that its plugin is the one in want; it returns want then, else got.
+func pluginDir(t *testing.T, got, want string) string {
+	t.Helper()
+	if got == want {
+		t.Errorf("Buildx() returned the shared %s, not a directory of the test's own", got)
+		return got
+	}
+	a, errA := os.Stat(filepath.Join(got, "cli-plugins", "docker-buildx"))
+	b, errB := os.Stat(filepath.Join(want, "cli-plugins", "docker-buildx"))
+	if errA != nil || errB != nil || !os.SameFile(a, b) {
+		t.Errorf("Buildx() = %s: its plugin is not %s's (%v, %v)", got, want, errA, errB)
+		return got
+	}
+	return want
 }
 
 // TestBuildxVersion runs the installed plugin through the docker CLI with the test-only
