@@ -56,6 +56,14 @@ func freePort() (int, error) {
 // with the process's output (stdout and stderr, kept in a file under t.TempDir()).
 func startEmulator(t testing.TB, name, bin string, args []string, probe func(ctx context.Context) error, timeout time.Duration) {
 	t.Helper()
+	startDaemon(t, name, bin, args, probe, timeout, 0)
+}
+
+// startDaemon is startEmulator with a graceful stop: when grace > 0, the process first
+// gets SIGTERM and up to grace to exit (a daemon that mounts things unmounts them), and
+// only then is its process group killed.
+func startDaemon(t testing.TB, name, bin string, args []string, probe func(ctx context.Context) error, timeout, grace time.Duration) {
+	t.Helper()
 	// Output goes to a file, not a pipe: Wait would also wait for a pipe's last writer,
 	// and a child that outlives the emulator would hide its exit until the timeout.
 	logPath := filepath.Join(t.TempDir(), name+".log")
@@ -81,6 +89,15 @@ func startEmulator(t testing.TB, name, bin string, args []string, probe func(ctx
 	// group is never signalled twice
 	stop := func() {
 		once.Do(func() {
+			if grace > 0 {
+				_ = cmd.Process.Signal(syscall.SIGTERM)
+				select {
+				case <-exited:
+				case <-time.After(grace):
+				}
+			}
+			// the group too: children the process left behind (the PID itself may be
+			// reaped already, but its group ID stays ours while any member lives)
 			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 			<-exited
 		})
