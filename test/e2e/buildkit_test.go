@@ -1,0 +1,184 @@
+package e2e
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/kiln-build/kiln/test/testworld"
+)
+
+// buildx runs the docker CLI with the buildx plugin (its own DOCKER_CONFIG, never the
+// machine's) against the server, as `docker build` runs on Docker 23 and later.
+func (s *server) buildx(t *testing.T, config, stdin string, args ...string) (string, int) {
+	t.Helper()
+	return s.docker(t, []string{"DOCKER_CONFIG=" + config, "BUILDX_NO_DEFAULT_ATTESTATIONS="}, stdin, args...)
+}
+
+func (s *server) mustBuildx(t *testing.T, config string, args ...string) string {
+	t.Helper()
+	out, code := s.buildx(t, config, "", args...)
+	if code != 0 {
+		t.Fatalf("docker %s: exit %d\n%s", strings.Join(args, " "), code, out)
+	}
+	return out
+}
+
+// TestBuildxDockerDriver is `docker build` as every current Docker runs it: buildx's
+// docker driver against kiln serve's Engine API (/grpc and /session upgrades).
+func TestBuildxDockerDriver(t *testing.T) {
+	reg := testworld.Registry(t)
+	dockerCLI := testworld.Docker(t)
+	cfg := testworld.Buildx(t)
+	s := startServer(t, "--insecure-registry", reg)
+	tag := uniqueTag()
+	name := "kiln-e2e/bx-" + tag
+	ctx := writeContext(t, map[string]string{
+		"Dockerfile": "FROM " + reg + `/busybox:1.35 AS base
+ARG V=unset
+COPY . /ctx/
+RUN echo "v=$V" > /v
+CMD ["sh", "-c", "cat /v; ls /ctx"]
+FROM base AS other
+RUN echo other > /other
+`,
+		"sub/Dockerfile": "FROM " + reg + "/busybox:1.35\nCOPY kept.txt /sub-kept\n",
+		".dockerignore":  "secret.txt\n",
+		"secret.txt":     "do not ship\n",
+		"kept.txt":       "kept\n",
+	})
+	iid := filepath.Join(t.TempDir(), "iid")
+	meta := filepath.Join(t.TempDir(), "meta.json")
+
+	out := s.mustBuildx(t, cfg, "build", "--progress=plain", "-t", name+":1", "-t", name+":2", "--build-arg", "V=7",
+		"--label", "cli=yes", "--target", "base", "--iidfile", iid, "--metadata-file", meta, ctx)
+	for _, want := range []string{"[internal] load build definition from Dockerfile", "[base 1/3] FROM " + reg + "/busybox:1.35",
+		"[base 3/3] RUN echo \"v=$V\" > /v", "exporting to image"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("docker build output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "stage other") || strings.Contains(out, "[other") {
+		t.Errorf("--target base built the other stage:\n%s", out)
+	}
+	id, _ := os.ReadFile(iid)
+	inspect := s.mustDocker(t, "image", "inspect", "-f", "{{.Id}} {{index .Config.Labels \"cli\"}}", name+":2")
+	if want := string(id) + " yes"; strings.TrimSpace(inspect) != want {
+		t.Errorf("inspect = %q, want %q (iidfile + label)", inspect, want)
+	}
+	if m, _ := os.ReadFile(meta); !strings.Contains(string(m), `"containerimage.config.digest": "`+string(id)+`"`) || !strings.Contains(string(m), name+":1") {
+		t.Errorf("metadata file:\n%s", m)
+	}
+
+	// A rebuild comes from the step cache: every step CACHED.
+	out = s.mustBuildx(t, cfg, "build", "--progress=plain", "-t", name+":1", "--build-arg", "V=7", "--label", "cli=yes", "--target", "base", ctx)
+	if n := strings.Count(out, "CACHED"); n != 2 {
+		t.Errorf("rebuild: %d CACHED steps, want 2 (COPY, RUN):\n%s", n, out)
+	}
+
+	// -f names another Dockerfile; -f - reads it from stdin.
+	out = s.mustBuildx(t, cfg, "build", "--progress=plain", "-f", filepath.Join(ctx, "sub", "Dockerfile"), ctx)
+	if !strings.Contains(out, "[2/2] COPY kept.txt /sub-kept") {
+		t.Errorf("-f sub/Dockerfile:\n%s", out)
+	}
+	if out, code := s.buildx(t, cfg, "FROM "+reg+"/busybox:1.35\nRUN echo from-stdin\n", "build", "--progress=plain", "-f", "-", ctx); code != 0 || !strings.Contains(out, "from-stdin") {
+		t.Errorf("docker build -f -: exit %d\n%s", code, out)
+	}
+
+	// The context is what .dockerignore leaves: the image runs in the real dockerd.
+	pushed := reg + "/kiln-e2e/bx-pushed:" + tag
+	s.mustBuildx(t, cfg, "build", "--progress=plain", "--push", "-t", pushed, "--target", "base", "--build-arg", "V=9", ctx)
+	defer removeImage(t, dockerCLI, pushed)
+	got := run(t, dockerCLI, "run", "--rm", pushed)
+	if !strings.Contains(got, "v=9") || !strings.Contains(got, "kept.txt") || strings.Contains(got, "secret.txt") {
+		t.Errorf("the pushed image ran with:\n%s", got)
+	}
+}
+
+// TestBuildxFailures: a failing RUN and a Dockerfile error end the CLI non-zero with
+// the build's message.
+func TestBuildxFailures(t *testing.T) {
+	reg := testworld.Registry(t)
+	cfg := testworld.Buildx(t)
+	s := startServer(t, "--insecure-registry", reg)
+	ctx := writeContext(t, map[string]string{"Dockerfile": "FROM " + reg + "/busybox:1.35\nRUN exit 3\n"})
+	out, code := s.buildx(t, cfg, "", "build", "--progress=plain", ctx)
+	if code == 0 || !strings.Contains(out, "RUN exit 3") || !strings.Contains(out, "3") {
+		t.Errorf("failing RUN: exit %d\n%s", code, out)
+	}
+	bad := writeContext(t, map[string]string{"Dockerfile": "FROM " + reg + "/busybox:1.35\nRUN true\nNOSUCH thing\n"})
+	out, code = s.buildx(t, cfg, "", "build", "--progress=plain", bad)
+	if code == 0 || !strings.Contains(out, "NOSUCH") || !strings.Contains(out, "3") {
+		t.Errorf("unknown instruction: exit %d\n%s", code, out)
+	}
+}
+
+// TestBuildxCancel: Ctrl-C in the client stops the RUN, and the next build runs.
+func TestBuildxCancel(t *testing.T) {
+	reg := testworld.Registry(t)
+	cfg := testworld.Buildx(t)
+	s := startServer(t, "--insecure-registry", reg)
+	marker := strconv.Itoa(50000 + int(time.Now().UnixNano()%9999))
+	ctx := writeContext(t, map[string]string{"Dockerfile": "FROM " + reg + "/busybox:1.35\nRUN sleep " + marker + "\n"})
+	cmd := exec.Command("docker", "-H", s.host, "build", "--progress=plain", ctx)
+	cmd.Env = append(os.Environ(), "DOCKER_CONFIG="+cfg)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for !sleeping(marker) {
+		if time.Now().After(deadline) {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+			t.Fatal("the RUN never started")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	_ = cmd.Process.Signal(syscall.SIGINT)
+	_ = cmd.Wait()
+	deadline = time.Now().Add(20 * time.Second)
+	for sleeping(marker) {
+		if time.Now().After(deadline) {
+			t.Fatal("the RUN still runs 20s after the client was interrupted")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	ok := writeContext(t, map[string]string{"Dockerfile": "FROM " + reg + "/busybox:1.35\nRUN echo next\n"})
+	s.mustBuildx(t, cfg, "build", "--progress=plain", ok)
+}
+
+// TestBuildxRemoteDriver: `docker buildx create --driver remote` at kiln serve
+// --buildkit-addr, and buildctl at the same address.
+func TestBuildxRemoteDriver(t *testing.T) {
+	reg := testworld.Registry(t)
+	cfg := testworld.Buildx(t)
+	buildctl := testworld.Buildctl(t)
+	bkSock := filepath.Join(t.TempDir(), "bk.sock")
+	s := startServer(t, "--insecure-registry", reg, "--buildkit-addr", "unix://"+bkSock)
+	tag := uniqueTag()
+	ctx := writeContext(t, map[string]string{"Dockerfile": "FROM " + reg + "/busybox:1.35\nRUN echo remote > /r\n"})
+	builder := "kiln-remote-" + tag
+	s.mustBuildx(t, cfg, "buildx", "create", "--name", builder, "--driver", "remote", "unix://"+bkSock)
+	defer s.buildx(t, cfg, "", "buildx", "rm", builder)
+	ref := reg + "/kiln-e2e/remote:" + tag
+	out := s.mustBuildx(t, cfg, "buildx", "build", "--builder", builder, "--progress=plain", "--push", "-t", ref, ctx)
+	if !strings.Contains(out, "[2/2] RUN echo remote > /r") {
+		t.Errorf("remote driver build:\n%s", out)
+	}
+	if got := run(t, "curl", "-sf", "http://"+reg+"/v2/kiln-e2e/remote/tags/list"); !strings.Contains(got, tag) {
+		t.Errorf("the registry lacks %s: %s", tag, got)
+	}
+
+	ref2 := reg + "/kiln-e2e/buildctl:" + tag
+	out = run(t, buildctl, "--addr", "unix://"+bkSock, "build", "--frontend", "dockerfile.v0",
+		"--local", "context="+ctx, "--local", "dockerfile="+ctx,
+		"--output", "type=image,name="+ref2+",push=true,registry.insecure=true")
+	if got := run(t, "curl", "-sf", "http://"+reg+"/v2/kiln-e2e/buildctl/tags/list"); !strings.Contains(got, tag) {
+		t.Errorf("buildctl did not push %s: %s\n%s", ref2, got, out)
+	}
+}
