@@ -188,4 +188,3 @@ func TestWriteArchiveBadName(t *testing.T) {
 		t.Errorf("%d bytes written before the error", buf.Len())
 	}
 }
-
