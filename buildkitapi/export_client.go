@@ -84,6 +84,7 @@ func checkExporterAttrs(e *controlapi.Exporter) ([]string, error) {
 			if truthy(v) {
 				return nil, status.Errorf(codes.InvalidArgument, "exporter %s: platform-split=true is not supported by kiln, which builds one platform", e.Type)
 			}
+		case k == "oci-mediatypes" && (e.Type == "docker" || e.Type == "oci"):
 		case k == "src" && (e.Type == "local" || e.Type == "tar"):
 			return nil, status.Errorf(codes.InvalidArgument, "exporter %s: src=%s is not supported by kiln; it exports the whole filesystem", e.Type, v)
 		case quietAttrs[k]:
@@ -156,8 +157,20 @@ func exportArchive(ctx context.Context, p *progress, b *built, index int, e *con
 	if err != nil {
 		return status.Errorf(codes.InvalidArgument, "exporter %s: %v", e.Type, err)
 	}
+	// BuildKit's oci exporter names the blobs by OCI media types, its docker exporter
+	// keeps the image's own, unless oci-mediatypes says otherwise.
+	img := b.res.Image
+	ociTypes := e.Type == "oci"
+	if v, ok := e.Attrs["oci-mediatypes"]; ok {
+		ociTypes = truthy(v)
+	}
+	if ociTypes {
+		if img, err = output.OCIMediaTypes(img); err != nil {
+			return fmt.Errorf("exporter %s: %w", e.Type, err)
+		}
+	}
 	created := time.Now()
-	md, err := archiveResponse(b.res.Image, created, full)
+	md, err := archiveResponse(img, created, full)
 	if err != nil {
 		return err
 	}
@@ -173,7 +186,7 @@ func exportArchive(ctx context.Context, p *progress, b *built, index int, e *con
 		return fmt.Errorf("sending the image to the client: %w", err)
 	}
 	report := throttled(p, "sending tarball")
-	return finishStream(w, output.WriteArchive(&countingWriter{w: w, report: report}, b.res.Image, format, full, created), report)
+	return finishStream(w, output.WriteArchive(&countingWriter{w: w, report: report}, img, format, full, created), report)
 }
 
 // archiveResponse is what the oci and docker exporters report, and send to the client

@@ -19,6 +19,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 	controlapi "github.com/moby/buildkit/api/services/control"
 	bkclient "github.com/moby/buildkit/client"
 
@@ -178,6 +179,9 @@ func TestExportLocalAndOCI(t *testing.T) {
 	if oci.md["containerimage.digest"] != digest || oci.md["image.name"] != "docker.io/kiln-test/oci:1" {
 		t.Errorf("the client got metadata %v with the archive", oci.md)
 	}
+	if mt := index.Manifests[0].MediaType; mt != types.OCIManifestSchema1 {
+		t.Errorf("the oci archive's manifest is %s, want BuildKit's OCI media types", mt)
+	}
 	img := ociImage(t, oci.buf.Bytes(), digest)
 	if id, _ := img.ConfigName(); id.String() != resp.ExporterResponse["containerimage.config.digest"] {
 		t.Errorf("the archive's config %s, the solve reports %s", id, resp.ExporterResponse["containerimage.config.digest"])
@@ -308,7 +312,8 @@ func TestCheckExporterAttrs(t *testing.T) {
 		{typ: "local", attrs: map[string]string{"platform-split": "true"}, wantErr: true},
 		{typ: "local", attrs: map[string]string{"platform-split": "false"}},
 		{typ: "tar", attrs: map[string]string{"src": "/out"}, wantErr: true},
-		{typ: "docker", attrs: map[string]string{"compression": "zstd", "oci-mediatypes": "true"}, ignored: []string{"compression=zstd", "oci-mediatypes=true"}},
+		{typ: "docker", attrs: map[string]string{"compression": "zstd", "oci-mediatypes": "true"}, ignored: []string{"compression=zstd"}},
+		{typ: "local", attrs: map[string]string{"oci-mediatypes": "true", "force-compression": "true"}, ignored: []string{"force-compression=true", "oci-mediatypes=true"}},
 	}
 	for i, tt := range tests {
 		t.Run(fmt.Sprint(i, "-", tt.typ), func(t *testing.T) {
