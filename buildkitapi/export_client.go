@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -249,7 +250,7 @@ func finishStream(w io.WriteCloser, werr error, report func(int64, bool)) error 
 		return nil
 	}
 	if werr != nil {
-		if cerr != nil && werr == io.EOF {
+		if cerr != nil && errors.Is(werr, io.EOF) {
 			werr = cerr // the client ended the stream: its reason is in the close
 		}
 		return fmt.Errorf("sending the tarball to the client: %w", werr)
