@@ -328,3 +328,41 @@ func TestCheckExporterAttrs(t *testing.T) {
 		})
 	}
 }
+
+// TestExportLocalMode checks the client's local modes, which need the server to say
+// it sends the whole result in one transfer: copy (the default) leaves what the
+// destination already had, delete makes it the exported filesystem exactly.
+func TestExportLocalMode(t *testing.T) {
+	ts := newTestServer(t)
+	dir := writeFiles(t, map[string]string{"Dockerfile": "FROM " + ts.busybox + "\nRUN echo built > /built\n"})
+	tests := []struct {
+		mode      string
+		staleKept bool
+	}{
+		{mode: "", staleKept: true},
+		{mode: "copy", staleKept: true},
+		{mode: "delete", staleKept: false},
+	}
+	for _, tt := range tests {
+		t.Run("mode="+tt.mode, func(t *testing.T) {
+			out := t.TempDir()
+			if err := os.WriteFile(filepath.Join(out, "stale"), []byte("old"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			var attrs map[string]string
+			if tt.mode != "" {
+				attrs = map[string]string{"mode": tt.mode}
+			}
+			if _, _, err := ts.solve(t, dir, nil, bkclient.ExportEntry{Type: "local", OutputDir: out, Attrs: attrs}); err != nil {
+				t.Fatal(err)
+			}
+			if b, err := os.ReadFile(filepath.Join(out, "built")); err != nil || string(b) != "built\n" {
+				t.Errorf("built = %q, %v", b, err)
+			}
+			_, err := os.Stat(filepath.Join(out, "stale"))
+			if kept := err == nil; kept != tt.staleKept {
+				t.Errorf("stale file kept = %v, want %v", kept, tt.staleKept)
+			}
+		})
+	}
+}
