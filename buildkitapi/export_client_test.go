@@ -366,3 +366,36 @@ func TestExportLocalMode(t *testing.T) {
 		})
 	}
 }
+
+// TestExportClientRefuses checks what the solve says when the client's file target
+// refuses the stream: an error fails the solve with the client's reason; no writer at
+// all (the target exists already) is success, as with BuildKit.
+func TestExportClientRefuses(t *testing.T) {
+	ts := newTestServer(t)
+	dir := writeFiles(t, map[string]string{"Dockerfile": "FROM " + ts.busybox + "\nRUN echo x > /x\n"})
+	tests := []struct {
+		typ     string
+		output  func(map[string]string) (io.WriteCloser, error)
+		wantErr string
+	}{
+		{typ: "docker", output: func(map[string]string) (io.WriteCloser, error) { return nil, errors.New("disk full here") }, wantErr: "disk full here"},
+		{typ: "tar", output: func(map[string]string) (io.WriteCloser, error) { return nil, errors.New("no room") }, wantErr: "no room"},
+		{typ: "oci", output: func(map[string]string) (io.WriteCloser, error) { return nil, nil }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.typ, func(t *testing.T) {
+			_, _, err := ts.solve(t, dir, nil, bkclient.ExportEntry{Type: tt.typ, Output: tt.output})
+			switch {
+			case tt.wantErr == "" && err != nil:
+				t.Fatalf("solve: %v", err)
+			case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
+				t.Fatalf("solve error %v, want one naming %q", err, tt.wantErr)
+			}
+		})
+	}
+	// The server still builds.
+	out := t.TempDir()
+	if _, _, err := ts.solve(t, dir, nil, bkclient.ExportEntry{Type: "local", OutputDir: out}); err != nil {
+		t.Fatal(err)
+	}
+}
