@@ -3,6 +3,7 @@ package buildkitapi
 import (
 	"archive/tar"
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -22,6 +23,9 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	controlapi "github.com/moby/buildkit/api/services/control"
 	bkclient "github.com/moby/buildkit/client"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/kiln-build/kiln/test/testworld"
 )
@@ -397,5 +401,25 @@ func TestExportClientRefuses(t *testing.T) {
 	out := t.TempDir()
 	if _, _, err := ts.solve(t, dir, nil, bkclient.ExportEntry{Type: "local", OutputDir: out}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestExportToClientRefuses checks the refusals that come before any transfer.
+func TestExportToClientRefuses(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		exporter *controlapi.Exporter
+		want     codes.Code
+	}{
+		{&controlapi.Exporter{Type: "cacheonly"}, codes.InvalidArgument},
+		{&controlapi.Exporter{Type: "oci", Attrs: map[string]string{"tar": "false"}}, codes.InvalidArgument},
+		{&controlapi.Exporter{Type: "local"}, codes.FailedPrecondition}, // no session
+	}
+	for _, tt := range tests {
+		s := &Server{}
+		err := s.exportToClient(context.Background(), newProgress(func(*controlapi.StatusResponse) {}), &built{}, 0, tt.exporter, map[string]string{})
+		if got := status.Code(err); got != tt.want {
+			t.Errorf("%s %v: %v (%s), want %s", tt.exporter.Type, tt.exporter.Attrs, err, got, tt.want)
+		}
 	}
 }
