@@ -402,6 +402,16 @@ func TestExportClientRefuses(t *testing.T) {
 	if _, _, err := ts.solve(t, dir, nil, bkclient.ExportEntry{Type: "local", OutputDir: out}); err != nil {
 		t.Fatal(err)
 	}
+	// Failed or not, no export leaves its scratch files behind.
+	err := filepath.WalkDir(ts.cfg.Workspace.StateDir, func(p string, d os.DirEntry, err error) error {
+		if err == nil && strings.HasPrefix(d.Name(), "export-fs-") {
+			t.Errorf("left behind: %s", p)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 }
 
 // TestExportToClientRefuses checks the refusals that come before any transfer.
