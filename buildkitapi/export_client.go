@@ -63,12 +63,16 @@ func (s *Server) exportToClient(ctx context.Context, p *progress, b *built, inde
 	return exportArchive(ctx, p, b, index, e, resp)
 }
 
-// Exporter attributes kiln reads or that change nothing in what it writes: dest is
-// the client's own, context/prefer-image-digest/buildinfo-attrs/oci-artifact/store
-// are added by buildx for features of image stores kiln's archives do not have.
-var quietAttrs = map[string]bool{
-	"dest": true, "context": true, "prefer-image-digest": true, "buildinfo-attrs": true,
-	"oci-artifact": true, "mode": true, "name": true, "store": true, "unpack": true,
+// quietAttr reports the exporter attributes kiln reads elsewhere (name; mode, which
+// the client applies) or that change nothing in what it writes: dest is the
+// client's own; context, prefer-image-digest, buildinfo-attrs, oci-artifact, store and
+// unpack are added by buildx for image-store features kiln's archives do not have.
+func quietAttr(k string) bool {
+	switch k {
+	case "dest", "name", "mode", "context", "prefer-image-digest", "buildinfo-attrs", "oci-artifact", "store", "unpack":
+		return true
+	}
+	return false
 }
 
 // checkExporterAttrs refuses the attributes that ask for an output kiln cannot write
@@ -88,7 +92,7 @@ func checkExporterAttrs(e *controlapi.Exporter) ([]string, error) {
 		case k == "oci-mediatypes" && (e.Type == "docker" || e.Type == "oci"):
 		case k == "src" && (e.Type == "local" || e.Type == "tar"):
 			return nil, status.Errorf(codes.InvalidArgument, "exporter %s: src=%s is not supported by kiln; it exports the whole filesystem", e.Type, v)
-		case quietAttrs[k]:
+		case quietAttr(k):
 		default:
 			ignored = append(ignored, k+"="+v)
 		}
