@@ -111,9 +111,3 @@ func truthy(v string) bool {
 	}
 	return false
 }
-
-// exportToClient writes the result to the client through its session: type=local and
-// tar (the final filesystem), docker and oci (an image archive).
-func (s *Server) exportToClient(ctx context.Context, p *progress, b *built, index int, e *controlapi.Exporter, resp map[string]string) error {
-	return status.Errorf(codes.Unimplemented, "exporter %q is not supported by kiln yet", e.Type)
-}
