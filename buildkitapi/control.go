@@ -57,8 +57,18 @@ func hostPlatform() *pb.Platform {
 	return p
 }
 
+// apiVersion is the BuildKit release whose API kiln serves. buildx compares the
+// version a builder reports against the releases that brought features (several
+// outputs need v0.13), so kiln reports this one, with its own version as build
+// metadata: "v0.34.2+kiln.dev".
+const apiVersion = "v0.34.2"
+
 func (s *Server) version() *apitypes.BuildkitVersion {
-	return &apitypes.BuildkitVersion{Package: "github.com/kiln-build/kiln", Version: s.cfg.Version, Revision: s.cfg.Version}
+	return &apitypes.BuildkitVersion{
+		Package:  "github.com/kiln-build/kiln",
+		Version:  apiVersion + "+kiln." + strings.TrimPrefix(s.cfg.Version, "v"),
+		Revision: s.cfg.Version,
+	}
 }
 
 // Info reports the server's version (buildx inspect, buildctl debug info).
