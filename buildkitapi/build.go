@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/moby/buildkit/session"
 	"github.com/sirupsen/logrus"
 	"google.golang.org/grpc/codes"
@@ -132,6 +131,3 @@ func buildError(err error) error {
 	}
 	return err
 }
-
-// imageID is the image's ID as BuildKit reports it.
-func imageID(h v1.Hash) string { return h.String() }

@@ -4,8 +4,7 @@ import (
 	"bufio"
 	"net"
 	"net/http"
-
-	"golang.org/x/net/http2"
+	"sync"
 )
 
 // serveGRPCUpgrade answers POST /grpc as dockerd does: 101 Switching Protocols to h2c,
@@ -41,9 +40,56 @@ func (s *Server) serveGRPCUpgrade(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer s.untrack(c)
-	// Requests on the connection derive from the server's context, not r's: the
-	// hijacked request's context says nothing about the upgraded connection.
-	s.h2.ServeConn(c, &http2.ServeConnOpts{Handler: s.grpc, BaseConfig: &http.Server{}})
+	// gRPC's own HTTP/2 server takes the connection, as if a listener had accepted
+	// it; the handler returns when the connection ends.
+	l := newConnListener(c)
+	_ = s.grpc.Serve(l)
+	<-l.done
+}
+
+// connListener hands one connection to a server's Serve, then waits: it closes when
+// the connection does, which ends that Serve.
+type connListener struct {
+	conns chan net.Conn
+	addr  net.Addr
+	once  sync.Once
+	done  chan struct{}
+}
+
+func newConnListener(c net.Conn) *connListener {
+	l := &connListener{conns: make(chan net.Conn, 1), addr: c.LocalAddr(), done: make(chan struct{})}
+	l.conns <- &closeNotifyConn{Conn: c, onClose: l.closeOnce}
+	return l
+}
+
+func (l *connListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.conns:
+		return c, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *connListener) closeOnce() { l.once.Do(func() { close(l.done) }) }
+
+func (l *connListener) Close() error {
+	l.closeOnce()
+	return nil
+}
+
+func (l *connListener) Addr() net.Addr { return l.addr }
+
+// closeNotifyConn tells its listener when the server closes it.
+type closeNotifyConn struct {
+	net.Conn
+	onClose func()
+}
+
+func (c *closeNotifyConn) Close() error {
+	err := c.Conn.Close()
+	c.onClose()
+	return err
 }
 
 // track remembers an upgraded connection for Close; false once the server is closed.

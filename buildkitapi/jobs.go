@@ -31,13 +31,6 @@ func (js *jobs) get(ref string) *job {
 	return j
 }
 
-// lookup returns the job for ref, or nil.
-func (js *jobs) lookup(ref string) *job {
-	js.mu.Lock()
-	defer js.mu.Unlock()
-	return js.byID[ref]
-}
-
 // remove forgets a finished job.
 func (js *jobs) remove(j *job) {
 	js.mu.Lock()

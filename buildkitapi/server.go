@@ -11,7 +11,6 @@ import (
 	"github.com/moby/buildkit/session"
 	"github.com/moby/buildkit/util/grpcerrors"
 	"github.com/sirupsen/logrus"
-	"golang.org/x/net/http2"
 	"google.golang.org/grpc"
 
 	"github.com/kiln-build/kiln/builder"
@@ -56,7 +55,6 @@ type Server struct {
 	cfg      Config
 	sessions *session.Manager
 	grpc     *grpc.Server
-	h2       *http2.Server
 	jobs     *jobs
 	contexts *contextCache
 
@@ -85,7 +83,6 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{
 		cfg:      cfg,
 		sessions: sm,
-		h2:       &http2.Server{},
 		jobs:     newJobs(),
 		conns:    map[net.Conn]struct{}{},
 		contexts: newContextCache(cfg.Workspace.StateDir, cfg.ContextCacheEntries),
