@@ -79,7 +79,11 @@ func (s *Server) receive(ctx context.Context, caller session.Caller, o *frontend
 	}
 
 	done = p.vertex("[internal] load build context")
-	dir, release, err := s.contexts.acquire(caller.SharedKey() + "/" + o.contextKey)
+	key := ""
+	if caller.SharedKey() != "" {
+		key = caller.SharedKey() + "/" + o.contextKey
+	}
+	dir, release, err := s.contexts.acquire(key)
 	if err != nil {
 		done(err)
 		return nil, err
@@ -222,7 +226,13 @@ func newContextCache(stateDir string, maxEntries int) *contextCache {
 
 // acquire returns the directory to receive key's context into, and the function that
 // gives it back: keep says whether its content is a complete transfer, worth keeping
-// for key's next build.
+// for key's next build. An empty key (a client without a shared key) gets a fresh
+// directory that is never reused.
+//
+// The key is the client's choice, as in BuildKit: a client that reuses another's key
+// starts from that client's last context, and file sync sends only what differs by
+// metadata (size, mode, mtime). Clients of one server are one trust domain here, as
+// they are for the step cache (docs/buildkit.md).
 func (c *contextCache) acquire(key string) (string, func(keep bool), error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -236,14 +246,14 @@ func (c *contextCache) acquire(key string) (string, func(keep bool), error) {
 		return "", nil, err
 	}
 	e := c.entries[key]
-	if e == nil || e.busy {
+	if key == "" || e == nil || e.busy {
 		c.seq++
 		dir := filepath.Join(c.dir, fmt.Sprintf("ctx-%d", c.seq))
 		if err := os.Mkdir(dir, 0o700); err != nil {
 			return "", nil, err
 		}
 		ne := &cacheEntry{key: key, path: dir}
-		if e == nil {
+		if e == nil && key != "" {
 			c.entries[key] = ne
 		}
 		e = ne
@@ -287,6 +297,13 @@ func (c *contextCache) evictLocked() {
 		delete(c.entries, e.key)
 		os.RemoveAll(e.path)
 	}
+}
+
+// size is the number of cached contexts.
+func (c *contextCache) size() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.entries)
 }
 
 // usage reports the cached contexts: their count and bytes, for DiskUsage.

@@ -80,6 +80,13 @@ func newTestServer(t *testing.T) *testServer {
 // solve builds dir's Dockerfile through BuildKit's own client, as buildctl does.
 func (ts *testServer) solve(t *testing.T, dir string, attrs map[string]string, exports ...bkclient.ExportEntry) (*bkclient.SolveResponse, []*bkclient.SolveStatus, error) {
 	t.Helper()
+	return ts.solveShared(t, "", dir, attrs, exports...)
+}
+
+// solveShared is solve with a session shared key, which names the client's cached
+// context.
+func (ts *testServer) solveShared(t *testing.T, sharedKey, dir string, attrs map[string]string, exports ...bkclient.ExportEntry) (*bkclient.SolveResponse, []*bkclient.SolveStatus, error) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	c, err := bkclient.New(ctx, ts.addr)
@@ -105,6 +112,7 @@ func (ts *testServer) solve(t *testing.T, dir string, attrs map[string]string, e
 		FrontendAttrs: attrs,
 		LocalMounts:   map[string]fsutil.FS{"context": fs, "dockerfile": fs},
 		Exports:       exports,
+		SharedKey:     sharedKey,
 	}, ch)
 	<-got
 	return resp, statuses, err
