@@ -231,8 +231,8 @@ func newContextCache(stateDir string, maxEntries int) *contextCache {
 //
 // The key is the client's choice, as in BuildKit: a client that reuses another's key
 // starts from that client's last context, and file sync sends only what differs by
-// metadata (size, mode, mtime). Clients of one server are one trust domain here, as
-// they are for the step cache (docs/buildkit.md).
+// metadata (size, mode, mtime). The clients of one server are one trust domain for
+// this cache (docs/buildkit.md).
 func (c *contextCache) acquire(key string) (string, func(keep bool), error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()

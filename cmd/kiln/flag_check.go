@@ -32,6 +32,7 @@ func flagHints() map[string]string {
 		"context-memory":           "give a size, such as 256MiB, or 0 to turn it off",
 		"context-memory-dir":       "give a tmpfs directory, such as /dev/shm (--context-memory=0 turns memory contexts off)",
 		"host":                     "give unix:///path/kiln.sock or tcp://host:port (without -H, kiln listens on <state-dir>/kiln.sock)",
+		"buildkit-addr":            "give unix:///path/buildkit.sock or tcp://host:port (without it, BuildKit clients reach kiln through the -H listeners)",
 		"image":                    "give an image reference, such as debian:bookworm",
 		"insecure-registry":        "give a registry, such as registry.example:5000",
 		"skip-tls-verify-registry": "give a registry, such as registry.example:5000",
