@@ -27,6 +27,9 @@
 #   KILN_WORLD_NO_DOCKERD=1          neither install nor start dockerd (unit-only runs)
 #   KILN_WORLD_NO_DEBIAN=1           skip debian:bookworm (debootstrap takes minutes)
 #   KILN_WORLD_NO_EMULATORS=1        skip the cloud storage emulators (S3, GCS, Azure Blob)
+#   KILN_WORLD_NO_BUILDKIT=1         skip scripts/buildkit-tools.sh install (buildx, buildctl,
+#                                    buildkitd built from the Go module proxy, cached in
+#                                    KILN_TOOLS_CACHE=/var/cache/kiln-tools)
 #   KILN_WORLD_NO_APT=1              never call apt-get (fail instead if something is missing)
 #   KILN_WORLD_PULL=0                do not pull the base images into the docker engine
 #   FORCE=1                          rebuild the cached images and re-push them
@@ -36,7 +39,7 @@
 # Logs go to stderr; stdout carries only the `export` lines, so
 #   eval "$(scripts/world.sh up)"
 # is the way to enter the world. Idempotent: a second `up` takes seconds.
-# Network use: loopback and the Debian mirror (apt, debootstrap) only.
+# Network use: loopback, the Debian mirror (apt, debootstrap) and the Go module proxy only.
 set -euo pipefail
 
 STATE=${KILN_WORLD:-/var/tmp/kiln-world}
@@ -45,6 +48,8 @@ NO_DOCKERD=${KILN_WORLD_NO_DOCKERD:-0}
 NO_DEBIAN=${KILN_WORLD_NO_DEBIAN:-0}
 NO_APT=${KILN_WORLD_NO_APT:-0}
 NO_EMULATORS=${KILN_WORLD_NO_EMULATORS:-0}
+NO_BUILDKIT=${KILN_WORLD_NO_BUILDKIT:-0}
+BUILDKIT_TOOLS=$(dirname "${BASH_SOURCE[0]}")/buildkit-tools.sh
 PULL=${KILN_WORLD_PULL:-1}
 FORCE=${FORCE:-0}
 
@@ -281,6 +286,8 @@ print_env() {
   else
     echo "export KILN_TEST_DOCKER=0"
   fi
+  # the BuildKit clients and reference daemon, for whatever is installed
+  "$BUILDKIT_TOOLS" env
 }
 
 cmd_up() {
@@ -295,6 +302,12 @@ cmd_up() {
     DOCKER_OK=1
   fi
   ensure_emulators
+  if [ "$NO_BUILDKIT" = 1 ]; then
+    log "buildx, buildctl, buildkitd: skipped (KILN_WORLD_NO_BUILDKIT=1)"
+  else
+    # fails (and with it `up`) when a build fails: CI must not silently skip BuildKit tests
+    "$BUILDKIT_TOOLS" install || die "scripts/buildkit-tools.sh install failed"
+  fi
   start_registry
   ensure_busybox
   if [ "$NO_DEBIAN" = 1 ]; then

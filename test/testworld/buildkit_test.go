@@ -180,3 +180,91 @@ func tarHas(path, name string) error {
 		}
 	}
 }
+
+// TestBuildkitToolsScript runs scripts/buildkit-tools.sh against a cache of its own: an
+// empty cache makes `env` print nothing, and a cache whose stamps match the pinned
+// versions makes `install` build nothing (only link the plugin) and `env` print the three
+// variables.
+func TestBuildkitToolsScript(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a script")
+	}
+	if _, err := exec.LookPath("runc"); err != nil {
+		t.Skip("no runc: install would apt-get it")
+	}
+	script, err := filepath.Abs("../../scripts/buildkit-tools.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := os.ReadFile(script)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pin := func(name string) string {
+		for _, line := range strings.Split(string(src), "\n") {
+			if v, ok := strings.CutPrefix(line, name+"="); ok {
+				return strings.Fields(v)[0]
+			}
+		}
+		t.Fatalf("no %s= line in %s", name, script)
+		return ""
+	}
+	buildx, buildkit, recipe := pin("BUILDX_VERSION"), pin("BUILDKIT_VERSION"), pin("RECIPE")
+	var keep []string
+	for _, d := range filepath.SplitList(os.Getenv("PATH")) {
+		if _, err := os.Stat(filepath.Join(d, "go")); err != nil {
+			keep = append(keep, d)
+		}
+	}
+	noGo := strings.Join(keep, string(filepath.ListSeparator))
+	run := func(cache, arg string) (stdout, stderr string) {
+		t.Helper()
+		var out, errb strings.Builder
+		cmd := exec.Command("bash", script, arg)
+		// no go on PATH: a stamp mismatch fails at once instead of building for minutes
+		cmd.Env = append(os.Environ(), "KILN_TOOLS_CACHE="+cache, "KILN_WORLD_NO_APT=1", "PATH="+noGo)
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		if err := cmd.Run(); err != nil {
+			t.Fatalf("buildkit-tools.sh %s: %v\n%s", arg, err, errb.String())
+		}
+		return out.String(), errb.String()
+	}
+
+	if out, _ := run(t.TempDir(), "env"); out != "" {
+		t.Errorf("env with an empty cache printed %q; want nothing", out)
+	}
+
+	cache := t.TempDir()
+	fake := func(dir, stamp string, bins ...string) string {
+		d := filepath.Join(cache, dir)
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for _, b := range bins {
+			if err := os.WriteFile(filepath.Join(d, b), []byte("#!/bin/sh\n"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := os.WriteFile(filepath.Join(d, ".stamp"), []byte(stamp+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	bxDir := fake("buildx-"+buildx, "buildx "+buildx+" recipe "+recipe, "docker-buildx")
+	bkDir := fake("buildkit-"+buildkit, "buildkit "+buildkit+" recipe "+recipe, "buildctl", "buildkitd")
+	_, log := run(cache, "install")
+	if strings.Contains(log, "building") {
+		t.Errorf("install with a stamped cache built something:\n%s", log)
+	}
+	if dst, err := os.Readlink(filepath.Join(cache, "docker-config", "cli-plugins", "docker-buildx")); err != nil ||
+		dst != filepath.Join(bxDir, "docker-buildx") {
+		t.Errorf("plugin link = %q, %v; want %s", dst, err, filepath.Join(bxDir, "docker-buildx"))
+	}
+	out, _ := run(cache, "env")
+	want := "export " + EnvBuildxConfig + "=" + filepath.Join(cache, "docker-config") + "\n" +
+		"export " + EnvBuildctl + "=" + filepath.Join(bkDir, "buildctl") + "\n" +
+		"export " + EnvBuildkitd + "=" + filepath.Join(bkDir, "buildkitd") + "\n"
+	if out != want {
+		t.Errorf("env printed\n%s\nwant\n%s", out, want)
+	}
+}
