@@ -76,7 +76,7 @@ ratio_cell() {
 }
 
 na_reason() {
-  local v="NA_$1"
+  local v="NA_${1//-/_}"
   printf '%s' "${!v:-}" | tr '|' '/'
 }
 
@@ -101,6 +101,7 @@ machine_facts() {
   echo "| OS | $os |"
   echo "| docker | server $dv, classic builder, storage driver $dd |"
   echo "| buildah | ${bv:-not installed}, storage driver ${BUILDAH_DRIVER_USED:-none}, chroot isolation |"
+  echo "| BuildKit clients | $(bx_versions) |"
   if [ -n "${KILN_BIN:-}" ]; then
     echo "| kiln | KILN_BIN=$KILN_BIN (work tree at git $kc) |"
   else
@@ -119,6 +120,33 @@ results_table() {
       "$(cell "$c" kiln)" "$(cell "$c" docker)" "$(cell "$c" buildah)" \
       "$(ratio_cell "$c" kiln docker)" "$(ratio_cell "$c" kiln buildah)" \
       "$(rss_cell "$c" kiln)" "$(rss_cell "$c" buildah)"
+  done
+}
+
+# bx_table: the BuildKit clients' cases, kiln-bx against docker-bx (and buildkitd-034 when
+# selected).
+bx_table() {
+  local c bk=""
+  case " $BUILDERS " in *" buildkitd-034 "*) bk=1 ;; esac
+  if [ -n "$bk" ]; then
+    echo "| case | what | kiln-bx | docker-bx | kiln-bx / docker-bx | buildkitd 0.34 | kiln-bx / buildkitd |"
+    echo "|---|---|---|---|---|---|---|"
+  else
+    echo "| case | what | kiln-bx | docker-bx | kiln-bx / docker-bx |"
+    echo "|---|---|---|---|---|"
+  fi
+  for c in $CASES; do
+    builder_measures kiln-bx "$c" || continue
+    printf '| %s | %s | %s | %s | %s |' "$c" "$(case_desc "$c")" \
+      "$(cell "$c" kiln-bx)" "$(cell "$c" docker-bx)" "$(ratio_cell "$c" kiln-bx docker-bx)"
+    if [ -n "$bk" ]; then
+      if builder_measures buildkitd-034 "$c"; then
+        printf ' %s | %s |' "$(cell "$c" buildkitd-034)" "$(ratio_cell "$c" kiln-bx buildkitd-034)"
+      else
+        printf ' – | – |'
+      fi
+    fi
+    echo
   done
 }
 
@@ -142,6 +170,16 @@ there are several. Ratios (of medians) below 1× mean kiln is faster. Cases run:
 
 $(results_table)
 
+## BuildKit clients
+
+The same kind of cell for \`docker build\` through the buildx plugin (docker driver): kiln-bx
+at \`kiln serve\`, docker-bx at dockerd's built-in BuildKit, in the same run. Cold cases (a,
+c, d) start without step cache and without the context the client sent before; fd rebuilds
+d unchanged; dc rebuilds d after one file changed, where BuildKit's incremental context
+transfer sends only that file.
+
+$(bx_table)
+
 ## Machine
 
 $(machine_facts)
@@ -158,6 +196,19 @@ $(machine_facts)
   through \`kiln serve\` with the real docker CLI (\`DOCKER_BUILDKIT=0\`, the context
   uploaded each time, the server's step cache in place), Docker without \`--no-cache\`,
   buildah with \`--layers\` and no \`--no-cache\`.
+- Case dc builds d's context once untimed, then rewrites one of its 10,000 files (same
+  size, new first line, current mtime) and times the rebuild: the COPY of all 10,000 files
+  runs again. kiln (through \`kiln serve\`, \`DOCKER_BUILDKIT=0\`) and Docker's classic
+  builder receive the whole context again as a tar; buildah reads the directory.
+- **kiln-bx** and **docker-bx** run the docker CLI with a private \`DOCKER_CONFIG\` holding
+  only the buildx plugin (\`scripts/buildkit-tools.sh\`), \`--progress=plain\`, no
+  attestations. kiln-bx talks to one \`kiln serve --isolation=chroot\` with a warmed
+  base-image cache; before each cold run it is restarted on an empty state dir (kiln does not
+  implement BuildKit's prune yet), untimed. docker-bx talks to the world's dockerd, with
+  \`docker builder prune -af\` (untimed) before each cold run; dockerd's BuildKit finds the
+  pre-pulled base in its image store. Both cold runs add \`--no-cache\`; the warm ones
+  (fd, dc) build twice and time the second build, as above. The image is stored in the
+  server's image store in both (buildx's default output, no \`--load\` copy).
 - Case h is a Go benchmark of kiln's snapshot code (\`BenchmarkDiffUnchanged/100k\`,
   10 iterations per run): the time to find that nothing changed in a 100,000-file root
   after a RUN. The other builders expose no such step.
@@ -182,6 +233,8 @@ Commands (CTX is the generated context, NAME the case's short name):
 $(kiln_command)
 $(docker_command)
 $(buildah_command)
+$(kiln_bx_command)
+$(docker_bx_command)
 \`\`\`
 
 The contexts are generated deterministically by \`scripts/bench.d/cases.sh\`. Raw
