@@ -211,15 +211,31 @@ docker_bx_command() {
     "prune -af\` (warm cases: twice, no prune, without --no-cache, the second timed)"
 }
 
-# bx_versions: "buildx vX; dockerd's BuildKit vY" for the machine table.
+# bx_versions: buildx's, dockerd's BuildKit's and buildkitd's versions for the machine
+# table. A binary built without version stamps says v0.0.0+unknown; then the version in
+# the tools cache's directory name (buildx-v0.36.1/) is shown.
 bx_versions() {
-  local bx bk
-  bx=$(awk '{print $2; exit}' "$LOGS/buildx-version.log" 2>/dev/null || true)
-  if [ -z "$bx" ] && [ -n "$DOCKER_BX_CONFIG" ]; then
-    bx=$(bx_docker "$DOCKER_BX_CONFIG" "" buildx version 2>/dev/null | awk '{print $2; exit}' || true)
+  local bx="" bk bkd="" p
+  if [ -n "$DOCKER_BX_CONFIG$KILN_BX_CONFIG" ]; then
+    p=${DOCKER_BX_CONFIG:-$KILN_BX_CONFIG}/cli-plugins/docker-buildx
+    bx=$(tool_version "$(bx_docker "${DOCKER_BX_CONFIG:-$KILN_BX_CONFIG}" "" buildx version 2>/dev/null |
+      awk '{print $2; exit}' || true)" "$p")
   fi
   bk=$(awk -F': *' '/BuildKit version/ {print $2; exit}' "$LOGS/docker-bx-inspect.log" 2>/dev/null || true)
-  echo "buildx ${bx:-not installed}; dockerd's BuildKit ${bk:-?}"
+  if [ -n "$BK_CTL" ]; then
+    bkd=$(tool_version "$(awk '{print $3; exit}' "$LOGS/buildkitd-version.log" 2>/dev/null || true)" "$BK_CTL")
+  fi
+  echo "buildx ${bx:-not used}; dockerd's BuildKit ${bk:-?}${bkd:+; buildkitd $bkd (OCI worker, runc $(runc --version 2>/dev/null | awk '{print $3; exit}'))}"
+}
+
+# tool_version VERSION PATH: VERSION, or when it is empty or v0.0.0+unknown, the vX.Y.Z
+# in the name of the directory PATH resolves into.
+tool_version() {
+  case $1 in
+    '' | v0.0.0*) ;;
+    *) echo "$1"; return ;;
+  esac
+  basename "$(dirname "$(readlink -f "$2")")" | sed -n 's/^.*-\(v[0-9][0-9.]*\)$/\1/p'
 }
 
 # ---------------------------------------------------------------- buildkitd-034
@@ -240,4 +256,86 @@ bk_binary() {
     fi
   done
   command -v "$1"
+}
+
+NA_buildkitd_034=""
+BK_DIR=""
+BK_SOCK=""
+BK_PID=""
+BK_CTL=""
+
+buildkitd_034_setup() {
+  local bkd ctl
+  bkd=$(bk_binary buildkitd) && ctl=$(bk_binary buildctl) ||
+    { NA_buildkitd_034="buildkitd not installed: scripts/buildkit-tools.sh install"; return; }
+  command -v runc >/dev/null || { NA_buildkitd_034="no runc for buildkitd's OCI worker"; return; }
+  BK_CTL=$ctl BK_DIR=$SCRATCH/buildkitd BK_SOCK=$SCRATCH/buildkitd.sock
+  mkdir -p "$BK_DIR"
+  # The OCI worker (runc) on its default snapshotter, RUN on the host's network (as
+  # docker --network host and kiln's chroot), the world's registry over plain HTTP.
+  cat >"$BK_DIR/buildkitd.toml" <<TOML
+[worker.oci]
+  enabled = true
+  gc = false
+
+[worker.containerd]
+  enabled = false
+
+[registry."$REGISTRY"]
+  http = true
+  insecure = true
+TOML
+  "$bkd" --version >"$LOGS/buildkitd-version.log" 2>&1 || true
+  "$bkd" --config "$BK_DIR/buildkitd.toml" --root "$BK_DIR/root" --addr "unix://$BK_SOCK" \
+    --oci-worker=true --oci-worker-net=host --containerd-worker=false >"$LOGS/buildkitd.log" 2>&1 </dev/null &
+  BK_PID=$!
+  local i
+  for i in $(seq 1 300); do
+    "$BK_CTL" --addr "unix://$BK_SOCK" debug workers >/dev/null 2>&1 && return 0
+    kill -0 "$BK_PID" 2>/dev/null || break
+    sleep 0.2
+  done
+  NA_buildkitd_034="buildkitd did not come up: $(rel "$LOGS/buildkitd.log")"
+}
+
+# bk_build CTX NAME: the buildctl command line (without the timing) as an array in BKB.
+BKB=()
+bk_build() {
+  BKB=("$BK_CTL" --addr "unix://$BK_SOCK" build --progress=plain --frontend dockerfile.v0
+    --local "context=$1" --local "dockerfile=$1" --output "type=image,name=bench-bk-$2")
+}
+
+# buildkitd_034_run: prunes the whole cache, pulls the base again with an untimed build
+# of a FROM-only-and-RUN-true Dockerfile (the other builders have their bases beforehand),
+# then times the case's build, whose FROM is the only cache hit.
+buildkitd_034_run() {
+  local ctx=$1 name=$2 logf=$3 pre=$SCRATCH/buildkitd-pre
+  "$BK_CTL" --addr "unix://$BK_SOCK" prune --all >"$logf.prune" 2>&1 </dev/null || true
+  mkdir -p "$pre"
+  printf 'FROM %s\nRUN true\n' "$(case_base "$CURRENT_CASE")" >"$pre/Dockerfile"
+  bk_build "$pre" pre
+  "${BKB[@]}" >"$logf.prebuild" 2>&1 </dev/null || true
+  bk_build "$ctx" "$name"
+  timed "$logf" "" "${BKB[@]}"
+}
+
+buildkitd_034_cleanup() { :; }
+
+buildkitd_034_teardown() {
+  [ -n "$BK_PID" ] || return 0
+  kill "$BK_PID" 2>/dev/null || true
+  local i
+  for i in $(seq 1 100); do
+    kill -0 "$BK_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill -9 "$BK_PID" 2>/dev/null || true
+  wait "$BK_PID" 2>/dev/null || true
+  BK_PID=""
+}
+
+buildkitd_034_command() {
+  echo "buildkitd-034: buildctl --addr unix://BUILDKITD_SOCK build --progress=plain --frontend dockerfile.v0" \
+    "--local context=CTX --local dockerfile=CTX --output type=image,name=bench-bk-NAME, after" \
+    "\`buildctl prune --all\` and an untimed build pulling the base (buildkitd: OCI worker, runc, host network)"
 }
