@@ -96,10 +96,11 @@ KILN_BX_CONFIG=""
 KILN_BX_CACHE=""
 KILN_BX_SOCK=""
 KILN_BX_PID=""
+KILN_BX_FRESH="" # set while the server has built nothing since it started
 
 kiln_bx_setup() {
-  kiln_binary || { NA_kiln_bx=$KILN_NA; return; }
   KILN_BX_CONFIG=$(bx_config kiln-bx) || { NA_kiln_bx=$BX_MISSING; return; }
+  kiln_binary || { NA_kiln_bx=$KILN_NA; return; }
   if ! bx_docker "$KILN_BX_CONFIG" "" buildx version >"$LOGS/buildx-version.log" 2>&1; then
     NA_kiln_bx="\`docker buildx version\` failed: $(rel "$LOGS/buildx-version.log")"
     return
@@ -126,7 +127,10 @@ kiln_bx_start() {
     >>"$LOGS/kiln-bx-serve.log" 2>&1 </dev/null &
   KILN_BX_PID=$!
   for i in $(seq 1 200); do
-    DOCKER_HOST=unix://$KILN_BX_SOCK timeout 5 docker version >/dev/null 2>&1 && return 0
+    if DOCKER_HOST=unix://$KILN_BX_SOCK timeout 5 docker version >/dev/null 2>&1; then
+      KILN_BX_FRESH=1
+      return 0
+    fi
     kill -0 "$KILN_BX_PID" 2>/dev/null || break
     sleep 0.1
   done
@@ -141,8 +145,9 @@ kiln_bx_stop() {
 }
 
 kiln_bx_run() {
-  local ctx=$1 name=$2 logf=$3
-  if [ -z "$(case_warm "$CURRENT_CASE")" ] && ! kiln_bx_start; then
+  local ctx=$1 name=$2 logf=$3 fresh=$KILN_BX_FRESH
+  KILN_BX_FRESH=""
+  if [ -z "$(case_warm "$CURRENT_CASE")" ] && [ -z "$fresh" ] && ! kiln_bx_start; then
     echo "bench: kiln serve did not come up again: $(rel "$LOGS/kiln-bx-serve.log")" >"$logf"
     TIMED_RC=98 TIMED_SECS="" TIMED_RSS=""
     return
@@ -266,8 +271,10 @@ BK_CTL=""
 
 buildkitd_034_setup() {
   local bkd ctl
-  bkd=$(bk_binary buildkitd) && ctl=$(bk_binary buildctl) ||
-    { NA_buildkitd_034="buildkitd not installed: scripts/buildkit-tools.sh install"; return; }
+  if ! bkd=$(bk_binary buildkitd) || ! ctl=$(bk_binary buildctl); then
+    NA_buildkitd_034="buildkitd not installed: scripts/buildkit-tools.sh install"
+    return
+  fi
   command -v runc >/dev/null || { NA_buildkitd_034="no runc for buildkitd's OCI worker"; return; }
   BK_CTL=$ctl BK_DIR=$SCRATCH/buildkitd BK_SOCK=$SCRATCH/buildkitd.sock
   mkdir -p "$BK_DIR"

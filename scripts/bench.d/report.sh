@@ -209,6 +209,13 @@ $(machine_facts)
   pre-pulled base in its image store. Both cold runs add \`--no-cache\`; the warm ones
   (fd, dc) build twice and time the second build, as above. The image is stored in the
   server's image store in both (buildx's default output, no \`--load\` copy).
+- **buildkitd-034** (cases a, c, d) is the reference daemon, BuildKit v0.34 as
+  \`scripts/buildkit-tools.sh\` builds it, run as root by the bench with the OCI worker
+  (runc, its default snapshotter, \`--oci-worker-net=host\`) and the test registry over
+  HTTP; buildctl sends the build (\`--frontend dockerfile.v0\`, no buildx). Before each run
+  \`buildctl prune --all\` empties its cache and an untimed build pulls the base again, so
+  the timed build starts with the base only. The image goes to buildkitd's own image store
+  (\`--output type=image\`, not pushed).
 - Case h is a Go benchmark of kiln's snapshot code (\`BenchmarkDiffUnchanged/100k\`,
   10 iterations per run): the time to find that nothing changed in a 100,000-file root
   after a RUN. The other builders expose no such step.
@@ -235,6 +242,7 @@ $(docker_command)
 $(buildah_command)
 $(kiln_bx_command)
 $(docker_bx_command)
+$(buildkitd_034_command)
 \`\`\`
 
 The contexts are generated deterministically by \`scripts/bench.d/cases.sh\`. Raw
