@@ -21,48 +21,62 @@ NA_kiln=""
 KILN=""
 
 kiln_setup() {
+  kiln_binary || { NA_kiln=$KILN_NA; return; }
+  kiln_warm_bases
+  if bench_has_warm_cases; then kiln_start_server; fi
+}
+
+# kiln_binary sets KILN to the kiln binary to time, building it the first time; on failure
+# it sets KILN_NA to the reason and fails. kiln and kiln-bx share it.
+KILN_NA=""
+kiln_binary() {
+  [ -z "$KILN_NA" ] || return 1
+  [ -z "$KILN" ] || return 0
   if [ -n "${KILN_BIN:-}" ]; then
+    [ -x "$KILN_BIN" ] || { KILN_NA="KILN_BIN=$KILN_BIN is not executable"; return 1; }
     KILN=$KILN_BIN
-    [ -x "$KILN" ] || { NA_kiln="KILN_BIN=$KILN_BIN is not executable"; return; }
   else
     if ! command -v go >/dev/null; then
-      NA_kiln="no Go toolchain to build cmd/kiln"
-      return
+      KILN_NA="no Go toolchain to build cmd/kiln"
+      return 1
     fi
     # Same flags as `make build`, but into the run dir: bin/kiln belongs to whoever last ran
     # make, and may change under a running benchmark.
-    KILN=$SCRATCH/bin/kiln
-    log "kiln: go build ./cmd/kiln -> $KILN"
-    if ! (cd "$ROOT" && CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o "$KILN" ./cmd/kiln) \
+    log "kiln: go build ./cmd/kiln -> $SCRATCH/bin/kiln"
+    if ! (cd "$ROOT" && CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o "$SCRATCH/bin/kiln" ./cmd/kiln) \
       >"$LOGS/kiln-go-build.log" 2>&1; then
-      NA_kiln="go build ./cmd/kiln failed: $(rel "$LOGS/kiln-go-build.log")"
-      return
+      KILN_NA="go build ./cmd/kiln failed: $(rel "$LOGS/kiln-go-build.log")"
+      return 1
     fi
+    KILN=$SCRATCH/bin/kiln
   fi
   if ! "$KILN" build --help >"$LOGS/kiln-build-help.log" 2>&1; then
-    NA_kiln="\`kiln build --help\` failed: $(rel "$LOGS/kiln-build-help.log")"
-    return
+    KILN_NA="\`kiln build --help\` failed: $(rel "$LOGS/kiln-build-help.log")"
+    KILN=""
+    return 1
   fi
   "$KILN" version >"$LOGS/kiln-version.log" 2>&1 || true
-  kiln_warm_bases
-  if bench_has_warm_cases; then kiln_start_server; fi
 }
 
 # kiln_warm_bases fills the base-image cache (--cache-dir) the cold cases build with,
 # untimed, as the other builders have their bases pulled before any timing.
 KILN_BASE_CACHE=""
 kiln_warm_bases() {
-  local ref
   KILN_BASE_CACHE=$SCRATCH/kiln-base-cache
-  mkdir -p "$KILN_BASE_CACHE"
+  if ! kiln_warm_into "$KILN_BASE_CACHE"; then
+    log "kiln: kiln warm failed ($(rel "$LOGS/kiln-warm.log")); kiln runs with an empty base cache"
+    KILN_BASE_CACHE=""
+  fi
+}
+
+# kiln_warm_into DIR: `kiln warm` of every base the selected cases need into DIR.
+kiln_warm_into() {
+  local ref
+  mkdir -p "$1"
   for ref in $BASES; do
-    log "kiln: warming $ref into the base cache (untimed)"
-    if ! "$KILN" warm --cache-dir "$KILN_BASE_CACHE" --image "$ref" --insecure-registry "$REGISTRY" \
-      >>"$LOGS/kiln-warm.log" 2>&1; then
-      log "kiln: kiln warm failed ($(rel "$LOGS/kiln-warm.log")); kiln runs with an empty base cache"
-      KILN_BASE_CACHE=""
-      return
-    fi
+    log "kiln: warming $ref into $(rel "$1") (untimed)"
+    "$KILN" warm --cache-dir "$1" --image "$ref" --insecure-registry "$REGISTRY" \
+      >>"$LOGS/kiln-warm.log" 2>&1 || return 1
   done
 }
 
@@ -127,8 +141,10 @@ kiln_run() {
 # server's cache, then the same docker build is timed.
 kiln_run_warm() {
   local ctx=$1 name=$2 logf=$3
+  case_before "$CURRENT_CASE" "$ctx"
   DOCKER_HOST=unix://$KILN_SOCK DOCKER_BUILDKIT=0 docker build -t "bench-$name" "$ctx" \
     >"$logf.prebuild" 2>&1 </dev/null || true
+  case_between "$CURRENT_CASE" "$ctx"
   timed "$logf" "" env DOCKER_HOST="unix://$KILN_SOCK" DOCKER_BUILDKIT=0 \
     docker build -t "bench-$name" "$ctx"
 }
@@ -207,8 +223,10 @@ docker_run() {
   # it does under kiln's and buildah's chroot isolation, and needs no docker0 bridge.
   if [ -n "$(case_warm "$CURRENT_CASE")" ]; then
     # warm rebuild: an untimed build fills the cache, the same build again is timed
+    case_before "$CURRENT_CASE" "$ctx"
     DOCKER_BUILDKIT=0 docker build --network "$DOCKER_NETWORK" -t "bench-$name" "$ctx" \
       >"$logf.prebuild" 2>&1 </dev/null || true
+    case_between "$CURRENT_CASE" "$ctx"
     timed "$logf" "" env DOCKER_BUILDKIT=0 docker build \
       --network "$DOCKER_NETWORK" -t "bench-$name" "$ctx"
   else
@@ -315,8 +333,10 @@ buildah_run() {
   # --pull=false: use the pre-pulled base, like docker build without --pull (buildah's
   # default, --pull=true, asks the registry for a newer base on every build).
   if [ -n "$(case_warm "$CURRENT_CASE")" ]; then
+    case_before "$CURRENT_CASE" "$ctx"
     "${BUILDAH[@]}" bud --isolation chroot --layers --pull=false --format docker \
       --tls-verify=false -t "bench-$name" "$ctx" >"$logf.prebuild" 2>&1 </dev/null || true
+    case_between "$CURRENT_CASE" "$ctx"
     timed "$logf" "$SCRATCH/buildah.rss" "${BUILDAH[@]}" bud --isolation chroot --layers \
       --pull=false --format docker --tls-verify=false -t "bench-$name" "$ctx"
   else

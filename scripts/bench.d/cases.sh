@@ -8,7 +8,7 @@
 
 CASES_RECIPE=1
 # shellcheck disable=SC2034 # read by scripts/bench
-CASES_ALL="a b c d e e0 fa fd g h"
+CASES_ALL="a b c d e e0 fa fd dc g h"
 CASES_EPOCH=1700000000 # mtime given to every context file
 
 BUSYBOX_REF() { echo "$REGISTRY/busybox:1.35"; }
@@ -25,6 +25,7 @@ case_name() {
     e0) echo bigbase-cold ;;
     fa) echo warm-small ;;
     fd) echo warm-copy10k ;;
+    dc) echo changed-copy10k ;;
     g) echo copy1g ;;
     h) echo snapshot100k ;;
     *) return 1 ;;
@@ -33,12 +34,37 @@ case_name() {
 
 # case_warm CASE: for a warm-rebuild case, the case whose build it repeats (its context
 # and Dockerfile); nothing for a cold case. Builders build it once untimed, then time
-# the same build again with their cache in place.
+# the same build again with their cache in place. Between the two builds they call
+# case_between CASE CTX (before the untimed one: case_before CASE CTX).
 case_warm() {
   case $1 in
     fa) echo a ;;
-    fd) echo d ;;
+    fd | dc) echo d ;;
   esac
+}
+
+# The file of case d's context that case dc changes between the untimed and the timed
+# build (one of the 10,000; its directory and size stay the same).
+CASES_DC_FILE=data/d42/x4217
+
+# case_before CASE CTX: before a warm case's untimed build. For dc: the changed file gets
+# its original bytes and mtime back, so the untimed build sees case d's context.
+case_before() {
+  [ "$1" = dc ] || return 0
+  local orig=$STATE/contexts/d/$CASES_DC_FILE
+  cat "$orig" >"$2/$CASES_DC_FILE"
+  touch -d "@$CASES_EPOCH" "$2/$CASES_DC_FILE"
+}
+
+# case_between CASE CTX: between a warm case's untimed and timed builds. For dc: one file
+# of the context gets new bytes (a first line naming this moment, unique to the run; the
+# same size) and the current mtime, as an editor saving it would; the COPY must run again.
+case_between() {
+  [ "$1" = dc ] || return 0
+  local orig=$STATE/contexts/d/$CASES_DC_FILE size head
+  size=$(stat -c %s "$orig")
+  head=$(printf 'kiln bench: changed at %s by %s' "$EPOCHREALTIME" "${CURRENT_BUILDER:-?}")
+  { printf '%s\n' "$head"; head -c $((size - ${#head} - 1)) "$orig"; } >"$2/$CASES_DC_FILE"
 }
 
 # case_cold_base CASE: succeeds when kiln must start without its base-image cache (the
@@ -56,6 +82,7 @@ case_desc() {
     e0) echo "e with kiln's base cache empty (kiln pulls the base inside the timing)" ;;
     fa) echo "warm rebuild of a: same Dockerfile and context again, cache in place (kiln: through kiln serve and the docker CLI)" ;;
     fd) echo "warm rebuild of d, as fa" ;;
+    dc) echo "rebuild of d after one of its 10,000 files changed (same size, new bytes and mtime): the COPY runs again" ;;
     g) echo "COPY of 1 GiB (100 files of 10 MiB, random bytes) into busybox: memory" ;;
     h) echo "snapshot of an unchanged 100,000-file root (kiln's Go benchmark; the others expose no equivalent)" ;;
   esac
@@ -160,6 +187,10 @@ case_random_bytes() {
 case_context() {
   local c=$1 dir=$STATE/contexts/$1 key src
   src=$(case_warm "$c")
+  if [ "$c" = dc ]; then
+    case_context_dc
+    return
+  fi
   if [ -n "$src" ]; then
     case_context "$src"
     return
@@ -174,5 +205,27 @@ case_context() {
   mkdir -p "$dir"
   case_generate "$c" "$dir"
   echo "$key" >"$dir.key" # written last: an interrupted generation never counts
+  echo "$dir"
+}
+
+# case_context_dc: case dc's context is a copy of case d's made of hard links (cheap),
+# but for the one file dc rewrites, which is a file of its own so that d stays intact.
+# A directory of its own also gives BuildKit clients their own context to transfer
+# incrementally (buildx keys it by the directory's path).
+case_context_dc() {
+  local d dir=$STATE/contexts/dc key
+  d=$(case_context d)
+  key="from d: $(cat "$d.key")"
+  if [ -d "$dir" ] && [ "$(cat "$dir.key" 2>/dev/null || true)" = "$key" ]; then
+    echo "$dir"
+    return
+  fi
+  log "linking the context of case dc in $dir (case d's, one file copied)"
+  rm -rf --one-file-system "$dir" "$dir.key"
+  cp -al "$d" "$dir"
+  rm -f "$dir/$CASES_DC_FILE"
+  cp -p "$d/$CASES_DC_FILE" "$dir/$CASES_DC_FILE"
+  touch -h -d "@$CASES_EPOCH" "$(dirname "$dir/$CASES_DC_FILE")"
+  echo "$key" >"$dir.key"
   echo "$dir"
 }

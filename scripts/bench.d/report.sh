@@ -76,7 +76,7 @@ ratio_cell() {
 }
 
 na_reason() {
-  local v="NA_$1"
+  local v="NA_${1//-/_}"
   printf '%s' "${!v:-}" | tr '|' '/'
 }
 
@@ -101,6 +101,7 @@ machine_facts() {
   echo "| OS | $os |"
   echo "| docker | server $dv, classic builder, storage driver $dd |"
   echo "| buildah | ${bv:-not installed}, storage driver ${BUILDAH_DRIVER_USED:-none}, chroot isolation |"
+  echo "| BuildKit clients | $(bx_versions) |"
   if [ -n "${KILN_BIN:-}" ]; then
     echo "| kiln | KILN_BIN=$KILN_BIN (work tree at git $kc) |"
   else
@@ -119,6 +120,94 @@ results_table() {
       "$(cell "$c" kiln)" "$(cell "$c" docker)" "$(cell "$c" buildah)" \
       "$(ratio_cell "$c" kiln docker)" "$(ratio_cell "$c" kiln buildah)" \
       "$(rss_cell "$c" kiln)" "$(rss_cell "$c" buildah)"
+  done
+}
+
+# bx_table: the BuildKit clients' cases, kiln-bx against docker-bx, with kiln's own
+# column (kiln build; warm cases through /build) against docker-bx when kiln was run, and
+# buildkitd-034 when selected.
+bx_table() {
+  local c k="" bk="" head="| case | what | kiln-bx | docker-bx | kiln-bx / docker-bx |" rule="|---|---|---|---|---|"
+  case " $BUILDERS " in *" kiln "*) k=1 ;; esac
+  case " $BUILDERS " in *" buildkitd-034 "*) bk=1 ;; esac
+  [ -z "$k" ] || { head="$head kiln | kiln / docker-bx |"; rule="$rule---|---|"; }
+  [ -z "$bk" ] || { head="$head buildkitd 0.34 | kiln-bx / buildkitd |"; rule="$rule---|---|"; }
+  echo "$head"
+  echo "$rule"
+  for c in $CASES; do
+    builder_measures kiln-bx "$c" || continue
+    printf '| %s | %s | %s | %s | %s |' "$c" "$(case_desc "$c")" \
+      "$(cell "$c" kiln-bx)" "$(cell "$c" docker-bx)" "$(ratio_cell "$c" kiln-bx docker-bx)"
+    [ -z "$k" ] || printf ' %s | %s |' "$(cell "$c" kiln)" "$(ratio_cell "$c" kiln docker-bx)"
+    if [ -n "$bk" ]; then
+      if builder_measures buildkitd-034 "$c"; then
+        printf ' %s | %s |' "$(cell "$c" buildkitd-034)" "$(ratio_cell "$c" kiln-bx buildkitd-034)"
+      else
+        printf ' – | – |'
+      fi
+    fi
+    echo
+  done
+}
+
+# phases_of LOG: "transfer steps export" seconds of one BuildKit --progress=plain log:
+# the DONE times of the vertices named "[internal] load build context", of the build steps
+# ("[2/3] COPY …", "[stage 1/2] RUN …") and of "exporting to image". Empty when LOG has none.
+phases_of() {
+  awk '
+    /^#[0-9]+ / {
+      id = $1
+      rest = substr($0, length(id) + 2)
+      if (!(id in name)) { name[id] = rest; next }
+      if (rest ~ /^DONE [0-9.]+s$/) {
+        t = substr(rest, 6) + 0
+        n = name[id]
+        if (n ~ /^\[internal\] load build context/) tr += t
+        else if (n ~ /^\[[^]]*[0-9]+\/[0-9]+\]/) st += t
+        else if (n ~ /^exporting to /) ex += t
+        seen = 1
+      }
+    }
+    END { if (seen) printf "%.1f %.1f %.1f\n", tr, st, ex }
+  ' "$1" 2>/dev/null
+}
+
+# phases_cell CASE BUILDER: the medians of the ok runs' phases, "transfer / steps /
+# export", or "–".
+phases_cell() {
+  local logs l
+  logs=$(awk -F'\t' -v c="$1" -v b="$2" '$1 == c && $2 == b && $4 == "ok" {print $7}' "$TSV")
+  [ -n "$logs" ] || { echo "–"; return; }
+  for l in $logs; do phases_of "$STATE/$l"; done |
+    awk '{for (i = 1; i <= 3; i++) v[i, NR] = $i} END {
+      if (NR == 0) { print "–"; exit }
+      for (i = 1; i <= 3; i++) {
+        n = 0
+        for (r = 1; r <= NR; r++) a[++n] = v[i, r]
+        for (x = 1; x <= n; x++) for (y = x + 1; y <= n; y++) if (a[y] < a[x]) { t = a[x]; a[x] = a[y]; a[y] = t }
+        m[i] = (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+      }
+      printf "%.1f / %.1f / %.1f s\n", m[1], m[2], m[3]
+    }'
+}
+
+# bx_phases_table: where the BuildKit clients' time goes, from their progress output.
+bx_phases_table() {
+  local c b bs="kiln-bx docker-bx"
+  case " $BUILDERS " in *" buildkitd-034 "*) bs="$bs buildkitd-034" ;; esac
+  printf '| case |'
+  for b in $bs; do printf ' %s |' "$b"; done
+  echo
+  printf '|---|'
+  for b in $bs; do printf -- '---|'; done
+  echo
+  for c in $CASES; do
+    builder_measures kiln-bx "$c" || continue
+    printf '| %s |' "$c"
+    for b in $bs; do
+      if builder_measures "$b" "$c"; then printf ' %s |' "$(phases_cell "$c" "$b")"; else printf ' – |'; fi
+    done
+    echo
   done
 }
 
@@ -142,6 +231,24 @@ there are several. Ratios (of medians) below 1× mean kiln is faster. Cases run:
 
 $(results_table)
 
+## BuildKit clients
+
+The same kind of cell for \`docker build\` through the buildx plugin (docker driver): kiln-bx
+at \`kiln serve\`, docker-bx at dockerd's built-in BuildKit, in the same run. Cold cases (a,
+c, d) start without step cache and without the context the client sent before; fd rebuilds
+d unchanged; dc rebuilds d after one file changed, where BuildKit's incremental context
+transfer sends only that file. The kiln column, when run, is the one of the table above
+(\`kiln build\`; fd and dc through \`/build\`, the whole context sent again).
+
+$(bx_table)
+
+Where the time goes, from each client's \`--progress=plain\` output (medians of the runs):
+context transfer / build steps / exporting the image. The rest of the wall-clock time is
+the client's own: starting buildx, opening the session, resolving the base (a few tenths
+of a second), waiting for the session to close.
+
+$(bx_phases_table)
+
 ## Machine
 
 $(machine_facts)
@@ -158,6 +265,26 @@ $(machine_facts)
   through \`kiln serve\` with the real docker CLI (\`DOCKER_BUILDKIT=0\`, the context
   uploaded each time, the server's step cache in place), Docker without \`--no-cache\`,
   buildah with \`--layers\` and no \`--no-cache\`.
+- Case dc builds d's context once untimed, then rewrites one of its 10,000 files (same
+  size, new first line, current mtime) and times the rebuild: the COPY of all 10,000 files
+  runs again. kiln (through \`kiln serve\`, \`DOCKER_BUILDKIT=0\`) and Docker's classic
+  builder receive the whole context again as a tar; buildah reads the directory.
+- **kiln-bx** and **docker-bx** run the docker CLI with a private \`DOCKER_CONFIG\` holding
+  only the buildx plugin (\`scripts/buildkit-tools.sh\`), \`--progress=plain\`, no
+  attestations. kiln-bx talks to one \`kiln serve --isolation=chroot\` with a warmed
+  base-image cache; before each cold run it is restarted on an empty state dir (kiln does not
+  implement BuildKit's prune yet), untimed. docker-bx talks to the world's dockerd, with
+  \`docker builder prune -af\` (untimed) before each cold run; dockerd's BuildKit finds the
+  pre-pulled base in its image store. Both cold runs add \`--no-cache\`; the warm ones
+  (fd, dc) build twice and time the second build, as above. The image is stored in the
+  server's image store in both (buildx's default output, no \`--load\` copy).
+- **buildkitd-034** (cases a, c, d) is the reference daemon, BuildKit v0.34 as
+  \`scripts/buildkit-tools.sh\` builds it, run as root by the bench with the OCI worker
+  (runc, its default snapshotter, \`--oci-worker-net=host\`) and the test registry over
+  HTTP; buildctl sends the build (\`--frontend dockerfile.v0\`, no buildx). Before each run
+  \`buildctl prune --all\` empties its cache and an untimed build pulls the base again, so
+  the timed build starts with the base only. The image goes to buildkitd's own image store
+  (\`--output type=image\`, not pushed).
 - Case h is a Go benchmark of kiln's snapshot code (\`BenchmarkDiffUnchanged/100k\`,
   10 iterations per run): the time to find that nothing changed in a 100,000-file root
   after a RUN. The other builders expose no such step.
@@ -182,6 +309,9 @@ Commands (CTX is the generated context, NAME the case's short name):
 $(kiln_command)
 $(docker_command)
 $(buildah_command)
+$(kiln_bx_command)
+$(docker_bx_command)
+$(buildkitd_034_command)
 \`\`\`
 
 The contexts are generated deterministically by \`scripts/bench.d/cases.sh\`. Raw
