@@ -6,9 +6,13 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
+	bkclient "github.com/moby/buildkit/client"
+	gateway "github.com/moby/buildkit/frontend/gateway/client"
 	gatewaypb "github.com/moby/buildkit/frontend/gateway/pb"
 	"github.com/moby/buildkit/solver/errdefs"
+	"github.com/tonistiigi/fsutil"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -128,4 +132,39 @@ func TestSolveErrorsThroughClient(t *testing.T) {
 			checkSource(t, err, tt.wantLines)
 		})
 	}
+}
+
+// TestSolveErrorThroughGateway checks that a failed RUN keeps its text, exit code and
+// source on buildx's way: a gateway client's LLBBridge.Solve fails, the client returns
+// that error with LLBBridge.Return and Control.Solve answers with it.
+func TestSolveErrorThroughGateway(t *testing.T) {
+	ts := newTestServer(t)
+	dir := writeFiles(t, map[string]string{"Dockerfile": "FROM " + ts.busybox + "\nRUN exit 5\n"})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c, err := bkclient.New(ctx, ts.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fs, err := fsutil.NewFS(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Build(ctx, bkclient.SolveOpt{LocalMounts: map[string]fsutil.FS{"context": fs, "dockerfile": fs}}, "kiln-test",
+		func(ctx context.Context, gc gateway.Client) (*gateway.Result, error) {
+			return gc.Solve(ctx, gateway.SolveRequest{Frontend: "dockerfile.v0"})
+		}, nil)
+	if err == nil {
+		t.Fatal("the build succeeded")
+	}
+	want := `process "/bin/sh -c exit 5" did not complete successfully: exit code: 5`
+	if !strings.HasSuffix(err.Error(), want) {
+		t.Errorf("error %q, want it to end with %q", err, want)
+	}
+	var ee *gatewaypb.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode != 5 {
+		t.Errorf("exit error %v, want code 5", ee)
+	}
+	checkSource(t, err, [2]int{2, 2})
 }
