@@ -9,6 +9,8 @@ import (
 	gatewaypb "github.com/moby/buildkit/frontend/gateway/pb"
 	"github.com/moby/buildkit/solver/errdefs"
 	"github.com/moby/buildkit/solver/pb"
+	"github.com/moby/buildkit/util/grpcerrors"
+	spb "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -88,4 +90,12 @@ func parseError(err error, ie *builder.InstructionError) error {
 		return ie.Err
 	}
 	return fmt.Errorf("dockerfile parse error on line %d: %w", ie.Line, ie.Err)
+}
+
+// gatewayError is the error a gateway client handed back with LLBBridge.Return, as
+// Control.Solve answers it: decoded as BuildKit's clients decode errors, so that the
+// error interceptor sends its message as it is (not behind "rpc error: code = …") and
+// its details (exit code, source) with it.
+func gatewayError(st *spb.Status) error {
+	return grpcerrors.FromGRPC(status.ErrorProto(st))
 }

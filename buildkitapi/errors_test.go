@@ -158,9 +158,10 @@ func TestSolveErrorThroughGateway(t *testing.T) {
 	if err == nil {
 		t.Fatal("the build succeeded")
 	}
-	want := `process "/bin/sh -c exit 5" did not complete successfully: exit code: 5`
-	if !strings.HasSuffix(err.Error(), want) {
-		t.Errorf("error %q, want it to end with %q", err, want)
+	// buildx prints "ERROR: failed to build: " before it.
+	want := `failed to solve: process "/bin/sh -c exit 5" did not complete successfully: exit code: 5`
+	if err.Error() != want {
+		t.Errorf("error %q, want %q", err, want)
 	}
 	var ee *gatewaypb.ExitError
 	if !errors.As(err, &ee) || ee.ExitCode != 5 {
