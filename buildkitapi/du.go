@@ -10,9 +10,9 @@ import (
 	"time"
 
 	controlapi "github.com/moby/buildkit/api/services/control"
+	"github.com/moby/buildkit/util/grpcerrors"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/kiln-build/kiln/builder"
@@ -204,7 +204,8 @@ func (c *contextCache) remove(ids map[string]bool) []cacheUsage {
 	return out
 }
 
-// invalidFilter is how a filter kiln cannot apply is refused.
+// invalidFilter is how a filter kiln cannot apply is refused: InvalidArgument, coded
+// as BuildKit codes its errors so that the interceptor sends the message as it is.
 func invalidFilter(format string, args ...any) error {
-	return status.Errorf(codes.InvalidArgument, format, args...)
+	return grpcerrors.WrapCode(fmt.Errorf(format, args...), codes.InvalidArgument)
 }

@@ -37,7 +37,7 @@ func solveError(err error, dockerfile []byte, name string) error {
 		return nil
 	}
 	if errors.Is(err, context.Canceled) {
-		return status.Error(codes.Canceled, err.Error())
+		return grpcerrors.WrapCode(err, codes.Canceled)
 	}
 	var ie *builder.InstructionError
 	located := errors.As(err, &ie) && ie.Line > 0

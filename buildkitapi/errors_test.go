@@ -12,9 +12,9 @@ import (
 	gateway "github.com/moby/buildkit/frontend/gateway/client"
 	gatewaypb "github.com/moby/buildkit/frontend/gateway/pb"
 	"github.com/moby/buildkit/solver/errdefs"
+	"github.com/moby/buildkit/util/grpcerrors"
 	"github.com/tonistiigi/fsutil"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	"github.com/kiln-build/kiln/builder"
 )
@@ -62,7 +62,7 @@ func TestSolveError(t *testing.T) {
 			checkSource(t, err, tt.wantLines)
 		})
 	}
-	if err := solveError(fmt.Errorf("x: %w", context.Canceled), df, "Dockerfile"); status.Code(err) != codes.Canceled {
+	if err := solveError(fmt.Errorf("x: %w", context.Canceled), df, "Dockerfile"); grpcerrors.Code(err) != codes.Canceled {
 		t.Errorf("cancelled build: %v, want Canceled", err)
 	}
 }
