@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -42,15 +43,15 @@ type buildPruneBody struct {
 
 // prunableCache is a build cache docker builder prune can empty (builder.LocalCache).
 type prunableCache interface {
-	Prune(ctx context.Context, olderThan time.Duration) (builder.PruneReport, error)
+	PruneRecords(ctx context.Context, p builder.CachePrune) ([]builder.CacheRecord, builder.PruneReport, error)
 }
 
 // pruneBuildScratch answers POST /build/prune (docs/server.md, "Prunes"): it empties the
-// step cache (entries not used within until=, or all of them) and removes the scratch
-// directories a build can leave behind when the server died mid-build: those older
-// than this handler (every build of this process removes its own), further limited by
-// until=. keep-storage and the other size bounds ask to keep at most that much cache;
-// removing everything satisfies them, so they are accepted as given.
+// step cache by builder.CachePrune's rule (entries not used within until=, least
+// recently used first down to keep-storage/reserved-space, max-used-space and
+// min-free-space) and removes the scratch directories a build can leave behind when
+// the server died mid-build: those older than this handler (every build of this
+// process removes its own), further limited by until=.
 func (s *Server) pruneBuildScratch(w http.ResponseWriter, r *http.Request, started time.Time) {
 	filters, err := parseFilters(r.URL.Query().Get("filters"))
 	if err == nil {
@@ -70,12 +71,12 @@ func (s *Server) pruneBuildScratch(w http.ResponseWriter, r *http.Request, start
 	}
 	body := buildPruneBody{}
 	if pc, ok := s.build.Workspace.Cache.(prunableCache); ok {
-		// all=1, or no until=: everything; until=D: what was not used for D.
-		var olderThan time.Duration
-		if !until.IsZero() && !boolValue(r.URL.Query().Get("all")) {
-			olderThan = time.Since(until)
+		p, err := cachePruneOptions(r, until)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, err.Error())
+			return
 		}
-		rep, err := pc.Prune(r.Context(), olderThan)
+		_, rep, err := pc.PruneRecords(r.Context(), p)
 		if err != nil {
 			writeError(w, http.StatusInternalServerError, "pruning the build cache: "+err.Error())
 			return
@@ -114,6 +115,40 @@ func (s *Server) pruneBuildScratch(w http.ResponseWriter, r *http.Request, start
 	}
 	sort.Strings(body.CachesDeleted)
 	replyJSON(w, http.StatusOK, body)
+}
+
+// cachePruneOptions reads /build/prune's size bounds (keep-storage before API 1.48,
+// reserved-space, max-used-space and min-free-space since) into the shared prune
+// rule, with until= as its age bound. all= changes nothing: every entry of kiln's
+// step cache is a plain cached step, none is dangling.
+func cachePruneOptions(r *http.Request, until time.Time) (builder.CachePrune, error) {
+	var p builder.CachePrune
+	if !until.IsZero() {
+		p.KeepDuration = time.Since(until)
+	}
+	q := r.URL.Query()
+	for _, f := range []struct {
+		name string
+		dst  *int64
+	}{
+		{"keep-storage", &p.ReservedSpace},
+		{"reserved-space", &p.ReservedSpace},
+		{"max-used-space", &p.MaxUsedSpace},
+		{"min-free-space", &p.MinFreeSpace},
+	} {
+		v := q.Get(f.name)
+		if v == "" {
+			continue
+		}
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 {
+			return p, fmt.Errorf("%s=%q: want a number of bytes", f.name, v)
+		}
+		if n > 0 {
+			*f.dst = n
+		}
+	}
+	return p, nil
 }
 
 // diskUsage sums the sizes of the regular files below dir.

@@ -207,15 +207,18 @@ func TestFailures(t *testing.T) {
 		line             int
 		code             int
 		contains         string
+		endLine          int // the last line of a multi-line instruction
 	}{
-		{"failing RUN", "FROM BUSYBOX\nRUN true\nRUN exit 3\n", 3, 3, "returned a non-zero code: 3"},
-		{"RUN --mount", "FROM BUSYBOX\nRUN --mount=type=cache,target=/c true\n", 2, 0, "not supported"},
-		{"COPY --link", "FROM BUSYBOX\nCOPY --link a /a\n", 2, 0, "not supported"},
-		{"heredoc", "FROM BUSYBOX\nRUN <<EOF\necho hi\nEOF\n", 2, 0, "not supported"},
-		{"missing source", "FROM BUSYBOX\nCOPY nothere /x\n", 2, 0, "nothere"},
-		{"unknown user", "FROM BUSYBOX\nUSER nobody-here\nRUN true\n", 3, 0, "nobody-here"},
-		{"syntax", "FROM BUSYBOX\nFOO bar\n", 2, 0, "unknown instruction"},
-		{"missing target", "FROM BUSYBOX\n", 0, 0, "failed to reach build target"},
+		{"failing RUN", "FROM BUSYBOX\nRUN true\nRUN exit 3\n", 3, 3, "returned a non-zero code: 3", 0},
+		{"RUN --mount", "FROM BUSYBOX\nRUN --mount=type=cache,target=/c true\n", 2, 0, "not supported", 0},
+		{"COPY --link", "FROM BUSYBOX\nCOPY --link a /a\n", 2, 0, "not supported", 0},
+		{"heredoc", "FROM BUSYBOX\nRUN <<EOF\necho hi\nEOF\n", 2, 0, "not supported", 4},
+		{"missing source", "FROM BUSYBOX\nCOPY nothere /x\n", 2, 0, "nothere", 0},
+		{"unknown user", "FROM BUSYBOX\nUSER nobody-here\nRUN true\n", 3, 0, "nobody-here", 0},
+		{"syntax", "FROM BUSYBOX\nFOO bar\n", 2, 0, "unknown instruction", 0},
+		{"missing target", "FROM BUSYBOX\n", 0, 0, "failed to reach build target", 0},
+		{"failing RUN on two lines", "FROM BUSYBOX\nRUN true && \\\n  exit 4\n", 2, 4, "returned a non-zero code: 4", 3},
+		{"syntax on two lines", "FROM BUSYBOX\nCOPY \\\n  onlyone\n", 2, 0, "requires at least two arguments", 3},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := buildCase{dockerfile: tc.dockerfile, files: map[string]string{"a": "a"}}
@@ -230,8 +233,8 @@ func TestFailures(t *testing.T) {
 				t.Errorf("error %q does not contain %q", err, tc.contains)
 			}
 			var ie *builder.InstructionError
-			if tc.line > 0 && (!errors.As(err, &ie) || ie.Line != tc.line) {
-				t.Errorf("error %q does not name line %d", err, tc.line)
+			if tc.line > 0 && (!errors.As(err, &ie) || ie.Line != tc.line || ie.EndLine != tc.endLine) {
+				t.Errorf("error %q (%+v) does not name lines %d-%d", err, ie, tc.line, tc.endLine)
 			}
 			var re *builder.RunError
 			if tc.code > 0 && (!errors.As(err, &re) || re.Code != tc.code) {

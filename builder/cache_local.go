@@ -288,43 +288,7 @@ type PruneReport struct {
 // (docker builder prune). It waits for the builds reading or writing the cache to be
 // done with their current step, and holds them off while it runs.
 func (c *LocalCache) Prune(ctx context.Context, olderThan time.Duration) (PruneReport, error) {
-	var rep PruneReport
-	unlock, err := c.lock(ctx, true)
-	if err != nil {
-		return rep, err
-	}
-	defer unlock()
-	cutoff := c.now().Add(-olderThan)
-	old := func(fi fs.FileInfo) bool { return olderThan <= 0 || fi.ModTime().Before(cutoff) }
-	keep := map[string]bool{}
-	err = c.sweep("steps", func(name string, fi fs.FileInfo) bool {
-		if old(fi) || isTemp(name) {
-			rep.Entries++
-			return true
-		}
-		var e localEntry
-		raw, err := os.ReadFile(filepath.Join(c.dir, "steps", name))
-		if err != nil || json.Unmarshal(raw, &e) != nil {
-			rep.Entries++
-			return true
-		}
-		if e.Layer != nil {
-			keep[e.Layer.Digest.Algorithm+"-"+e.Layer.Digest.Hex] = true
-		}
-		return false
-	}, &rep)
-	if err == nil {
-		err = c.sweep("inputs", func(name string, fi fs.FileInfo) bool { return old(fi) || isTemp(name) }, &rep)
-	}
-	if err == nil {
-		err = c.sweep("blobs", func(name string, fi fs.FileInfo) bool {
-			if !keep[name] {
-				rep.Blobs++
-				return true
-			}
-			return false
-		}, &rep)
-	}
+	_, rep, err := c.PruneRecords(ctx, CachePrune{KeepDuration: olderThan})
 	return rep, err
 }
 

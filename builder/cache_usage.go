@@ -33,6 +33,8 @@ type CacheRecord struct {
 	// made too, a base image cached under two names).
 	Size   int64
 	Shared bool
+	// InUse says the entry is in use and no prune removes it.
+	InUse bool
 	// CreatedAt is when the entry was stored, LastUsedAt when a build last used it.
 	CreatedAt, LastUsedAt time.Time
 }
@@ -45,6 +47,11 @@ func (c *LocalCache) Usage(ctx context.Context) ([]CacheRecord, error) {
 		return nil, err
 	}
 	defer unlock()
+	return c.usageLocked()
+}
+
+// usageLocked is Usage under the cache's lock, shared or exclusive.
+func (c *LocalCache) usageLocked() ([]CacheRecord, error) {
 	dir := filepath.Join(c.dir, "steps")
 	entries, err := os.ReadDir(dir)
 	if err != nil {

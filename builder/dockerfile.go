@@ -120,7 +120,8 @@ func lenientJSON(ast *parser.Node) {
 func locate(name string, err error) error {
 	var le *parser.LocationError
 	if errors.As(err, &le) && len(le.Locations) > 0 && len(le.Locations[0]) > 0 {
-		return &InstructionError{File: name, Line: le.Locations[0][0].Start.Line, Err: errors.Unwrap(le)}
+		loc := le.Locations[0]
+		return &InstructionError{File: name, Line: lineOf(loc), EndLine: endLineOf(loc), Err: errors.Unwrap(le)}
 	}
 	return fmt.Errorf("%s: %w", name, err)
 }

@@ -10,6 +10,7 @@ import (
 type InstructionError struct {
 	File        string // Dockerfile name as given to the build
 	Line        int    // 1-based; 0 when unknown
+	EndLine     int    // the instruction's last line when it spans several; else 0
 	Instruction string // the instruction as written, e.g. "RUN make"
 	Err         error
 }

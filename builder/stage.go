@@ -355,11 +355,19 @@ func lineOf(loc []parser.Range) int {
 	return loc[0].Start.Line
 }
 
+// endLineOf is the last line of a multi-line location, 0 for a one-line one.
+func endLineOf(loc []parser.Range) int {
+	if len(loc) == 0 || loc[len(loc)-1].End.Line <= loc[0].Start.Line {
+		return 0
+	}
+	return loc[len(loc)-1].End.Line
+}
+
 func (b *build) instructionError(loc []parser.Range, text string, err error) error {
 	if ie, ok := err.(*InstructionError); ok {
 		return ie
 	}
-	return &InstructionError{File: b.df.name, Line: lineOf(loc), Instruction: text, Err: err}
+	return &InstructionError{File: b.df.name, Line: lineOf(loc), EndLine: endLineOf(loc), Instruction: text, Err: err}
 }
 
 func plural(n int) string {

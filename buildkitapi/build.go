@@ -116,7 +116,7 @@ func (s *Server) build(ctx context.Context, j *job, attrs map[string]string, ses
 	keep = true // the transfer was complete, whatever the build did with it
 	if err != nil {
 		log.WithError(err).WithField("duration", time.Since(start)).Info("build failed")
-		return nil, buildError(err)
+		return nil, buildError(solveError(err, src.dockerfile, src.dockerfileName))
 	}
 	log.WithFields(logrus.Fields{"id": res.ID.String(), "duration": time.Since(start)}).Info("build done")
 	return &built{res: res, dir: dir, opts: o, session: caller, sessionID: sessionID}, nil

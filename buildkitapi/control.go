@@ -139,7 +139,7 @@ func (c *control) Solve(ctx context.Context, req *controlapi.SolveRequest) (*con
 			return nil, err
 		}
 		if ret.Error != nil && ret.Error.Code != 0 {
-			return nil, status.ErrorProto(ret.Error)
+			return nil, gatewayError(ret.Error)
 		}
 		if b, err = j.returnedResult(ret); err != nil {
 			return nil, status.Error(codes.InvalidArgument, err.Error())

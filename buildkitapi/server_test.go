@@ -53,8 +53,12 @@ func newTestServer(t *testing.T) *testServer {
 	if err := os.Mkdir(state, 0o700); err != nil {
 		t.Fatal(err)
 	}
+	steps, err := builder.NewLocalCache(filepath.Join(dir, "cache")) // as kiln serve has one
+	if err != nil {
+		t.Fatal(err)
+	}
 	s, err := New(Config{
-		Workspace: builder.Workspace{Isolation: isolation.Chroot, StateDir: state},
+		Workspace: builder.Workspace{Isolation: isolation.Chroot, StateDir: state, Cache: steps},
 		Store:     st,
 		Log:       lg,
 	})
