@@ -10,7 +10,6 @@ import (
 	"github.com/moby/buildkit/util/apicaps"
 	apicapspb "github.com/moby/buildkit/util/apicaps/pb"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 )
 
 // bridge is BuildKit's LLBBridge service as a gateway client (buildx) uses it: Ping for
@@ -43,7 +42,7 @@ func (b *bridge) Ping(ctx context.Context, _ *gatewaypb.PingRequest) (*gatewaypb
 func (b *bridge) job(ctx context.Context) (*job, error) {
 	id := buildid.FromIncomingContext(ctx)
 	if id == "" {
-		return nil, status.Error(codes.InvalidArgument, "no build id in the call's metadata (buildkit-controlapi-buildid)")
+		return nil, codeError(codes.InvalidArgument, "no build id in the call's metadata (buildkit-controlapi-buildid)")
 	}
 	return b.s.jobs.get(id), nil
 }
@@ -60,14 +59,14 @@ func (b *bridge) Solve(ctx context.Context, req *gatewaypb.SolveRequest) (*gatew
 		return nil, err
 	}
 	if req.Definition != nil && len(req.Definition.Def) > 0 {
-		return nil, status.Error(codes.Unimplemented, "kiln builds Dockerfiles (frontend dockerfile.v0); it does not run LLB definitions")
+		return nil, codeError(codes.Unimplemented, "kiln builds Dockerfiles (frontend dockerfile.v0); it does not run LLB definitions")
 	}
 	switch {
 	case req.Frontend == dockerfileFrontend, builtinSyntax(req.Frontend, req.FrontendOpt):
 	case req.Frontend == "":
-		return nil, status.Error(codes.InvalidArgument, "a gateway Solve without a frontend or definition has nothing to build")
+		return nil, codeError(codes.InvalidArgument, "a gateway Solve without a frontend or definition has nothing to build")
 	default:
-		return nil, status.Error(codes.Unimplemented, frontendError(req.Frontend, req.FrontendOpt))
+		return nil, codeError(codes.Unimplemented, "%s", frontendError(req.Frontend, req.FrontendOpt))
 	}
 	// The build runs for the solve, not for this call: a gateway client may return
 	// before it reads the response, and the build's result is the job's until exported.
@@ -93,7 +92,7 @@ func (b *bridge) Return(ctx context.Context, req *gatewaypb.ReturnRequest) (*gat
 		return nil, err
 	}
 	if !j.setReturn(req) {
-		return nil, status.Error(codes.FailedPrecondition, "the solve has returned already")
+		return nil, codeError(codes.FailedPrecondition, "the solve has returned already")
 	}
 	return &gatewaypb.ReturnResponse{}, nil
 }

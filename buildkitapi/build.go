@@ -12,7 +12,6 @@ import (
 	"github.com/moby/buildkit/session"
 	"github.com/sirupsen/logrus"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	"github.com/kiln-build/kiln/builder"
 )
@@ -55,7 +54,7 @@ func (s *Server) build(ctx context.Context, j *job, attrs map[string]string, ses
 	log := s.cfg.Log.WithFields(logrus.Fields{"ref": j.ref})
 	o, err := parseFrontendOptions(attrs)
 	if err != nil {
-		return nil, status.Error(codes.InvalidArgument, err.Error())
+		return nil, codeError(codes.InvalidArgument, "%w", err)
 	}
 	if o.syntax != "" {
 		p.warn(fmt.Sprintf("# syntax=%s: kiln builds this Dockerfile with its own Dockerfile support (no frontend image is run)", o.syntax))
@@ -64,7 +63,7 @@ func (s *Server) build(ctx context.Context, j *job, attrs map[string]string, ses
 		p.info(fmt.Sprintf("[internal] %s attestation skipped: kiln does not produce attestations", strings.Join(o.attestations, " and ")))
 	}
 	if sessionID == "" {
-		return nil, status.Error(codes.InvalidArgument, "the solve names no session: the build context and Dockerfile come through one")
+		return nil, codeError(codes.InvalidArgument, "the solve names no session: the build context and Dockerfile come through one")
 	}
 	sctx, cancel := context.WithTimeout(ctx, sessionWait)
 	caller, err := s.sessions.Get(sctx, sessionID, false)
@@ -127,7 +126,7 @@ func (s *Server) build(ctx context.Context, j *job, attrs map[string]string, ses
 // "failed to solve:".
 func buildError(err error) error {
 	if errors.Is(err, context.Canceled) {
-		return status.Error(codes.Canceled, err.Error())
+		return codeError(codes.Canceled, "%w", err)
 	}
 	return err
 }

@@ -13,7 +13,6 @@ import (
 	"github.com/moby/buildkit/solver/pb"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 )
 
 // dockerfileFrontend is the one frontend kiln has: its own Dockerfile support.
@@ -92,7 +91,7 @@ func (c *control) Session(stream grpc.BidiStreamingServer[controlapi.BytesMessag
 // and ends when that Solve has returned.
 func (c *control) Status(req *controlapi.StatusRequest, stream grpc.ServerStreamingServer[controlapi.StatusResponse]) error {
 	if req.Ref == "" {
-		return status.Error(codes.InvalidArgument, "Status needs the ref of a solve")
+		return codeError(codes.InvalidArgument, "Status needs the ref of a solve")
 	}
 	j := c.s.jobs.get(req.Ref)
 	defer c.s.jobs.forgetUnstarted(j)
@@ -105,12 +104,12 @@ func (c *control) Status(req *controlapi.StatusRequest, stream grpc.ServerStream
 // way the result then goes to the request's exporters.
 func (c *control) Solve(ctx context.Context, req *controlapi.SolveRequest) (*controlapi.SolveResponse, error) {
 	if req.Ref == "" {
-		return nil, status.Error(codes.InvalidArgument, "Solve needs a ref")
+		return nil, codeError(codes.InvalidArgument, "Solve needs a ref")
 	}
 	s := c.s
 	j := s.jobs.get(req.Ref)
 	if !j.start(req) {
-		return nil, status.Errorf(codes.AlreadyExists, "a solve with ref %s is running", req.Ref)
+		return nil, codeError(codes.AlreadyExists, "a solve with ref %s is running", req.Ref)
 	}
 	defer func() {
 		j.release()
@@ -123,7 +122,7 @@ func (c *control) Solve(ctx context.Context, req *controlapi.SolveRequest) (*con
 	defer stop()
 
 	if req.Definition != nil && len(req.Definition.Def) > 0 {
-		return nil, status.Error(codes.Unimplemented, "kiln builds Dockerfiles (frontend dockerfile.v0); it does not run LLB definitions")
+		return nil, codeError(codes.Unimplemented, "kiln builds Dockerfiles (frontend dockerfile.v0); it does not run LLB definitions")
 	}
 	var b *built
 	switch req.Frontend {
@@ -142,7 +141,7 @@ func (c *control) Solve(ctx context.Context, req *controlapi.SolveRequest) (*con
 			return nil, gatewayError(ret.Error)
 		}
 		if b, err = j.returnedResult(ret); err != nil {
-			return nil, status.Error(codes.InvalidArgument, err.Error())
+			return nil, codeError(codes.InvalidArgument, "%w", err)
 		}
 		if b == nil {
 			// A gateway client that returned nothing: buildx's capabilities probe.
@@ -150,7 +149,7 @@ func (c *control) Solve(ctx context.Context, req *controlapi.SolveRequest) (*con
 		}
 	default:
 		if !builtinSyntax(req.Frontend, req.FrontendAttrs) {
-			return nil, status.Error(codes.Unimplemented, frontendError(req.Frontend, req.FrontendAttrs))
+			return nil, codeError(codes.Unimplemented, "%s", frontendError(req.Frontend, req.FrontendAttrs))
 		}
 		var err error
 		if b, err = s.build(ctx, j, req.FrontendAttrs, req.Session); err != nil {
@@ -211,5 +210,5 @@ func frontendError(frontend string, attrs map[string]string) string {
 // ListenBuildHistory answers at once with nothing: kiln keeps no BuildKit history,
 // and buildx only reads it to print a link after the build.
 func (c *control) ListenBuildHistory(req *controlapi.BuildHistoryRequest, stream grpc.ServerStreamingServer[controlapi.BuildHistoryEvent]) error {
-	return status.Error(codes.Unimplemented, "kiln keeps no build history")
+	return codeError(codes.Unimplemented, "kiln keeps no build history")
 }

@@ -74,7 +74,7 @@ func TestDiskUsageAndPrune(t *testing.T) {
 		"Dockerfile": "FROM " + ts.busybox + "\nCOPY a.txt /a.txt\nRUN echo hi > /hi.txt\n",
 		"a.txt":      "hello\n",
 	})
-	if _, _, err := ts.solve(t, dir, nil); err != nil {
+	if _, _, err := ts.solveShared(t, "du-client", dir, nil); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -135,7 +135,7 @@ func TestDiskUsageAndPrune(t *testing.T) {
 		t.Errorf("du after prune: %d records (%v), want none", len(du), err)
 	}
 
-	_, statuses, err := ts.solve(t, dir, nil)
+	_, statuses, err := ts.solveShared(t, "du-client", dir, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

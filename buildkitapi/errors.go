@@ -99,3 +99,10 @@ func parseError(err error, ie *builder.InstructionError) error {
 func gatewayError(st *spb.Status) error {
 	return grpcerrors.FromGRPC(status.ErrorProto(st))
 }
+
+// codeError is an error with a gRPC code, made as BuildKit makes them so that the
+// client prints the message once (a status.Error's text would be sent as its message,
+// "rpc error: code = … desc = …" and all).
+func codeError(code codes.Code, format string, args ...any) error {
+	return grpcerrors.WrapCode(fmt.Errorf(format, args...), code)
+}

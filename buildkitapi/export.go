@@ -8,7 +8,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	controlapi "github.com/moby/buildkit/api/services/control"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	"github.com/kiln-build/kiln/builder/output"
 	"github.com/kiln-build/kiln/store"
@@ -67,7 +66,7 @@ func (s *Server) exportImage(ctx context.Context, p *progress, b *built, e *cont
 		}
 		t, err := store.ParseTag(n)
 		if err != nil {
-			return status.Errorf(codes.InvalidArgument, "exporter %s: name %q: %v", e.Type, n, err)
+			return codeError(codes.InvalidArgument, "exporter %s: name %q: %v", e.Type, n, err)
 		}
 		tags = append(tags, t)
 	}
@@ -86,7 +85,7 @@ func (s *Server) exportImage(ctx context.Context, p *progress, b *built, e *cont
 		return nil
 	}
 	if len(tags) == 0 {
-		return status.Error(codes.InvalidArgument, "push=true needs a name to push to (--tag or name=)")
+		return codeError(codes.InvalidArgument, "push=true needs a name to push to (--tag or name=)")
 	}
 	spec := output.Spec{PushConfig: s.cfg.Push}
 	spec.PushConfig.Keychain = s.keychain(ctx, b.sessionID)

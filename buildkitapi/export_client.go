@@ -20,7 +20,6 @@ import (
 	"github.com/moby/buildkit/util/grpcerrors"
 	"github.com/tonistiigi/fsutil"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	"github.com/kiln-build/kiln/builder"
 	"github.com/kiln-build/kiln/builder/output"
@@ -42,7 +41,7 @@ func (s *Server) exportToClient(ctx context.Context, p *progress, b *built, inde
 	switch e.Type {
 	case "local", "tar", "docker", "oci":
 	default:
-		return status.Errorf(codes.InvalidArgument, "exporter %q is not supported by kiln (it has moby, image, local, tar, docker and oci)", e.Type)
+		return codeError(codes.InvalidArgument, "exporter %q is not supported by kiln (it has moby, image, local, tar, docker and oci)", e.Type)
 	}
 	ignored, err := checkExporterAttrs(e)
 	if err != nil {
@@ -52,7 +51,7 @@ func (s *Server) exportToClient(ctx context.Context, p *progress, b *built, inde
 		p.warn(fmt.Sprintf("exporter %s: kiln ignores %s", e.Type, strings.Join(ignored, ", ")))
 	}
 	if b.session == nil {
-		return status.Errorf(codes.FailedPrecondition, "exporter %s writes to the client's session, and this solve has none", e.Type)
+		return codeError(codes.FailedPrecondition, "exporter %s writes to the client's session, and this solve has none", e.Type)
 	}
 	switch e.Type {
 	case "local":
@@ -83,15 +82,15 @@ func checkExporterAttrs(e *controlapi.Exporter) ([]string, error) {
 		switch {
 		case k == "tar" && (e.Type == "docker" || e.Type == "oci"):
 			if !truthy(v) {
-				return nil, status.Errorf(codes.InvalidArgument, "exporter %s: tar=%s (an OCI layout directory through the session's content store) is not supported by kiln; use the default tar=true", e.Type, v)
+				return nil, codeError(codes.InvalidArgument, "exporter %s: tar=%s (an OCI layout directory through the session's content store) is not supported by kiln; use the default tar=true", e.Type, v)
 			}
 		case k == "platform-split":
 			if truthy(v) {
-				return nil, status.Errorf(codes.InvalidArgument, "exporter %s: platform-split=true is not supported by kiln, which builds one platform", e.Type)
+				return nil, codeError(codes.InvalidArgument, "exporter %s: platform-split=true is not supported by kiln, which builds one platform", e.Type)
 			}
 		case k == "oci-mediatypes" && (e.Type == "docker" || e.Type == "oci"):
 		case k == "src" && (e.Type == "local" || e.Type == "tar"):
-			return nil, status.Errorf(codes.InvalidArgument, "exporter %s: src=%s is not supported by kiln; it exports the whole filesystem", e.Type, v)
+			return nil, codeError(codes.InvalidArgument, "exporter %s: src=%s is not supported by kiln; it exports the whole filesystem", e.Type, v)
 		case quietAttr(k):
 		default:
 			ignored = append(ignored, k+"="+v)
@@ -160,7 +159,7 @@ func exportArchive(ctx context.Context, p *progress, b *built, index int, e *con
 	}
 	full, err := normalizedNames(names)
 	if err != nil {
-		return status.Errorf(codes.InvalidArgument, "exporter %s: %v", e.Type, err)
+		return codeError(codes.InvalidArgument, "exporter %s: %v", e.Type, err)
 	}
 	// BuildKit's oci exporter names the blobs by OCI media types, its docker exporter
 	// keeps the image's own, unless oci-mediatypes says otherwise.

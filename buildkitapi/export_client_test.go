@@ -24,8 +24,8 @@ import (
 	controlapi "github.com/moby/buildkit/api/services/control"
 	bkclient "github.com/moby/buildkit/client"
 
+	"github.com/moby/buildkit/util/grpcerrors"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	"github.com/kiln-build/kiln/test/testworld"
 )
@@ -428,7 +428,7 @@ func TestExportToClientRefuses(t *testing.T) {
 	for _, tt := range tests {
 		s := &Server{}
 		err := s.exportToClient(context.Background(), newProgress(func(*controlapi.StatusResponse) {}), &built{}, 0, tt.exporter, map[string]string{})
-		if got := status.Code(err); got != tt.want {
+		if got := grpcerrors.Code(err); got != tt.want {
 			t.Errorf("%s %v: %v (%s), want %s", tt.exporter.Type, tt.exporter.Attrs, err, got, tt.want)
 		}
 	}

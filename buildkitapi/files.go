@@ -317,22 +317,6 @@ func (c *contextCache) usage() []cacheUsage {
 	return out
 }
 
-// prune removes every idle cached context and returns what it removed.
-func (c *contextCache) prune() []cacheUsage {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	var out []cacheUsage
-	for k, e := range c.entries {
-		if e.busy {
-			continue
-		}
-		out = append(out, cacheUsage{key: e.key, path: e.path, used: e.used, size: dirSize(e.path)})
-		delete(c.entries, k)
-		os.RemoveAll(e.path)
-	}
-	return out
-}
-
 type cacheUsage struct {
 	key, path string
 	busy      bool
