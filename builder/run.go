@@ -88,6 +88,10 @@ func (s *stage) run(ctx context.Context, c *instructions.RunCommand) error {
 		Mounts: pm.mounts,
 	})
 	pm.close() // before the snapshot: no agent proxy outlives its RUN
+	if aerr := pm.agentError(); aerr != nil {
+		// Emitted here, not by the proxy: events come from the build's goroutine.
+		s.b.emit(Warning{Message: fmt.Sprintf("The RUN could not reach its SSH agent: %v", aerr)})
+	}
 	if err != nil {
 		var ee *isolation.ExitError
 		if errors.As(err, &ee) {

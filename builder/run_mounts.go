@@ -126,6 +126,16 @@ type preparedMounts struct {
 	mounts  []isolation.Mount
 	env     []string // KEY=VALUE added to the RUN's environment only
 	closers []func()
+
+	mu      sync.Mutex
+	dialErr error // the first failure to reach an agent, reported after the RUN
+}
+
+// agentError returns the first failure to reach an agent during the RUN, if any.
+func (p *preparedMounts) agentError() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.dialErr
 }
 
 // close stops the agent proxies and removes the secrets' files. It may be called
@@ -265,7 +275,13 @@ func (s *stage) prepareSSH(ctx context.Context, p *preparedMounts, m runMount, s
 			go func() {
 				defer wg.Done()
 				defer track(c, false)
-				s.proxySSH(ctx, c, m.id)
+				if err := s.proxySSH(ctx, c, m.id); err != nil {
+					p.mu.Lock()
+					if p.dialErr == nil {
+						p.dialErr = err
+					}
+					p.mu.Unlock()
+				}
 			}()
 		}
 	}()
@@ -289,13 +305,15 @@ func listenUnix(path string) (net.Listener, error) {
 }
 
 // proxySSH copies between a RUN's connection and a new one to the agent until either
-// side closes.
-func (s *stage) proxySSH(ctx context.Context, c net.Conn, id string) {
+// side closes. It returns only a failure to reach the agent.
+func (s *stage) proxySSH(ctx context.Context, c net.Conn, id string) error {
 	defer c.Close()
 	agent, err := s.b.req.SSH.DialSSH(ctx, id)
 	if err != nil {
-		s.b.emit(Warning{Message: fmt.Sprintf("SSH agent %q: %v", id, err)})
-		return
+		if ctx.Err() != nil {
+			return nil // the RUN is over
+		}
+		return fmt.Errorf("SSH agent %q: %w", id, err)
 	}
 	defer agent.Close()
 	stop := context.AfterFunc(ctx, func() { agent.Close(); c.Close() })
@@ -309,6 +327,7 @@ func (s *stage) proxySSH(ctx context.Context, c net.Conn, id string) {
 	_, _ = io.Copy(c, agent)
 	closeWrite(c)
 	<-done
+	return nil
 }
 
 // closeWrite half-closes a connection that supports it, so the other side reads EOF.
