@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -42,6 +43,7 @@ func (f fakeSecrets) GetSecret(_ context.Context, id string) ([]byte, error) {
 type fakeAgents struct {
 	sock  string
 	reply string
+	gone  bool // DialSSH fails, as when a client's session ended
 	mu    sync.Mutex
 	got   []string // what each connection sent
 }
@@ -89,13 +91,21 @@ func (f *fakeAgents) DialSSH(ctx context.Context, id string) (net.Conn, error) {
 	if err := f.CheckSSH(ctx, id); err != nil {
 		return nil, err
 	}
+	if f.gone {
+		return nil, errors.New("the agent is gone")
+	}
 	var d net.Dialer
 	return d.DialContext(ctx, "unix", f.sock)
 }
 
 // buildMounts builds a Dockerfile (BUSYBOX and DEBIAN replaced) in chroot isolation
-// with the given providers.
+// with the given providers, and returns the build's warnings too.
 func buildMounts(t *testing.T, base map[string]string, df string, secrets builder.SecretStore, ssh builder.SSHAgents) (*builder.Result, error) {
+	res, _, err := buildMountsWarnings(t, base, df, secrets, ssh)
+	return res, err
+}
+
+func buildMountsWarnings(t *testing.T, base map[string]string, df string, secrets builder.SecretStore, ssh builder.SSHAgents) (*builder.Result, []string, error) {
 	t.Helper()
 	bctx, err := contexts.FromDir(t.TempDir())
 	if err != nil {
@@ -104,8 +114,15 @@ func buildMounts(t *testing.T, base map[string]string, df string, secrets builde
 	for k, v := range base {
 		df = strings.ReplaceAll(df, k, v)
 	}
-	return builder.Build(context.Background(), &builder.Request{Dockerfile: []byte(df), Context: bctx, Secrets: secrets, SSH: ssh},
-		builder.WithWorkspace(builder.Workspace{Isolation: isolation.Chroot, StateDir: t.TempDir()}))
+	var warnings []string
+	res, err := builder.Build(context.Background(), &builder.Request{Dockerfile: []byte(df), Context: bctx, Secrets: secrets, SSH: ssh},
+		builder.WithWorkspace(builder.Workspace{Isolation: isolation.Chroot, StateDir: t.TempDir()}),
+		builder.WithEvents(func(e builder.Event) {
+			if w, ok := e.(builder.Warning); ok {
+				warnings = append(warnings, w.Message)
+			}
+		}))
+	return res, warnings, err
 }
 
 // requireNoTrace fails when a layer, the config or the history of img holds the
@@ -311,14 +328,19 @@ func TestRunMountSSH(t *testing.T) {
 	tests := []struct {
 		name     string
 		df       string
+		gone     bool
 		want     map[string]string
 		wantSent []string
+		wantWarn string
 		paths    []string
 		wantErr  []string
 	}{
 		{name: "default agent at the default target", df: "FROM DEBIAN\nRUN --mount=type=ssh " + talk,
 			want: map[string]string{"/out": "f 0644 0:0 from the agent"}, wantSent: []string{"hello agent"},
 			paths: []string{"/run/buildkit"}},
+		{name: "agent gone during the RUN", df: "FROM DEBIAN\nRUN --mount=type=ssh " + talk + "; true", gone: true,
+			want: map[string]string{"/out": "f 0644 0:0 "}, paths: []string{"/run/buildkit"},
+			wantWarn: `The RUN could not reach its SSH agent: SSH agent "default": the agent is gone`},
 		{name: "target, mode and owner", df: "FROM BUSYBOX\nRUN --mount=type=ssh,target=/tmp/agent,mode=0660,uid=1000 " +
 			`test -S "$SSH_AUTH_SOCK" && echo "$SSH_AUTH_SOCK" >/out && stat -c '%a %u:%g' /tmp/agent >>/out`,
 			want:  map[string]string{"/out": "f 0644 0:0 /tmp/agent\n660 1000:0\n"},
@@ -332,7 +354,8 @@ func TestRunMountSSH(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			agents := newFakeAgents(t, "from the agent")
-			res, err := buildMounts(t, base, tt.df+"\n", nil, agents)
+			agents.gone = tt.gone
+			res, warnings, err := buildMountsWarnings(t, base, tt.df+"\n", nil, agents)
 			if len(tt.wantErr) > 0 {
 				if err == nil {
 					t.Fatal("build succeeded, want an error")
@@ -349,6 +372,9 @@ func TestRunMountSSH(t *testing.T) {
 			}
 			wantFiles(t, files(t, res.Image), tt.want)
 			requireNoTrace(t, res.Image, tt.paths...)
+			if got := strings.Join(warnings, "\n"); got != tt.wantWarn {
+				t.Errorf("warnings %q, want %q", got, tt.wantWarn)
+			}
 			if tt.wantSent != nil {
 				agents.mu.Lock()
 				got := agents.got
