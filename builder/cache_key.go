@@ -146,6 +146,16 @@ func (s *stage) stepInputs(ctx context.Context, cmd instructions.Command) ([]Cac
 			k, v, _ := strings.Cut(kv, "=")
 			inputs = append(inputs, CacheInput{Name: "arg:" + k, Digest: digestOf(v).String()})
 		}
+		// The mounts' specs (ids, targets, options), which the instruction's encoding
+		// lacks; never a secret's value: a changed secret does not run the step again,
+		// as in BuildKit.
+		mounts, err := runMounts(c, s.state.config.Config.WorkingDir)
+		if err != nil {
+			return nil, err
+		}
+		for i, m := range mounts {
+			inputs = append(inputs, CacheInput{Name: "mount:" + strconv.Itoa(i), Digest: digestOf(m.mountKey()).String()})
+		}
 		return inputs, nil
 	case *instructions.CopyCommand:
 		return s.copyInputs(ctx, c.From, c.SourcePaths)

@@ -60,6 +60,14 @@ type Request struct {
 	// Pull says when a base image named by a tag is looked up in its registry although
 	// the workspace's base cache holds it (docker build --pull is PullAlways).
 	Pull PullPolicy
+
+	// Secrets supplies RUN --mount=type=secret (kiln build --secret, the BuildKit
+	// session); nil means the build has none: a required secret fails its RUN, an
+	// optional one is not mounted.
+	Secrets SecretStore
+	// SSH supplies RUN --mount=type=ssh (kiln build --ssh, the BuildKit session's
+	// sshforward); nil means no agents, with the same rules as Secrets.
+	SSH SSHAgents
 }
 
 // Workspace is where a build runs: how RUN is isolated, where build roots and

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -24,8 +25,8 @@ import (
 
 // run executes a RUN instruction in the stage's root and snapshots what it changed.
 func (s *stage) run(ctx context.Context, c *instructions.RunCommand) error {
-	if len(c.FlagsUsed) > 0 {
-		return fmt.Errorf("RUN --%s: %w", strings.Join(c.FlagsUsed, ", --"), ErrUnsupported)
+	if flags := slices.DeleteFunc(slices.Clone(c.FlagsUsed), func(f string) bool { return f == "mount" }); len(flags) > 0 {
+		return fmt.Errorf("RUN --%s: %w", strings.Join(flags, ", --"), ErrUnsupported)
 	}
 	if len(c.Files) > 0 {
 		return fmt.Errorf("RUN with a heredoc: %w", ErrUnsupported)
@@ -43,6 +44,10 @@ func (s *stage) run(ctx context.Context, c *instructions.RunCommand) error {
 	if workdir == "" {
 		workdir = "/"
 	}
+	mounts, err := runMounts(c, workdir)
+	if err != nil {
+		return err
+	}
 	if _, err := s.mkdirAll(workdir, nil); err != nil {
 		return err
 	}
@@ -58,6 +63,17 @@ func (s *stage) run(ctx context.Context, c *instructions.RunCommand) error {
 		hostname, _ = os.Hostname() // in place, RUN shares the container's host name
 	}
 	env := runEnv(cfg.Env, buildArgs, user.Home, hostname)
+	// Secrets and agents are fetched after the cache missed and live only for this
+	// process: in its environment and at its mount targets, never in the image.
+	pm, err := s.prepareMounts(ctx, mounts, env, s.b.tmpDir)
+	if err != nil {
+		return err
+	}
+	defer pm.close()
+	for _, kv := range pm.env {
+		k, v, _ := strings.Cut(kv, "=")
+		env = setEnv(env, k, v)
+	}
 	s.b.emit(Running{Step: s.step, ID: id[:12]})
 	var mu sync.Mutex // the runner may write stdout and stderr from two goroutines
 	err = s.runner.Run(ctx, isolation.Process{
@@ -69,7 +85,13 @@ func (s *stage) run(ctx context.Context, c *instructions.RunCommand) error {
 		Groups: toUint32(user.Groups),
 		Stdout: &outputWriter{mu: &mu, emit: s.b.emit, step: s.step},
 		Stderr: &outputWriter{mu: &mu, emit: s.b.emit, step: s.step, stderr: true},
+		Mounts: pm.mounts,
 	})
+	pm.close() // before the snapshot: no agent proxy outlives its RUN
+	if aerr := pm.agentError(); aerr != nil {
+		// Emitted here, not by the proxy: events come from the build's goroutine.
+		s.b.emit(Warning{Message: fmt.Sprintf("The RUN could not reach its SSH agent: %v", aerr)})
+	}
 	if err != nil {
 		var ee *isolation.ExitError
 		if errors.As(err, &ee) {

@@ -31,6 +31,9 @@ func mountRoot(spec childSpec) error {
 			err = mountSysfs(m.Target)
 		case mountFile:
 			err = mount(m.Source, m.Target, "", unix.MS_BIND, "")
+			if err == nil && m.ReadOnly {
+				err = mount("", m.Target, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV, "")
+			}
 		default:
 			err = fmt.Errorf("unknown mount kind %q", m.Kind)
 		}

@@ -54,9 +54,10 @@ const (
 )
 
 type mountSpec struct {
-	Kind   mountKind
-	Target string // host path inside the root, symlinks already resolved
-	Source string `json:",omitempty"`
+	Kind     mountKind
+	Target   string // host path inside the root, symlinks already resolved
+	Source   string `json:",omitempty"`
+	ReadOnly bool   `json:",omitempty"` // mountFile only
 }
 
 // childStatus is a report from the child: first {Ready} once Init has taken over (so
@@ -150,6 +151,9 @@ func (r *chrootRunner) Run(ctx context.Context, p Process) (err error) {
 		}
 	}()
 	mounts, err := r.planMounts(sc, scratch)
+	if err == nil {
+		mounts, err = planProcessMounts(sc, mounts, p.Mounts)
+	}
 	if errors.Is(err, fs.ErrPermission) {
 		return fmt.Errorf("%w (chroot isolation needs root; inside an unprivileged container use --isolation=inplace)", err)
 	}
@@ -198,6 +202,29 @@ func (r *chrootRunner) planMounts(sc *scaffold, scratch string) ([]mountSpec, er
 		if target != "" {
 			mounts = append(mounts, mountSpec{Kind: mountFile, Target: target, Source: copied})
 		}
+	}
+	return mounts, nil
+}
+
+// planProcessMounts adds the process's own mounts to mounts, creating their mount
+// points (removed again by the scaffold's undo).
+func planProcessMounts(sc *scaffold, mounts []mountSpec, pm []Mount) ([]mountSpec, error) {
+	for _, m := range pm {
+		fi, err := os.Stat(m.Source)
+		if err != nil {
+			return nil, fmt.Errorf("mount source for %s: %w", m.Target, err)
+		}
+		if fi.IsDir() {
+			return nil, fmt.Errorf("mount source %s for %s is a directory", m.Source, m.Target)
+		}
+		target, err := sc.ensure(m.Target, false)
+		if err != nil {
+			return nil, err
+		}
+		if target == "" {
+			return nil, fmt.Errorf("cannot mount on %s: a directory or a symbolic link is in the way, or it is the root", m.Target)
+		}
+		mounts = append(mounts, mountSpec{Kind: mountFile, Target: target, Source: m.Source, ReadOnly: m.ReadOnly})
 	}
 	return mounts, nil
 }

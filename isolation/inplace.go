@@ -16,7 +16,9 @@ import (
 // constructor's signature stable when there are.
 type InPlaceOption func(*inPlaceRunner)
 
-type inPlaceRunner struct{}
+type inPlaceRunner struct {
+	root string // "/"; a test's directory in its place, for Process.Mounts only
+}
 
 // NewInPlace returns a Runner that executes processes directly on this machine's "/"
 // (kaniko's model, for use inside an unprivileged container): no namespaces, no
@@ -24,16 +26,27 @@ type inPlaceRunner struct{}
 // exits (background processes do not outlive their RUN, as under Docker) and when ctx
 // ends. Changing credentials needs CAP_SETUID/CAP_SETGID.
 func NewInPlace(opts ...InPlaceOption) Runner {
-	r := &inPlaceRunner{}
+	r := &inPlaceRunner{root: "/"}
 	for _, o := range opts {
 		o(r)
 	}
 	return r
 }
 
-func (r *inPlaceRunner) Run(ctx context.Context, p Process) error {
+func (r *inPlaceRunner) Run(ctx context.Context, p Process) (err error) {
 	if len(p.Args) == 0 {
 		return errors.New("run: empty command")
+	}
+	if len(p.Mounts) > 0 {
+		sc := newScaffold(r.root)
+		defer func() {
+			if uerr := sc.undo(); uerr != nil && err == nil {
+				err = fmt.Errorf("remove the mounts of the run: %w", uerr)
+			}
+		}()
+		if err := placeMounts(sc, p.Mounts); err != nil {
+			return err
+		}
 	}
 	dir := p.Dir
 	if dir == "" {

@@ -22,6 +22,26 @@ type Process struct {
 	// Stdout and Stderr receive the output as it is produced; nil discards it. When
 	// both are the same writer it is written from one goroutine only.
 	Stdout, Stderr io.Writer
+	// Mounts are files from outside the root that the process sees at image paths
+	// (RUN --mount=type=secret, type=ssh). After the run, their targets and the
+	// directories created for them are gone from the root again.
+	Mounts []Mount
+}
+
+// Mount makes a regular file or a unix socket from outside the build root appear at an
+// image path for the duration of one run. The chroot runner bind-mounts Source over an
+// empty mount point in its private mount namespace, so the content never enters the
+// root. The in-place runner, which cannot mount, places a copy of a regular file (with
+// Source's mode and owner) or a link to a socket at Target and removes it afterwards;
+// Target must not exist there.
+type Mount struct {
+	// Source is the host path; its mode and owner are what the process sees.
+	Source string
+	// Target is the absolute image path, resolved inside the root.
+	Target string
+	// ReadOnly makes a bind mount read-only (chroot only; an in-place copy is as
+	// writable as Source's mode says, and is discarded).
+	ReadOnly bool
 }
 
 // Runner executes processes inside one build root. Runs on the same root must not

@@ -33,6 +33,7 @@ type createdPath struct {
 	path   string
 	parent string
 	dir    bool
+	placed bool // put there by place: removed whatever its content, while the same inode
 	dev    uint64
 	ino    uint64
 }
@@ -114,6 +115,31 @@ func (s *scaffold) create(parent, p string, dir bool) error {
 	return nil
 }
 
+// place creates the host path p in the existing directory parent with create (which
+// must create p and nothing else), recording it for undo like a mount point.
+func (s *scaffold) place(parent, p string, create func() error) error {
+	if err := s.noteParent(parent); err != nil {
+		return err
+	}
+	if err := create(); err != nil {
+		_ = os.Remove(p)
+		return fmt.Errorf("place %s: %w", p, err)
+	}
+	var st unix.Stat_t
+	if err := unix.Lstat(p, &st); err != nil {
+		return fmt.Errorf("place %s: %w", p, err)
+	}
+	s.created = append(s.created, createdPath{path: p, parent: parent, placed: true, dev: st.Dev, ino: st.Ino})
+	if pd := s.parents[parent]; pd != nil {
+		var pst unix.Stat_t
+		if err := unix.Lstat(parent, &pst); err != nil {
+			return fmt.Errorf("stat %s: %w", parent, err)
+		}
+		pd.ours = pst.Mtim
+	}
+	return nil
+}
+
 // noteParent records the times of an existing directory before the first creation in
 // it. Directories scaffold created itself are removed, not restored.
 func (s *scaffold) noteParent(dir string) error {
@@ -183,12 +209,14 @@ func removeIfPristine(c createdPath) (bool, error) {
 	if st.Dev != c.dev || st.Ino != c.ino {
 		return false, nil
 	}
-	if c.dir {
+	switch {
+	case c.placed:
+	case c.dir:
 		entries, err := os.ReadDir(c.path)
 		if err != nil || len(entries) > 0 {
 			return false, nil
 		}
-	} else if st.Mode&unix.S_IFMT != unix.S_IFREG || st.Size != 0 {
+	case st.Mode&unix.S_IFMT != unix.S_IFREG || st.Size != 0:
 		return false, nil
 	}
 	if err := os.Remove(c.path); err != nil {

@@ -19,6 +19,8 @@ func flagHints() map[string]string {
 		"destination":              "give an image reference, such as registry.example/app:1.0",
 		"build-arg":                "give KEY=VALUE, or KEY alone to take the value from the environment",
 		"label":                    "give KEY=VALUE",
+		"secret":                   "give id=ID,src=PATH or id=ID,env=VARIABLE",
+		"ssh":                      "give default, default=/path/to/agent.sock or ID=/path/to/key",
 		"snapshot-mode":            "give redo, full or time",
 		"snapshotMode":             "give redo, full or time",
 		"compression":              "give gzip or zstd",

@@ -229,6 +229,11 @@ func TestFlagMessages(t *testing.T) {
 		{build("--custom-platform", "/"), `--custom-platform "/": not a platform`},
 		{build("--custom-platform", "linux/"), `--custom-platform "linux/": not a platform`},
 		{build("--build-arg", "=x"), `--build-arg "=x": the name is empty`},
+		{build("--secret", ""), "--secret: must not be empty; give id=ID,src=PATH or id=ID,env=VARIABLE"},
+		{build("--secret", "src="+file), `--secret "src=` + file + `": secret missing ID; give id=ID,src=PATH or id=ID,env=VARIABLE`},
+		{build("--secret", "id=a,src=/nonexistent"), `--secret "id=a,src=/nonexistent": stat /nonexistent: no such file or directory`},
+		{build("--ssh", ""), "--ssh: must not be empty; give default, default=/path/to/agent.sock or ID=/path/to/key"},
+		{build("--ssh", "default"), `--ssh "default": no path given and SSH_AUTH_SOCK is not set; give default=/path/to/agent.sock`},
 		{build("--git", "single-branch=maybe"), `--git "single-branch=maybe": single-branch="maybe": want true or false`},
 		{build("--git", "branch="), `--git "branch=": the branch name is empty`},
 		{build("--cache-dir", file), "--cache-dir " + file + ": not a directory"},
@@ -277,6 +282,7 @@ func fuzzBuildFlags() []string {
 		"registry-map", "registry-certificate", "registry-client-cert", "snapshot-mode",
 		"compression", "compression-level", "ignore-path", "isolation", "verbosity", "log-format",
 		"cache-ttl", "no-push", "reproducible", "force-build-metadata", "snapshotMode",
+		"secret", "ssh",
 	}
 }
 

@@ -146,6 +146,14 @@ func planBuild(ctx context.Context, f *buildFlags, h host) (*buildPlan, error) {
 	if err != nil {
 		return nil, err
 	}
+	secrets, err := parseSecretFlags(f.secrets, h.lookupEnv)
+	if err != nil {
+		return nil, err
+	}
+	agents, err := parseSSHFlags(f.ssh, h.lookupEnv)
+	if err != nil {
+		return nil, err
+	}
 	ctxOpts, err := contextOptions(f, h)
 	if err != nil {
 		return nil, err
@@ -195,6 +203,8 @@ func planBuild(ctx context.Context, f *buildFlags, h host) (*buildPlan, error) {
 			CompressionLevel: level,
 			SingleSnapshot:   f.singleSnapshot,
 			ExtractRetries:   f.imageFSExtractRetry,
+			Secrets:          secrets,
+			SSH:              agents,
 		},
 		registry: pull,
 		outputs:  out,
