@@ -111,6 +111,8 @@ func (s *Server) build(ctx context.Context, j *job, attrs map[string]string, ses
 		Platform:       o.platform,
 		NoCache:        o.noCache,
 		Pull:           o.pull,
+		Secrets:        sessionSecrets{caller},
+		SSH:            sessionSSH{caller},
 	}, builder.WithWorkspace(ws), builder.WithEvents(p.event), builder.WithRegistry(reg))
 	keep = true // the transfer was complete, whatever the build did with it
 	if err != nil {

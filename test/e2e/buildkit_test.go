@@ -108,12 +108,12 @@ func TestBuildxFailures(t *testing.T) {
 	s := startServer(t, "--insecure-registry", reg)
 	ctx := writeContext(t, map[string]string{"Dockerfile": "FROM " + reg + "/busybox:1.35\nRUN exit 3\n"})
 	out, code := s.buildx(t, cfg, "", "build", "--progress=plain", ctx)
-	if code == 0 || !strings.Contains(out, "RUN exit 3") || !strings.Contains(out, "3") {
+	if code == 0 || !strings.Contains(out, `process "/bin/sh -c exit 3" did not complete successfully: exit code: 3`) || !strings.Contains(out, ">>> RUN exit 3") {
 		t.Errorf("failing RUN: exit %d\n%s", code, out)
 	}
 	bad := writeContext(t, map[string]string{"Dockerfile": "FROM " + reg + "/busybox:1.35\nRUN true\nNOSUCH thing\n"})
 	out, code = s.buildx(t, cfg, "", "build", "--progress=plain", bad)
-	if code == 0 || !strings.Contains(out, "NOSUCH") || !strings.Contains(out, "3") {
+	if code == 0 || !strings.Contains(out, "dockerfile parse error on line 3: unknown instruction: NOSUCH") || !strings.Contains(out, ">>> NOSUCH thing") {
 		t.Errorf("unknown instruction: exit %d\n%s", code, out)
 	}
 }
@@ -180,5 +180,63 @@ func TestBuildxRemoteDriver(t *testing.T) {
 		"--output", "type=image,name="+ref2+",push=true,registry.insecure=true")
 	if got := run(t, "curl", "-sf", "http://"+reg+"/v2/kiln-e2e/buildctl/tags/list"); !strings.Contains(got, tag) {
 		t.Errorf("buildctl did not push %s: %s\n%s", ref2, got, out)
+	}
+}
+
+// TestBuildxSecretAndSSH: docker build --secret and --ssh reach RUN --mount through
+// the session (a real ssh-agent answers through buildx), and nothing of the secret is
+// in the image.
+func TestBuildxSecretAndSSH(t *testing.T) {
+	reg := testworld.Registry(t)
+	cfg := testworld.Buildx(t)
+	debian := testworld.Debian(t)
+	s := startServer(t, "--insecure-registry", reg)
+	dir := t.TempDir()
+	secret := filepath.Join(dir, "tok")
+	if err := os.WriteFile(secret, []byte("s3cret-value"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(dir, "agent.sock")
+	agent := exec.Command("ssh-agent", "-D", "-a", sock)
+	stop := testworld.Start(t, agent)
+	defer stop()
+	for i := 0; i < 100; i++ {
+		if _, err := os.Stat(sock); err == nil {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// SSH2_AGENTC_REQUEST_IDENTITIES; a real agent answers type 12.
+	const ask = `perl -MIO::Socket::UNIX -e '$s = IO::Socket::UNIX->new(Peer => $ENV{SSH_AUTH_SOCK}) or die "connect: $!"; ` +
+		`print $s pack("NC", 1, 11); read($s, $b, 5) == 5 or die "short"; print "agent answered ", unpack("x4C", $b), "\n"' > /agent`
+	ctx := writeContext(t, map[string]string{"Dockerfile": "FROM " + debian + "\n" +
+		"RUN --mount=type=secret,id=tok sha256sum /run/secrets/tok | cut -c1-16 > /tok.sum\n" +
+		"RUN --mount=type=secret,id=tok,env=TOK test \"$TOK\" = s3cret-value && echo env-ok > /env\n" +
+		"RUN --mount=type=ssh " + ask + "\n"})
+	out := filepath.Join(dir, "out")
+	s.mustBuildx(t, cfg, "build", "--progress=plain", "--secret", "id=tok,src="+secret, "--ssh", "default="+sock,
+		"-o", "type=local,dest="+out, ctx)
+	for name, want := range map[string]string{"env": "env-ok\n", "agent": "agent answered 12\n"} {
+		if got, _ := os.ReadFile(filepath.Join(out, name)); string(got) != want {
+			t.Errorf("/%s = %q, want %q", name, got, want)
+		}
+	}
+	if got, _ := os.ReadFile(filepath.Join(out, "tok.sum")); len(got) != 17 {
+		t.Errorf("/tok.sum = %q", got)
+	}
+	if _, err := os.Stat(filepath.Join(out, "run", "secrets", "tok")); !os.IsNotExist(err) {
+		t.Errorf("the secret's mount point is in the image: %v", err)
+	}
+	tarPath := filepath.Join(dir, "fs.tar")
+	s.mustBuildx(t, cfg, "build", "--progress=plain", "--secret", "id=tok,src="+secret, "--ssh", "default="+sock,
+		"-o", "type=tar,dest="+tarPath, ctx)
+	if data, _ := os.ReadFile(tarPath); len(data) == 0 || strings.Contains(string(data), "s3cret-value") {
+		t.Errorf("the image's filesystem (%d bytes) holds the secret, or is empty", len(data))
+	}
+	// A required secret the client does not give fails the build, naming the line.
+	req := writeContext(t, map[string]string{"Dockerfile": "FROM " + reg + "/busybox:1.35\nRUN --mount=type=secret,id=tok,required=true true\n"})
+	out2, code := s.buildx(t, cfg, "", "build", "--progress=plain", req)
+	if code == 0 || !strings.Contains(out2, "secret tok: not found") || !strings.Contains(out2, ">>> RUN --mount=type=secret,id=tok,required=true") {
+		t.Errorf("build without the secret: exit %d\n%s", code, out2)
 	}
 }
