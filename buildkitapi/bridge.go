@@ -7,6 +7,7 @@ import (
 
 	"github.com/moby/buildkit/client/buildid"
 	gatewaypb "github.com/moby/buildkit/frontend/gateway/pb"
+	"github.com/moby/buildkit/solver/pb"
 	"github.com/moby/buildkit/util/apicaps"
 	apicapspb "github.com/moby/buildkit/util/apicaps/pb"
 	"google.golang.org/grpc/codes"
@@ -35,7 +36,10 @@ func (b *bridge) Ping(ctx context.Context, _ *gatewaypb.PingRequest) (*gatewaypb
 	for i, c := range bridgeCaps {
 		caps[i] = &apicapspb.APICap{ID: string(c), Enabled: true}
 	}
-	return &gatewaypb.PongResponse{FrontendAPICaps: caps, Workers: nil}, nil
+	// Of the LLB capabilities only the one about exporters applies to kiln, which
+	// runs no LLB: a solve may have several outputs.
+	llb := []*apicapspb.APICap{{ID: string(pb.CapMultipleExporters), Enabled: true}}
+	return &gatewaypb.PongResponse{FrontendAPICaps: caps, LLBCaps: llb}, nil
 }
 
 // job returns the solve a bridge call belongs to.

@@ -174,6 +174,32 @@ func TestBuildxRemoteDriver(t *testing.T) {
 		t.Errorf("the registry lacks %s: %s", tag, got)
 	}
 
+	// Outputs to the client: a docker archive that dockerd loads, the filesystem.
+	archive := filepath.Join(t.TempDir(), "img.tar")
+	fsDir := filepath.Join(t.TempDir(), "fs")
+	s.mustBuildx(t, cfg, "buildx", "build", "--builder", builder, "--progress=plain", "-t", "kiln-e2e/remote-out:"+tag,
+		"-o", "type=docker,dest="+archive, "-o", "type=local,dest="+fsDir, ctx)
+	if got, _ := os.ReadFile(filepath.Join(fsDir, "r")); string(got) != "remote\n" {
+		t.Errorf("-o type=local: /r = %q", got)
+	}
+	dockerCLI := testworld.Docker(t)
+	if out := run(t, dockerCLI, "load", "-i", archive); !strings.Contains(out, "kiln-e2e/remote-out:"+tag) {
+		t.Errorf("docker load of -o type=docker: %s", out)
+	}
+	defer removeImage(t, dockerCLI, "kiln-e2e/remote-out:"+tag)
+	if got := run(t, dockerCLI, "run", "--rm", "kiln-e2e/remote-out:"+tag, "cat", "/r"); got != "remote\n" {
+		t.Errorf("the loaded image ran with %q", got)
+	}
+
+	// buildx du lists the step cache and the kept context; prune empties them.
+	if out := s.mustBuildx(t, cfg, "buildx", "du", "--builder", builder); !strings.Contains(out, "Reclaimable") {
+		t.Errorf("buildx du:\n%s", out)
+	}
+	s.mustBuildx(t, cfg, "buildx", "prune", "--builder", builder, "-f")
+	if out := s.mustBuildx(t, cfg, "buildx", "build", "--builder", builder, "--progress=plain", ctx); strings.Contains(out, "CACHED") {
+		t.Errorf("a build after buildx prune used the cache:\n%s", out)
+	}
+
 	ref2 := reg + "/kiln-e2e/buildctl:" + tag
 	out = run(t, buildctl, "--addr", "unix://"+bkSock, "build", "--frontend", "dockerfile.v0",
 		"--local", "context="+ctx, "--local", "dockerfile="+ctx,
