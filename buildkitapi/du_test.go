@@ -79,11 +79,7 @@ func TestDiskUsageAndPrune(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	c, err := bkclient.New(ctx, ts.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := ts.client(t, ctx)
 
 	du, err := c.DiskUsage(ctx)
 	if err != nil {

@@ -142,11 +142,7 @@ func TestSolveErrorThroughGateway(t *testing.T) {
 	dir := writeFiles(t, map[string]string{"Dockerfile": "FROM " + ts.busybox + "\nRUN exit 5\n"})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	c, err := bkclient.New(ctx, ts.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := ts.client(t, ctx)
 	fs, err := fsutil.NewFS(dir)
 	if err != nil {
 		t.Fatal(err)

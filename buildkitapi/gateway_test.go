@@ -27,34 +27,21 @@ func gatewaySolve(t *testing.T, c *bkclient.Client, dir string, exports ...bkcli
 	if err != nil {
 		t.Fatal(err)
 	}
-	ch := make(chan *bkclient.SolveStatus)
-	var statuses []*bkclient.SolveStatus
-	got := make(chan struct{})
-	go func() {
-		for s := range ch {
-			statuses = append(statuses, s)
-		}
-		close(got)
-	}()
+	ch, statuses := collectStatus()
 	resp, err := c.Build(ctx, bkclient.SolveOpt{
 		LocalMounts: map[string]fsutil.FS{"context": fs, "dockerfile": fs},
 		Exports:     exports,
 	}, "", func(ctx context.Context, gc gateway.Client) (*gateway.Result, error) {
 		return gc.Solve(ctx, gateway.SolveRequest{Frontend: "dockerfile.v0", FrontendOpt: map[string]string{"build-arg:V": "7"}})
 	}, ch)
-	<-got
-	return resp, statuses, err
+	return resp, statuses(), err
 }
 
 func TestGatewaySolve(t *testing.T) {
 	ts := newTestServer(t)
 	dir := writeFiles(t, map[string]string{"Dockerfile": "FROM " + ts.busybox + "\nARG V\nRUN echo $V > /v\n"})
 	ctx := context.Background()
-	c, err := bkclient.New(ctx, ts.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := ts.client(t, ctx)
 	resp, statuses, err := gatewaySolve(t, c, dir, bkclient.ExportEntry{Type: "moby", Attrs: map[string]string{"name": "kiln-test/gw:1"}})
 	if err != nil {
 		t.Fatal(err)
@@ -127,13 +114,9 @@ func TestUnknownFrontendRefused(t *testing.T) {
 	dir := writeFiles(t, map[string]string{"Dockerfile": "FROM scratch\n"})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	c, err := bkclient.New(ctx, ts.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := ts.client(t, ctx)
 	fs, _ := fsutil.NewFS(dir)
-	_, err = c.Solve(ctx, nil, bkclient.SolveOpt{
+	_, err := c.Solve(ctx, nil, bkclient.SolveOpt{
 		Frontend:      "gateway.v0",
 		FrontendAttrs: map[string]string{"source": "example.com/my/frontend:1"},
 		LocalMounts:   map[string]fsutil.FS{"context": fs, "dockerfile": fs},

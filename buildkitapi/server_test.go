@@ -93,24 +93,12 @@ func (ts *testServer) solveShared(t *testing.T, sharedKey, dir string, attrs map
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	c, err := bkclient.New(ctx, ts.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := ts.client(t, ctx)
 	fs, err := fsutil.NewFS(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ch := make(chan *bkclient.SolveStatus)
-	var statuses []*bkclient.SolveStatus
-	got := make(chan struct{})
-	go func() {
-		for s := range ch {
-			statuses = append(statuses, s)
-		}
-		close(got)
-	}()
+	ch, statuses := collectStatus()
 	resp, err := c.Solve(ctx, nil, bkclient.SolveOpt{
 		Frontend:      "dockerfile.v0",
 		FrontendAttrs: attrs,
@@ -118,8 +106,7 @@ func (ts *testServer) solveShared(t *testing.T, sharedKey, dir string, attrs map
 		Exports:       exports,
 		SharedKey:     sharedKey,
 	}, ch)
-	<-got
-	return resp, statuses, err
+	return resp, statuses(), err
 }
 
 func writeFiles(t *testing.T, files map[string]string) string {
@@ -183,4 +170,33 @@ func vertexNames(statuses []*bkclient.SolveStatus) map[string]bool {
 		}
 	}
 	return names
+}
+
+// client is a BuildKit client of the test server, closed when the test ends.
+func (ts *testServer) client(t *testing.T, ctx context.Context) *bkclient.Client {
+	t.Helper()
+	c, err := bkclient.New(ctx, ts.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// collectStatus returns a channel for a solve's status and the function that returns
+// everything sent on it once the client has closed it.
+func collectStatus() (chan *bkclient.SolveStatus, func() []*bkclient.SolveStatus) {
+	ch := make(chan *bkclient.SolveStatus)
+	var statuses []*bkclient.SolveStatus
+	got := make(chan struct{})
+	go func() {
+		for s := range ch {
+			statuses = append(statuses, s)
+		}
+		close(got)
+	}()
+	return ch, func() []*bkclient.SolveStatus {
+		<-got
+		return statuses
+	}
 }

@@ -100,15 +100,25 @@ func (s *scaffold) create(parent, p string, dir bool) error {
 		}
 		f.Close()
 	}
-	var st unix.Stat_t
-	if err := unix.Lstat(p, &st); err != nil {
+	if err := s.record(createdPath{path: p, parent: parent, dir: dir}); err != nil {
 		return fmt.Errorf("create mount point %s: %w", p, err)
 	}
-	s.created = append(s.created, createdPath{path: p, parent: parent, dir: dir, dev: st.Dev, ino: st.Ino})
-	if pd := s.parents[parent]; pd != nil {
+	return nil
+}
+
+// record remembers a path the scaffold created, with its identity, for undo, and the
+// parent's mtime as the creation left it.
+func (s *scaffold) record(cp createdPath) error {
+	var st unix.Stat_t
+	if err := unix.Lstat(cp.path, &st); err != nil {
+		return err
+	}
+	cp.dev, cp.ino = st.Dev, st.Ino
+	s.created = append(s.created, cp)
+	if pd := s.parents[cp.parent]; pd != nil {
 		var pst unix.Stat_t
-		if err := unix.Lstat(parent, &pst); err != nil {
-			return fmt.Errorf("stat %s: %w", parent, err)
+		if err := unix.Lstat(cp.parent, &pst); err != nil {
+			return fmt.Errorf("stat %s: %w", cp.parent, err)
 		}
 		pd.ours = pst.Mtim
 	}
@@ -125,17 +135,8 @@ func (s *scaffold) place(parent, p string, create func() error) error {
 		_ = os.Remove(p)
 		return fmt.Errorf("place %s: %w", p, err)
 	}
-	var st unix.Stat_t
-	if err := unix.Lstat(p, &st); err != nil {
+	if err := s.record(createdPath{path: p, parent: parent, placed: true}); err != nil {
 		return fmt.Errorf("place %s: %w", p, err)
-	}
-	s.created = append(s.created, createdPath{path: p, parent: parent, placed: true, dev: st.Dev, ino: st.Ino})
-	if pd := s.parents[parent]; pd != nil {
-		var pst unix.Stat_t
-		if err := unix.Lstat(parent, &pst); err != nil {
-			return fmt.Errorf("stat %s: %w", parent, err)
-		}
-		pd.ours = pst.Mtim
 	}
 	return nil
 }

@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"io"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -33,21 +32,7 @@ func TestBuildSecretAndSSHFlags(t *testing.T) {
 		t.Fatal(err)
 	}
 	sock := filepath.Join(dir, "agent.sock")
-	l, err := net.Listen("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			_, _ = io.WriteString(c, "agent says hi")
-			c.Close()
-		}
-	}()
+	serveFakeAgent(t, sock, "agent says hi")
 	sum := sha256.Sum256([]byte(value))
 	ctxDir := filepath.Join(dir, "ctx")
 	if err := os.MkdirAll(ctxDir, 0o755); err != nil {

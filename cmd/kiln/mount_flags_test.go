@@ -86,21 +86,7 @@ func TestSSHFlags(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	sock := filepath.Join(dir, "agent.sock")
-	l, err := net.Listen("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			_, _ = io.WriteString(c, "socket agent")
-			c.Close()
-		}
-	}()
+	serveFakeAgent(t, sock, "socket agent")
 	_, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -210,4 +196,25 @@ func TestPlanBuildMountFlags(t *testing.T) {
 	if p.req.Secrets != nil || p.req.SSH != nil {
 		t.Errorf("without the flags: Request.Secrets %v, Request.SSH %v; want nil interfaces", p.req.Secrets, p.req.SSH)
 	}
+}
+
+// serveFakeAgent listens on the unix socket sock until the test ends, answering every
+// connection with reply: a stand-in for an SSH agent socket.
+func serveFakeAgent(t *testing.T, sock, reply string) {
+	t.Helper()
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			_, _ = io.WriteString(c, reply)
+			c.Close()
+		}
+	}()
 }
