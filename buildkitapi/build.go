@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	controlapi "github.com/moby/buildkit/api/services/control"
 	"github.com/moby/buildkit/session"
 	"github.com/sirupsen/logrus"
 	"google.golang.org/grpc/codes"
@@ -101,6 +102,17 @@ func (s *Server) build(ctx context.Context, j *job, attrs map[string]string, ses
 	}
 	reg := s.cfg.Registry
 	reg.Keychain = s.keychain(ctx, sessionID)
+	var cacheOpts *controlapi.CacheOptions
+	if j.req != nil {
+		cacheOpts = j.req.Cache
+	}
+	rc, flush, err := s.solveCache(cacheOpts, reg.Keychain, dir, p)
+	if err != nil {
+		return nil, codeError(codes.InvalidArgument, "%w", err)
+	}
+	if rc != nil {
+		ws.Cache = rc
+	}
 	res, err := builder.Build(ctx, &builder.Request{
 		Dockerfile:     src.dockerfile,
 		DockerfileName: src.dockerfileName,
@@ -115,6 +127,11 @@ func (s *Server) build(ctx context.Context, j *job, attrs map[string]string, ses
 		SSH:            sessionSSH{caller},
 	}, builder.WithWorkspace(ws), builder.WithEvents(p.event), builder.WithRegistry(reg))
 	keep = true // the transfer was complete, whatever the build did with it
+	if flush != nil {
+		if ferr := flush(ctx); ferr != nil {
+			p.warn("uploading to the cache repository: " + ferr.Error())
+		}
+	}
 	if err != nil {
 		log.WithError(err).WithField("duration", time.Since(start)).Info("build failed")
 		return nil, buildError(solveError(err, src.dockerfile, src.dockerfileName))

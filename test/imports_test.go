@@ -30,7 +30,7 @@ var allowed = map[string][]string{
 	"builder":                     {"snapshot", "isolation", "contexts", "credentials", "builder/copier", "nettimeout", "ctxio", "atomicfile"},
 	"store":                       {"compression", "ctxio", "atomicfile"},
 	"apiserver":                   {"builder", "builder/output", "contexts", "credentials", "store", "nettimeout", "compression", "ctxio"},
-	"buildkitapi":                 {"builder", "builder/output", "contexts", "credentials", "store", "nettimeout"}, // the BuildKit front door: never apiserver, its sibling
+	"buildkitapi":                 {"builder", "builder/output", "builder/registrycache", "contexts", "credentials", "store", "nettimeout"}, // the BuildKit front door: never apiserver, its sibling
 	"cmd/kiln":                    {"*"},
 	"test":                        {"*"},
 	"test/testworld":              {"*"},
