@@ -113,7 +113,7 @@ kiln_bx_setup() {
 }
 
 # kiln_bx_start (re)starts kiln serve for kiln-bx on a fresh state dir: no step cache, no
-# cached contexts (kiln answers no BuildKit prune yet), the warmed base-image cache kept.
+# cached contexts, the warmed base-image cache kept.
 kiln_bx_start() {
   local i st=$SCRATCH/kiln-bx-serve
   kiln_bx_stop
