@@ -272,7 +272,7 @@ $(machine_facts)
 - **kiln-bx** and **docker-bx** run the docker CLI with a private \`DOCKER_CONFIG\` holding
   only the buildx plugin (\`scripts/buildkit-tools.sh\`), \`--progress=plain\`, no
   attestations. kiln-bx talks to one \`kiln serve --isolation=chroot\` with a warmed
-  base-image cache; before each cold run it is restarted on an empty state dir (empty step cache, no kept context, as after `docker buildx prune -af`), untimed. docker-bx talks to the world's dockerd, with
+  base-image cache; before each cold run it is restarted on an empty state dir (empty step cache, no kept context, as after \`docker buildx prune -af\`), untimed. docker-bx talks to the world's dockerd, with
   \`docker builder prune -af\` (untimed) before each cold run; dockerd's BuildKit finds the
   pre-pulled base in its image store. Both cold runs add \`--no-cache\`; the warm ones
   (fd, dc) build twice and time the second build, as above. The image is stored in the
