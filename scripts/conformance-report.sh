@@ -63,3 +63,22 @@ echo
 echo "## Passing cases"
 echo
 awk -F'\t' 'NR>1 && $2 == "PASS" {printf "%s%s", sep, "`" $1 "`"; sep=", "} END {print ""}' "$summary"
+echo
+echo "## BuildKit's dialect: BuildKit v0.34 as the oracle"
+echo
+echo "Features Docker's classic builder does not have (heredocs, \`RUN --mount\`, the COPY/ADD"
+echo "flags of BuildKit, platform ARGs, build checks) are compared with the reference BuildKit"
+echo "instead: \`TestBuildKitDialect\` (in \`make test\`) builds every case of"
+echo "test/conformance/corpus/buildkit-dialect with buildkitd v0.34 (buildctl, OCI worker) and"
+echo "with kiln build, and diffs the images with \`diffbuild compare\`. Where kiln deliberately"
+echo "differs from BuildKit, the case's known-diff.txt says why:"
+echo
+echo "| case | why kiln differs |"
+echo "|---|---|"
+found=0
+for f in "$(dirname "$0")"/../test/conformance/corpus/buildkit-dialect/*/known-diff.txt; do
+  [ -e "$f" ] || continue
+  found=1
+  printf '| %s | %s |\n' "$(basename "$(dirname "$f")")" "$(tr '\n|' ' /' < "$f")"
+done
+[ "$found" = 1 ] || echo "| (none) | every dialect case builds the same image as BuildKit |"
