@@ -11,6 +11,7 @@ import (
 	apitypes "github.com/moby/buildkit/api/types"
 	"github.com/moby/buildkit/session/grpchijack"
 	"github.com/moby/buildkit/solver/pb"
+	"github.com/moby/buildkit/util/bklog"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 )
@@ -84,7 +85,7 @@ func (c *control) Session(stream grpc.BidiStreamingServer[controlapi.BytesMessag
 		<-closeCh
 		conn.Close()
 	}()
-	return c.s.sessions.HandleConn(stream.Context(), conn, md)
+	return c.s.sessions.HandleConn(bklog.WithLogger(stream.Context(), c.s.bkLog), conn, md)
 }
 
 // Status streams a solve's progress. It may be called before the Solve it follows

@@ -9,6 +9,7 @@ import (
 	controlapi "github.com/moby/buildkit/api/services/control"
 	gatewaypb "github.com/moby/buildkit/frontend/gateway/pb"
 	"github.com/moby/buildkit/session"
+	"github.com/moby/buildkit/util/bklog"
 	"github.com/moby/buildkit/util/grpcerrors"
 	"github.com/sirupsen/logrus"
 	"google.golang.org/grpc"
@@ -58,6 +59,11 @@ type Server struct {
 	jobs     *jobs
 	contexts *contextCache
 
+	// bkLog receives what BuildKit's own session code logs: at kiln's debug level
+	// only, since it reports a client's normal goodbye (a session whose connection
+	// closed fails its health check) as an error.
+	bkLog *logrus.Entry
+
 	// conns are the hijacked /grpc connections, closed by Close.
 	mu    sync.Mutex
 	conns map[net.Conn]struct{}
@@ -85,6 +91,7 @@ func New(cfg Config) (*Server, error) {
 		sessions: sm,
 		jobs:     newJobs(),
 		conns:    map[net.Conn]struct{}{},
+		bkLog:    sessionLogger(cfg.Log),
 		contexts: newContextCache(cfg.Workspace.StateDir, cfg.ContextCacheEntries),
 	}
 	s.grpc = grpc.NewServer(
@@ -112,10 +119,23 @@ func (s *Server) Handler() http.Handler {
 	return mux
 }
 
+// sessionLogger is a logger for BuildKit's session code: kiln's output and format,
+// silent unless kiln logs at debug level.
+func sessionLogger(l *logrus.Logger) *logrus.Entry {
+	q := logrus.New()
+	q.SetOutput(l.Out)
+	q.SetFormatter(l.Formatter)
+	q.SetLevel(logrus.PanicLevel)
+	if l.IsLevelEnabled(logrus.DebugLevel) {
+		q.SetLevel(l.GetLevel())
+	}
+	return logrus.NewEntry(q).WithField("component", "buildkit-session")
+}
+
 // serveSession hands the /session upgrade to the session manager, which hijacks the
 // connection and becomes the h2 client of the methods the CLI exposes.
 func (s *Server) serveSession(w http.ResponseWriter, r *http.Request) {
-	if err := s.sessions.HandleHTTPRequest(r.Context(), w, r); err != nil {
+	if err := s.sessions.HandleHTTPRequest(bklog.WithLogger(r.Context(), s.bkLog), w, r); err != nil {
 		s.cfg.Log.WithError(err).Warn("buildkit session")
 	}
 }
