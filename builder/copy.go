@@ -21,8 +21,6 @@ func (s *stage) copy(ctx context.Context, c *instructions.CopyCommand) error {
 		return fmt.Errorf("COPY --link: %w", ErrUnsupported)
 	case c.Parents:
 		return fmt.Errorf("COPY --parents: %w", ErrUnsupported)
-	case len(c.ExcludePatterns) > 0:
-		return fmt.Errorf("COPY --exclude: %w", ErrUnsupported)
 	case len(c.SourceContents) > 0:
 		return fmt.Errorf("COPY with a heredoc: %w", ErrUnsupported)
 	}
@@ -31,7 +29,8 @@ func (s *stage) copy(ctx context.Context, c *instructions.CopyCommand) error {
 		return err
 	}
 	history := fmt.Sprintf("/bin/sh -c #(nop) COPY %s in %s ", strings.Join(c.SourcePaths, " "), c.DestPath)
-	return s.copyFiles(ctx, src, c.SourcePaths, c.DestPath, c.Chown, c.Chmod, false, history)
+	return s.copyFiles(ctx, src, copyOpts{sources: c.SourcePaths, dest: c.DestPath, chown: c.Chown, chmod: c.Chmod,
+		exclude: c.ExcludePatterns}, history)
 }
 
 // add executes ADD.
@@ -39,8 +38,6 @@ func (s *stage) add(ctx context.Context, c *instructions.AddCommand) error {
 	switch {
 	case c.Link:
 		return fmt.Errorf("ADD --link: %w", ErrUnsupported)
-	case len(c.ExcludePatterns) > 0:
-		return fmt.Errorf("ADD --exclude: %w", ErrUnsupported)
 	case c.Checksum != "":
 		return fmt.Errorf("ADD --checksum: %w", ErrUnsupported)
 	case c.KeepGitDir != nil:
@@ -57,18 +54,30 @@ func (s *stage) add(ctx context.Context, c *instructions.AddCommand) error {
 	}
 	src := s.contextSource()
 	history := fmt.Sprintf("/bin/sh -c #(nop) ADD %s in %s ", strings.Join(c.SourcePaths, " "), c.DestPath)
-	return s.copyFiles(ctx, src, c.SourcePaths, c.DestPath, c.Chown, c.Chmod, true, history)
+	return s.copyFiles(ctx, src, copyOpts{sources: c.SourcePaths, dest: c.DestPath, chown: c.Chown, chmod: c.Chmod,
+		exclude: c.ExcludePatterns, add: true}, history)
 }
 
-func (s *stage) copyFiles(ctx context.Context, src copier.Source, sources []string, dest, chown, chmod string, add bool, history string) error {
+// copyOpts are the parts of a COPY or ADD instruction copyFiles carries out.
+type copyOpts struct {
+	sources      []string
+	dest         string
+	chown, chmod string
+	exclude      []string
+	add          bool
+}
+
+func (s *stage) copyFiles(ctx context.Context, src copier.Source, o copyOpts, history string) error {
 	if err := s.materialise(ctx); err != nil {
 		return err
 	}
+	chown, chmod := o.chown, o.chmod
 	req := copier.Request{
-		Sources: sources,
-		Dest:    dest,
+		Sources: o.sources,
+		Dest:    o.dest,
+		Exclude: o.exclude,
 		WorkDir: s.state.config.Config.WorkingDir,
-		Add:     add,
+		Add:     o.add,
 		TempDir: s.b.tmpDir,
 		Net:     s.b.puller.reg.Net,
 	}
@@ -87,7 +96,7 @@ func (s *stage) copyFiles(ctx context.Context, src copier.Source, sources []stri
 		if err != nil {
 			return err
 		}
-		req.Chmod = &mode
+		req.Chmod = mode
 	}
 	touched, err := copier.Copy(ctx, src, s.root, req)
 	if err != nil {

@@ -10,6 +10,8 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/moby/patternmatcher"
+
 	"github.com/kiln-build/kiln/nettimeout"
 )
 
@@ -50,7 +52,10 @@ type Request struct {
 	Chown *Owner
 	// Chmod is the --chmod mode for every file and directory copied. nil keeps the
 	// source's mode. (The classic builder rejects --chmod; the builder decides.)
-	Chmod *os.FileMode
+	Chmod *Chmod
+	// Exclude are the --exclude patterns (.dockerignore syntax), matched against the
+	// paths below each source, relative to it.
+	Exclude []string
 	// Add selects ADD semantics: URLs are downloaded and local tar archives extracted.
 	Add bool
 	// HTTPClient fetches ADD URLs; nil means a client held to Net.
@@ -82,10 +87,15 @@ func Copy(ctx context.Context, src Source, dstRoot string, req Request) ([]strin
 	if dstRoot, err = filepath.Abs(dstRoot); err != nil {
 		return nil, fmt.Errorf("build root %q: %w", dstRoot, err)
 	}
+	exclude, err := newExcluder(req.Exclude)
+	if err != nil {
+		return nil, fmt.Errorf("%s failed: %w", cmd, err)
+	}
 	c := &copier{
 		src:     src,
 		dstRoot: dstRoot,
 		req:     req,
+		exclude: exclude,
 		touched: map[string]struct{}{},
 		buf:     make([]byte, 256<<10),
 	}
@@ -116,6 +126,7 @@ type copier struct {
 	src     Source
 	dstRoot string
 	req     Request
+	exclude *patternmatcher.PatternMatcher // --exclude; nil for none
 
 	touched  map[string]struct{} // image paths created or modified
 	buf      []byte              // copy buffer, reused for every file of this call

@@ -103,7 +103,7 @@ func (c *copier) copyDir(ctx context.Context, it item, destHost string) error {
 			}
 		}
 	}
-	t := &tree{c: c, owner: own, links: map[fileID]string{}}
+	t := &tree{c: c, owner: own, links: map[fileID]string{}, base: it.rel}
 	if err := t.copyChildren(ctx, it.host, it.rel, destHost, nil); err != nil {
 		return err
 	}
@@ -112,7 +112,7 @@ func (c *copier) copyDir(ctx context.Context, it item, destHost string) error {
 	}
 	// --chmod covers the destination directory too when this copy created it.
 	if !exists && c.req.Chmod != nil {
-		if err := os.Chmod(destHost, *c.req.Chmod); err != nil {
+		if err := os.Chmod(destHost, c.req.Chmod.dirMode()); err != nil {
 			return c.hostErr(err)
 		}
 	}

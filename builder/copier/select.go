@@ -31,15 +31,20 @@ var ErrRemoteSource = errors.New("the source is a URL")
 // in the order Copy reads them: each source after wildcard expansion, then, for a
 // directory, everything below it that .dockerignore leaves in. It is how a build cache
 // keys a COPY on the content it copies without copying anything.
-func Select(ctx context.Context, src Source, sources []string, fn func(Selected) error) error {
+// Only req's Sources and Exclude matter.
+func Select(ctx context.Context, src Source, req Request, fn func(Selected) error) error {
 	root, err := filepath.Abs(src.Root)
 	if err != nil {
 		return fmt.Errorf("source root %q: %w", src.Root, err)
 	}
 	src.Root = root
-	c := &copier{src: src, req: Request{Sources: sources}}
+	exclude, err := newExcluder(req.Exclude)
+	if err != nil {
+		return err
+	}
+	c := &copier{src: src, req: req, exclude: exclude}
 	n := 0
-	for _, s := range sources {
+	for _, s := range req.Sources {
 		if isURL(s) {
 			return fmt.Errorf("%s: %w", s, ErrRemoteSource)
 		}
@@ -53,7 +58,7 @@ func Select(ctx context.Context, src Source, sources []string, fn func(Selected)
 				return err
 			}
 			if it.info.IsDir() {
-				if err := c.selectChildren(ctx, it.host, it.rel, fn); err != nil {
+				if err := c.selectChildren(ctx, it.rel, it.host, it.rel, fn); err != nil {
 					return err
 				}
 			}
@@ -68,7 +73,7 @@ func Select(ctx context.Context, src Source, sources []string, fn func(Selected)
 // selectChildren reports what tree.copyChildren would copy from the directory dir (rel
 // in the source): excluded entries are skipped, but an excluded directory is still
 // searched when .dockerignore may re-include something below it.
-func (c *copier) selectChildren(ctx context.Context, dir, rel string, fn func(Selected) error) error {
+func (c *copier) selectChildren(ctx context.Context, base, dir, rel string, fn func(Selected) error) error {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return fmt.Errorf("reading %s: %w", rel, unwrapPathError(err))
@@ -79,9 +84,9 @@ func (c *copier) selectChildren(ctx context.Context, dir, rel string, fn func(Se
 		}
 		childRel := path.Join(rel, e.Name())
 		host := filepath.Join(dir, e.Name())
-		if c.excluded(childRel) {
-			if e.IsDir() && !c.src.NoExceptions {
-				if err := c.selectChildren(ctx, host, childRel, fn); err != nil {
+		if out, search := c.leftOut(base, childRel); out {
+			if e.IsDir() && search {
+				if err := c.selectChildren(ctx, base, host, childRel, fn); err != nil {
 					return err
 				}
 			}
@@ -95,7 +100,7 @@ func (c *copier) selectChildren(ctx context.Context, dir, rel string, fn func(Se
 			return err
 		}
 		if fi.IsDir() {
-			if err := c.selectChildren(ctx, host, childRel, fn); err != nil {
+			if err := c.selectChildren(ctx, base, host, childRel, fn); err != nil {
 				return err
 			}
 		}
