@@ -25,7 +25,6 @@ func OctalChmod(m os.FileMode) *Chmod { return &Chmod{octal: m} }
 // BuildKit's octal message.
 func ParseChmod(s string) (*Chmod, error) {
 	m, err := strconv.ParseUint(s, 8, 32)
-	//lint:ignore ST1005 this is BuildKit's message, word for word
 	nonOctal := fmt.Errorf("invalid chmod parameter: '%v'. it should be octal string and between 0 and 07777", s)
 	if err == nil {
 		if m > 0o7777 {
