@@ -17,8 +17,6 @@ import (
 // copy executes COPY.
 func (s *stage) copy(ctx context.Context, c *instructions.CopyCommand) error {
 	switch {
-	case c.Link:
-		return fmt.Errorf("COPY --link: %w", ErrUnsupported)
 	case c.Parents:
 		return fmt.Errorf("COPY --parents: %w", ErrUnsupported)
 	case len(c.SourceContents) > 0:
@@ -30,14 +28,12 @@ func (s *stage) copy(ctx context.Context, c *instructions.CopyCommand) error {
 	}
 	history := fmt.Sprintf("/bin/sh -c #(nop) COPY %s in %s ", strings.Join(c.SourcePaths, " "), c.DestPath)
 	return s.copyFiles(ctx, src, copyOpts{sources: c.SourcePaths, dest: c.DestPath, chown: c.Chown, chmod: c.Chmod,
-		exclude: c.ExcludePatterns}, history)
+		exclude: c.ExcludePatterns, link: c.Link}, history)
 }
 
 // add executes ADD.
 func (s *stage) add(ctx context.Context, c *instructions.AddCommand) error {
 	switch {
-	case c.Link:
-		return fmt.Errorf("ADD --link: %w", ErrUnsupported)
 	case c.Checksum != "":
 		return fmt.Errorf("ADD --checksum: %w", ErrUnsupported)
 	case c.KeepGitDir != nil:
@@ -55,7 +51,7 @@ func (s *stage) add(ctx context.Context, c *instructions.AddCommand) error {
 	src := s.contextSource()
 	history := fmt.Sprintf("/bin/sh -c #(nop) ADD %s in %s ", strings.Join(c.SourcePaths, " "), c.DestPath)
 	return s.copyFiles(ctx, src, copyOpts{sources: c.SourcePaths, dest: c.DestPath, chown: c.Chown, chmod: c.Chmod,
-		exclude: c.ExcludePatterns, add: true}, history)
+		exclude: c.ExcludePatterns, link: c.Link, add: true}, history)
 }
 
 // copyOpts are the parts of a COPY or ADD instruction copyFiles carries out.
@@ -64,6 +60,7 @@ type copyOpts struct {
 	dest         string
 	chown, chmod string
 	exclude      []string
+	link         bool
 	add          bool
 }
 
@@ -76,6 +73,7 @@ func (s *stage) copyFiles(ctx context.Context, src copier.Source, o copyOpts, hi
 		Sources: o.sources,
 		Dest:    o.dest,
 		Exclude: o.exclude,
+		Link:    o.link,
 		WorkDir: s.state.config.Config.WorkingDir,
 		Add:     o.add,
 		TempDir: s.b.tmpDir,
@@ -85,6 +83,9 @@ func (s *stage) copyFiles(ctx context.Context, src copier.Source, o copyOpts, hi
 		req.WorkDir = "/"
 	}
 	if chown != "" {
+		if o.link && chownByName(chown) {
+			return fmt.Errorf("--chown=%s: user and group names can't be resolved when used with --link, use numeric uid[:gid] instead", chown)
+		}
 		id, err := resolveChown(s.root, chown)
 		if err != nil {
 			return err
@@ -109,6 +110,21 @@ func (s *stage) copyFiles(ctx context.Context, src copier.Source, o copyOpts, hi
 		return fmt.Errorf("recording copied files: %w", err)
 	}
 	return s.writeLayer(ctx, &snapshot.Changes{Changed: touched}, history)
+}
+
+// chownByName reports whether a --chown value names its user or group rather than
+// giving numbers: --link cannot resolve names, having no base filesystem to read.
+func chownByName(chown string) bool {
+	user, group, _ := strings.Cut(chown, ":")
+	for _, part := range []string{user, group} {
+		if part == "" {
+			continue
+		}
+		if _, err := strconv.Atoi(part); err != nil {
+			return true
+		}
+	}
+	return false
 }
 
 // commitEmpty records an instruction whose files go into a later snapshot.

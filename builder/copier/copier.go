@@ -56,6 +56,9 @@ type Request struct {
 	// Exclude are the --exclude patterns (.dockerignore syntax), matched against the
 	// paths below each source, relative to it.
 	Exclude []string
+	// Link is COPY --link / ADD --link: the copy does not see the build root's
+	// content (see copyLinked).
+	Link bool
 	// Add selects ADD semantics: URLs are downloaded and local tar archives extracted.
 	Add bool
 	// HTTPClient fetches ADD URLs; nil means a client held to Net.
@@ -81,11 +84,14 @@ func Copy(ctx context.Context, src Source, dstRoot string, req Request) ([]strin
 		cmd = "ADD"
 	}
 	var err error
-	if src.Root, err = filepath.Abs(src.Root); err != nil {
-		return nil, fmt.Errorf("source root %q: %w", src.Root, err)
-	}
 	if dstRoot, err = filepath.Abs(dstRoot); err != nil {
 		return nil, fmt.Errorf("build root %q: %w", dstRoot, err)
+	}
+	if req.Link {
+		return copyLinked(ctx, src, dstRoot, req)
+	}
+	if src.Root, err = filepath.Abs(src.Root); err != nil {
+		return nil, fmt.Errorf("source root %q: %w", src.Root, err)
 	}
 	exclude, err := newExcluder(req.Exclude)
 	if err != nil {

@@ -20,6 +20,8 @@ func TestCopyFlags(t *testing.T) {
 		"dir3/file-301.mp3=9", "dir3/file-302.mpeg=10",
 		"dir4/file-401.txt=11", "dir4/file-402.txt->file-401.txt", "dir4/file-403.txt->file-404.txt",
 	}
+	linkRoot := []spec{"out/real", "out/app mode=0700", "out/existing/old=o", "out/e2/keep=k",
+		"out/link->real", "out/link2->real", "out/file=old"}
 	modes := []spec{"m/f=x mode=0644", "m/x=y mode=0750", "m/d mode=0700", "m/d/g=z mode=0600"}
 	cases := []copyCase{
 		// --exclude: relative to each source, .dockerignore's syntax.
@@ -48,6 +50,20 @@ func TestCopyFlags(t *testing.T) {
 		{name: "exclude-bad-pattern", context: media,
 			req:     Request{Sources: []string{"."}, Dest: "/d/", Exclude: []string{"[a-"}},
 			wantErr: "invalid --exclude pattern"},
+
+		// --link: the copy does not see the build root; its result is laid over it.
+		{name: "link-symlink-dir-replaced", context: []spec{"f=F"}, root: linkRoot,
+			req: Request{Sources: []string{"f"}, Dest: "/out/link/", Link: true}},
+		{name: "nolink-symlink-dir-followed", context: []spec{"f=F"}, root: linkRoot,
+			req: Request{Sources: []string{"f"}, Dest: "/out/link/"}},
+		{name: "link-parent-metadata-replaced", context: []spec{"f=F"}, root: linkRoot,
+			req: Request{Sources: []string{"f"}, Dest: "/out/app/", Link: true}},
+		{name: "link-existing-dir-replaced-by-file", context: []spec{"f=F"}, root: linkRoot,
+			req: Request{Sources: []string{"f"}, Dest: "/out/existing", Link: true}},
+		{name: "link-dirs-merge", context: []spec{"d/sub/g=G"}, root: linkRoot,
+			req: Request{Sources: []string{"d"}, Dest: "/out/e2", Link: true}},
+		{name: "link-hardlinks-and-exclude", context: []spec{"h/a=same", "h/b=>h/a", "h/c.txt=x"}, root: linkRoot,
+			req: Request{Sources: []string{"h"}, Dest: "/out/link2/x", Link: true, Exclude: []string{"*.txt"}}},
 
 		// --chmod: symbolic modes apply to each path's own mode.
 		{name: "chmod-symbolic", context: modes,
