@@ -2,6 +2,7 @@ package builder
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -9,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+	"github.com/opencontainers/go-digest"
 
 	"github.com/kiln-build/kiln/builder/copier"
 	"github.com/kiln-build/kiln/snapshot"
@@ -34,12 +36,8 @@ func (s *stage) copy(ctx context.Context, c *instructions.CopyCommand) error {
 // add executes ADD.
 func (s *stage) add(ctx context.Context, c *instructions.AddCommand) error {
 	switch {
-	case c.Checksum != "":
-		return fmt.Errorf("ADD --checksum: %w", ErrUnsupported)
 	case c.KeepGitDir != nil:
 		return fmt.Errorf("ADD --keep-git-dir: %w", ErrUnsupported)
-	case c.Unpack != nil:
-		return fmt.Errorf("ADD --unpack: %w", ErrUnsupported)
 	case len(c.SourceContents) > 0:
 		return fmt.Errorf("ADD with a heredoc: %w", ErrUnsupported)
 	}
@@ -48,10 +46,13 @@ func (s *stage) add(ctx context.Context, c *instructions.AddCommand) error {
 			return fmt.Errorf("ADD of a git repository (%s): %w", p, ErrUnsupported)
 		}
 	}
+	if err := checkChecksum(c); err != nil {
+		return err
+	}
 	src := s.contextSource()
 	history := fmt.Sprintf("/bin/sh -c #(nop) ADD %s in %s ", strings.Join(c.SourcePaths, " "), c.DestPath)
 	return s.copyFiles(ctx, src, copyOpts{sources: c.SourcePaths, dest: c.DestPath, chown: c.Chown, chmod: c.Chmod,
-		exclude: c.ExcludePatterns, link: c.Link, add: true}, history)
+		exclude: c.ExcludePatterns, link: c.Link, add: true, checksum: c.Checksum, unpack: c.Unpack}, history)
 }
 
 // copyOpts are the parts of a COPY or ADD instruction copyFiles carries out.
@@ -62,6 +63,8 @@ type copyOpts struct {
 	exclude      []string
 	link         bool
 	add          bool
+	checksum     string
+	unpack       *bool
 }
 
 func (s *stage) copyFiles(ctx context.Context, src copier.Source, o copyOpts, history string) error {
@@ -70,14 +73,16 @@ func (s *stage) copyFiles(ctx context.Context, src copier.Source, o copyOpts, hi
 	}
 	chown, chmod := o.chown, o.chmod
 	req := copier.Request{
-		Sources: o.sources,
-		Dest:    o.dest,
-		Exclude: o.exclude,
-		Link:    o.link,
-		WorkDir: s.state.config.Config.WorkingDir,
-		Add:     o.add,
-		TempDir: s.b.tmpDir,
-		Net:     s.b.puller.reg.Net,
+		Sources:  o.sources,
+		Dest:     o.dest,
+		Exclude:  o.exclude,
+		Link:     o.link,
+		Checksum: o.checksum,
+		Unpack:   o.unpack,
+		WorkDir:  s.state.config.Config.WorkingDir,
+		Add:      o.add,
+		TempDir:  s.b.tmpDir,
+		Net:      s.b.puller.reg.Net,
 	}
 	if req.WorkDir == "" {
 		req.WorkDir = "/"
@@ -110,6 +115,23 @@ func (s *stage) copyFiles(ctx context.Context, src copier.Source, o copyOpts, hi
 		return fmt.Errorf("recording copied files: %w", err)
 	}
 	return s.writeLayer(ctx, &snapshot.Changes{Changed: touched}, history)
+}
+
+// checkChecksum refuses ADD --checksum where BuildKit does, with its messages: one
+// source only, a URL, and a well-formed digest.
+func checkChecksum(c *instructions.AddCommand) error {
+	switch {
+	case c.Checksum == "":
+		return nil
+	case len(c.SourcePaths) != 1:
+		return errors.New("checksum can't be specified for multiple sources")
+	case !strings.HasPrefix(c.SourcePaths[0], "http://") && !strings.HasPrefix(c.SourcePaths[0], "https://"):
+		return errors.New("checksum requires HTTP(S) or Git sources")
+	}
+	if _, err := digest.Parse(c.Checksum); err != nil {
+		return err
+	}
+	return nil
 }
 
 // chownByName reports whether a --chown value names its user or group rather than

@@ -1,7 +1,15 @@
 package builder_test
 
 import (
+	"archive/tar"
+	"bytes"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
+
+	"github.com/kiln-build/kiln/builder"
 )
 
 // COPY/ADD flags of BuildKit's dialect in real builds; the expectations were checked
@@ -58,5 +66,52 @@ func TestCacheCopyFlags(t *testing.T) {
 		if len(got.misses) != 1 {
 			t.Errorf("%s: misses %q, want the COPY", flags, got.misses)
 		}
+	}
+}
+
+// ADD --checksum verifies a URL's content (BuildKit's message, naming the line, on a
+// mismatch) and is refused where BuildKit refuses it; ADD --unpack=true extracts a
+// downloaded archive.
+func TestAddChecksumAndUnpack(t *testing.T) {
+	w := newWorld(t)
+	var tarball bytes.Buffer
+	tw := tar.NewWriter(&tarball)
+	_ = tw.WriteHeader(&tar.Header{Name: "inside", Mode: 0o640, Size: 1, Typeflag: tar.TypeReg})
+	_, _ = tw.Write([]byte("x"))
+	_ = tw.Close()
+	mux := http.NewServeMux()
+	mux.HandleFunc("/hello.txt", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("hello")) })
+	mux.HandleFunc("/a.tar", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write(tarball.Bytes()) })
+	srv := httptest.NewServer(mux) // 127.0.0.1
+	t.Cleanup(srv.Close)
+	const good = "sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
+	const bad = "sha256:1111111111111111111111111111111111111111111111111111111111111111"
+
+	img, _ := mustBuild(t, w, buildCase{
+		dockerfile: "FROM BUSYBOX\nADD --checksum=" + good + " " + srv.URL + "/hello.txt /dl/\n" +
+			"ADD --unpack=true " + srv.URL + "/a.tar /un/\nADD --unpack=false a.tar /kept/\n",
+		files: map[string]string{"a.tar": tarball.String()},
+	})
+	wantFiles(t, files(t, img), map[string]string{
+		"/dl/hello.txt": "f 0600 0:0 hello",
+		"/un/inside":    "f 0640 0:0 x",
+		"/un/a.tar":     "",
+		"/kept/a.tar":   "f 0644 0:0 <large>", // the archive itself
+	})
+
+	for _, tc := range []struct{ name, line, want string }{
+		{"mismatch", "ADD --checksum=" + bad + " " + srv.URL + "/hello.txt /dl/",
+			"digest mismatch for " + srv.URL + "/hello.txt: " + good + " (expected: " + bad + ")"},
+		{"two sources", "ADD --checksum=" + good + " " + srv.URL + "/hello.txt a /dl/", "checksum can't be specified for multiple sources"},
+		{"local source", "ADD --checksum=" + good + " a /dl/", "checksum requires HTTP(S) or Git sources"},
+		{"malformed", "ADD --checksum=sha256:abc " + srv.URL + "/hello.txt /dl/", "invalid checksum digest length"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, _, err := w.build(t, buildCase{dockerfile: "FROM BUSYBOX\n" + tc.line + "\n", files: map[string]string{"a": "a"}})
+			var ie *builder.InstructionError
+			if err == nil || !strings.Contains(err.Error(), tc.want) || !errors.As(err, &ie) || ie.Line != 2 {
+				t.Errorf("error %v, want %q on line 2", err, tc.want)
+			}
+		})
 	}
 }

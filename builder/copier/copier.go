@@ -59,6 +59,12 @@ type Request struct {
 	// Link is COPY --link / ADD --link: the copy does not see the build root's
 	// content (see copyLinked).
 	Link bool
+	// Checksum is ADD --checksum: the digest (sha256:..., sha384:..., sha512:...) the
+	// one downloaded URL must have. Empty checks nothing.
+	Checksum string
+	// Unpack is ADD --unpack: nil extracts local archives and never downloads (the
+	// default); true extracts downloaded archives too; false extracts nothing.
+	Unpack *bool
 	// Add selects ADD semantics: URLs are downloaded and local tar archives extracted.
 	Add bool
 	// HTTPClient fetches ADD URLs; nil means a client held to Net.

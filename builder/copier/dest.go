@@ -30,7 +30,7 @@ func (c *copier) copyItem(ctx context.Context, it item, dest string) error {
 		}
 		return nil
 	}
-	if c.req.Add && !it.remote {
+	if c.unpacks(it) {
 		archive, err := isArchive(it.host)
 		if err != nil {
 			return err
@@ -54,6 +54,18 @@ func (c *copier) copyItem(ctx context.Context, it item, dest string) error {
 		return fmt.Errorf("failed to copy file: %w", err)
 	}
 	return nil
+}
+
+// unpacks reports whether it, if it is a tar archive, is extracted rather than copied:
+// ADD extracts local archives unless --unpack=false, and downloads with --unpack=true.
+func (c *copier) unpacks(it item) bool {
+	switch {
+	case !c.req.Add:
+		return false
+	case c.req.Unpack != nil:
+		return *c.req.Unpack
+	}
+	return !it.remote
 }
 
 // copyFile copies a single non-directory source to the host path target, creating its
