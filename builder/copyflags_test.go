@@ -101,7 +101,7 @@ func TestAddChecksumAndUnpack(t *testing.T) {
 
 	for _, tc := range []struct{ name, line, want string }{
 		{"mismatch", "ADD --checksum=" + bad + " " + srv.URL + "/hello.txt /dl/",
-			"digest mismatch for " + srv.URL + "/hello.txt: " + good + " (expected: " + bad + ")"},
+			"digest mismatch " + good + ": " + bad},
 		{"two sources", "ADD --checksum=" + good + " " + srv.URL + "/hello.txt a /dl/", "checksum can't be specified for multiple sources"},
 		{"local source", "ADD --checksum=" + good + " a /dl/", "checksum requires HTTP(S) or Git sources"},
 		{"malformed", "ADD --checksum=sha256:abc " + srv.URL + "/hello.txt /dl/", "invalid checksum digest length"},

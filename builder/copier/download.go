@@ -103,9 +103,9 @@ func (c *copier) download(ctx context.Context, rawURL string) (item, error) {
 	if err != nil {
 		return item{}, fmt.Errorf("downloading %s: %w", shown, err)
 	}
-	// BuildKit's message, word for word.
+	// BuildKit's message, word for word: the digest found, then the one expected.
 	if got := digestOf(want, verify); got != want {
-		return item{}, fmt.Errorf("digest mismatch for %s: %s (expected: %s)", shown, got, want)
+		return item{}, fmt.Errorf("digest mismatch %s: %s", got, want)
 	}
 
 	mtime := lastModified(resp.Header.Get("Last-Modified"))
