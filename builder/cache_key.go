@@ -158,7 +158,7 @@ func (s *stage) stepInputs(ctx context.Context, cmd instructions.Command) ([]Cac
 		}
 		return inputs, nil
 	case *instructions.CopyCommand:
-		return s.copyInputs(ctx, c.From, copier.Request{Sources: c.SourcePaths, Exclude: c.ExcludePatterns})
+		return s.copyInputs(ctx, c.From, copier.Request{Sources: c.SourcePaths, Exclude: c.ExcludePatterns, Parents: c.Parents})
 	case *instructions.AddCommand:
 		return s.copyInputs(ctx, "", copier.Request{Sources: c.SourcePaths, Exclude: c.ExcludePatterns})
 	}

@@ -19,8 +19,6 @@ import (
 // copy executes COPY.
 func (s *stage) copy(ctx context.Context, c *instructions.CopyCommand) error {
 	switch {
-	case c.Parents:
-		return fmt.Errorf("COPY --parents: %w", ErrUnsupported)
 	case len(c.SourceContents) > 0:
 		return fmt.Errorf("COPY with a heredoc: %w", ErrUnsupported)
 	}
@@ -30,7 +28,7 @@ func (s *stage) copy(ctx context.Context, c *instructions.CopyCommand) error {
 	}
 	history := fmt.Sprintf("/bin/sh -c #(nop) COPY %s in %s ", strings.Join(c.SourcePaths, " "), c.DestPath)
 	return s.copyFiles(ctx, src, copyOpts{sources: c.SourcePaths, dest: c.DestPath, chown: c.Chown, chmod: c.Chmod,
-		exclude: c.ExcludePatterns, link: c.Link}, history)
+		exclude: c.ExcludePatterns, link: c.Link, parents: c.Parents}, history)
 }
 
 // add executes ADD.
@@ -62,6 +60,7 @@ type copyOpts struct {
 	chown, chmod string
 	exclude      []string
 	link         bool
+	parents      bool
 	add          bool
 	checksum     string
 	unpack       *bool
@@ -77,6 +76,7 @@ func (s *stage) copyFiles(ctx context.Context, src copier.Source, o copyOpts, hi
 		Dest:     o.dest,
 		Exclude:  o.exclude,
 		Link:     o.link,
+		Parents:  o.parents,
 		Checksum: o.checksum,
 		Unpack:   o.unpack,
 		WorkDir:  s.state.config.Config.WorkingDir,

@@ -27,6 +27,7 @@ COPY --link a.txt /out/link/
 COPY --link a.txt /out/app/
 COPY --link a.txt /out/existing
 COPY a.txt /out/real/plain
+COPY --parents dir/sub/*.txt dir/./keep.md /par/
 `,
 		files: map[string]string{"a.txt": "A", "dir/keep.md": "K", "dir/top.txt": "T", "dir/sub/x.txt": "X", "dir/sub/y.go": "Y"},
 	})
@@ -48,6 +49,9 @@ COPY a.txt /out/real/plain
 		"/out/app":            "d 0755 0:0",
 		"/out/existing":       "f 0644 0:0 A",
 		"/out/existing/a.txt": "",
+		"/par/dir/sub/x.txt":  "f 0644 0:0 X",
+		"/par/dir/sub/y.go":   "",
+		"/par/keep.md":        "f 0644 0:0 K",
 	})
 }
 

@@ -56,6 +56,9 @@ type Request struct {
 	// Exclude are the --exclude patterns (.dockerignore syntax), matched against the
 	// paths below each source, relative to it.
 	Exclude []string
+	// Parents is COPY --parents: each source keeps its path below the destination
+	// (see parentsSource).
+	Parents bool
 	// Link is COPY --link / ADD --link: the copy does not see the build root's
 	// content (see copyLinked).
 	Link bool
@@ -113,6 +116,12 @@ func Copy(ctx context.Context, src Source, dstRoot string, req Request) ([]strin
 	}
 	defer c.cleanup()
 
+	if req.Parents {
+		if err := c.copyParents(ctx, normalizeDest(req.WorkDir, req.Dest)); err != nil {
+			return nil, fmt.Errorf("%s failed: %w", cmd, err)
+		}
+		return c.touchedPaths(), nil
+	}
 	items, err := c.resolveSources(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("%s failed: %w", cmd, err)

@@ -20,6 +20,8 @@ func TestCopyFlags(t *testing.T) {
 		"dir3/file-301.mp3=9", "dir3/file-302.mpeg=10",
 		"dir4/file-401.txt=11", "dir4/file-402.txt->file-401.txt", "dir4/file-403.txt->file-404.txt",
 	}
+	tree := []spec{"x/y/a.txt=A", "x/y/b.md=B", "x/z/c.txt=C", "x mode=0750", "x/y mode=0700",
+		"src/app/main.go=M", "src/lib/util.go=U", "src/lib/deep/d.go=D", "src/readme=R"}
 	linkRoot := []spec{"out/real", "out/app mode=0700", "out/existing/old=o", "out/e2/keep=k",
 		"out/link->real", "out/link2->real", "out/file=old"}
 	modes := []spec{"m/f=x mode=0644", "m/x=y mode=0750", "m/d mode=0700", "m/d/g=z mode=0600"}
@@ -50,6 +52,21 @@ func TestCopyFlags(t *testing.T) {
 		{name: "exclude-bad-pattern", context: media,
 			req:     Request{Sources: []string{"."}, Dest: "/d/", Exclude: []string{"[a-"}},
 			wantErr: "invalid --exclude pattern"},
+
+		// --parents: paths keep their place below the pivot ("/./") or the source root.
+		{name: "parents-file", context: tree, req: Request{Sources: []string{"x/y/a.txt"}, Dest: "/p1/", Parents: true}},
+		{name: "parents-wildcards", context: tree, req: Request{Sources: []string{"x/*/*.txt"}, Dest: "/p2/", Parents: true}},
+		{name: "parents-pivot-dir", context: tree, req: Request{Sources: []string{"./src/./app"}, Dest: "/p3/", Parents: true}},
+		{name: "parents-double-star", context: tree, req: Request{Sources: []string{"src/./**/*.go"}, Dest: "/p4/", Parents: true}},
+		{name: "parents-dir-no-slash", context: tree, req: Request{Sources: []string{"x"}, Dest: "/p5", Parents: true}},
+		{name: "parents-two-sources", context: tree, req: Request{Sources: []string{"x/y/a.txt", "src/app/main.go"}, Dest: "/p6/", Parents: true}},
+		{name: "parents-exclude-relative-to-root", context: tree, req: Request{Sources: []string{"x/y"}, Dest: "/p7/", Parents: true, Exclude: []string{"*.md"}}},
+		{name: "parents-exclude-relative-to-pivot", context: tree, req: Request{Sources: []string{"x/./y"}, Dest: "/p8/", Parents: true, Exclude: []string{"*.md", "y/*.md"}}},
+		{name: "parents-trailing-slash-pattern", context: tree, req: Request{Sources: []string{"src/*/"}, Dest: "/p9/", Parents: true}},
+		{name: "parents-no-match-wildcard", context: tree, req: Request{Sources: []string{"x/*.none"}, Dest: "/p10/", Parents: true}},
+		{name: "parents-missing", context: tree, req: Request{Sources: []string{"x/nothere"}, Dest: "/p11/", Parents: true},
+			wantErr: "file not found in build context or excluded by .dockerignore: x/nothere: file does not exist"},
+		{name: "parents-dockerignore", context: tree, ignore: "x/z\n", req: Request{Sources: []string{"x"}, Dest: "/p12/", Parents: true}},
 
 		// --link: the copy does not see the build root; its result is laid over it.
 		{name: "link-symlink-dir-replaced", context: []spec{"f=F"}, root: linkRoot,
@@ -148,6 +165,29 @@ func TestSelectExclude(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []string{"d", "d/b.md", "d/sub", "d/sub/c.txt"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("Select (-want +got):\n%s", diff)
+	}
+}
+
+// TestSelectParents checks that the cache key's view of a COPY --parents is the paths
+// it copies, each named by its place below the destination, with the directories on
+// the way.
+func TestSelectParents(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	makeTree(t, dir, "src/app/main.go=M", "src/lib/deep/d.go=D", "src/readme=R")
+	var got []string
+	err := Select(context.Background(), Source{Root: dir, Context: true},
+		Request{Sources: []string{"src/./**/*.go"}, Parents: true}, func(s Selected) error {
+			got = append(got, s.Rel+" as "+s.Name)
+			return nil
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"src/app as app", "src/app/main.go as app/main.go",
+		"src/lib as lib", "src/lib/deep as lib/deep", "src/lib/deep/d.go as lib/deep/d.go"}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("Select (-want +got):\n%s", diff)
 	}

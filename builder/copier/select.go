@@ -8,6 +8,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"strings"
 )
 
 // Selected is one path a COPY or ADD reads from its source, as Select reports it.
@@ -31,7 +32,7 @@ var ErrRemoteSource = errors.New("the source is a URL")
 // in the order Copy reads them: each source after wildcard expansion, then, for a
 // directory, everything below it that .dockerignore leaves in. It is how a build cache
 // keys a COPY on the content it copies without copying anything.
-// Only req's Sources and Exclude matter.
+// Only req's Sources, Exclude and Parents matter.
 func Select(ctx context.Context, src Source, req Request, fn func(Selected) error) error {
 	root, err := filepath.Abs(src.Root)
 	if err != nil {
@@ -43,6 +44,9 @@ func Select(ctx context.Context, src Source, req Request, fn func(Selected) erro
 		return err
 	}
 	c := &copier{src: src, req: req, exclude: exclude}
+	if req.Parents {
+		return c.selectParents(ctx, fn)
+	}
 	n := 0
 	for _, s := range req.Sources {
 		if isURL(s) {
@@ -102,6 +106,47 @@ func (c *copier) selectChildren(ctx context.Context, base, dir, rel string, fn f
 		if fi.IsDir() {
 			if err := c.selectChildren(ctx, base, host, childRel, fn); err != nil {
 				return err
+			}
+		}
+	}
+	return nil
+}
+
+// selectParents reports what copyParents reads: each selected path with, as its Name,
+// its place below the destination, the source directories on the way to it (whose
+// metadata the copy takes), and everything below a selected directory.
+func (c *copier) selectParents(ctx context.Context, fn func(Selected) error) error {
+	for _, s := range c.req.Sources {
+		ps, err := c.parseParents(s)
+		if err != nil {
+			return err
+		}
+		found, err := c.parentsMatches(ctx, ps)
+		if err != nil {
+			return err
+		}
+		for _, m := range found {
+			if m.rel != "." {
+				parts := strings.Split(m.rel, "/")
+				for i := 1; i < len(parts); i++ {
+					host := filepath.Join(ps.pivot.host, filepath.FromSlash(strings.Join(parts[:i], "/")))
+					fi, err := os.Lstat(host)
+					if err != nil {
+						return fmt.Errorf("stat %s: %w", c.srcRel(host), unwrapPathError(err))
+					}
+					if err := fn(Selected{Rel: c.srcRel(host), Name: strings.Join(parts[:i], "/"), Host: host, Info: fi}); err != nil {
+						return err
+					}
+				}
+			}
+			rel := c.srcRel(m.host)
+			if err := fn(Selected{Rel: rel, Name: m.rel, Host: m.host, Info: m.info}); err != nil {
+				return err
+			}
+			if m.info.IsDir() {
+				if err := c.selectChildren(ctx, ps.pivot.rel, m.host, rel, fn); err != nil {
+					return err
+				}
 			}
 		}
 	}
