@@ -13,6 +13,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/kiln-build/kiln/builder/copier"
+	"github.com/kiln-build/kiln/contexts"
 	"github.com/kiln-build/kiln/snapshot"
 )
 
@@ -34,15 +35,20 @@ func (s *stage) copy(ctx context.Context, c *instructions.CopyCommand) error {
 // add executes ADD.
 func (s *stage) add(ctx context.Context, c *instructions.AddCommand) error {
 	switch {
-	case c.KeepGitDir != nil:
-		return fmt.Errorf("ADD --keep-git-dir: %w", ErrUnsupported)
 	case len(c.SourceContents) > 0:
 		return fmt.Errorf("ADD with a heredoc: %w", ErrUnsupported)
 	}
 	for _, p := range c.SourcePaths {
-		if isGitURL(p) {
-			return fmt.Errorf("ADD of a git repository (%s): %w", p, ErrUnsupported)
+		if !isGitURL(p) {
+			continue
 		}
+		switch {
+		case len(c.SourcePaths) > 1:
+			return fmt.Errorf("ADD of a git repository (%s) with other sources: %w", p, ErrUnsupported)
+		case c.Checksum != "":
+			return fmt.Errorf("ADD --checksum of a git repository: %w", ErrUnsupported)
+		}
+		return s.addGit(ctx, c)
 	}
 	if err := checkChecksum(c); err != nil {
 		return err
@@ -115,6 +121,27 @@ func (s *stage) copyFiles(ctx context.Context, src copier.Source, o copyOpts, hi
 		return fmt.Errorf("recording copied files: %w", err)
 	}
 	return s.writeLayer(ctx, &snapshot.Changes{Changed: touched}, history)
+}
+
+// addGit executes ADD of a git repository: it is cloned as a git build context is
+// (url#ref or url#ref:dir) and its checked-out files copied into the destination like a
+// directory's contents, owned by 0:0 unless --chown, never extracted; the .git
+// directory only with --keep-git-dir.
+func (s *stage) addGit(ctx context.Context, c *instructions.AddCommand) error {
+	dir, err := os.MkdirTemp(s.b.tmpDir, "add-git-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	keep := c.KeepGitDir != nil && *c.KeepGitDir
+	gc, err := contexts.FromGit(ctx, c.SourcePaths[0], filepath.Join(dir, "repo"), contexts.GitOptions{KeepGitDir: keep})
+	if err != nil {
+		return err
+	}
+	history := fmt.Sprintf("/bin/sh -c #(nop) ADD %s in %s ", c.SourcePaths[0], c.DestPath)
+	src := copier.Source{Root: gc.Dir, Context: true}
+	return s.copyFiles(ctx, src, copyOpts{sources: []string{"."}, dest: c.DestPath, chown: c.Chown, chmod: c.Chmod,
+		exclude: c.ExcludePatterns, link: c.Link}, history)
 }
 
 // checkChecksum refuses ADD --checksum where BuildKit does, with its messages: one

@@ -6,10 +6,13 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/kiln-build/kiln/builder"
+	"github.com/kiln-build/kiln/test/testworld"
 )
 
 // COPY/ADD flags of BuildKit's dialect in real builds; the expectations were checked
@@ -117,5 +120,47 @@ func TestAddChecksumAndUnpack(t *testing.T) {
 				t.Errorf("error %v, want %q on line 2", err, tc.want)
 			}
 		})
+	}
+}
+
+// ADD of a git repository copies the checked-out files (never extracting archives),
+// the .git directory only with --keep-git-dir, and url#ref:dir a subdirectory.
+func TestAddGit(t *testing.T) {
+	w := newWorld(t)
+	work := t.TempDir()
+	testworld.Git(t, work, "init", "-q", "-b", "main")
+	if err := os.MkdirAll(filepath.Join(work, "sub"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, body := range map[string]string{"a.txt": "A", "sub/b.txt": "B"} {
+		if err := os.WriteFile(filepath.Join(work, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testworld.Git(t, work, "add", ".")
+	testworld.Git(t, work, "commit", "-q", "-m", "one")
+	url := testworld.GitHTTP(t, work, testworld.WithPlainHTTP()).URL
+
+	img, _ := mustBuild(t, w, buildCase{
+		dockerfile: "FROM BUSYBOX\nADD " + url + " /g/\nADD --keep-git-dir=true " + url + " /k/\n" +
+			"ADD --chown=7:8 " + url + "#main:sub /s/\n",
+		files: map[string]string{"x": "x"},
+	})
+	got := files(t, img)
+	wantFiles(t, got, map[string]string{
+		"/g/a.txt":     "f 0644 0:0 A",
+		"/g/sub/b.txt": "f 0644 0:0 B",
+		"/g/.git":      "",
+		"/k/a.txt":     "f 0644 0:0 A",
+		"/s/b.txt":     "f 0644 7:8 B",
+		"/s/a.txt":     "",
+	})
+	if _, ok := got["/k/.git/HEAD"]; !ok {
+		t.Errorf("ADD --keep-git-dir=true: /k/.git/HEAD missing")
+	}
+
+	_, _, err := w.build(t, buildCase{dockerfile: "FROM BUSYBOX\nADD " + url + " x /d/\n", files: map[string]string{"x": "x"}})
+	if err == nil || !strings.Contains(err.Error(), "not supported") {
+		t.Errorf("ADD of git and a file: %v, want not supported", err)
 	}
 }
