@@ -47,6 +47,8 @@ func (s *stage) add(ctx context.Context, c *instructions.AddCommand) error {
 			return fmt.Errorf("ADD of a git repository (%s) with other sources: %w", p, ErrUnsupported)
 		case c.Checksum != "":
 			return fmt.Errorf("ADD --checksum of a git repository: %w", ErrUnsupported)
+		case strings.Contains(strings.SplitN(p, "#", 2)[0], "?"):
+			return fmt.Errorf("ADD of a git repository with query parameters (%s): %w", p, ErrUnsupported)
 		}
 		return s.addGit(ctx, c)
 	}
@@ -259,6 +261,7 @@ func isGitURL(s string) bool {
 		return true
 	case strings.HasPrefix(s, "http://"), strings.HasPrefix(s, "https://"):
 		u := strings.SplitN(s, "#", 2)[0]
+		u = strings.SplitN(u, "?", 2)[0] // BuildKit's repo.git?ref=... form
 		return strings.HasSuffix(u, ".git")
 	}
 	return false

@@ -159,8 +159,10 @@ func TestAddGit(t *testing.T) {
 		t.Errorf("ADD --keep-git-dir=true: /k/.git/HEAD missing")
 	}
 
-	_, _, err := w.build(t, buildCase{dockerfile: "FROM BUSYBOX\nADD " + url + " x /d/\n", files: map[string]string{"x": "x"}})
-	if err == nil || !strings.Contains(err.Error(), "not supported") {
-		t.Errorf("ADD of git and a file: %v, want not supported", err)
+	for _, line := range []string{"ADD " + url + " x /d/", "ADD " + url + "?ref=main /d/", "ADD --checksum=sha256:abc " + url + " /d/"} {
+		_, _, err := w.build(t, buildCase{dockerfile: "FROM BUSYBOX\n" + line + "\n", files: map[string]string{"x": "x"}})
+		if err == nil || !strings.Contains(err.Error(), "not supported") {
+			t.Errorf("%s: %v, want not supported", line, err)
+		}
 	}
 }
