@@ -158,17 +158,18 @@ func (s *stage) stepInputs(ctx context.Context, cmd instructions.Command) ([]Cac
 		}
 		return inputs, nil
 	case *instructions.CopyCommand:
-		return s.copyInputs(ctx, c.From, c.SourcePaths)
+		return s.copyInputs(ctx, c.From, copier.Request{Sources: c.SourcePaths, Exclude: c.ExcludePatterns, Parents: c.Parents})
 	case *instructions.AddCommand:
-		return s.copyInputs(ctx, "", c.SourcePaths)
+		return s.copyInputs(ctx, "", copier.Request{Sources: c.SourcePaths, Exclude: c.ExcludePatterns})
 	}
 	return nil, nil
 }
 
 // copyInputs describes the sources of a COPY or ADD, resolving --from as copySource does.
-func (s *stage) copyInputs(ctx context.Context, from string, sources []string) ([]CacheInput, error) {
+// The flags (--exclude, --chmod, ...) are in the instruction's encoding, part of the slot.
+func (s *stage) copyInputs(ctx context.Context, from string, sel copier.Request) ([]CacheInput, error) {
 	if from == "" {
-		return sourceInputs(ctx, s.contextSource(), sources)
+		return sourceInputs(ctx, s.contextSource(), sel)
 	}
 	if j, ok := s.b.df.stageIndex(from, s.index); ok {
 		res := s.b.results[j]
@@ -192,9 +193,9 @@ func (s *stage) copyInputs(ctx context.Context, from string, sources []string) (
 // one input per path, named "file:<path>", whose digest covers the path's type, mode,
 // link target or device number, the name a source gets in a destination directory,
 // and a regular file's content. Files are hashed by a few workers in parallel.
-func sourceInputs(ctx context.Context, src copier.Source, sources []string) ([]CacheInput, error) {
+func sourceInputs(ctx context.Context, src copier.Source, req copier.Request) ([]CacheInput, error) {
 	var sel []copier.Selected
-	err := copier.Select(ctx, src, sources, func(e copier.Selected) error {
+	err := copier.Select(ctx, src, req, func(e copier.Selected) error {
 		sel = append(sel, e)
 		return nil
 	})

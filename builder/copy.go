@@ -2,6 +2,7 @@ package builder
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -9,20 +10,16 @@ import (
 	"strings"
 
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+	"github.com/opencontainers/go-digest"
 
 	"github.com/kiln-build/kiln/builder/copier"
+	"github.com/kiln-build/kiln/contexts"
 	"github.com/kiln-build/kiln/snapshot"
 )
 
 // copy executes COPY.
 func (s *stage) copy(ctx context.Context, c *instructions.CopyCommand) error {
 	switch {
-	case c.Link:
-		return fmt.Errorf("COPY --link: %w", ErrUnsupported)
-	case c.Parents:
-		return fmt.Errorf("COPY --parents: %w", ErrUnsupported)
-	case len(c.ExcludePatterns) > 0:
-		return fmt.Errorf("COPY --exclude: %w", ErrUnsupported)
 	case len(c.SourceContents) > 0:
 		return fmt.Errorf("COPY with a heredoc: %w", ErrUnsupported)
 	}
@@ -31,51 +28,77 @@ func (s *stage) copy(ctx context.Context, c *instructions.CopyCommand) error {
 		return err
 	}
 	history := fmt.Sprintf("/bin/sh -c #(nop) COPY %s in %s ", strings.Join(c.SourcePaths, " "), c.DestPath)
-	return s.copyFiles(ctx, src, c.SourcePaths, c.DestPath, c.Chown, c.Chmod, false, history)
+	return s.copyFiles(ctx, src, copyOpts{sources: c.SourcePaths, dest: c.DestPath, chown: c.Chown, chmod: c.Chmod,
+		exclude: c.ExcludePatterns, link: c.Link, parents: c.Parents}, history)
 }
 
 // add executes ADD.
 func (s *stage) add(ctx context.Context, c *instructions.AddCommand) error {
 	switch {
-	case c.Link:
-		return fmt.Errorf("ADD --link: %w", ErrUnsupported)
-	case len(c.ExcludePatterns) > 0:
-		return fmt.Errorf("ADD --exclude: %w", ErrUnsupported)
-	case c.Checksum != "":
-		return fmt.Errorf("ADD --checksum: %w", ErrUnsupported)
-	case c.KeepGitDir != nil:
-		return fmt.Errorf("ADD --keep-git-dir: %w", ErrUnsupported)
-	case c.Unpack != nil:
-		return fmt.Errorf("ADD --unpack: %w", ErrUnsupported)
 	case len(c.SourceContents) > 0:
 		return fmt.Errorf("ADD with a heredoc: %w", ErrUnsupported)
 	}
 	for _, p := range c.SourcePaths {
-		if isGitURL(p) {
-			return fmt.Errorf("ADD of a git repository (%s): %w", p, ErrUnsupported)
+		if !isGitURL(p) {
+			continue
 		}
+		switch {
+		case len(c.SourcePaths) > 1:
+			return fmt.Errorf("ADD of a git repository (%s) with other sources: %w", p, ErrUnsupported)
+		case c.Checksum != "":
+			return fmt.Errorf("ADD --checksum of a git repository: %w", ErrUnsupported)
+		case strings.Contains(strings.SplitN(p, "#", 2)[0], "?"):
+			return fmt.Errorf("ADD of a git repository with query parameters (%s): %w", p, ErrUnsupported)
+		}
+		return s.addGit(ctx, c)
+	}
+	if err := checkChecksum(c); err != nil {
+		return err
 	}
 	src := s.contextSource()
 	history := fmt.Sprintf("/bin/sh -c #(nop) ADD %s in %s ", strings.Join(c.SourcePaths, " "), c.DestPath)
-	return s.copyFiles(ctx, src, c.SourcePaths, c.DestPath, c.Chown, c.Chmod, true, history)
+	return s.copyFiles(ctx, src, copyOpts{sources: c.SourcePaths, dest: c.DestPath, chown: c.Chown, chmod: c.Chmod,
+		exclude: c.ExcludePatterns, link: c.Link, add: true, checksum: c.Checksum, unpack: c.Unpack}, history)
 }
 
-func (s *stage) copyFiles(ctx context.Context, src copier.Source, sources []string, dest, chown, chmod string, add bool, history string) error {
+// copyOpts are the parts of a COPY or ADD instruction copyFiles carries out.
+type copyOpts struct {
+	sources      []string
+	dest         string
+	chown, chmod string
+	exclude      []string
+	link         bool
+	parents      bool
+	add          bool
+	checksum     string
+	unpack       *bool
+}
+
+func (s *stage) copyFiles(ctx context.Context, src copier.Source, o copyOpts, history string) error {
 	if err := s.materialise(ctx); err != nil {
 		return err
 	}
+	chown, chmod := o.chown, o.chmod
 	req := copier.Request{
-		Sources: sources,
-		Dest:    dest,
-		WorkDir: s.state.config.Config.WorkingDir,
-		Add:     add,
-		TempDir: s.b.tmpDir,
-		Net:     s.b.puller.reg.Net,
+		Sources:  o.sources,
+		Dest:     o.dest,
+		Exclude:  o.exclude,
+		Link:     o.link,
+		Parents:  o.parents,
+		Checksum: o.checksum,
+		Unpack:   o.unpack,
+		WorkDir:  s.state.config.Config.WorkingDir,
+		Add:      o.add,
+		TempDir:  s.b.tmpDir,
+		Net:      s.b.puller.reg.Net,
 	}
 	if req.WorkDir == "" {
 		req.WorkDir = "/"
 	}
 	if chown != "" {
+		if o.link && chownByName(chown) {
+			return fmt.Errorf("--chown=%s: user and group names can't be resolved when used with --link, use numeric uid[:gid] instead", chown)
+		}
 		id, err := resolveChown(s.root, chown)
 		if err != nil {
 			return err
@@ -87,7 +110,7 @@ func (s *stage) copyFiles(ctx context.Context, src copier.Source, sources []stri
 		if err != nil {
 			return err
 		}
-		req.Chmod = &mode
+		req.Chmod = mode
 	}
 	touched, err := copier.Copy(ctx, src, s.root, req)
 	if err != nil {
@@ -100,6 +123,59 @@ func (s *stage) copyFiles(ctx context.Context, src copier.Source, sources []stri
 		return fmt.Errorf("recording copied files: %w", err)
 	}
 	return s.writeLayer(ctx, &snapshot.Changes{Changed: touched}, history)
+}
+
+// addGit executes ADD of a git repository: it is cloned as a git build context is
+// (url#ref or url#ref:dir) and its checked-out files copied into the destination like a
+// directory's contents, owned by 0:0 unless --chown, never extracted; the .git
+// directory only with --keep-git-dir.
+func (s *stage) addGit(ctx context.Context, c *instructions.AddCommand) error {
+	dir, err := os.MkdirTemp(s.b.tmpDir, "add-git-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	keep := c.KeepGitDir != nil && *c.KeepGitDir
+	gc, err := contexts.FromGit(ctx, c.SourcePaths[0], filepath.Join(dir, "repo"), contexts.GitOptions{KeepGitDir: keep})
+	if err != nil {
+		return err
+	}
+	history := fmt.Sprintf("/bin/sh -c #(nop) ADD %s in %s ", c.SourcePaths[0], c.DestPath)
+	src := copier.Source{Root: gc.Dir, Context: true}
+	return s.copyFiles(ctx, src, copyOpts{sources: []string{"."}, dest: c.DestPath, chown: c.Chown, chmod: c.Chmod,
+		exclude: c.ExcludePatterns, link: c.Link}, history)
+}
+
+// checkChecksum refuses ADD --checksum where BuildKit does, with its messages: one
+// source only, a URL, and a well-formed digest.
+func checkChecksum(c *instructions.AddCommand) error {
+	switch {
+	case c.Checksum == "":
+		return nil
+	case len(c.SourcePaths) != 1:
+		return errors.New("checksum can't be specified for multiple sources")
+	case !strings.HasPrefix(c.SourcePaths[0], "http://") && !strings.HasPrefix(c.SourcePaths[0], "https://"):
+		return errors.New("checksum requires HTTP(S) or Git sources")
+	}
+	if _, err := digest.Parse(c.Checksum); err != nil {
+		return err
+	}
+	return nil
+}
+
+// chownByName reports whether a --chown value names its user or group rather than
+// giving numbers: --link cannot resolve names, having no base filesystem to read.
+func chownByName(chown string) bool {
+	user, group, _ := strings.Cut(chown, ":")
+	for _, part := range []string{user, group} {
+		if part == "" {
+			continue
+		}
+		if _, err := strconv.Atoi(part); err != nil {
+			return true
+		}
+	}
+	return false
 }
 
 // commitEmpty records an instruction whose files go into a later snapshot.
@@ -185,6 +261,7 @@ func isGitURL(s string) bool {
 		return true
 	case strings.HasPrefix(s, "http://"), strings.HasPrefix(s, "https://"):
 		u := strings.SplitN(s, "#", 2)[0]
+		u = strings.SplitN(u, "?", 2)[0] // BuildKit's repo.git?ref=... form
 		return strings.HasSuffix(u, ".git")
 	}
 	return false

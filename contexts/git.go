@@ -48,6 +48,9 @@ type GitOptions struct {
 	// with an empty password (GitHub's form; GitLab and Bitbucket want
 	// Username and Password instead).
 	Token, Username, Password string
+	// KeepGitDir keeps the clone's .git directory (ADD --keep-git-dir); by default it
+	// is removed.
+	KeepGitDir bool
 }
 
 // gitRef is a parsed git context: where to clone from and what to check out.
@@ -134,8 +137,10 @@ func FromGit(ctx context.Context, spec, dir string, g GitOptions, limits ...Arch
 			return nil, fmt.Errorf("git context %s: checkout %s: %w", redacted, r.commit, err)
 		}
 	}
-	if err := removeOwned(dir + "/.git"); err != nil {
-		return nil, err
+	if !g.KeepGitDir {
+		if err := removeOwned(dir + "/.git"); err != nil {
+			return nil, err
+		}
 	}
 	if r.subDir != "" {
 		return subContext(dir, r.subDir)

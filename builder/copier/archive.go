@@ -40,18 +40,22 @@ func (c *copier) extract(ctx context.Context, it item, destHost string) error {
 			return err
 		}
 	}
+	shown := it.rel
+	if it.remote {
+		shown = it.name
+	}
 	f, err := os.Open(it.host)
 	if err != nil {
-		return fmt.Errorf("open %s: %w", it.rel, unwrapPathError(err))
+		return fmt.Errorf("open %s: %w", shown, unwrapPathError(err))
 	}
 	defer f.Close()
 	r, _, err := compression.NewReader(f)
 	if err != nil {
-		return fmt.Errorf("decompressing %s: %w", it.rel, err)
+		return fmt.Errorf("decompressing %s: %w", shown, err)
 	}
 	defer r.Close()
 	if err := c.untar(ctx, c.imagePath(destHost), r); err != nil {
-		return fmt.Errorf("extracting %s to %s: %w", it.rel, c.imagePath(destHost), err)
+		return fmt.Errorf("extracting %s to %s: %w", shown, c.imagePath(destHost), err)
 	}
 	return nil
 }

@@ -10,6 +10,8 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/moby/patternmatcher"
+
 	"github.com/kiln-build/kiln/nettimeout"
 )
 
@@ -50,7 +52,22 @@ type Request struct {
 	Chown *Owner
 	// Chmod is the --chmod mode for every file and directory copied. nil keeps the
 	// source's mode. (The classic builder rejects --chmod; the builder decides.)
-	Chmod *os.FileMode
+	Chmod *Chmod
+	// Exclude are the --exclude patterns (.dockerignore syntax), matched against the
+	// paths below each source, relative to it.
+	Exclude []string
+	// Parents is COPY --parents: each source keeps its path below the destination
+	// (see parentsSource).
+	Parents bool
+	// Link is COPY --link / ADD --link: the copy does not see the build root's
+	// content (see copyLinked).
+	Link bool
+	// Checksum is ADD --checksum: the digest (sha256:..., sha384:..., sha512:...) the
+	// one downloaded URL must have. Empty checks nothing.
+	Checksum string
+	// Unpack is ADD --unpack: nil extracts local archives and never downloads (the
+	// default); true extracts downloaded archives too; false extracts nothing.
+	Unpack *bool
 	// Add selects ADD semantics: URLs are downloaded and local tar archives extracted.
 	Add bool
 	// HTTPClient fetches ADD URLs; nil means a client held to Net.
@@ -76,21 +93,35 @@ func Copy(ctx context.Context, src Source, dstRoot string, req Request) ([]strin
 		cmd = "ADD"
 	}
 	var err error
+	if dstRoot, err = filepath.Abs(dstRoot); err != nil {
+		return nil, fmt.Errorf("build root %q: %w", dstRoot, err)
+	}
+	if req.Link {
+		return copyLinked(ctx, src, dstRoot, req)
+	}
 	if src.Root, err = filepath.Abs(src.Root); err != nil {
 		return nil, fmt.Errorf("source root %q: %w", src.Root, err)
 	}
-	if dstRoot, err = filepath.Abs(dstRoot); err != nil {
-		return nil, fmt.Errorf("build root %q: %w", dstRoot, err)
+	exclude, err := newExcluder(req.Exclude)
+	if err != nil {
+		return nil, fmt.Errorf("%s failed: %w", cmd, err)
 	}
 	c := &copier{
 		src:     src,
 		dstRoot: dstRoot,
 		req:     req,
+		exclude: exclude,
 		touched: map[string]struct{}{},
 		buf:     make([]byte, 256<<10),
 	}
 	defer c.cleanup()
 
+	if req.Parents {
+		if err := c.copyParents(ctx, normalizeDest(req.WorkDir, req.Dest)); err != nil {
+			return nil, fmt.Errorf("%s failed: %w", cmd, err)
+		}
+		return c.touchedPaths(), nil
+	}
 	items, err := c.resolveSources(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("%s failed: %w", cmd, err)
@@ -116,6 +147,7 @@ type copier struct {
 	src     Source
 	dstRoot string
 	req     Request
+	exclude *patternmatcher.PatternMatcher // --exclude; nil for none
 
 	touched  map[string]struct{} // image paths created or modified
 	buf      []byte              // copy buffer, reused for every file of this call

@@ -242,4 +242,4 @@ func TestCopy(t *testing.T) {
 	}
 }
 
-func modePtr(m os.FileMode) *os.FileMode { return &m }
+func modePtr(m os.FileMode) *Chmod { return OctalChmod(m) }

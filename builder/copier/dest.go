@@ -30,7 +30,7 @@ func (c *copier) copyItem(ctx context.Context, it item, dest string) error {
 		}
 		return nil
 	}
-	if c.req.Add && !it.remote {
+	if c.unpacks(it) {
 		archive, err := isArchive(it.host)
 		if err != nil {
 			return err
@@ -54,6 +54,18 @@ func (c *copier) copyItem(ctx context.Context, it item, dest string) error {
 		return fmt.Errorf("failed to copy file: %w", err)
 	}
 	return nil
+}
+
+// unpacks reports whether it, if it is a tar archive, is extracted rather than copied:
+// ADD extracts local archives unless --unpack=false, and downloads with --unpack=true.
+func (c *copier) unpacks(it item) bool {
+	switch {
+	case !c.req.Add:
+		return false
+	case c.req.Unpack != nil:
+		return *c.req.Unpack
+	}
+	return !it.remote
 }
 
 // copyFile copies a single non-directory source to the host path target, creating its
@@ -103,7 +115,7 @@ func (c *copier) copyDir(ctx context.Context, it item, destHost string) error {
 			}
 		}
 	}
-	t := &tree{c: c, owner: own, links: map[fileID]string{}}
+	t := &tree{c: c, owner: own, links: map[fileID]string{}, base: it.rel}
 	if err := t.copyChildren(ctx, it.host, it.rel, destHost, nil); err != nil {
 		return err
 	}
@@ -112,7 +124,7 @@ func (c *copier) copyDir(ctx context.Context, it item, destHost string) error {
 	}
 	// --chmod covers the destination directory too when this copy created it.
 	if !exists && c.req.Chmod != nil {
-		if err := os.Chmod(destHost, *c.req.Chmod); err != nil {
+		if err := os.Chmod(destHost, c.req.Chmod.dirMode()); err != nil {
 			return c.hostErr(err)
 		}
 	}

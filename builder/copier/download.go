@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"mime"
 	"net/http"
@@ -14,6 +15,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/opencontainers/go-digest"
 )
 
 // unnamedFilename is the name a download gets when neither its URL nor its
@@ -37,6 +40,12 @@ func (c *copier) download(ctx context.Context, rawURL string) (item, error) {
 		return item{}, fmt.Errorf("invalid URL: %w", err)
 	}
 	shown := u.Redacted()
+	want := digest.Digest(c.req.Checksum)
+	if want != "" {
+		if err := want.Validate(); err != nil {
+			return item{}, fmt.Errorf("--checksum=%s: %w", c.req.Checksum, err)
+		}
+	}
 	client := c.req.HTTPClient
 	if client == nil {
 		client = c.req.Net.Client()
@@ -78,7 +87,13 @@ func (c *copier) download(ctx context.Context, rawURL string) (item, error) {
 	if err != nil {
 		return item{}, fmt.Errorf("downloading %s: %w", shown, err)
 	}
-	_, err = io.CopyBuffer(f, resp.Body, c.buf)
+	var verify hash.Hash
+	var body io.Reader = resp.Body
+	if want != "" {
+		verify = want.Algorithm().Hash()
+		body = io.TeeReader(resp.Body, verify)
+	}
+	_, err = io.CopyBuffer(f, body, c.buf)
 	if err == nil {
 		err = f.Chmod(0o600) // whatever the umask did
 	}
@@ -87,6 +102,10 @@ func (c *copier) download(ctx context.Context, rawURL string) (item, error) {
 	}
 	if err != nil {
 		return item{}, fmt.Errorf("downloading %s: %w", shown, err)
+	}
+	// BuildKit's message, word for word: the digest found, then the one expected.
+	if got := digestOf(want, verify); got != want {
+		return item{}, fmt.Errorf("digest mismatch %s: %s", got, want)
 	}
 
 	mtime := lastModified(resp.Header.Get("Last-Modified"))
@@ -98,6 +117,15 @@ func (c *copier) download(ctx context.Context, rawURL string) (item, error) {
 		return item{}, fmt.Errorf("downloading %s: %w", shown, err)
 	}
 	return item{host: tmp, name: name, info: fi, remote: true}, nil
+}
+
+// digestOf is the digest h computed, in want's algorithm; want itself when nothing
+// was to be checked.
+func digestOf(want digest.Digest, h hash.Hash) digest.Digest {
+	if h == nil {
+		return want
+	}
+	return digest.NewDigest(want.Algorithm(), h)
 }
 
 // lastModified parses a Last-Modified header; a missing, unparsable or pre-1970 value

@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/opencontainers/go-digest"
 )
 
 // newFileServer serves fixed responses on 127.0.0.1.
@@ -45,8 +47,14 @@ func newFileServer(t *testing.T, archive []byte) *httptest.Server {
 	return srv
 }
 
+const (
+	helloSHA256 = "sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
+	badSHA256   = "sha256:0000000000000000000000000000000000000000000000000000000000000000"
+)
+
 func TestAddURL(t *testing.T) {
 	t.Parallel()
+	yes := true
 	archive := gzipTar(t, tarEntry{name: "inside", body: "x"})
 	srv := newFileServer(t, archive)
 	u := srv.URL
@@ -60,6 +68,9 @@ func TestAddURL(t *testing.T) {
 		wantBody string
 		wantTime int64 // mtime, Unix seconds
 		wantErr  string
+		checksum string
+		unpack   *bool
+		wantMode os.FileMode // 0 means a download's 0600
 	}{
 		{name: "last-modified", sources: []string{u + "/files/hello.txt"}, dest: "/dl/",
 			wantPath: "/dl/hello.txt", wantBody: "hello", wantTime: 1234567890},
@@ -85,6 +96,20 @@ func TestAddURL(t *testing.T) {
 			wantErr: "ADD failed: failed to GET " + u + "/missing with status 404 Not Found: not here"},
 		{name: "chown", sources: []string{u + "/files/hello.txt"}, dest: "/o/", chown: &Owner{UID: 42, GID: 43},
 			wantPath: "/o/hello.txt", wantBody: "hello", wantTime: 1234567890},
+		// ADD --checksum (BuildKit dialect): verified, BuildKit's message on a mismatch.
+		{name: "checksum-ok", sources: []string{u + "/files/hello.txt"}, dest: "/dl/", checksum: helloSHA256,
+			wantPath: "/dl/hello.txt", wantBody: "hello", wantTime: 1234567890},
+		{name: "checksum-sha512-ok", sources: []string{u + "/files/hello.txt"}, dest: "/dl/", checksum: string(digest.SHA512.FromString("hello")),
+			wantPath: "/dl/hello.txt", wantBody: "hello", wantTime: 1234567890},
+		{name: "checksum-mismatch", sources: []string{u + "/files/hello.txt"}, dest: "/dl/", checksum: badSHA256,
+			wantErr: "ADD failed: digest mismatch " + helloSHA256 + ": " + badSHA256},
+		{name: "checksum-malformed", sources: []string{u + "/files/hello.txt"}, dest: "/dl/", checksum: "sha256:abc",
+			wantErr: "ADD failed: --checksum=sha256:abc: invalid checksum digest length"},
+		// ADD --unpack (BuildKit dialect): true extracts a downloaded archive.
+		{name: "unpack-url", sources: []string{u + "/archive.tar.gz"}, dest: "/dl/", unpack: &yes,
+			wantPath: "/dl/inside", wantBody: "x", wantTime: 1000000000, wantMode: 0o644},
+		{name: "unpack-url-not-archive", sources: []string{u + "/files/hello.txt"}, dest: "/dl/", unpack: &yes,
+			wantPath: "/dl/hello.txt", wantBody: "hello", wantTime: 1234567890},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -94,7 +119,8 @@ func TestAddURL(t *testing.T) {
 			}
 			root, tmp := t.TempDir(), t.TempDir()
 			makeTree(t, root, tc.root...)
-			req := Request{Sources: tc.sources, Dest: tc.dest, Add: true, Chown: tc.chown, TempDir: tmp, HTTPClient: srv.Client()}
+			req := Request{Sources: tc.sources, Dest: tc.dest, Add: true, Chown: tc.chown, TempDir: tmp, HTTPClient: srv.Client(),
+				Checksum: tc.checksum, Unpack: tc.unpack}
 			_, err := Copy(context.Background(), Source{Root: t.TempDir(), Context: true}, root, req)
 			if left, _ := os.ReadDir(tmp); len(left) != 0 {
 				t.Errorf("download left %d entries in TempDir", len(left))
@@ -120,8 +146,12 @@ func TestAddURL(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if fi.Mode() != 0o600 {
-				t.Errorf("mode %v, want 0600", fi.Mode())
+			wantMode := tc.wantMode
+			if wantMode == 0 {
+				wantMode = 0o600
+			}
+			if fi.Mode() != wantMode {
+				t.Errorf("mode %v, want %v", fi.Mode(), wantMode)
 			}
 			if got := fi.ModTime().Unix(); got != tc.wantTime {
 				t.Errorf("mtime %d, want %d", got, tc.wantTime)

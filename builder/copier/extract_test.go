@@ -28,6 +28,7 @@ func TestAddArchive(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	no := false
 	cases := []copyCase{
 		{name: "plain-new-dest", req: Request{Sources: []string{"a.tar"}, Dest: "/x/y", Add: true, Chown: &Owner{UID: 9, GID: 9}},
 			wantTouched: []string{"/x", "/x/y", "/x/y/top", "/x/y/top/.wh.literal", "/x/y/top/file", "/x/y/top/hard", "/x/y/top/link"}},
@@ -36,6 +37,7 @@ func TestAddArchive(t *testing.T) {
 		{name: "bzip2", req: Request{Sources: []string{"bz.dat"}, Dest: "/b/", Add: true}},
 		{name: "xz-wildcard", req: Request{Sources: []string{"*.xz"}, Dest: "/w/", Add: true}},
 		{name: "copy-does-not-extract", req: Request{Sources: []string{"a.tar"}, Dest: "/c/"}},
+		{name: "unpack-false", req: Request{Sources: []string{"a.tgz"}, Dest: "/u/", Add: true, Unpack: &no}},
 		{name: "add-plain-file", req: Request{Sources: []string{"plain.txt"}, Dest: "/p/", Add: true}},
 		{name: "dest-is-file", root: []spec{"f=x"}, req: Request{Sources: []string{"a.tar"}, Dest: "/f", Add: true},
 			wantErr: "not a directory"},

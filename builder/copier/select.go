@@ -8,6 +8,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"strings"
 )
 
 // Selected is one path a COPY or ADD reads from its source, as Select reports it.
@@ -31,15 +32,23 @@ var ErrRemoteSource = errors.New("the source is a URL")
 // in the order Copy reads them: each source after wildcard expansion, then, for a
 // directory, everything below it that .dockerignore leaves in. It is how a build cache
 // keys a COPY on the content it copies without copying anything.
-func Select(ctx context.Context, src Source, sources []string, fn func(Selected) error) error {
+// Only req's Sources, Exclude and Parents matter.
+func Select(ctx context.Context, src Source, req Request, fn func(Selected) error) error {
 	root, err := filepath.Abs(src.Root)
 	if err != nil {
 		return fmt.Errorf("source root %q: %w", src.Root, err)
 	}
 	src.Root = root
-	c := &copier{src: src, req: Request{Sources: sources}}
+	exclude, err := newExcluder(req.Exclude)
+	if err != nil {
+		return err
+	}
+	c := &copier{src: src, req: req, exclude: exclude}
+	if req.Parents {
+		return c.selectParents(ctx, fn)
+	}
 	n := 0
-	for _, s := range sources {
+	for _, s := range req.Sources {
 		if isURL(s) {
 			return fmt.Errorf("%s: %w", s, ErrRemoteSource)
 		}
@@ -53,7 +62,7 @@ func Select(ctx context.Context, src Source, sources []string, fn func(Selected)
 				return err
 			}
 			if it.info.IsDir() {
-				if err := c.selectChildren(ctx, it.host, it.rel, fn); err != nil {
+				if err := c.selectChildren(ctx, it.rel, it.host, it.rel, fn); err != nil {
 					return err
 				}
 			}
@@ -68,7 +77,7 @@ func Select(ctx context.Context, src Source, sources []string, fn func(Selected)
 // selectChildren reports what tree.copyChildren would copy from the directory dir (rel
 // in the source): excluded entries are skipped, but an excluded directory is still
 // searched when .dockerignore may re-include something below it.
-func (c *copier) selectChildren(ctx context.Context, dir, rel string, fn func(Selected) error) error {
+func (c *copier) selectChildren(ctx context.Context, base, dir, rel string, fn func(Selected) error) error {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return fmt.Errorf("reading %s: %w", rel, unwrapPathError(err))
@@ -79,9 +88,9 @@ func (c *copier) selectChildren(ctx context.Context, dir, rel string, fn func(Se
 		}
 		childRel := path.Join(rel, e.Name())
 		host := filepath.Join(dir, e.Name())
-		if c.excluded(childRel) {
-			if e.IsDir() && !c.src.NoExceptions {
-				if err := c.selectChildren(ctx, host, childRel, fn); err != nil {
+		if out, search := c.leftOut(base, childRel); out {
+			if e.IsDir() && search {
+				if err := c.selectChildren(ctx, base, host, childRel, fn); err != nil {
 					return err
 				}
 			}
@@ -95,8 +104,49 @@ func (c *copier) selectChildren(ctx context.Context, dir, rel string, fn func(Se
 			return err
 		}
 		if fi.IsDir() {
-			if err := c.selectChildren(ctx, host, childRel, fn); err != nil {
+			if err := c.selectChildren(ctx, base, host, childRel, fn); err != nil {
 				return err
+			}
+		}
+	}
+	return nil
+}
+
+// selectParents reports what copyParents reads: each selected path with, as its Name,
+// its place below the destination, the source directories on the way to it (whose
+// metadata the copy takes), and everything below a selected directory.
+func (c *copier) selectParents(ctx context.Context, fn func(Selected) error) error {
+	for _, s := range c.req.Sources {
+		ps, err := c.parseParents(s)
+		if err != nil {
+			return err
+		}
+		found, err := c.parentsMatches(ctx, ps)
+		if err != nil {
+			return err
+		}
+		for _, m := range found {
+			if m.rel != "." {
+				parts := strings.Split(m.rel, "/")
+				for i := 1; i < len(parts); i++ {
+					host := filepath.Join(ps.pivot.host, filepath.FromSlash(strings.Join(parts[:i], "/")))
+					fi, err := os.Lstat(host)
+					if err != nil {
+						return fmt.Errorf("stat %s: %w", c.srcRel(host), unwrapPathError(err))
+					}
+					if err := fn(Selected{Rel: c.srcRel(host), Name: strings.Join(parts[:i], "/"), Host: host, Info: fi}); err != nil {
+						return err
+					}
+				}
+			}
+			rel := c.srcRel(m.host)
+			if err := fn(Selected{Rel: rel, Name: m.rel, Host: m.host, Info: m.info}); err != nil {
+				return err
+			}
+			if m.info.IsDir() {
+				if err := c.selectChildren(ctx, ps.pivot.rel, m.host, rel, fn); err != nil {
+					return err
+				}
 			}
 		}
 	}

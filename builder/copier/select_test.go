@@ -50,7 +50,7 @@ func TestSelect(t *testing.T) {
 			}
 			src := Source{Root: root, Excluded: excluded, NoExceptions: len(tc.keep) == 0, Context: true}
 			var got []string
-			err := Select(context.Background(), src, tc.sources, func(s Selected) error {
+			err := Select(context.Background(), src, Request{Sources: tc.sources}, func(s Selected) error {
 				got = append(got, s.Rel)
 				return nil
 			})

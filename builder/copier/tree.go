@@ -24,6 +24,7 @@ type tree struct {
 	c     *copier
 	owner *Owner            // nil: keep the source's owners
 	links map[fileID]string // source inode -> first destination path written for it
+	base  string            // the source item's path relative to the source root
 	dirs  []*node           // directories written; finish sets their modes and times
 }
 
@@ -51,8 +52,8 @@ func (t *tree) copyChildren(ctx context.Context, srcDir, rel, dstDir string, pen
 		childRel := path.Join(rel, e.Name())
 		src := filepath.Join(srcDir, e.Name())
 		dst := filepath.Join(dstDir, e.Name())
-		if t.c.excluded(childRel) {
-			if e.IsDir() && !t.c.src.NoExceptions {
+		if out, search := t.c.leftOut(t.base, childRel); out {
+			if e.IsDir() && search {
 				p := &pendingDir{parent: pending, dst: dst}
 				if err := t.copyChildren(ctx, src, childRel, dst, p); err != nil {
 					return err
@@ -108,7 +109,7 @@ func (t *tree) materialize(p *pendingDir) error {
 	}
 	mode := os.FileMode(0o755)
 	if t.c.req.Chmod != nil {
-		mode = *t.c.req.Chmod
+		mode = t.c.req.Chmod.dirMode()
 	}
 	if err := os.Lchown(p.dst, o.UID, o.GID); err != nil {
 		return t.c.hostErr(err)
@@ -163,7 +164,7 @@ func (c *copier) writeNode(ctx context.Context, n *node, links map[fileID]string
 	}
 	mode := n.info.Mode()
 	if c.req.Chmod != nil {
-		mode = mode.Type() | *c.req.Chmod
+		mode = mode.Type() | c.req.Chmod.apply(mode)
 	}
 
 	switch typ := n.info.Mode().Type(); {
