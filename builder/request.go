@@ -65,6 +65,17 @@ type Request struct {
 	// session); nil means the build has none: a required secret fails its RUN, an
 	// optional one is not mounted.
 	Secrets SecretStore
+	// Syntax is the frontend a front door was asked for (the BuildKit door's
+	// gateway.v0 source, e.g. docker/dockerfile:1); empty when none. A `# syntax=` line
+	// in the Dockerfile takes precedence. Docker's own frontend is built with kiln's
+	// Dockerfile support (a warning says so); any other is an error (BuiltinFrontend).
+	Syntax string
+	// AllowInsecure allows RUN --security=insecure (buildkitd's
+	// --allow-insecure-entitlement security.insecure, kiln's
+	// --allow-insecure-entitlement=security.insecure): the RUN keeps every capability
+	// of the builder. Off, such a RUN is an error.
+	AllowInsecure bool
+
 	// SSH supplies RUN --mount=type=ssh (kiln build --ssh, the BuildKit session's
 	// sshforward); nil means no agents, with the same rules as Secrets.
 	SSH SSHAgents

@@ -59,6 +59,7 @@ type buildCase struct {
 	labels     map[string]string
 	single     bool // --single-snapshot
 	repro      bool // --reproducible
+	insecure   bool // Request.AllowInsecure
 }
 
 func (w *world) build(t *testing.T, c buildCase) (*builder.Result, []builder.Event, error) {
@@ -85,6 +86,7 @@ func (w *world) build(t *testing.T, c buildCase) (*builder.Result, []builder.Eve
 		Labels:         c.labels,
 		SingleSnapshot: c.single,
 		Reproducible:   c.repro,
+		AllowInsecure:  c.insecure,
 	},
 		builder.WithWorkspace(builder.Workspace{Isolation: isolation.Chroot, StateDir: t.TempDir()}),
 		builder.WithEvents(func(e builder.Event) { events = append(events, e) }),
