@@ -69,11 +69,11 @@ func (lc *lintChecks) lintStages(stages []instructions.Stage, built []bool) {
 					lc.secretKey(built[i], "ARG", kv.Key, c)
 				}
 			case *instructions.CmdCommand:
-				lc.jsonArgs(built[i], s.shell, c.PrependShell, c)
 				cmd = lc.usedOnce(built[i], cmd, c)
-			case *instructions.EntrypointCommand:
 				lc.jsonArgs(built[i], s.shell, c.PrependShell, c)
+			case *instructions.EntrypointCommand:
 				entrypoint = lc.usedOnce(built[i], entrypoint, c)
+				lc.jsonArgs(built[i], s.shell, c.PrependShell, c)
 			case *instructions.HealthCheckCommand:
 				healthcheck = lc.usedOnce(built[i], healthcheck, c)
 			}

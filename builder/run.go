@@ -130,7 +130,7 @@ func (s *stage) run(ctx context.Context, c *instructions.RunCommand) error {
 // runSandbox reads RUN --network and --security. --network=default and host run in
 // the server's network, as every RUN does; none gets a network namespace of its own
 // with only loopback, which needs chroot isolation. --security=sandbox is the default;
-// insecure keeps every capability and needs Request.AllowInsecure.
+// insecure keeps every capability and needs Workspace.AllowInsecure.
 func (s *stage) runSandbox(c *instructions.RunCommand) (noNetwork, insecure bool, err error) {
 	switch instructions.GetNetwork(c) {
 	case instructions.NetworkNone:
@@ -141,9 +141,9 @@ func (s *stage) runSandbox(c *instructions.RunCommand) (noNetwork, insecure bool
 		noNetwork = true
 	}
 	if instructions.GetSecurity(c) == instructions.SecurityInsecure {
-		if !s.b.req.AllowInsecure {
+		if !s.b.ws.AllowInsecure {
 			return false, false, fmt.Errorf("RUN --security=insecure is not allowed: " +
-				"start the server with --allow-insecure-entitlement=security.insecure to grant it")
+				"kiln build and kiln serve grant it with --allow-insecure-entitlement=security.insecure")
 		}
 		insecure = true
 	}
