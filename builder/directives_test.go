@@ -245,3 +245,28 @@ func TestRunSecurity(t *testing.T) {
 		})
 	}
 }
+
+// TestRunNetworkCacheKey: --network=none is part of the step's key; default is not
+// mistaken for none nor the other way round.
+func TestRunNetworkCacheKey(t *testing.T) {
+	cw := newCacheWorld(t, map[string]string{"a": "a"})
+	df := func(network string) string {
+		return "FROM BUSYBOX\nRUN --network=" + network + " echo x >/x\n"
+	}
+	if first := cw.build(t, df("default"), nil); first.running != 1 {
+		t.Fatalf("first build ran %d RUNs, want 1", first.running)
+	}
+	for _, tc := range []struct {
+		network string
+		wantRun bool
+	}{
+		{"none", true},
+		{"none", false},
+		{"default", false},
+	} {
+		run := cw.build(t, df(tc.network), nil)
+		if ran := run.running > 0; ran != tc.wantRun {
+			t.Errorf("--network=%s: RUN ran: %t, want %t", tc.network, ran, tc.wantRun)
+		}
+	}
+}
