@@ -100,10 +100,11 @@ func (lc *lintChecks) run(rule linter.LinterRuleI, location []parser.Range, msg 
 	lc.linter.Run(rule, location, msg)
 }
 
-// err fails the build when `error=true` is set and a check fired.
+// err fails the build when `error=true` is set and a check fired; the error lists the
+// warnings, which the build never gets to emit.
 func (lc *lintChecks) err(name string) error {
 	if err := lc.linter.Error(); err != nil {
-		return fmt.Errorf("%s: %w (# check=error=true)", name, err)
+		return fmt.Errorf("%s: %w (# check=error=true):\n%s", name, err, strings.Join(lc.warnings, "\n"))
 	}
 	return nil
 }

@@ -121,7 +121,7 @@ func TestBuildChecks(t *testing.T) {
 		{name: "skip", df: "# check=skip=FromAsCasing,StageNameCasing\nFROM BUSYBOX as Base\n"},
 		{name: "skip all", df: "# check=skip=all\nFROM BUSYBOX as Base\nCMD echo\n"},
 		{name: "error=true", df: "# check=error=true\nFROM BUSYBOX as base\n",
-			err: "lint violation found for rules: FromAsCasing"},
+			err: "lint violation found for rules: FromAsCasing (# check=error=true):\nFromAsCasing: 'as' and 'FROM' keywords' casing do not match (line 2)"},
 		{name: "error=true without violations", df: "# check=error=true\nFROM BUSYBOX AS base\n"},
 		{name: "bad check", df: "# check=foo\nFROM BUSYBOX\n", err: `invalid check option "foo"`},
 	} {
