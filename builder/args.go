@@ -161,11 +161,13 @@ func (a *buildArgs) expansionEnv(imageEnv []string) shell.EnvGetter {
 	return shell.EnvsFromSlice(env)
 }
 
-// unused lists build args that no ARG consumed, sorted; proxy args are exempt.
+// unused lists build args that no ARG consumed, sorted; proxy args and BuildKit's
+// frontend options (BUILDKIT_SYNTAX, BUILDKIT_INLINE_CACHE, BUILDKIT_MULTI_PLATFORM,
+// BUILDKIT_DOCKERFILE_CHECK...: read by the build, not by ARGs) are exempt.
 func (a *buildArgs) unused() []string {
 	var out []string
 	for k := range a.given {
-		if !a.consumed[k] && !proxyArgs[k] {
+		if !a.consumed[k] && !proxyArgs[k] && !strings.HasPrefix(k, "BUILDKIT_") {
 			out = append(out, k)
 		}
 	}

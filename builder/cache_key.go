@@ -156,6 +156,15 @@ func (s *stage) stepInputs(ctx context.Context, cmd instructions.Command) ([]Cac
 		for i, m := range mounts {
 			inputs = append(inputs, CacheInput{Name: "mount:" + strconv.Itoa(i), Digest: digestOf(m.mountKey()).String()})
 		}
+		// --network=none and --security=insecure change what the RUN can do: their
+		// steps are not those of a plain RUN (the defaults add nothing, so keys of
+		// existing steps stay as they were).
+		if n := instructions.GetNetwork(c); n == instructions.NetworkNone {
+			inputs = append(inputs, CacheInput{Name: "network", Digest: digestOf(n).String()})
+		}
+		if sec := instructions.GetSecurity(c); sec == instructions.SecurityInsecure {
+			inputs = append(inputs, CacheInput{Name: "security", Digest: digestOf(sec).String()})
+		}
 		return inputs, nil
 	case *instructions.CopyCommand:
 		return s.copyInputs(ctx, c.From, copier.Request{Sources: c.SourcePaths, Exclude: c.ExcludePatterns, Parents: c.Parents})

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+	"github.com/moby/buildkit/frontend/dockerfile/linter"
 	"github.com/moby/buildkit/frontend/dockerfile/parser"
 	"github.com/moby/buildkit/frontend/dockerfile/shell"
 )
@@ -32,12 +33,25 @@ func parseDockerfile(req *Request) (*dockerfile, error) {
 	if name == "" {
 		name = "Dockerfile"
 	}
+	syntaxNote, err := checkSyntax(name, req)
+	if err != nil {
+		return nil, err
+	}
+	lint, err := newLintChecks(name, req)
+	if err != nil {
+		return nil, err
+	}
 	res, err := parser.Parse(bytes.NewReader(req.Dockerfile))
 	if err != nil {
 		return nil, locate(name, err)
 	}
+	for _, w := range res.Warnings {
+		if w.URL == linter.RuleNoEmptyContinuation.URL && w.Location != nil {
+			lint.run(&linter.RuleNoEmptyContinuation, []parser.Range{*w.Location}, linter.RuleNoEmptyContinuation.Format())
+		}
+	}
 	lenientJSON(res.AST)
-	stages, metaArgs, err := instructions.Parse(res.AST, nil)
+	stages, metaArgs, err := instructions.Parse(res.AST, lint.linter)
 	if err != nil {
 		return nil, locate(name, err)
 	}
@@ -45,6 +59,9 @@ func parseDockerfile(req *Request) (*dockerfile, error) {
 		return nil, fmt.Errorf("%s: file with no instructions", name)
 	}
 	df := &dockerfile{name: name, stages: stages, metaArgs: metaArgs, escape: res.EscapeToken}
+	if syntaxNote != "" {
+		df.warnings = append(df.warnings, syntaxNote)
+	}
 	for _, w := range res.Warnings {
 		df.warnings = append(df.warnings, w.Short)
 	}
@@ -63,6 +80,11 @@ func parseDockerfile(req *Request) (*dockerfile, error) {
 		for i := 0; i <= df.target; i++ {
 			df.build[i] = true
 		}
+	}
+	lint.lintStages(stages, df.build)
+	df.warnings = append(df.warnings, lint.warnings...)
+	if err := lint.err(name); err != nil {
+		return nil, err
 	}
 	return df, nil
 }

@@ -65,6 +65,12 @@ type Request struct {
 	// session); nil means the build has none: a required secret fails its RUN, an
 	// optional one is not mounted.
 	Secrets SecretStore
+	// Syntax is the frontend a front door was asked for (the BuildKit door's
+	// gateway.v0 source, e.g. docker/dockerfile:1); empty when none. A `# syntax=` line
+	// in the Dockerfile takes precedence. Docker's own frontend is built with kiln's
+	// Dockerfile support (a warning says so); any other is an error (BuiltinFrontend).
+	Syntax string
+
 	// SSH supplies RUN --mount=type=ssh (kiln build --ssh, the BuildKit session's
 	// sshforward); nil means no agents, with the same rules as Secrets.
 	SSH SSHAgents
@@ -98,6 +104,12 @@ type Workspace struct {
 	// of several front doors or processes sharing one root never run at once; empty
 	// means build.lock in StateDir. Build takes the lock itself (see LockPath).
 	LockFile string
+
+	// AllowInsecure allows RUN --security=insecure, the server's entitlement
+	// (buildkitd's and kiln's --allow-insecure-entitlement=security.insecure): such a
+	// RUN keeps every capability of the builder. Off, it is an error. The BuildKit door
+	// also wants the client's entitlement (buildctl --allow security.insecure).
+	AllowInsecure bool
 
 	// root replaces "/" as the in-place root in tests.
 	root string

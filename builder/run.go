@@ -25,8 +25,14 @@ import (
 
 // run executes a RUN instruction in the stage's root and snapshots what it changed.
 func (s *stage) run(ctx context.Context, c *instructions.RunCommand) error {
-	if flags := slices.DeleteFunc(slices.Clone(c.FlagsUsed), func(f string) bool { return f == "mount" }); len(flags) > 0 {
+	if flags := slices.DeleteFunc(slices.Clone(c.FlagsUsed), func(f string) bool {
+		return f == "mount" || f == "network" || f == "security"
+	}); len(flags) > 0 {
 		return fmt.Errorf("RUN --%s: %w", strings.Join(flags, ", --"), ErrUnsupported)
+	}
+	noNetwork, insecure, err := s.runSandbox(c)
+	if err != nil {
+		return err
 	}
 	if len(c.Files) > 0 {
 		return fmt.Errorf("RUN with a heredoc: %w", ErrUnsupported)
@@ -86,6 +92,9 @@ func (s *stage) run(ctx context.Context, c *instructions.RunCommand) error {
 		Stdout: &outputWriter{mu: &mu, emit: s.b.emit, step: s.step},
 		Stderr: &outputWriter{mu: &mu, emit: s.b.emit, step: s.step, stderr: true},
 		Mounts: pm.mounts,
+
+		NoNetwork: noNetwork,
+		Insecure:  insecure,
 	})
 	pm.close() // before the snapshot: no agent proxy outlives its RUN
 	if aerr := pm.agentError(); aerr != nil {
@@ -116,6 +125,29 @@ func (s *stage) run(ctx context.Context, c *instructions.RunCommand) error {
 		return s.commit(history)
 	}
 	return s.snapshot(ctx, history, existingVolumes)
+}
+
+// runSandbox reads RUN --network and --security. --network=default and host run in
+// the server's network, as every RUN does; none gets a network namespace of its own
+// with only loopback, which needs chroot isolation. --security=sandbox is the default;
+// insecure keeps every capability and needs Workspace.AllowInsecure.
+func (s *stage) runSandbox(c *instructions.RunCommand) (noNetwork, insecure bool, err error) {
+	switch instructions.GetNetwork(c) {
+	case instructions.NetworkNone:
+		if s.b.ws.Isolation == isolation.InPlace {
+			return false, false, fmt.Errorf("RUN --network=none needs --isolation=chroot: " +
+				"in-place isolation runs RUN in the server's own namespaces and cannot take its network away")
+		}
+		noNetwork = true
+	}
+	if instructions.GetSecurity(c) == instructions.SecurityInsecure {
+		if !s.b.ws.AllowInsecure {
+			return false, false, fmt.Errorf("RUN --security=insecure is not allowed: " +
+				"kiln build and kiln serve grant it with --allow-insecure-entitlement=security.insecure")
+		}
+		insecure = true
+	}
+	return noNetwork, insecure, nil
 }
 
 // RunError is a RUN whose command failed. Its exit code is the build's exit code.

@@ -59,6 +59,7 @@ type buildCase struct {
 	labels     map[string]string
 	single     bool // --single-snapshot
 	repro      bool // --reproducible
+	insecure   bool // Workspace.AllowInsecure
 }
 
 func (w *world) build(t *testing.T, c buildCase) (*builder.Result, []builder.Event, error) {
@@ -86,7 +87,7 @@ func (w *world) build(t *testing.T, c buildCase) (*builder.Result, []builder.Eve
 		SingleSnapshot: c.single,
 		Reproducible:   c.repro,
 	},
-		builder.WithWorkspace(builder.Workspace{Isolation: isolation.Chroot, StateDir: t.TempDir()}),
+		builder.WithWorkspace(builder.Workspace{Isolation: isolation.Chroot, StateDir: t.TempDir(), AllowInsecure: c.insecure}),
 		builder.WithEvents(func(e builder.Event) { events = append(events, e) }),
 	)
 	return res, events, err

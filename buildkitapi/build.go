@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -57,9 +58,6 @@ func (s *Server) build(ctx context.Context, j *job, attrs map[string]string, ses
 	if err != nil {
 		return nil, codeError(codes.InvalidArgument, "%w", err)
 	}
-	if o.syntax != "" {
-		p.warn(fmt.Sprintf("# syntax=%s: kiln builds this Dockerfile with its own Dockerfile support (no frontend image is run)", o.syntax))
-	}
 	if len(o.attestations) > 0 {
 		p.info(fmt.Sprintf("[internal] %s attestation skipped: kiln does not produce attestations", strings.Join(o.attestations, " and ")))
 	}
@@ -97,6 +95,9 @@ func (s *Server) build(ctx context.Context, j *job, attrs map[string]string, ses
 	ws := s.cfg.Workspace
 	ws.LockFile = s.cfg.Workspace.LockPath()
 	ws.StateDir = filepath.Join(dir, "state")
+	// RUN --security=insecure wants both entitlements, as in BuildKit: the server's
+	// (--allow-insecure-entitlement) and the client's (buildctl --allow security.insecure).
+	ws.AllowInsecure = ws.AllowInsecure && j.req != nil && slices.Contains(j.req.Entitlements, "security.insecure")
 	if err := os.Mkdir(ws.StateDir, 0o700); err != nil {
 		return nil, err
 	}
@@ -123,6 +124,7 @@ func (s *Server) build(ctx context.Context, j *job, attrs map[string]string, ses
 		Platform:       o.platform,
 		NoCache:        o.noCache,
 		Pull:           o.pull,
+		Syntax:         o.syntax,
 		Secrets:        sessionSecrets{caller},
 		SSH:            sessionSSH{caller},
 	}, builder.WithWorkspace(ws), builder.WithEvents(p.event), builder.WithRegistry(reg))

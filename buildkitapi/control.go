@@ -14,6 +14,8 @@ import (
 	"github.com/moby/buildkit/util/bklog"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+
+	"github.com/kiln-build/kiln/builder"
 )
 
 // dockerfileFrontend is the one frontend kiln has: its own Dockerfile support.
@@ -179,19 +181,12 @@ func builtinSyntax(frontend string, attrs map[string]string) bool {
 	return syntaxRef(src) != ""
 }
 
-// syntaxRef returns the docker/dockerfile reference src names without its registry,
+// syntaxRef returns src when it names Docker's own Dockerfile frontend, which kiln's
+// Dockerfile support stands in for (builder.BuiltinFrontend decides, for every door),
 // or "" when src names another frontend.
 func syntaxRef(src string) string {
-	ref := strings.TrimPrefix(strings.TrimPrefix(src, "docker.io/"), "index.docker.io/")
-	ref = strings.TrimPrefix(ref, "docker/")
-	repo, _, _ := strings.Cut(ref, "@")
-	repo, _, _ = strings.Cut(repo, ":")
-	if !strings.HasPrefix(src, "docker") && !strings.HasPrefix(src, "index.docker.io/") {
-		return ""
-	}
-	switch repo {
-	case "dockerfile", "dockerfile-upstream":
-		return ref
+	if builder.BuiltinFrontend(src) {
+		return src
 	}
 	return ""
 }
@@ -203,7 +198,7 @@ func frontendError(frontend string, attrs map[string]string) string {
 		if src == "" {
 			src = attrs["cmdline"]
 		}
-		return fmt.Sprintf("the Dockerfile asks for the external frontend %q (a # syntax= line or BUILDKIT_SYNTAX): kiln builds with its own Dockerfile support and runs no frontend images; remove the # syntax= line", src)
+		return builder.FrontendError(src).Error()
 	}
 	return fmt.Sprintf("frontend %q is not supported: kiln builds Dockerfiles (dockerfile.v0)", frontend)
 }

@@ -125,3 +125,39 @@ func TestUnknownFrontendRefused(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// TestBuiltinSyntaxWarnsOnce: a gateway.v0 solve for Docker's own frontend with a
+// Dockerfile naming it too is built by kiln with one warning saying so, and the
+// Dockerfile's build checks arrive as BuildKit's warnings.
+func TestBuiltinSyntaxWarnsOnce(t *testing.T) {
+	ts := newTestServer(t)
+	dir := writeFiles(t, map[string]string{"Dockerfile": "# syntax=docker/dockerfile:1\nFROM " + ts.busybox + " as base\n"})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c := ts.client(t, ctx)
+	fs, _ := fsutil.NewFS(dir)
+	ch, statuses := collectStatus()
+	_, err := c.Solve(ctx, nil, bkclient.SolveOpt{
+		Frontend:      "gateway.v0",
+		FrontendAttrs: map[string]string{"source": "docker/dockerfile:1"},
+		LocalMounts:   map[string]fsutil.FS{"context": fs, "dockerfile": fs},
+	}, ch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var syntax, check int
+	for _, s := range statuses() {
+		for _, w := range s.Warnings {
+			short := string(w.Short)
+			if strings.Contains(short, "# syntax=docker/dockerfile:1") {
+				syntax++
+			}
+			if strings.Contains(short, "FromAsCasing: 'as' and 'FROM' keywords' casing do not match (line 2)") {
+				check++
+			}
+		}
+	}
+	if syntax != 1 || check != 1 {
+		t.Errorf("%d syntax and %d FromAsCasing warnings, want one each", syntax, check)
+	}
+}

@@ -63,8 +63,15 @@ func childMain() *startError {
 			return setupFailure("set hostname %q: %v", spec.Hostname, err)
 		}
 	}
-	if err := dropCapabilities(); err != nil {
-		return setupFailure("%v", err)
+	if spec.NoNetwork {
+		if err := loopbackUp(); err != nil {
+			return setupFailure("%v", err)
+		}
+	}
+	if !spec.Insecure {
+		if err := dropCapabilities(); err != nil {
+			return setupFailure("%v", err)
+		}
 	}
 	if err := setCredentials(spec.UID, spec.GID, spec.Groups); err != nil {
 		return setupFailure("%v", err)
@@ -81,6 +88,29 @@ func childMain() *startError {
 	}
 	err = unix.Exec(path, spec.Args, spec.Env)
 	return execFailure(path, err)
+}
+
+// loopbackUp sets the IFF_UP flag of lo in this process's (new) network namespace,
+// whose only interface it is: RUN --network=none reaches its own 127.0.0.1 and
+// nothing else.
+func loopbackUp() error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("loopback: socket: %w", err)
+	}
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq("lo")
+	if err != nil {
+		return fmt.Errorf("loopback: %w", err)
+	}
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
+		return fmt.Errorf("loopback: read flags: %w", err)
+	}
+	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
+	if err := unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr); err != nil {
+		return fmt.Errorf("loopback: bring up: %w", err)
+	}
+	return nil
 }
 
 func setupFailure(format string, args ...any) *startError {

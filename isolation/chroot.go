@@ -41,6 +41,10 @@ type childSpec struct {
 	Groups   []uint32
 	Hostname string
 	Mounts   []mountSpec
+	// NoNetwork: the child is in a new network namespace and brings loopback up.
+	NoNetwork bool `json:",omitempty"`
+	// Insecure: the child keeps its capabilities.
+	Insecure bool `json:",omitempty"`
 }
 
 // mountKind says what the child mounts on a mountSpec's target.
@@ -164,6 +168,7 @@ func (r *chrootRunner) Run(ctx context.Context, p Process) (err error) {
 		Root: root, Args: p.Args, Env: p.Env, Dir: p.Dir,
 		UID: p.UID, GID: p.GID, Groups: p.Groups,
 		Hostname: r.hostname, Mounts: mounts,
+		NoNetwork: p.NoNetwork, Insecure: p.Insecure,
 	}
 	return r.runChild(ctx, spec, p.Stdout, p.Stderr)
 }
@@ -276,8 +281,12 @@ func (r *chrootRunner) runChild(ctx context.Context, spec childSpec, stdout, std
 	cmd.Env = []string{childEnv + "=1"}
 	cmd.Stdout, cmd.Stderr = out.stdout, out.stderr
 	cmd.ExtraFiles = []*os.File{specR, statusW} // fds 3 and 4
+	flags := uintptr(unix.CLONE_NEWNS | unix.CLONE_NEWPID | unix.CLONE_NEWUTS | unix.CLONE_NEWIPC)
+	if spec.NoNetwork {
+		flags |= unix.CLONE_NEWNET
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{
-		Cloneflags: unix.CLONE_NEWNS | unix.CLONE_NEWPID | unix.CLONE_NEWUTS | unix.CLONE_NEWIPC,
+		Cloneflags: flags,
 		Setpgid:    true,
 		Pdeathsig:  unix.SIGKILL,
 	}

@@ -37,6 +37,9 @@ func (r *inPlaceRunner) Run(ctx context.Context, p Process) (err error) {
 	if len(p.Args) == 0 {
 		return errors.New("run: empty command")
 	}
+	if p.NoNetwork {
+		return errors.New("run: in-place isolation cannot take the network away (it creates no namespaces); use chroot isolation")
+	}
 	if len(p.Mounts) > 0 {
 		sc := newScaffold(r.root)
 		defer func() {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 )
@@ -95,4 +96,11 @@ func TestInPlaceKillsBackgroundProcesses(t *testing.T) {
 		t.Errorf("Run waited %v for the background process", elapsed)
 	}
 	requireNoProcess(t, "sleep", "104")
+}
+
+func TestInPlaceRefusesNoNetwork(t *testing.T) {
+	err := NewInPlace().Run(context.Background(), Process{Args: []string{"/bin/true"}, NoNetwork: true})
+	if err == nil || !strings.Contains(err.Error(), "cannot take the network away") {
+		t.Fatalf("err = %v, want a refusal", err)
+	}
 }

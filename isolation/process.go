@@ -26,6 +26,14 @@ type Process struct {
 	// (RUN --mount=type=secret, type=ssh). After the run, their targets and the
 	// directories created for them are gone from the root again.
 	Mounts []Mount
+
+	// NoNetwork runs the process in a network namespace of its own where only the
+	// loopback interface is up (RUN --network=none). The chroot runner supports it;
+	// the in-place runner, which creates no namespaces, refuses it.
+	NoNetwork bool
+	// Insecure keeps every capability of the builder in the process's bounding set
+	// instead of Docker's default set (RUN --security=insecure).
+	Insecure bool
 }
 
 // Mount makes a regular file or a unix socket from outside the build root appear at an

@@ -1,6 +1,9 @@
 package main
 
 import (
+	"fmt"
+	"strings"
+
 	"github.com/spf13/pflag"
 )
 
@@ -72,6 +75,8 @@ type buildFlags struct {
 	isolation string
 	stateDir  string
 	force     bool
+	// entitlements are --allow-insecure-entitlement values (see allowInsecure).
+	entitlements []string
 	// kanikoDir is kaniko's --kaniko-dir (or KANIKO_DIR): where kiln's own files go
 	// when --state-dir is not given, and a path in-place builds leave alone.
 	kanikoDir string
@@ -133,6 +138,7 @@ func addBuildFlags(fs *pflag.FlagSet, f *buildFlags) {
 	fs.StringVar(&f.cacheDir, "cache-dir", "", "Directory of the base-image cache, shared by builds and filled by kiln warm: base images found there are not downloaded. A tag is still resolved in its registry (the cached image stands in, with a warning, when the registry cannot be reached); an image given by digest needs no registry. Unlike kaniko, it needs no --cache, and no directory is used unless given.")
 	fs.BoolVar(&f.cleanup, "cleanup", false, "Clean the filesystem at the end of the build. kiln always does: in-place builds restore the root and chroot roots are removed.")
 
+	fs.StringArrayVar(&f.entitlements, "allow-insecure-entitlement", nil, entitlementUsage)
 	fs.StringVar(&f.isolation, "isolation", "auto", "How RUN is isolated: chroot (a root directory per stage under --state-dir; needs root), inplace (the container's own /, like kaniko; refused outside a container without --force) or auto (inplace inside a container, chroot otherwise).")
 	fs.StringVar(&f.stateDir, "state-dir", "", "Directory for build roots, layers and scratch files. By default a new temporary directory, removed after the build; a given directory is kept.")
 	fs.BoolVar(&f.force, "force", false, "Allow an in-place build outside a container. It overwrites this machine's root filesystem.")
@@ -154,4 +160,25 @@ func addRegistryFlags(fs *pflag.FlagSet, f *registryFlags) {
 	fs.StringArrayVar(&f.registryClientCerts, "registry-client-cert", nil, "Client certificate for mutual TLS with a registry, registry=/path/cert.pem,/path/key.pem. Repeat for several.")
 	fs.DurationVar(&f.netConnect, "net-connect-timeout", 0, "How long any network connection (registry, git, context or ADD download, bucket, token endpoint) may take to open; KILN_NET_CONNECT_TIMEOUT when not given, else 30s.")
 	fs.DurationVar(&f.netStall, "net-stall-timeout", 0, "How long a network transfer may go without moving a byte before it fails (not a deadline: a big download may take as long as it keeps moving); KILN_NET_STALL_TIMEOUT when not given, else 2m.")
+}
+
+// entitlementUsage documents --allow-insecure-entitlement for kiln build and kiln serve.
+const entitlementUsage = "Allow an insecure entitlement, as buildkitd's flag: security.insecure lets RUN --security=insecure run with every capability of kiln (network.host is accepted: RUN --network=host always runs). Repeat for several."
+
+// allowInsecure reads --allow-insecure-entitlement values: whether RUN
+// --security=insecure is allowed. Unknown entitlements are an error.
+func allowInsecure(values []string) (bool, error) {
+	allow := false
+	for _, v := range values {
+		for _, e := range strings.Split(v, ",") {
+			switch strings.TrimSpace(e) {
+			case "security.insecure":
+				allow = true
+			case "network.host":
+			default:
+				return false, fmt.Errorf("--allow-insecure-entitlement: unknown entitlement %q (security.insecure or network.host)", e)
+			}
+		}
+	}
+	return allow, nil
 }

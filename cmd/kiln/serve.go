@@ -44,6 +44,7 @@ type serveFlags struct {
 
 	isolation    string
 	force        bool
+	entitlements []string // --allow-insecure-entitlement
 	ignorePaths  []string
 	ignoreVarRun bool
 
@@ -118,6 +119,7 @@ func addServeFlags(fs *pflag.FlagSet, f *serveFlags) {
 	fs.StringVar(&f.cacheDir, "cache-dir", "", "Directory of the base-image cache (an OCI image layout, which kiln warm fills too): base images found there are not downloaded again. Default: <state-dir>/cache/base.")
 	fs.StringVar(&f.stateDir, "state-dir", defaultStateDir, "Directory for the image store (store/), build roots and scratch files (builds/) and the default socket.")
 
+	fs.StringArrayVar(&f.entitlements, "allow-insecure-entitlement", nil, entitlementUsage)
 	fs.StringVar(&f.isolation, "isolation", "auto", "How RUN is isolated: chroot (a root directory per build under --state-dir; needs root), inplace (the container's own /, like kaniko; one build at a time; refused outside a container without --force) or auto (inplace inside a container, chroot otherwise).")
 	fs.BoolVar(&f.force, "force", false, "Allow in-place builds outside a container. They overwrite this machine's root filesystem.")
 	fs.StringArrayVar(&f.ignorePaths, "ignore-path", nil, "Path never extracted over, snapshotted or deleted by in-place builds. Repeat for several.")
@@ -333,12 +335,17 @@ func planServe(f *serveFlags, h host, keychain authn.Keychain) (*serveConfig, er
 	if err != nil {
 		return nil, err
 	}
+	allow, err := allowInsecure(f.entitlements)
+	if err != nil {
+		return nil, err
+	}
 	cfg.build = apiserver.BuildConfig{
 		Workspace: builder.Workspace{
-			Isolation: mode,
-			StateDir:  filepath.Join(stateDir, "builds"),
-			BaseCache: baseCache,
-			Ignore:    ignore,
+			AllowInsecure: allow,
+			Isolation:     mode,
+			StateDir:      filepath.Join(stateDir, "builds"),
+			BaseCache:     baseCache,
+			Ignore:        ignore,
 		},
 		MaxConcurrent: f.maxConcurrentBuilds,
 		PushOnBuild:   f.pushOnBuild,
