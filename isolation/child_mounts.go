@@ -30,7 +30,10 @@ func mountRoot(spec childSpec) error {
 		case mountSys:
 			err = mountSysfs(m.Target)
 		case mountFile:
-			err = mount(m.Source, m.Target, "", unix.MS_BIND, "")
+			err = ensureShadowedTarget(m.Target)
+			if err == nil {
+				err = mount(m.Source, m.Target, "", unix.MS_BIND, "")
+			}
 			if err == nil && m.ReadOnly {
 				err = mount("", m.Target, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV, "")
 			}
@@ -42,6 +45,24 @@ func mountRoot(spec childSpec) error {
 		}
 	}
 	return nil
+}
+
+// ensureShadowedTarget creates a file mount point that a mount made earlier in this
+// namespace hides (a target below /dev, such as a RUN here-document's /dev/pipes/NAME,
+// is created in the root before the /dev tmpfs covers it). What it creates lives in
+// that mount and vanishes with the namespace.
+func ensureShadowedTarget(target string) error {
+	if _, err := os.Lstat(target); !errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
+		return fmt.Errorf("create mount point %s: %w", target, err)
+	}
+	f, err := os.OpenFile(target, os.O_CREATE|os.O_EXCL|os.O_WRONLY|unix.O_NOFOLLOW, 0o644)
+	if err != nil {
+		return fmt.Errorf("create mount point %s: %w", target, err)
+	}
+	return f.Close()
 }
 
 // mount is unix.Mount with an error naming the mount and, for EPERM, what is missing.
