@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -23,15 +24,48 @@ func (s *stage) copy(ctx context.Context, c *instructions.CopyCommand) error {
 		return fmt.Errorf("COPY --parents: %w", ErrUnsupported)
 	case len(c.ExcludePatterns) > 0:
 		return fmt.Errorf("COPY --exclude: %w", ErrUnsupported)
-	case len(c.SourceContents) > 0:
-		return fmt.Errorf("COPY with a heredoc: %w", ErrUnsupported)
 	}
 	src, err := s.copySource(ctx, c.From)
 	if err != nil {
 		return err
 	}
 	history := fmt.Sprintf("/bin/sh -c #(nop) COPY %s in %s ", strings.Join(c.SourcePaths, " "), c.DestPath)
-	return s.copyFiles(ctx, src, c.SourcePaths, c.DestPath, c.Chown, c.Chmod, false, history)
+	jobs := []copyJob{{src: src, sources: c.SourcePaths}}
+	if len(c.SourceContents) > 0 {
+		history = heredocCopyHistory("COPY", c.Chown, c.Chmod, c.SourcePaths, c.SourceContents, c.DestPath)
+		if jobs, err = s.withHeredocJobs(jobs, c.SourceContents, c.DestPath, "COPY"); err != nil {
+			return err
+		}
+	}
+	return s.copyFiles(ctx, jobs, c.DestPath, c.Chown, c.Chmod, false, history)
+}
+
+// copyJob is one source tree of a COPY or ADD and what it takes from it.
+type copyJob struct {
+	src     copier.Source
+	sources []string
+	noAdd   bool // copied as by COPY even in an ADD (here-documents are never unpacked)
+}
+
+// withHeredocJobs writes a COPY/ADD's here-documents as files and adds them to jobs,
+// after the paths, as BuildKit orders them.
+func (s *stage) withHeredocJobs(jobs []copyJob, contents []instructions.SourceContent, dest, cmd string) ([]copyJob, error) {
+	if len(jobs[0].sources) == 0 {
+		jobs = nil
+	}
+	n := len(contents)
+	for _, j := range jobs {
+		n += len(j.sources)
+	}
+	if n > 1 && !strings.HasSuffix(dest, "/") {
+		//lint:ignore ST1005 this is Docker's message, word for word
+		return nil, fmt.Errorf("When using %s with more than one source file, the destination must be a directory and end with a /", cmd)
+	}
+	dir, names, err := writeHeredocFiles(s.b.tmpDir, contents)
+	if err != nil {
+		return nil, fmt.Errorf("writing the here-documents: %w", err)
+	}
+	return append(jobs, copyJob{src: copier.Source{Root: dir}, sources: names, noAdd: true}), nil
 }
 
 // add executes ADD.
@@ -47,28 +81,31 @@ func (s *stage) add(ctx context.Context, c *instructions.AddCommand) error {
 		return fmt.Errorf("ADD --keep-git-dir: %w", ErrUnsupported)
 	case c.Unpack != nil:
 		return fmt.Errorf("ADD --unpack: %w", ErrUnsupported)
-	case len(c.SourceContents) > 0:
-		return fmt.Errorf("ADD with a heredoc: %w", ErrUnsupported)
 	}
 	for _, p := range c.SourcePaths {
 		if isGitURL(p) {
 			return fmt.Errorf("ADD of a git repository (%s): %w", p, ErrUnsupported)
 		}
 	}
-	src := s.contextSource()
 	history := fmt.Sprintf("/bin/sh -c #(nop) ADD %s in %s ", strings.Join(c.SourcePaths, " "), c.DestPath)
-	return s.copyFiles(ctx, src, c.SourcePaths, c.DestPath, c.Chown, c.Chmod, true, history)
+	jobs := []copyJob{{src: s.contextSource(), sources: c.SourcePaths}}
+	if len(c.SourceContents) > 0 {
+		history = heredocCopyHistory("ADD", c.Chown, c.Chmod, c.SourcePaths, c.SourceContents, c.DestPath)
+		var err error
+		if jobs, err = s.withHeredocJobs(jobs, c.SourceContents, c.DestPath, "ADD"); err != nil {
+			return err
+		}
+	}
+	return s.copyFiles(ctx, jobs, c.DestPath, c.Chown, c.Chmod, true, history)
 }
 
-func (s *stage) copyFiles(ctx context.Context, src copier.Source, sources []string, dest, chown, chmod string, add bool, history string) error {
+func (s *stage) copyFiles(ctx context.Context, jobs []copyJob, dest, chown, chmod string, add bool, history string) error {
 	if err := s.materialise(ctx); err != nil {
 		return err
 	}
 	req := copier.Request{
-		Sources: sources,
 		Dest:    dest,
 		WorkDir: s.state.config.Config.WorkingDir,
-		Add:     add,
 		TempDir: s.b.tmpDir,
 		Net:     s.b.puller.reg.Net,
 	}
@@ -89,9 +126,22 @@ func (s *stage) copyFiles(ctx context.Context, src copier.Source, sources []stri
 		}
 		req.Chmod = &mode
 	}
-	touched, err := copier.Copy(ctx, src, s.root, req)
-	if err != nil {
-		return err
+	var touched []string
+	for _, j := range jobs {
+		if j.noAdd {
+			defer os.RemoveAll(j.src.Root) // the here-documents' files, written for this COPY
+		}
+		r := req
+		r.Sources = j.sources
+		r.Add = add && !j.noAdd
+		t, err := copier.Copy(ctx, j.src, s.root, r)
+		if err != nil {
+			return err
+		}
+		touched = append(touched, t...)
+	}
+	if len(jobs) > 1 {
+		touched = slices.Compact(slices.Sorted(slices.Values(touched)))
 	}
 	if s.b.req.SingleSnapshot {
 		return s.commitEmpty(history)
