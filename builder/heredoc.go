@@ -5,7 +5,6 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"sort"
 	"strings"
 
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
@@ -83,15 +82,33 @@ func (sc *inlineScript) write(dir string) (string, error) {
 	return p, nil
 }
 
+// historyArgs are the build args BuildKit writes into a RUN's history: every ARG of the
+// stage in declaration order, with the value the RUN sees (an ENV of the same name wins,
+// an ARG without a value is empty).
+func (a *buildArgs) historyArgs(imageEnv []string) []string {
+	out := make([]string, 0, len(a.declared))
+	seen := map[string]bool{}
+	for _, k := range a.declared {
+		if seen[k] {
+			continue
+		}
+		seen[k] = true
+		v, ok := getEnv(imageEnv, k)
+		if !ok && a.values[k] != nil {
+			v = *a.values[k]
+		}
+		out = append(out, k+"="+v)
+	}
+	return out
+}
+
 // heredocRunHistory is BuildKit's history text for a RUN with here-documents: the
-// build args in scope, then the process arguments, marked as BuildKit marks its steps.
+// build args in scope (in the order of their ARGs), then the process arguments, marked as BuildKit marks its steps.
 func heredocRunHistory(args, buildArgs []string) string {
 	parts := []string{"RUN"}
 	if len(buildArgs) > 0 {
-		sorted := append([]string(nil), buildArgs...)
-		sort.Strings(sorted)
-		parts = append(parts, fmt.Sprintf("|%d", len(sorted)))
-		parts = append(parts, sorted...)
+		parts = append(parts, fmt.Sprintf("|%d", len(buildArgs)))
+		parts = append(parts, buildArgs...)
 	}
 	parts = append(parts, args...)
 	return strings.Join(parts, " ") + " # buildkit"

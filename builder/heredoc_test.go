@@ -90,12 +90,13 @@ func TestHeredocs(t *testing.T) {
 	}
 }
 
-// The history of a heredoc RUN or COPY is BuildKit's text: the instruction, the build
-// args in scope, the process arguments or sources, and "# buildkit".
+// The history of a heredoc RUN or COPY is BuildKit's text (checked against buildkitd
+// v0.34.2): the instruction, every ARG of the stage in order with the value the RUN sees,
+// the process arguments or sources, and "# buildkit".
 func TestHeredocHistory(t *testing.T) {
 	w := newWorld(t)
 	img, _ := mustBuild(t, w, buildCase{
-		dockerfile: "FROM BUSYBOX\nARG A=1\nRUN <<EOF\ntrue\nEOF\nCOPY --chmod=600 a <<EOF /d/\nx\nEOF\n",
+		dockerfile: "FROM BUSYBOX\nARG B=2\nARG A=1\nARG C\nARG D\nENV D=env\nRUN <<EOF\ntrue\nEOF\nCOPY --chmod=600 a <<EOF /d/\nx\nEOF\n",
 		files:      map[string]string{"a": "A"},
 	})
 	cf, err := img.ConfigFile()
@@ -108,7 +109,7 @@ func TestHeredocHistory(t *testing.T) {
 			got = append(got, h.CreatedBy)
 		}
 	}
-	want := []string{"RUN |1 A=1 /bin/sh -c true\n # buildkit", "COPY --chmod=600 a <<EOF /d/ # buildkit"}
+	want := []string{"RUN |4 B=2 A=1 C= D=env /bin/sh -c true\n # buildkit", "COPY --chmod=600 a <<EOF /d/ # buildkit"}
 	if strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Errorf("history %q, want %q", got, want)
 	}

@@ -117,7 +117,7 @@ func (s *stage) run(ctx context.Context, c *instructions.RunCommand) error {
 	}
 	history := strings.Join(args, " ")
 	if len(c.Files) > 0 {
-		history = heredocRunHistory(args, s.b.args.stageArgs(cfg.Env, true))
+		history = heredocRunHistory(args, s.b.args.historyArgs(cfg.Env))
 	} else if hist := s.b.args.stageArgs(cfg.Env, true); len(hist) > 0 {
 		sort.Strings(hist)
 		history = fmt.Sprintf("|%d %s %s", len(hist), strings.Join(hist, " "), history)
