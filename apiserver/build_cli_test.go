@@ -76,6 +76,13 @@ func TestBuildWithDockerCLI(t *testing.T) {
 			t.Fatalf("exit %d, want 3\n%s", code, errOut)
 		}
 	})
+	t.Run("heredocs, BuildKit's syntax that dockerd's classic builder refuses", func(t *testing.T) {
+		df := "FROM " + w.busybox + "\nCOPY <<EOF /h\nfrom-copy\nEOF\nRUN <<EOF\ncat /h\necho from-run\nEOF\n"
+		out, errOut, code := docker(df, "build", "-f", "-", ".")
+		if code != 0 || !strings.Contains(out, "from-copy\nfrom-run\n") {
+			t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
+		}
+	})
 	t.Run("Dockerfile from stdin", func(t *testing.T) {
 		out, errOut, code := docker("FROM "+w.busybox+"\nCOPY . /ctx/\nRUN find /ctx | sort\n", "build", "-f", "-", ".")
 		if code != 0 {

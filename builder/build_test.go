@@ -212,7 +212,7 @@ func TestFailures(t *testing.T) {
 		{"failing RUN", "FROM BUSYBOX\nRUN true\nRUN exit 3\n", 3, 3, "returned a non-zero code: 3", 0},
 		{"RUN --mount", "FROM BUSYBOX\nRUN --mount=type=cache,target=/c true\n", 2, 0, "not supported", 0},
 		{"COPY --link by name", "FROM BUSYBOX\nCOPY --link --chown=root a /a\n", 2, 0, "can't be resolved when used with --link", 0},
-		{"heredoc", "FROM BUSYBOX\nRUN <<EOF\necho hi\nEOF\n", 2, 0, "not supported", 4},
+		{"failing heredoc", "FROM BUSYBOX\nRUN <<EOF\nexit 5\nEOF\n", 2, 5, "returned a non-zero code: 5", 4},
 		{"missing source", "FROM BUSYBOX\nCOPY nothere /x\n", 2, 0, "nothere", 0},
 		{"unknown user", "FROM BUSYBOX\nUSER nobody-here\nRUN true\n", 3, 0, "nobody-here", 0},
 		{"syntax", "FROM BUSYBOX\nFOO bar\n", 2, 0, "unknown instruction", 0},

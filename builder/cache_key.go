@@ -29,7 +29,8 @@ import (
 // A step's key is the digest of
 //   - the settings that shape every layer (--reproducible, the snapshot mode),
 //   - the identity of the state the step starts from,
-//   - the instruction after ARG/ENV expansion (its type and every field, flags included),
+//   - the instruction after ARG/ENV expansion (its type and every field, flags and
+//     here-document bodies included),
 //   - the step's other inputs: for RUN the build args in scope with their values (the
 //     ones Docker writes as "|N K=V" into history; proxy args are left out, as Docker
 //     does); for COPY and ADD from the context, every selected path after .dockerignore
@@ -177,6 +178,9 @@ func (s *stage) stepInputs(ctx context.Context, cmd instructions.Command) ([]Cac
 // copyInputs describes the sources of a COPY or ADD, resolving --from as copySource does.
 // The flags (--exclude, --chmod, ...) are in the instruction's encoding, part of the slot.
 func (s *stage) copyInputs(ctx context.Context, from string, sel copier.Request) ([]CacheInput, error) {
+	if len(sel.Sources) == 0 {
+		return nil, nil // only here-documents, which are in the instruction
+	}
 	if from == "" {
 		return sourceInputs(ctx, s.contextSource(), sel)
 	}

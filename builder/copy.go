@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -19,25 +20,20 @@ import (
 
 // copy executes COPY.
 func (s *stage) copy(ctx context.Context, c *instructions.CopyCommand) error {
-	switch {
-	case len(c.SourceContents) > 0:
-		return fmt.Errorf("COPY with a heredoc: %w", ErrUnsupported)
-	}
 	src, err := s.copySource(ctx, c.From)
 	if err != nil {
 		return err
 	}
 	history := fmt.Sprintf("/bin/sh -c #(nop) COPY %s in %s ", strings.Join(c.SourcePaths, " "), c.DestPath)
-	return s.copyFiles(ctx, src, copyOpts{sources: c.SourcePaths, dest: c.DestPath, chown: c.Chown, chmod: c.Chmod,
-		exclude: c.ExcludePatterns, link: c.Link, parents: c.Parents}, history)
+	if len(c.SourceContents) > 0 {
+		history = heredocCopyHistory("COPY", c.Chown, c.Chmod, c.SourcePaths, c.SourceContents, c.DestPath)
+	}
+	return s.copyFiles(ctx, src, copyOpts{sources: c.SourcePaths, heredocs: c.SourceContents, dest: c.DestPath, chown: c.Chown, chmod: c.Chmod,
+		exclude: c.ExcludePatterns, link: c.Link, parents: c.Parents, cmd: "COPY"}, history)
 }
 
 // add executes ADD.
 func (s *stage) add(ctx context.Context, c *instructions.AddCommand) error {
-	switch {
-	case len(c.SourceContents) > 0:
-		return fmt.Errorf("ADD with a heredoc: %w", ErrUnsupported)
-	}
 	for _, p := range c.SourcePaths {
 		if !isGitURL(p) {
 			continue
@@ -57,13 +53,46 @@ func (s *stage) add(ctx context.Context, c *instructions.AddCommand) error {
 	}
 	src := s.contextSource()
 	history := fmt.Sprintf("/bin/sh -c #(nop) ADD %s in %s ", strings.Join(c.SourcePaths, " "), c.DestPath)
-	return s.copyFiles(ctx, src, copyOpts{sources: c.SourcePaths, dest: c.DestPath, chown: c.Chown, chmod: c.Chmod,
-		exclude: c.ExcludePatterns, link: c.Link, add: true, checksum: c.Checksum, unpack: c.Unpack}, history)
+	if len(c.SourceContents) > 0 {
+		history = heredocCopyHistory("ADD", c.Chown, c.Chmod, c.SourcePaths, c.SourceContents, c.DestPath)
+	}
+	return s.copyFiles(ctx, src, copyOpts{sources: c.SourcePaths, heredocs: c.SourceContents, dest: c.DestPath, chown: c.Chown, chmod: c.Chmod,
+		exclude: c.ExcludePatterns, link: c.Link, add: true, checksum: c.Checksum, unpack: c.Unpack, cmd: "ADD"}, history)
+}
+
+// copyJob is one source tree of a COPY or ADD and what it takes from it.
+type copyJob struct {
+	src     copier.Source
+	sources []string
+	noAdd   bool // copied as by COPY even in an ADD (here-documents are never unpacked)
+}
+
+// withHeredocJobs writes a COPY/ADD's here-documents as files and adds them to jobs,
+// after the paths, as BuildKit orders them.
+func (s *stage) withHeredocJobs(jobs []copyJob, contents []instructions.SourceContent, dest, cmd string) ([]copyJob, error) {
+	if len(jobs[0].sources) == 0 {
+		jobs = nil
+	}
+	n := len(contents)
+	for _, j := range jobs {
+		n += len(j.sources)
+	}
+	if n > 1 && !strings.HasSuffix(dest, "/") {
+		//lint:ignore ST1005 this is Docker's message, word for word
+		return nil, fmt.Errorf("When using %s with more than one source file, the destination must be a directory and end with a /", cmd)
+	}
+	dir, names, err := writeHeredocFiles(s.b.tmpDir, contents)
+	if err != nil {
+		return nil, fmt.Errorf("writing the here-documents: %w", err)
+	}
+	return append(jobs, copyJob{src: copier.Source{Root: dir}, sources: names, noAdd: true}), nil
 }
 
 // copyOpts are the parts of a COPY or ADD instruction copyFiles carries out.
 type copyOpts struct {
 	sources      []string
+	heredocs     []instructions.SourceContent // here-documents, copied after the sources
+	cmd          string                       // COPY or ADD, for messages
 	dest         string
 	chown, chmod string
 	exclude      []string
@@ -112,9 +141,29 @@ func (s *stage) copyFiles(ctx context.Context, src copier.Source, o copyOpts, hi
 		}
 		req.Chmod = mode
 	}
-	touched, err := copier.Copy(ctx, src, s.root, req)
-	if err != nil {
-		return err
+	jobs := []copyJob{{src: src, sources: o.sources}}
+	if len(o.heredocs) > 0 {
+		var err error
+		if jobs, err = s.withHeredocJobs(jobs, o.heredocs, o.dest, o.cmd); err != nil {
+			return err
+		}
+	}
+	var touched []string
+	for _, j := range jobs {
+		if j.noAdd {
+			defer os.RemoveAll(j.src.Root) // the here-documents' files, written for this COPY
+		}
+		r := req
+		r.Sources = j.sources
+		r.Add = o.add && !j.noAdd
+		t, err := copier.Copy(ctx, j.src, s.root, r)
+		if err != nil {
+			return err
+		}
+		touched = append(touched, t...)
+	}
+	if len(jobs) > 1 {
+		touched = slices.Compact(slices.Sorted(slices.Values(touched)))
 	}
 	if s.b.req.SingleSnapshot {
 		return s.commitEmpty(history)

@@ -107,6 +107,9 @@ func (s *stage) expand(cmd instructions.Command) error {
 			return err
 		}
 	}
+	if err := expandHeredocs(cmd, env); err != nil {
+		return err
+	}
 	if c, ok := cmd.(*instructions.ExposeCommand); ok {
 		var ports []string
 		for _, p := range c.Ports {

@@ -34,13 +34,13 @@ func (s *stage) run(ctx context.Context, c *instructions.RunCommand) error {
 	if err != nil {
 		return err
 	}
-	if len(c.Files) > 0 {
-		return fmt.Errorf("RUN with a heredoc: %w", ErrUnsupported)
+	args, script, err := s.runArgs(c)
+	if err != nil {
+		return err
 	}
 	if err := s.materialise(ctx); err != nil {
 		return err
 	}
-	args := s.withShell(c.ShellDependantCmdLine)
 	cfg := &s.state.config.Config
 	user, err := resolveUser(s.root, cfg.User)
 	if err != nil {
@@ -80,6 +80,14 @@ func (s *stage) run(ctx context.Context, c *instructions.RunCommand) error {
 		k, v, _ := strings.Cut(kv, "=")
 		env = setEnv(env, k, v)
 	}
+	if script != nil {
+		p, err := script.write(s.b.tmpDir)
+		if err != nil {
+			return fmt.Errorf("writing the here-document %s: %w", script.name, err)
+		}
+		defer os.RemoveAll(filepath.Dir(p))
+		pm.mounts = append(pm.mounts, isolation.Mount{Source: p, Target: heredocPipes + script.name, ReadOnly: true})
+	}
 	s.b.emit(Running{Step: s.step, ID: id[:12]})
 	var mu sync.Mutex // the runner may write stdout and stderr from two goroutines
 	err = s.runner.Run(ctx, isolation.Process{
@@ -117,7 +125,9 @@ func (s *stage) run(ctx context.Context, c *instructions.RunCommand) error {
 		return err
 	}
 	history := strings.Join(args, " ")
-	if hist := s.b.args.stageArgs(cfg.Env, true); len(hist) > 0 {
+	if len(c.Files) > 0 {
+		history = heredocRunHistory(args, s.b.args.historyArgs(cfg.Env))
+	} else if hist := s.b.args.stageArgs(cfg.Env, true); len(hist) > 0 {
 		sort.Strings(hist)
 		history = fmt.Sprintf("|%d %s %s", len(hist), strings.Join(hist, " "), history)
 	}

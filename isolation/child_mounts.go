@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -30,7 +31,10 @@ func mountRoot(spec childSpec) error {
 		case mountSys:
 			err = mountSysfs(m.Target)
 		case mountFile:
-			err = mount(m.Source, m.Target, "", unix.MS_BIND, "")
+			err = ensureShadowedTarget(spec.Root, m.Target)
+			if err == nil {
+				err = mount(m.Source, m.Target, "", unix.MS_BIND, "")
+			}
 			if err == nil && m.ReadOnly {
 				err = mount("", m.Target, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV, "")
 			}
@@ -42,6 +46,43 @@ func mountRoot(spec childSpec) error {
 		}
 	}
 	return nil
+}
+
+// ensureShadowedTarget creates a file mount point that a mount made earlier in this
+// namespace hides (a target below /dev, such as a RUN here-document's /dev/pipes/NAME,
+// is created in the root before the /dev tmpfs covers it). What it creates lives in
+// that mount and vanishes with the namespace.
+func ensureShadowedTarget(root, target string) error {
+	if _, err := os.Lstat(target); !errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	// The nearest existing directory must still be inside the root: a symbolic link
+	// there (the tmpfs's /dev/fd) must not lead the new mount point out of it.
+	existing := filepath.Dir(target)
+	for {
+		if _, err := os.Lstat(existing); err == nil {
+			break
+		}
+		existing = filepath.Dir(existing)
+	}
+	resolved, err := filepath.EvalSymlinks(existing)
+	if err != nil {
+		return fmt.Errorf("mount point %s: %w", target, err)
+	}
+	if r, err := filepath.EvalSymlinks(root); err == nil {
+		root = r
+	}
+	if rel, err := filepath.Rel(root, resolved); err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
+		return fmt.Errorf("cannot mount on %s: a symbolic link leads out of the root", target)
+	}
+	if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
+		return fmt.Errorf("create mount point %s: %w", target, err)
+	}
+	f, err := os.OpenFile(target, os.O_CREATE|os.O_EXCL|os.O_WRONLY|unix.O_NOFOLLOW, 0o644)
+	if err != nil {
+		return fmt.Errorf("create mount point %s: %w", target, err)
+	}
+	return f.Close()
 }
 
 // mount is unix.Mount with an error naming the mount and, for EPERM, what is missing.

@@ -72,6 +72,10 @@ func TestRunMounts(t *testing.T) {
 			script: "(echo x >%R/tok) 2>/dev/null || echo refused", want: "refused\n"},
 		{name: "chroot, covers an image file", setup: writeRootFile("tok", "image's"), target: "/tok",
 			script: "cat %R/tok", want: "s3cr3t"},
+		{name: "chroot, below the /dev tmpfs", target: "/dev/pipes/tok",
+			script: "cat %R/dev/pipes/tok; ls %R/dev/pipes", want: "s3cr3ttok\n"},
+		{name: "in place, below /dev", inPlace: true, target: "/dev/pipes/tok",
+			script: "cat %R/dev/pipes/tok", want: "s3cr3t"},
 		{name: "in place, new directories", inPlace: true, target: "/run/secrets/tok",
 			script: "stat -c '%a %u:%g' %R/run/secrets/tok; cat %R/run/secrets/tok; echo; " +
 				"perl -MIO::Socket::UNIX -e 'print IO::Socket::UNIX->new(Peer => shift)->getline' %R/run/agent.sock",
