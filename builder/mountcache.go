@@ -215,17 +215,16 @@ func busy(lockFile string) bool {
 	return unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB) != nil
 }
 
-// dirSize is the disk space the files under dir take (their blocks), best effort.
+// dirSize is the apparent size of the regular files under dir, best effort (what
+// BuildKit reports too; a compressing filesystem may use less).
 func dirSize(dir string) int64 {
 	var n int64
 	_ = filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
-		if err != nil {
+		if err != nil || !d.Type().IsRegular() {
 			return nil
 		}
 		if fi, err := d.Info(); err == nil {
-			if st, ok := fi.Sys().(*unix.Stat_t); ok {
-				n += st.Blocks * 512
-			}
+			n += fi.Size()
 		}
 		return nil
 	})
