@@ -67,16 +67,34 @@ func (c *mountCache) entry(id string) string {
 	return filepath.Join(c.dir, hex.EncodeToString(sum[:]))
 }
 
+// storeID is the id a mount's entry is stored under: its cache id, and its mode,
+// uid and gid when it sets any. BuildKit seeds such a cache from a directory with
+// that mode and owner and keys the cache on the seed too, so the same id with other
+// (or no) options is another cache.
+func storeID(m runMount) string {
+	if m.Mode == nil && m.UID == nil && m.GID == nil {
+		return m.id
+	}
+	opt := func(p *uint64) string {
+		if p == nil {
+			return "-"
+		}
+		return fmt.Sprint(*p)
+	}
+	return fmt.Sprintf("%s (mode=%s uid=%s gid=%s)", m.id, opt(m.Mode), opt(m.UID), opt(m.GID))
+}
+
 // acquire returns the directory a RUN's cache mount shows and the function that
 // releases it. With sharing=private and the entry busy, the directory is a fresh one
 // under scratch that is dropped with it.
 func (c *mountCache) acquire(ctx context.Context, m runMount, scratch string) (string, func(), error) {
-	entry := c.entry(m.id)
+	id := storeID(m)
+	entry := c.entry(id)
 	if err := os.MkdirAll(entry, 0o700); err != nil {
 		return "", nil, err
 	}
 	if _, err := os.Stat(filepath.Join(entry, "id")); errors.Is(err, fs.ErrNotExist) {
-		if err := os.WriteFile(filepath.Join(entry, "id"), []byte(m.id), 0o600); err != nil {
+		if err := os.WriteFile(filepath.Join(entry, "id"), []byte(id), 0o600); err != nil {
 			return "", nil, err
 		}
 	}
