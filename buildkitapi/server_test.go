@@ -60,8 +60,8 @@ func newTestServer(t *testing.T) *testServer {
 	s, err := New(Config{
 		Workspace: builder.Workspace{Isolation: isolation.Chroot, StateDir: state, Cache: steps,
 			MountCacheDir: filepath.Join(dir, "cache", "mounts")}, // as kiln serve has
-		Store:     st,
-		Log:       lg,
+		Store: st,
+		Log:   lg,
 	})
 	if err != nil {
 		t.Fatal(err)
