@@ -247,3 +247,25 @@ func TestRunMountBindCacheKey(t *testing.T) {
 		})
 	}
 }
+
+// TestRunMountCacheBound builds with a cache mount bound to one byte: the build's
+// cache is removed after it, and the next build's RUN finds the cache empty.
+func TestRunMountCacheBound(t *testing.T) {
+	w := newWorld(t)
+	mc := t.TempDir()
+	ws := builder.Workspace{Isolation: isolation.Chroot, StateDir: t.TempDir(), MountCacheDir: mc, MountCacheMaxBytes: 1}
+	bctx, err := contexts.FromDir(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	df := "FROM " + w.busybox + "\nRUN --mount=type=cache,target=/c sh -c 'test ! -e /c/f && echo one >/c/f'\n"
+	for i := range 2 {
+		if _, err := builder.Build(context.Background(), &builder.Request{Dockerfile: []byte(df), Context: bctx}, builder.WithWorkspace(ws)); err != nil {
+			t.Fatalf("build %d: %v (the cache outlived the bound)", i+1, err)
+		}
+		recs, err := builder.MountCacheUsage(mc)
+		if err != nil || len(recs) != 0 {
+			t.Errorf("after build %d the store holds %+v (%v), want nothing", i+1, recs, err)
+		}
+	}
+}
