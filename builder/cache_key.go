@@ -156,11 +156,11 @@ func (s *stage) stepInputs(ctx context.Context, cmd instructions.Command) ([]Cac
 		for i, m := range mounts {
 			name := "mount:" + strconv.Itoa(i)
 			inputs = append(inputs, CacheInput{Name: name, Digest: digestOf(m.mountKey()).String()})
-			if m.Type != instructions.MountTypeBind {
+			if m.Type != instructions.MountTypeBind && (m.Type != instructions.MountTypeCache || m.From == "") {
 				continue
 			}
-			// What a bind mount shows: the content of the context's files, as for
-			// COPY, or the stage's or image's identity.
+			// What a bind mount shows, or a cache starts with: the content of the
+			// context's files, as for COPY, or the stage's or image's identity.
 			source := m.Source
 			if source == "" {
 				source = "/"

@@ -87,8 +87,11 @@ func storeID(m runMount) string {
 // acquire returns the directory a RUN's cache mount shows and the function that
 // releases it. With sharing=private and the entry busy, the directory is a fresh one
 // under scratch that is dropped with it.
-func (c *mountCache) acquire(ctx context.Context, m runMount, scratch string) (string, func(), error) {
+func (c *mountCache) acquire(ctx context.Context, m runMount, seed *cacheSeed, scratch string) (string, func(), error) {
 	id := storeID(m)
+	if seed != nil {
+		id += " from " + seed.key
+	}
 	entry := c.entry(id)
 	if err := os.MkdirAll(entry, 0o700); err != nil {
 		return "", nil, err
@@ -109,7 +112,7 @@ func (c *mountCache) acquire(ctx context.Context, m runMount, scratch string) (s
 		err = flockCtx(ctx, lock, unix.LOCK_EX, true)
 		if errors.Is(err, unix.EWOULDBLOCK) {
 			lock.Close()
-			return newCacheDir(scratch, m)
+			return newCacheDir(scratch, m, seed)
 		}
 	default:
 		err = flockCtx(ctx, lock, unix.LOCK_SH, false)
@@ -123,7 +126,7 @@ func (c *mountCache) acquire(ctx context.Context, m runMount, scratch string) (s
 	_ = os.Chtimes(entry, now, now)
 	data := filepath.Join(entry, "data")
 	if _, err := os.Lstat(data); errors.Is(err, fs.ErrNotExist) {
-		tmp, _, err := newCacheDir(filepath.Join(entry, "new-"+randomID()[:12]), m)
+		tmp, _, err := newCacheDir(filepath.Join(entry, "new-"+randomID()[:12]), m, seed)
 		if err == nil {
 			err = os.Rename(tmp, data)
 			_ = os.RemoveAll(filepath.Dir(tmp))
@@ -136,15 +139,27 @@ func (c *mountCache) acquire(ctx context.Context, m runMount, scratch string) (s
 	return data, release, nil
 }
 
-// newCacheDir makes dir/data with the mount's mode (0755) and owner (root) for a
-// cache the mount sees empty.
-func newCacheDir(dir string, m runMount) (string, func(), error) {
+// cacheSeed is what a cache mount with from= starts with: key identifies it (the
+// stage's or image's files), fill copies them into a new cache directory.
+type cacheSeed struct {
+	key  string
+	fill func(data string) error
+}
+
+// newCacheDir makes dir/data with the mount's mode (0755) and owner (root), empty or
+// filled from seed, for a new cache.
+func newCacheDir(dir string, m runMount, seed *cacheSeed) (string, func(), error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", nil, err
 	}
 	data := filepath.Join(dir, "data")
 	if err := os.Mkdir(data, 0o700); err != nil {
 		return "", nil, err
+	}
+	if seed != nil {
+		if err := seed.fill(data); err != nil {
+			return "", nil, err
+		}
 	}
 	if err := chownMode(data, modeOf(m.Mount, 0o755), m.UID, m.GID); err != nil {
 		return "", nil, err

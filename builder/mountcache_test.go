@@ -41,7 +41,7 @@ func TestMountCacheSharing(t *testing.T) {
 			mc := &mountCache{dir: t.TempDir()}
 			m := cacheMount("id1", tt.sharing)
 			ctx := context.Background()
-			dir1, release1, err := mc.acquire(ctx, m, t.TempDir()+"/s1")
+			dir1, release1, err := mc.acquire(ctx, m, nil, t.TempDir()+"/s1")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -50,13 +50,13 @@ func TestMountCacheSharing(t *testing.T) {
 			}
 			short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
 			defer cancel()
-			dir2, release2, err := mc.acquire(short, m, t.TempDir()+"/s2")
+			dir2, release2, err := mc.acquire(short, m, nil, t.TempDir()+"/s2")
 			if tt.waits {
 				if !errors.Is(err, context.DeadlineExceeded) {
 					t.Fatalf("second acquire: %v, want it to wait (deadline exceeded)", err)
 				}
 				release1()
-				dir2, release2, err = mc.acquire(ctx, m, t.TempDir()+"/s2")
+				dir2, release2, err = mc.acquire(ctx, m, nil, t.TempDir()+"/s2")
 			} else {
 				defer release1()
 			}
@@ -89,7 +89,7 @@ func TestMountCacheUsagePrune(t *testing.T) {
 	dir := t.TempDir()
 	mc := &mountCache{dir: dir}
 	for i, id := range []string{"old", "new", "held"} {
-		d, release, err := mc.acquire(ctx, cacheMount(id, ""), t.TempDir())
+		d, release, err := mc.acquire(ctx, cacheMount(id, ""), nil, t.TempDir())
 		if err != nil {
 			t.Fatal(err)
 		}

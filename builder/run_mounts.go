@@ -88,9 +88,6 @@ func runMounts(c *instructions.RunCommand, workdir string) ([]runMount, error) {
 			}
 			ssh++
 		case instructions.MountTypeCache:
-			if m.From != "" {
-				return nil, fmt.Errorf("RUN --mount=type=cache,from=%s (a cache seeded from a stage or image): %w", m.From, ErrUnsupported)
-			}
 			if rm.target == "" {
 				return nil, errors.New("mount target is required for a cache mount")
 			}

@@ -84,14 +84,51 @@ func keepOwner(src copier.Source) *copier.Owner {
 // prepareCache mounts the persistent directory of the mount's cache id (see
 // mountCache), locked as its sharing says for the length of the RUN.
 func (s *stage) prepareCache(ctx context.Context, p *preparedMounts, m runMount, scratch string) error {
+	var seed *cacheSeed
+	if m.From != "" {
+		var err error
+		if seed, err = s.cacheSeed(ctx, m); err != nil {
+			return fmt.Errorf("cache mount %s: %w", m.id, err)
+		}
+	}
 	mc := s.b.mountCache()
-	dir, unlock, err := mc.acquire(ctx, m, scratch)
+	dir, unlock, err := mc.acquire(ctx, m, seed, scratch)
 	if err != nil {
 		return fmt.Errorf("cache mount %s: %w", m.id, err)
 	}
 	p.closers = append(p.closers, unlock)
 	p.mounts = append(p.mounts, isolation.Mount{Source: dir, Target: m.target, ReadOnly: m.ReadOnly})
 	return nil
+}
+
+// cacheSeed describes the files a cache mount with from= starts with: source (default
+// "/") in the stage or image. BuildKit keys such a cache on its base; kiln keys it on
+// the base's files (names, modes, contents, as for COPY), so that a stage rebuilt to
+// the same files keeps its cache.
+func (s *stage) cacheSeed(ctx context.Context, m runMount) (*cacheSeed, error) {
+	source := m.Source
+	if source == "" {
+		source = "/"
+	}
+	src, err := s.copySource(ctx, m.From)
+	if err != nil {
+		return nil, err
+	}
+	inputs, err := sourceInputs(ctx, src, []string{source})
+	if err != nil {
+		return nil, err
+	}
+	parts := []string{source}
+	for _, in := range inputs {
+		parts = append(parts, in.Name, in.Digest)
+	}
+	return &cacheSeed{key: digestOf(parts...).String(), fill: func(data string) error {
+		// COPY semantics: a directory's content goes into data.
+		_, err := copier.Copy(ctx, src, filepath.Dir(data), copier.Request{
+			Sources: []string{source}, Dest: "/" + filepath.Base(data) + "/", WorkDir: "/", TempDir: s.b.tmpDir,
+		})
+		return err
+	}}, nil
 }
 
 // flockCtx takes an flock(2) lock on the open file f, failing with unix.EWOULDBLOCK

@@ -83,6 +83,20 @@ func TestRunMountCache(t *testing.T) {
 			first:  "RUN --mount=type=cache,target=/var/lib echo one >/var/lib/f",
 			second: "RUN --mount=type=cache,target=/var/lib sh -c 'test ! -e /var/lib/base.txt && cat /var/lib/f >/out'",
 			want:   map[string]string{"/out": "f 0644 0:0 one\n", "/var/lib/base.txt": "f 0644 0:0 from the base\n", "/var/lib/f": ""}},
+		{name: "from a stage: seeded once, then kept",
+			first: "FROM BUSYBOX AS seed\nRUN mkdir /s && echo seeded >/s/f\nFROM BUSYBOX\n" +
+				"RUN --mount=type=cache,target=/c,from=seed,source=/s sh -c 'cat /c/f >/out && echo more >/c/g'",
+			second: "FROM BUSYBOX AS seed\nRUN mkdir /s && echo seeded >/s/f\nFROM BUSYBOX\n" +
+				"RUN --mount=type=cache,target=/c,from=seed,source=/s sh -c 'cat /c/f /c/g >/out'",
+			want:  map[string]string{"/out": "f 0644 0:0 seeded\nmore\n", "/s": ""},
+			paths: []string{"/c"}},
+		{name: "from another seed: another cache",
+			first: "FROM BUSYBOX AS seed\nRUN mkdir /s && echo one >/s/f\nFROM BUSYBOX\n" +
+				"RUN --mount=type=cache,target=/c,from=seed,source=/s sh -c 'echo more >/c/g'",
+			second: "FROM BUSYBOX AS seed\nRUN mkdir /s && echo two >/s/f\nFROM BUSYBOX\n" +
+				"RUN --mount=type=cache,target=/c,from=seed,source=/s sh -c 'test ! -e /c/g && cat /c/f >/out'",
+			want:  map[string]string{"/out": "f 0644 0:0 two\n"},
+			paths: []string{"/c"}},
 		{name: "read-only",
 			first:  "RUN --mount=type=cache,target=/a echo one >/a/f",
 			second: "RUN --mount=type=cache,target=/a,ro sh -c 'cat /a/f >/out && ! touch /a/g 2>/dev/null'",
@@ -93,10 +107,16 @@ func TestRunMountCache(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			mc := t.TempDir()
-			if _, err := dirMountBuild(t, w, "FROM BUSYBOX\n"+tt.first+"\n", nil, mc); err != nil {
+			withBase := func(df string) string {
+				if strings.HasPrefix(df, "FROM") {
+					return df + "\n"
+				}
+				return "FROM BUSYBOX\n" + df + "\n"
+			}
+			if _, err := dirMountBuild(t, w, withBase(tt.first), nil, mc); err != nil {
 				t.Fatalf("first build: %v", err)
 			}
-			res, err := dirMountBuild(t, w, "FROM BUSYBOX\n"+tt.second+"\n", nil, mc)
+			res, err := dirMountBuild(t, w, withBase(tt.second), nil, mc)
 			if err != nil {
 				t.Fatalf("second build: %v", err)
 			}
