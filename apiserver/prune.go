@@ -86,6 +86,22 @@ func (s *Server) pruneBuildScratch(w http.ResponseWriter, r *http.Request, start
 		}
 		body.SpaceReclaimed += rep.Bytes
 	}
+	if dir := s.build.Workspace.MountCacheDir; dir != "" {
+		p, err := cachePruneOptions(r, until)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		removed, err := builder.PruneMountCache(dir, p)
+		if err != nil {
+			writeError(w, http.StatusInternalServerError, "pruning the cache mounts: "+err.Error())
+			return
+		}
+		for _, rec := range removed {
+			body.CachesDeleted = append(body.CachesDeleted, rec.ID)
+			body.SpaceReclaimed += rec.Size
+		}
+	}
 	dir := s.build.Workspace.StateDir
 	if dir == "" {
 		replyJSON(w, http.StatusOK, body)

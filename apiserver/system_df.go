@@ -102,6 +102,14 @@ func (s *Server) systemDiskUsage(w http.ResponseWriter, r *http.Request) {
 		}
 		records = append(records, bases...)
 	}
+	if dir := s.build.Workspace.MountCacheDir; dir != "" {
+		mounts, err := builder.MountCacheUsage(dir)
+		if err != nil {
+			writeError(w, http.StatusInternalServerError, "reading the cache mounts: "+err.Error())
+			return
+		}
+		records = append(records, mounts...)
+	}
 	for _, rec := range records {
 		last := rec.LastUsedAt
 		body.BuildCache = append(body.BuildCache, buildCacheRecord{

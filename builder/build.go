@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/moby/buildkit/frontend/dockerfile/shell"
@@ -63,6 +64,9 @@ type build struct {
 
 	step, total int
 	results     []*stageResult // by stage index; nil until built
+
+	// mountCacheUsed says a RUN used a cache mount: the build trims the store after.
+	mountCacheUsed atomic.Bool
 
 	fsMu    sync.Mutex
 	fsCache map[string]string // image reference -> extracted filesystem (COPY --from=image)
@@ -138,6 +142,7 @@ func Build(ctx context.Context, req *Request, opts ...Option) (*Result, error) {
 		return nil, fmt.Errorf("creating build directory: %w", err)
 	}
 	defer b.removeScratch()
+	defer b.trimMountCache()
 	b.rootsDir = filepath.Join(b.tmpDir, "roots")
 	if ws.Isolation == isolation.Chroot {
 		cacheDir := ws.BaseCache

@@ -155,7 +155,24 @@ func (s *stage) stepInputs(ctx context.Context, cmd instructions.Command) ([]Cac
 			return nil, err
 		}
 		for i, m := range mounts {
-			inputs = append(inputs, CacheInput{Name: "mount:" + strconv.Itoa(i), Digest: digestOf(m.mountKey()).String()})
+			name := "mount:" + strconv.Itoa(i)
+			inputs = append(inputs, CacheInput{Name: name, Digest: digestOf(m.mountKey()).String()})
+			if m.Type != instructions.MountTypeBind && (m.Type != instructions.MountTypeCache || m.From == "") {
+				continue
+			}
+			// What a bind mount shows, or a cache starts with: the content of the
+			// context's files, as for COPY, or the stage's or image's identity.
+			source := m.Source
+			if source == "" {
+				source = "/"
+			}
+			bound, err := s.copyInputs(ctx, m.From, []string{source})
+			if err != nil {
+				return nil, fmt.Errorf("bind mount of %s: %w", source, err)
+			}
+			for _, in := range bound {
+				inputs = append(inputs, CacheInput{Name: name + ":" + in.Name, Digest: in.Digest})
+			}
 		}
 		// --network=none and --security=insecure change what the RUN can do: their
 		// steps are not those of a plain RUN (the defaults add nothing, so keys of

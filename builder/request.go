@@ -104,6 +104,12 @@ type Workspace struct {
 	// of several front doors or processes sharing one root never run at once; empty
 	// means build.lock in StateDir. Build takes the lock itself (see LockPath).
 	LockFile string
+	// MountCacheDir holds the directories of RUN --mount=type=cache, kept across
+	// builds (kiln serve: <state-dir>/cache/mounts). Empty means cache-mounts in
+	// StateDir. MountCacheMaxBytes bounds them: after a build that used them, the
+	// least recently used beyond it are removed (0: DefaultMountCacheMaxBytes).
+	MountCacheDir      string
+	MountCacheMaxBytes int64
 
 	// AllowInsecure allows RUN --security=insecure, the server's entitlement
 	// (buildkitd's and kiln's --allow-insecure-entitlement=security.insecure): such a

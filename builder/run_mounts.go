@@ -87,6 +87,17 @@ func runMounts(c *instructions.RunCommand, workdir string) ([]runMount, error) {
 				rm.target = "/run/buildkit/ssh_agent." + strconv.Itoa(ssh)
 			}
 			ssh++
+		case instructions.MountTypeCache:
+			if rm.target == "" {
+				return nil, errors.New("mount target is required for a cache mount")
+			}
+			if rm.id == "" {
+				rm.id = path.Clean(path.Join("/", workdir, m.Target))
+			}
+		case instructions.MountTypeBind, instructions.MountTypeTmpfs:
+			if rm.target == "" {
+				return nil, fmt.Errorf("mount target is required for a %s mount", m.Type)
+			}
 		default:
 			return nil, fmt.Errorf("RUN --mount=type=%s: %w", m.Type, ErrUnsupported)
 		}
@@ -112,6 +123,11 @@ func (m runMount) mountKey() string {
 			return "-"
 		}
 		return strconv.FormatUint(*p, 10)
+	}
+	switch m.Type {
+	case instructions.MountTypeCache, instructions.MountTypeBind, instructions.MountTypeTmpfs:
+		return fmt.Sprintf("%s id=%q target=%q from=%q source=%q sharing=%q ro=%t size=%d mode=%s uid=%s gid=%s",
+			m.Type, m.id, m.target, m.From, m.Source, m.CacheSharing, m.ReadOnly, m.SizeLimit, opt(m.Mode), opt(m.UID), opt(m.GID))
 	}
 	env := "-"
 	if m.Env != nil {
@@ -170,6 +186,8 @@ func (s *stage) prepareMounts(ctx context.Context, mounts []runMount, env []stri
 				sshSock = m.target
 			}
 			err = s.prepareSSH(ctx, p, m, filepath.Join(scratch, "ssh."+strconv.Itoa(i)))
+		default:
+			err = s.prepareDirMount(ctx, p, m, filepath.Join(scratch, "dir."+strconv.Itoa(i)))
 		}
 		if err != nil {
 			p.close()

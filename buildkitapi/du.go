@@ -87,11 +87,14 @@ func (c *control) Prune(req *controlapi.PruneRequest, stream grpc.ServerStreamin
 	if err != nil {
 		return err
 	}
-	steps, contexts := map[string]bool{}, map[string]bool{}
+	steps, contexts, mounts := map[string]bool{}, map[string]bool{}, map[string]bool{}
 	for _, r := range p.Select(records, time.Now(), keepBytes) {
-		if r.Type == recordLocalSource {
+		switch r.Type {
+		case recordLocalSource:
 			contexts[r.ID] = true
-		} else {
+		case builder.MountCacheType:
+			mounts[r.ID] = true
+		default:
 			steps[r.ID] = true
 		}
 	}
@@ -99,6 +102,17 @@ func (c *control) Prune(req *controlapi.PruneRequest, stream grpc.ServerStreamin
 		removed, _, err := sc.PruneRecords(ctx, builder.CachePrune{Match: func(r builder.CacheRecord) bool { return steps[r.ID] }})
 		if err != nil {
 			return fmt.Errorf("pruning the build cache: %w", err)
+		}
+		for _, r := range removed {
+			if err := stream.Send(usageRecord(r)); err != nil {
+				return err
+			}
+		}
+	}
+	if dir := s.cfg.Workspace.MountCacheDir; dir != "" && len(mounts) > 0 {
+		removed, err := builder.PruneMountCache(dir, builder.CachePrune{Match: func(r builder.CacheRecord) bool { return mounts[r.ID] }})
+		if err != nil {
+			return fmt.Errorf("pruning the cache mounts: %w", err)
 		}
 		for _, r := range removed {
 			if err := stream.Send(usageRecord(r)); err != nil {
@@ -127,6 +141,13 @@ func (s *Server) cacheRecords(ctx context.Context, withBase bool) ([]builder.Cac
 	}
 	for _, u := range s.contexts.usage() {
 		out = append(out, contextRecord(u))
+	}
+	if dir := s.cfg.Workspace.MountCacheDir; dir != "" {
+		mounts, err := builder.MountCacheUsage(dir)
+		if err != nil {
+			return nil, fmt.Errorf("reading the cache mounts: %w", err)
+		}
+		out = append(out, mounts...)
 	}
 	if dir := s.cfg.Workspace.BaseCache; withBase && dir != "" {
 		bases, err := builder.BaseCacheUsage(dir)
@@ -166,7 +187,7 @@ func usageRecord(r builder.CacheRecord) *controlapi.UsageRecord {
 	}
 	u := &controlapi.UsageRecord{
 		ID:          r.ID,
-		Mutable:     typ == recordLocalSource,
+		Mutable:     typ == recordLocalSource || typ == builder.MountCacheType,
 		InUse:       r.InUse,
 		Size:        r.Size,
 		Description: description,

@@ -71,7 +71,7 @@ func TestParseUsageFilters(t *testing.T) {
 func TestDiskUsageAndPrune(t *testing.T) {
 	ts := newTestServer(t)
 	dir := writeFiles(t, map[string]string{
-		"Dockerfile": "FROM " + ts.busybox + "\nCOPY a.txt /a.txt\nRUN echo hi > /hi.txt\n",
+		"Dockerfile": "FROM " + ts.busybox + "\nCOPY a.txt /a.txt\nRUN --mount=type=cache,target=/c echo hi | tee /c/hi > /hi.txt\n",
 		"a.txt":      "hello\n",
 	})
 	if _, _, err := ts.solveShared(t, "du-client", dir, nil); err != nil {
@@ -94,8 +94,8 @@ func TestDiskUsageAndPrune(t *testing.T) {
 			t.Errorf("record %+v: want idle, sized and last used", r)
 		}
 	}
-	if types[bkclient.UsageRecordTypeRegular] < 2 || types[bkclient.UsageRecordTypeLocalSource] != 1 || !run {
-		t.Fatalf("du lists %v (RUN step listed: %v), want the cached steps and one context", types, run)
+	if types[bkclient.UsageRecordTypeRegular] < 2 || types[bkclient.UsageRecordTypeLocalSource] != 1 || types[bkclient.UsageRecordTypeCacheMount] != 1 || !run {
+		t.Fatalf("du lists %v (RUN step listed: %v), want the cached steps, one context and one cache mount", types, run)
 	}
 	local, err := c.DiskUsage(ctx, bkclient.WithFilter([]string{"type==source.local"}))
 	if err != nil {

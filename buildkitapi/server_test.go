@@ -58,9 +58,10 @@ func newTestServer(t *testing.T) *testServer {
 		t.Fatal(err)
 	}
 	s, err := New(Config{
-		Workspace: builder.Workspace{Isolation: isolation.Chroot, StateDir: state, Cache: steps},
-		Store:     st,
-		Log:       lg,
+		Workspace: builder.Workspace{Isolation: isolation.Chroot, StateDir: state, Cache: steps,
+			MountCacheDir: filepath.Join(dir, "cache", "mounts")}, // as kiln serve has
+		Store: st,
+		Log:   lg,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -38,6 +39,17 @@ func mountRoot(spec childSpec) error {
 			if err == nil && m.ReadOnly {
 				err = mount("", m.Target, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV, "")
 			}
+		case mountDir:
+			err = mount(m.Source, m.Target, "", unix.MS_BIND|unix.MS_REC, "")
+			if err == nil && m.ReadOnly {
+				err = mount("", m.Target, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV, "")
+			}
+		case mountTmp:
+			data := "mode=1777"
+			if m.Size > 0 {
+				data += ",size=" + strconv.FormatInt(m.Size, 10)
+			}
+			err = mount("tmpfs", m.Target, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, data)
 		default:
 			err = fmt.Errorf("unknown mount kind %q", m.Kind)
 		}

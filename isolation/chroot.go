@@ -51,17 +51,20 @@ type childSpec struct {
 type mountKind string
 
 const (
-	mountProc mountKind = "proc" // a fresh procfs with the kernel knobs read-only
-	mountDev  mountKind = "dev"  // a tmpfs with the minimal device set, pts, shm
-	mountSys  mountKind = "sys"  // sysfs, read-only
-	mountFile mountKind = "file" // Source bind-mounted onto Target
+	mountProc mountKind = "proc"  // a fresh procfs with the kernel knobs read-only
+	mountDev  mountKind = "dev"   // a tmpfs with the minimal device set, pts, shm
+	mountSys  mountKind = "sys"   // sysfs, read-only
+	mountFile mountKind = "file"  // Source bind-mounted onto Target
+	mountDir  mountKind = "dir"   // the directory Source bind-mounted (recursively) onto Target
+	mountTmp  mountKind = "tmpfs" // an empty tmpfs of Size bytes (0: default)
 )
 
 type mountSpec struct {
 	Kind     mountKind
 	Target   string // host path inside the root, symlinks already resolved
 	Source   string `json:",omitempty"`
-	ReadOnly bool   `json:",omitempty"` // mountFile only
+	ReadOnly bool   `json:",omitempty"` // mountFile and mountDir only
+	Size     int64  `json:",omitempty"` // mountTmp only
 }
 
 // childStatus is a report from the child: first {Ready} once Init has taken over (so
@@ -215,21 +218,29 @@ func (r *chrootRunner) planMounts(sc *scaffold, scratch string) ([]mountSpec, er
 // points (removed again by the scaffold's undo).
 func planProcessMounts(sc *scaffold, mounts []mountSpec, pm []Mount) ([]mountSpec, error) {
 	for _, m := range pm {
-		fi, err := os.Stat(m.Source)
-		if err != nil {
-			return nil, fmt.Errorf("mount source for %s: %w", m.Target, err)
+		kind, dir := mountTmp, true
+		if !m.Tmpfs {
+			fi, err := os.Stat(m.Source)
+			if err != nil {
+				return nil, fmt.Errorf("mount source for %s: %w", m.Target, err)
+			}
+			kind, dir = mountFile, fi.IsDir()
+			if dir {
+				kind = mountDir
+			}
 		}
-		if fi.IsDir() {
-			return nil, fmt.Errorf("mount source %s for %s is a directory", m.Source, m.Target)
-		}
-		target, err := sc.ensure(m.Target, false)
+		target, err := sc.ensure(m.Target, dir)
 		if err != nil {
 			return nil, err
 		}
 		if target == "" {
-			return nil, fmt.Errorf("cannot mount on %s: a directory or a symbolic link is in the way, or it is the root", m.Target)
+			return nil, fmt.Errorf("cannot mount on %s: a file of another type or a symbolic link is in the way, or it is the root", m.Target)
 		}
-		mounts = append(mounts, mountSpec{Kind: mountFile, Target: target, Source: m.Source, ReadOnly: m.ReadOnly})
+		ms := mountSpec{Kind: kind, Target: target, Source: m.Source, ReadOnly: m.ReadOnly}
+		if m.Tmpfs {
+			ms.Source, ms.Size = "", m.TmpfsSize
+		}
+		mounts = append(mounts, ms)
 	}
 	return mounts, nil
 }

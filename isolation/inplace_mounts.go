@@ -32,9 +32,15 @@ func placeMounts(sc *scaffold, mounts []Mount) error {
 }
 
 func placeMount(sc *scaffold, m Mount) error {
+	if m.Tmpfs {
+		return fmt.Errorf("mount on %s: %w", m.Target, ErrMountNeedsChroot)
+	}
 	fi, err := os.Stat(m.Source)
 	if err != nil {
 		return fmt.Errorf("mount source for %s: %w", m.Target, err)
+	}
+	if fi.IsDir() {
+		return fmt.Errorf("mount on %s: %w", m.Target, ErrMountNeedsChroot)
 	}
 	target := path.Clean("/" + m.Target)
 	if target == "/" {

@@ -2,6 +2,7 @@ package isolation
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 )
@@ -22,8 +23,8 @@ type Process struct {
 	// Stdout and Stderr receive the output as it is produced; nil discards it. When
 	// both are the same writer it is written from one goroutine only.
 	Stdout, Stderr io.Writer
-	// Mounts are files from outside the root that the process sees at image paths
-	// (RUN --mount=type=secret, type=ssh). After the run, their targets and the
+	// Mounts are files and directories from outside the root, and tmpfs, that the
+	// process sees at image paths (RUN --mount). After the run, their targets and the
 	// directories created for them are gone from the root again.
 	Mounts []Mount
 
@@ -36,12 +37,13 @@ type Process struct {
 	Insecure bool
 }
 
-// Mount makes a regular file or a unix socket from outside the build root appear at an
-// image path for the duration of one run. The chroot runner bind-mounts Source over an
-// empty mount point in its private mount namespace, so the content never enters the
-// root. The in-place runner, which cannot mount, places a copy of a regular file (with
-// Source's mode and owner) or a link to a socket at Target and removes it afterwards;
-// Target must not exist there.
+// Mount makes a regular file, a unix socket or a directory from outside the build root,
+// or an empty tmpfs, appear at an image path for the duration of one run. The chroot
+// runner bind-mounts Source (a directory recursively) over a mount point in its private
+// mount namespace, so the content never enters the root. The in-place runner, which
+// cannot mount, places a copy of a regular file (with Source's mode and owner) or a
+// link to a socket at Target and removes it afterwards; Target must not exist there.
+// In place, directories and tmpfs are refused (see ErrMountNeedsChroot).
 type Mount struct {
 	// Source is the host path; its mode and owner are what the process sees.
 	Source string
@@ -50,7 +52,15 @@ type Mount struct {
 	// ReadOnly makes a bind mount read-only (chroot only; an in-place copy is as
 	// writable as Source's mode says, and is discarded).
 	ReadOnly bool
+	// Tmpfs mounts an empty tmpfs at Target instead (Source is unused), of at most
+	// TmpfsSize bytes (0: the kernel's default, half the memory).
+	Tmpfs     bool
+	TmpfsSize int64
 }
+
+// ErrMountNeedsChroot is what the in-place runner returns for a Mount of a directory
+// or a tmpfs: without a mount namespace it cannot keep their content out of the root.
+var ErrMountNeedsChroot = errors.New("in-place isolation cannot mount a directory or a tmpfs (use --isolation=chroot)")
 
 // Runner executes processes inside one build root. Runs on the same root must not
 // overlap: a chroot runner creates and removes missing mount points in the root.

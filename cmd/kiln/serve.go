@@ -346,6 +346,8 @@ func planServe(f *serveFlags, h host, keychain authn.Keychain) (*serveConfig, er
 			StateDir:      filepath.Join(stateDir, "builds"),
 			BaseCache:     baseCache,
 			Ignore:        ignore,
+			// RUN --mount=type=cache outlives every build, like the step cache.
+			MountCacheDir: filepath.Join(stateDir, "cache", "mounts"),
 		},
 		MaxConcurrent: f.maxConcurrentBuilds,
 		PushOnBuild:   f.pushOnBuild,

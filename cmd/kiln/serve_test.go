@@ -256,7 +256,7 @@ func TestPlanServe(t *testing.T) {
 	}
 	b := cfg.build
 	if b.Workspace.Isolation != isolation.Chroot || b.Workspace.StateDir != filepath.Join(f.stateDir, "builds") ||
-		b.MaxConcurrent != 4 || !b.PushOnBuild || b.Keychain == nil {
+		b.Workspace.MountCacheDir != filepath.Join(f.stateDir, "cache", "mounts") || b.MaxConcurrent != 4 || !b.PushOnBuild || b.Keychain == nil {
 		t.Errorf("build config %+v", b)
 	}
 	if !b.PlainHTTP("127.0.0.1:5000") || b.PlainHTTP("reg.example") || !b.Insecure("reg.example") || b.Insecure("127.0.0.1:5000") {
