@@ -166,7 +166,7 @@ func (s *stage) stepInputs(ctx context.Context, cmd instructions.Command) ([]Cac
 			if source == "" {
 				source = "/"
 			}
-			bound, err := s.copyInputs(ctx, m.From, []string{source})
+			bound, err := s.copyInputs(ctx, m.From, copier.Request{Sources: []string{source}})
 			if err != nil {
 				return nil, fmt.Errorf("bind mount of %s: %w", source, err)
 			}
