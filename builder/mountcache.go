@@ -190,7 +190,7 @@ func (c *mountCache) usage() ([]CacheRecord, error) {
 		id, _ := os.ReadFile(filepath.Join(entry, "id"))
 		rec := CacheRecord{
 			ID: e.Name(), Type: MountCacheType, Description: "cached mount " + string(id),
-			Size: dirSize(entry), CreatedAt: fi.ModTime(), LastUsedAt: fi.ModTime(),
+			Size: DirSize(entry), CreatedAt: fi.ModTime(), LastUsedAt: fi.ModTime(),
 		}
 		if st, ok := fi.Sys().(*unix.Stat_t); ok {
 			rec.CreatedAt = time.Unix(st.Ctim.Unix())
@@ -248,9 +248,10 @@ func busy(lockFile string) bool {
 	return unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB) != nil
 }
 
-// dirSize is the apparent size of the regular files under dir, best effort (what
-// BuildKit reports too; a compressing filesystem may use less).
-func dirSize(dir string) int64 {
+// DirSize is the apparent size of the regular files under dir, best effort (what
+// BuildKit reports too; a compressing filesystem may use less): the size the caches
+// of every door report.
+func DirSize(dir string) int64 {
 	var n int64
 	_ = filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
 		if err != nil || !d.Type().IsRegular() {

@@ -216,7 +216,7 @@ func (c *contextCache) remove(ids map[string]bool) []cacheUsage {
 		if e.busy || !ids[contextRecord(u).ID] {
 			continue
 		}
-		u.size = dirSize(e.path)
+		u.size = builder.DirSize(e.path)
 		delete(c.entries, k)
 		os.RemoveAll(e.path)
 		out = append(out, u)

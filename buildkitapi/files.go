@@ -17,6 +17,7 @@ import (
 	"github.com/moby/patternmatcher/ignorefile"
 	fstypes "github.com/tonistiigi/fsutil/types"
 
+	"github.com/kiln-build/kiln/builder"
 	"github.com/kiln-build/kiln/contexts"
 )
 
@@ -312,7 +313,7 @@ func (c *contextCache) usage() []cacheUsage {
 	defer c.mu.Unlock()
 	var out []cacheUsage
 	for _, e := range c.entries {
-		out = append(out, cacheUsage{key: e.key, path: e.path, busy: e.busy, used: e.used, size: dirSize(e.path)})
+		out = append(out, cacheUsage{key: e.key, path: e.path, busy: e.busy, used: e.used, size: builder.DirSize(e.path)})
 	}
 	return out
 }
@@ -322,17 +323,4 @@ type cacheUsage struct {
 	busy      bool
 	used      time.Time
 	size      int64
-}
-
-func dirSize(dir string) int64 {
-	var n int64
-	filepath.WalkDir(dir, func(_ string, d os.DirEntry, err error) error {
-		if err == nil && d.Type().IsRegular() {
-			if fi, err := d.Info(); err == nil {
-				n += fi.Size()
-			}
-		}
-		return nil
-	})
-	return n
 }
