@@ -191,7 +191,12 @@ func (s *stage) applyCached(ctx context.Context, cmd instructions.Command, hit *
 		if w, ok := c.(*instructions.WorkdirCommand); ok {
 			want.WorkingDir = resolveWorkdir(want.WorkingDir, w.Path)
 		}
-		if !reflect.DeepEqual(keyedConfig(*want), keyedConfig(hit.Config)) || hit.History.EmptyLayer != (hit.Layer == nil) {
+		same := reflect.DeepEqual(keyedConfig(*want), keyedConfig(hit.Config))
+		if linked(cmd) {
+			// Stored on another state, maybe: only the working directory is in its key.
+			same = want.WorkingDir == hit.Config.WorkingDir
+		}
+		if !same || hit.History.EmptyLayer != (hit.Layer == nil) {
 			return false, nil
 		}
 		if hit.Layer != nil {

@@ -38,6 +38,9 @@ import (
 //     as Docker's classic builder); for COPY --from a stage, that stage's final identity;
 //     for COPY --from an image, its image ID.
 //
+// A COPY --link or ADD --link step is the exception: its key holds only the working
+// directory of the state it starts from (see linked), so its layer is reused on any base.
+//
 // A state's identity is the digest of its content, not of the steps that made it: the
 // platform, the layers' diffIDs and the config fields a step's execution depends on
 // (Env, User, WorkingDir, Shell, Volumes). This is the rule that keeps later steps
@@ -130,12 +133,37 @@ func (s *stage) stepKey(ctx context.Context, cmd instructions.Command) (*stepKey
 	if err != nil {
 		return nil, err
 	}
-	slot := digestOf("kiln-cache-slot-v1", s.b.cacheSalt, s.state.identity().String(), fmt.Sprintf("%T", cmd), string(raw))
+	start := s.state.identity().String()
+	if linked(cmd) {
+		start = linkedStart(s.state.config.Config.WorkingDir)
+	}
+	slot := digestOf("kiln-cache-slot-v1", s.b.cacheSalt, start, fmt.Sprintf("%T", cmd), string(raw))
 	parts := []string{"kiln-cache-key-v1", slot.String()}
 	for _, in := range inputs {
 		parts = append(parts, in.Name, in.Digest)
 	}
 	return &stepKey{key: digestOf(parts...), slot: slot, inputs: inputs}, nil
+}
+
+// linked reports whether cmd is a COPY --link or ADD --link: a step whose layer is made
+// on an empty filesystem (see copier.Request.Link), so it reads nothing of the state it
+// starts from but the working directory a relative destination is resolved in. Its key
+// leaves the rest of the state out, and its cached layer is laid on whatever state the
+// step starts from: a changed base image or an earlier step that ran again does not run
+// a --link step again, as in BuildKit, where such layers are rebased.
+func linked(cmd instructions.Command) bool {
+	switch c := cmd.(type) {
+	case *instructions.CopyCommand:
+		return c.Link
+	case *instructions.AddCommand:
+		return c.Link
+	}
+	return false
+}
+
+// linkedStart is what a --link step's key holds of its starting state.
+func linkedStart(workDir string) string {
+	return digestOf("kiln-linked-start-v1", workDir).String()
 }
 
 // stepInputs lists what a step reads besides its starting state and instruction.
