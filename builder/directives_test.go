@@ -94,10 +94,26 @@ func TestBuildChecks(t *testing.T) {
 	w := newWorld(t)
 	for _, tc := range []struct {
 		name, df string
+		args     map[string]*string
+		files    map[string]string
 		want     []string // BuildKit's warnings, in order
 		err      string
 	}{
 		{name: "clean", df: "FROM BUSYBOX AS base\nCMD [\"true\"]\n"},
+		{name: "FROM args and platforms", args: map[string]*string{"IMG": str(w.busybox)},
+			df: "ARG IMG\nFROM ${IMAG:-BUSYBOX} AS a\nFROM --platform=$TARGETPLATFORM BUSYBOX AS b\n" +
+				"FROM --platform=linux/amd64 BUSYBOX AS c\nFROM --platform=linux/amd64 BUSYBOX AS amd64-build\n" +
+				"FROM --platform=$BUILDPLATFORM BUSYBOX AS e\nFROM ${IMG}\nRUN true\n",
+			want: []string{
+				"InvalidDefaultArgInFrom: Default value for ARG ${IMG} results in empty or invalid base image name (line 7)",
+				"UndefinedArgInFrom: FROM argument 'IMAG' is not declared (did you mean IMG?) (line 2)",
+				"RedundantTargetPlatform: Setting platform to predefined $TARGETPLATFORM in FROM is redundant as this is the default behavior (line 3)",
+				"FromPlatformFlagConstDisallowed: FROM --platform flag should not use constant value \"linux/amd64\" (line 4)"}},
+		{name: "FROM checks skipped", args: map[string]*string{"IMG": str(w.busybox)},
+			df: "# check=skip=InvalidDefaultArgInFrom,UndefinedArgInFrom\nARG IMG\nFROM ${IMAG:-$IMG}\n"},
+		{name: "FROM check error=true", df: "# check=error=true\nFROM --platform=linux/amd64 BUSYBOX\n",
+			err: "lint violation found for rules: FromPlatformFlagConstDisallowed (# check=error=true):\n" +
+				"FromPlatformFlagConstDisallowed: FROM --platform flag should not use constant value \"linux/amd64\" (line 2)"},
 		{name: "FROM casing", df: "FROM BUSYBOX as Base\nRUN true\n", want: []string{
 			"StageNameCasing: Stage name 'Base' should be lowercase (line 1)",
 			"FromAsCasing: 'as' and 'FROM' keywords' casing do not match (line 1)"}},
@@ -126,7 +142,7 @@ func TestBuildChecks(t *testing.T) {
 		{name: "bad check", df: "# check=foo\nFROM BUSYBOX\n", err: `invalid check option "foo"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, events, err := w.build(t, buildCase{dockerfile: tc.df})
+			_, events, err := w.build(t, buildCase{dockerfile: tc.df, args: tc.args, files: tc.files})
 			if tc.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.err) {
 					t.Fatalf("err = %v, want %q", err, tc.err)

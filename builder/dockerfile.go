@@ -81,6 +81,11 @@ func parseDockerfile(req *Request) (*dockerfile, error) {
 			df.build[i] = true
 		}
 	}
+	lint.stageNames(stages)
+	lint.casing(stages)
+	if target, err := parsePlatform(req.Platform); err == nil {
+		lint.lintFrom(shell.NewLex(res.EscapeToken), stages, metaArgs, req.BuildArgs, hostPlatform(), target)
+	}
 	lint.lintStages(stages, df.build)
 	df.warnings = append(df.warnings, lint.warnings...)
 	if err := lint.err(name); err != nil {
