@@ -109,6 +109,37 @@ func TestBuildChecks(t *testing.T) {
 				"UndefinedArgInFrom: FROM argument 'IMAG' is not declared (did you mean IMG?) (line 2)",
 				"RedundantTargetPlatform: Setting platform to predefined $TARGETPLATFORM in FROM is redundant as this is the default behavior (line 3)",
 				"FromPlatformFlagConstDisallowed: FROM --platform flag should not use constant value \"linux/amd64\" (line 4)"}},
+		{name: "undefined vars and EXPOSE", args: map[string]*string{"C": str("1")},
+			df: "FROM BUSYBOX AS a\nENV FOO=1\nRUN echo $FOO $UNDEF_IN_RUN\nENV X=$FOOO Y=$PATH Z=${NOPE:-d}\n" +
+				"ARG A B=$A C=$FOOX\nARG D\nLABEL l=$TARGETOS d=$D\nEXPOSE 80/TCP 127.0.0.1:8080:80 9090 8080:80/UDP\n" +
+				"COPY <<EOT /h\n$HEREVAR\nEOT\nFROM a\nENV Q=$USED1 S=${BUILDKIT_SBOM_SCAN_STAGE}\n",
+			want: []string{
+				"UndefinedVar: Usage of undefined variable '$FOOO' (did you mean $FOO?) (line 4)",
+				"UndefinedVar: Usage of undefined variable '$NOPE' (line 4)",
+				"UndefinedVar: Usage of undefined variable '$TARGETOS' (line 7)",
+				"ExposeInvalidFormat: EXPOSE instruction should not define an IP address or host-port mapping, found '127.0.0.1:8080:80' (line 8)",
+				"ExposeProtoCasing: Defined protocol '80/TCP' in EXPOSE instruction should be lowercase (line 8)",
+				"ExposeProtoCasing: Defined protocol '8080:80/UDP' in EXPOSE instruction should be lowercase (line 8)",
+				"ExposeInvalidFormat: EXPOSE instruction should not define an IP address or host-port mapping, found '8080:80/UDP' (line 8)",
+				"UndefinedVar: Usage of undefined variable '$HEREVAR' (line 9)",
+				"UndefinedVar: Usage of undefined variable '$USED1' (line 13)"}},
+		{name: "undefined vars skipped", df: "# check=skip=UndefinedVar\nFROM BUSYBOX\nENV X=$NOPE\n"},
+		{name: "undefined var error=true", df: "# check=error=true\nFROM BUSYBOX\nRUN touch /ran\nENV X=$NOPE\nRUN false\n",
+			err: "lint violation found for rules: UndefinedVar (# check=error=true):\nUndefinedVar: Usage of undefined variable '$NOPE' (line 4)",
+			want: []string{"UndefinedVar: Usage of undefined variable '$NOPE' (line 4)"}},
+		{name: "COPY ignored", files: map[string]string{"f1": "1", "d/x": "3", ".dockerignore": "f1\nd\nf2\n"},
+			df: "FROM BUSYBOX\nCOPY f1 d/ /\n", err: "f1", want: []string{
+				"CopyIgnoredFile: Attempting to Copy file \"f1\" that is excluded by .dockerignore (line 2)",
+				"CopyIgnoredFile: Attempting to Copy file \"d\" that is excluded by .dockerignore (line 2)"}},
+		{name: "ADD ignored", files: map[string]string{"f2": "2", ".dockerignore": "f2\n"},
+			df: "FROM BUSYBOX\nADD f2 /\n", err: "f2", want: []string{
+				"CopyIgnoredFile: Attempting to Add file \"f2\" that is excluded by .dockerignore (line 2)"}},
+		{name: "COPY root, all ignored", files: map[string]string{"x": "x", ".dockerignore": "*\n"},
+			df: "FROM BUSYBOX AS s\nFROM BUSYBOX\nCOPY . /all\nCOPY ./ /all2\nCOPY --from=s /bin/sh /sh\n", want: []string{
+				"CopyIgnoredFile: Attempting to Copy file \".\" that is excluded by .dockerignore (line 3)",
+				"CopyIgnoredFile: Attempting to Copy file \".\" that is excluded by .dockerignore (line 4)"}},
+		{name: "COPY ignored, with exceptions", files: map[string]string{"x": "x", ".dockerignore": "x\n!y\n"},
+			df: "FROM BUSYBOX\nCOPY x /x\n", err: "x"},
 		{name: "FROM checks skipped", args: map[string]*string{"IMG": str(w.busybox)},
 			df: "# check=skip=InvalidDefaultArgInFrom,UndefinedArgInFrom\nARG IMG\nFROM ${IMAG:-$IMG}\n"},
 		{name: "FROM check error=true", df: "# check=error=true\nFROM --platform=linux/amd64 BUSYBOX\n",
@@ -147,9 +178,10 @@ func TestBuildChecks(t *testing.T) {
 				if err == nil || !strings.Contains(err.Error(), tc.err) {
 					t.Fatalf("err = %v, want %q", err, tc.err)
 				}
-				return
-			}
-			if err != nil {
+				if tc.want == nil {
+					return
+				}
+			} else if err != nil {
 				t.Fatal(err)
 			}
 			var got []string
