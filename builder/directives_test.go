@@ -125,7 +125,7 @@ func TestBuildChecks(t *testing.T) {
 				"UndefinedVar: Usage of undefined variable '$USED1' (line 13)"}},
 		{name: "undefined vars skipped", df: "# check=skip=UndefinedVar\nFROM BUSYBOX\nENV X=$NOPE\n"},
 		{name: "undefined var error=true", df: "# check=error=true\nFROM BUSYBOX\nRUN touch /ran\nENV X=$NOPE\nRUN false\n",
-			err: "lint violation found for rules: UndefinedVar (# check=error=true):\nUndefinedVar: Usage of undefined variable '$NOPE' (line 4)",
+			err:  "lint violation found for rules: UndefinedVar (# check=error=true):\nUndefinedVar: Usage of undefined variable '$NOPE' (line 4)",
 			want: []string{"UndefinedVar: Usage of undefined variable '$NOPE' (line 4)"}},
 		{name: "COPY ignored", files: map[string]string{"f1": "1", "d/x": "3", ".dockerignore": "f1\nd\nf2\n"},
 			df: "FROM BUSYBOX\nCOPY f1 d/ /\n", err: "f1", want: []string{
