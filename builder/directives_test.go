@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -316,5 +317,53 @@ func TestRunNetworkCacheKey(t *testing.T) {
 		if ran := run.running > 0; ran != tc.wantRun {
 			t.Errorf("--network=%s: RUN ran: %t, want %t", tc.network, ran, tc.wantRun)
 		}
+	}
+}
+
+// checkWarnings are the build-check warnings among the events ("Rule: text (line N)").
+func checkWarnings(events []builder.Event) []string {
+	var out []string
+	for _, m := range warningsOf(events) {
+		if name, _, ok := strings.Cut(m, ": "); ok && !strings.Contains(name, " ") && !strings.HasPrefix(m, "[") {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// TestBuildCheckBasePlatform: InvalidBaseImagePlatform for a base image of another
+// platform used as it is (no platform was asked for; with one, kiln refuses it).
+func TestBuildCheckBasePlatform(t *testing.T) {
+	if runtime.GOARCH != "amd64" {
+		t.Skip("the table assumes an amd64 host")
+	}
+	r := newPlatformRegistry(t)
+	for _, tc := range []struct {
+		name, df string
+		want     []string
+		err      string
+	}{
+		{name: "foreign base", df: "FROM IMG_arm64\nENV A=1\n", want: []string{
+			"InvalidBaseImagePlatform: Base image " + r.refs["arm64"] + " was pulled with platform \"linux/arm64\", expected \"linux/amd64\" for current build (line 1)"}},
+		{name: "own platform", df: "FROM IMG_amd64\nENV A=1\n"},
+		{name: "skipped", df: "# check=skip=InvalidBaseImagePlatform\nFROM IMG_arm64\n"},
+		{name: "error=true", df: "# check=error=true\nFROM IMG_arm64\nENV A=1\n",
+			err: "lint violation found for rules: InvalidBaseImagePlatform (# check=error=true):\nInvalidBaseImagePlatform: Base image " + r.refs["arm64"]},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, events, err := r.build(t, tc.df, "", "")
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("err = %v, want %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := checkWarnings(events); strings.Join(got, "\n") != strings.Join(tc.want, "\n") {
+				t.Errorf("check warnings:\n got %q\nwant %q", got, tc.want)
+			}
+		})
 	}
 }

@@ -2,6 +2,10 @@ package builder
 
 import (
 	"path/filepath"
+
+	"github.com/containerd/platforms"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 	"sort"
 	"strings"
 
@@ -151,6 +155,22 @@ func excludesAll(m *patternmatcher.PatternMatcher) bool {
 		}
 	}
 	return false
+}
+
+// basePlatform is InvalidBaseImagePlatform: the base image pulled for a stage is for
+// another OS or architecture than the one asked for. kiln refuses such an image when
+// a platform was asked for (see PlatformError), so this fires for a base used as it
+// is when none was.
+func (lc *lintChecks) basePlatform(name string, want v1.Platform, cf v1.ConfigFile, loc []parser.Range) {
+	if lc == nil || cf.OS == "" || cf.Architecture == "" || (cf.OS == want.OS && cf.Architecture == want.Architecture) {
+		return
+	}
+	format := func(os, arch, variant string) string {
+		return platforms.FormatAll(platforms.Normalize(ocispecs.Platform{OS: os, Architecture: arch, Variant: variant}))
+	}
+	expected := format(want.OS, want.Architecture, want.Variant)
+	actual := format(cf.OS, cf.Architecture, cf.Variant)
+	lc.run(&linter.RuleInvalidBaseImagePlatform, loc, linter.RuleInvalidBaseImagePlatform.Format(name, expected, actual))
 }
 
 // flushLint emits the checks that fired since the last call as warnings; with
