@@ -124,6 +124,8 @@ func TestBuildChecks(t *testing.T) {
 				"ExposeInvalidFormat: EXPOSE instruction should not define an IP address or host-port mapping, found '8080:80/UDP' (line 8)",
 				"UndefinedVar: Usage of undefined variable '$HEREVAR' (line 9)",
 				"UndefinedVar: Usage of undefined variable '$USED1' (line 13)"}},
+		{name: "undefined var in an ARG default", df: "FROM BUSYBOX\nARG A B=$A C=$FOOX\nENV FOO=1\n", want: []string{
+			"UndefinedVar: Usage of undefined variable '$FOOX' (line 2)"}},
 		{name: "undefined vars skipped", df: "# check=skip=UndefinedVar\nFROM BUSYBOX\nENV X=$NOPE\n"},
 		{name: "undefined var error=true", df: "# check=error=true\nFROM BUSYBOX\nRUN touch /ran\nENV X=$NOPE\nRUN false\n",
 			err:  "lint violation found for rules: UndefinedVar (# check=error=true):\nUndefinedVar: Usage of undefined variable '$NOPE' (line 4)",

@@ -100,7 +100,9 @@ func (s *stage) apply(ctx context.Context, cmd instructions.Command) error {
 func (s *stage) expand(cmd instructions.Command, lint bool) error {
 	env := s.b.args.expansionEnv(s.state.config.Config.Env)
 	var report func(map[string]struct{})
-	if lint && s.b.df.lint != nil {
+	_, fromFlag := cmd.(*labelOption)
+	lint = lint && !fromFlag && s.b.df.lint != nil
+	if lint {
 		declared := s.declaredArgs()
 		report = func(unmatched map[string]struct{}) { s.undefinedVars(cmd, unmatched, env, declared) }
 		if c, ok := cmd.(*instructions.ArgCommand); ok {
@@ -134,7 +136,7 @@ func (s *stage) expand(cmd instructions.Command, lint bool) error {
 		}
 		c.Ports = ports
 	}
-	if report != nil {
+	if lint {
 		s.lintExpanded(cmd)
 		return s.b.flushLint()
 	}
