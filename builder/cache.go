@@ -81,7 +81,7 @@ func (b *build) useCache(c Cache) {
 // execute runs one instruction of the stage through the cache: a step found there is
 // applied without touching the root; any other step runs and is stored.
 func (s *stage) execute(ctx context.Context, cmd instructions.Command, text string) error {
-	if err := s.expand(cmd); err != nil {
+	if err := s.expand(cmd, true); err != nil {
 		return err
 	}
 	b := s.b

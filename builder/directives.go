@@ -65,6 +65,7 @@ func checkSyntax(name string, req *Request) (string, error) {
 type lintChecks struct {
 	linter   *linter.Linter
 	warnings []string
+	emitted  int // warnings[:emitted] were given to the build
 }
 
 // newLintChecks configures BuildKit's build checks from the `# check=` directive

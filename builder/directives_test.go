@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -94,10 +95,59 @@ func TestBuildChecks(t *testing.T) {
 	w := newWorld(t)
 	for _, tc := range []struct {
 		name, df string
+		args     map[string]*string
+		files    map[string]string
 		want     []string // BuildKit's warnings, in order
 		err      string
 	}{
 		{name: "clean", df: "FROM BUSYBOX AS base\nCMD [\"true\"]\n"},
+		{name: "FROM args and platforms", args: map[string]*string{"IMG": str(w.busybox)},
+			df: "ARG IMG\nFROM ${IMAG:-BUSYBOX} AS a\nFROM --platform=$TARGETPLATFORM BUSYBOX AS b\n" +
+				"FROM --platform=linux/amd64 BUSYBOX AS c\nFROM --platform=linux/amd64 BUSYBOX AS amd64-build\n" +
+				"FROM --platform=$BUILDPLATFORM BUSYBOX AS e\nFROM ${IMG}\nRUN true\n",
+			want: []string{
+				"InvalidDefaultArgInFrom: Default value for ARG ${IMG} results in empty or invalid base image name (line 7)",
+				"UndefinedArgInFrom: FROM argument 'IMAG' is not declared (did you mean IMG?) (line 2)",
+				"RedundantTargetPlatform: Setting platform to predefined $TARGETPLATFORM in FROM is redundant as this is the default behavior (line 3)",
+				"FromPlatformFlagConstDisallowed: FROM --platform flag should not use constant value \"linux/amd64\" (line 4)"}},
+		{name: "undefined vars and EXPOSE", args: map[string]*string{"C": str("1")},
+			df: "FROM BUSYBOX AS a\nENV FOO=1\nRUN echo $FOO $UNDEF_IN_RUN\nENV X=$FOOO Y=$PATH Z=${NOPE:-d}\n" +
+				"ARG A B=$A C=$FOOX\nARG D\nLABEL l=$TARGETOS d=$D\nEXPOSE 80/TCP 127.0.0.1:8080:80 9090 8080:80/UDP\n" +
+				"COPY <<EOT /h\n$HEREVAR\nEOT\nFROM a\nENV Q=$USED1 S=${BUILDKIT_SBOM_SCAN_STAGE}\n",
+			want: []string{
+				"UndefinedVar: Usage of undefined variable '$FOOO' (did you mean $FOO?) (line 4)",
+				"UndefinedVar: Usage of undefined variable '$NOPE' (line 4)",
+				"UndefinedVar: Usage of undefined variable '$TARGETOS' (line 7)",
+				"ExposeInvalidFormat: EXPOSE instruction should not define an IP address or host-port mapping, found '127.0.0.1:8080:80' (line 8)",
+				"ExposeProtoCasing: Defined protocol '80/TCP' in EXPOSE instruction should be lowercase (line 8)",
+				"ExposeProtoCasing: Defined protocol '8080:80/UDP' in EXPOSE instruction should be lowercase (line 8)",
+				"ExposeInvalidFormat: EXPOSE instruction should not define an IP address or host-port mapping, found '8080:80/UDP' (line 8)",
+				"UndefinedVar: Usage of undefined variable '$HEREVAR' (line 9)",
+				"UndefinedVar: Usage of undefined variable '$USED1' (line 13)"}},
+		{name: "undefined var in an ARG default", df: "FROM BUSYBOX\nARG A B=$A C=$FOOX\nENV FOO=1\n", want: []string{
+			"UndefinedVar: Usage of undefined variable '$FOOX' (line 2)"}},
+		{name: "undefined vars skipped", df: "# check=skip=UndefinedVar\nFROM BUSYBOX\nENV X=$NOPE\n"},
+		{name: "undefined var error=true", df: "# check=error=true\nFROM BUSYBOX\nRUN touch /ran\nENV X=$NOPE\nRUN false\n",
+			err:  "lint violation found for rules: UndefinedVar (# check=error=true):\nUndefinedVar: Usage of undefined variable '$NOPE' (line 4)",
+			want: []string{"UndefinedVar: Usage of undefined variable '$NOPE' (line 4)"}},
+		{name: "COPY ignored", files: map[string]string{"f1": "1", "d/x": "3", ".dockerignore": "f1\nd\nf2\n"},
+			df: "FROM BUSYBOX\nCOPY f1 d/ /\n", err: "f1", want: []string{
+				"CopyIgnoredFile: Attempting to Copy file \"f1\" that is excluded by .dockerignore (line 2)",
+				"CopyIgnoredFile: Attempting to Copy file \"d\" that is excluded by .dockerignore (line 2)"}},
+		{name: "ADD ignored", files: map[string]string{"f2": "2", ".dockerignore": "f2\n"},
+			df: "FROM BUSYBOX\nADD f2 /\n", err: "f2", want: []string{
+				"CopyIgnoredFile: Attempting to Add file \"f2\" that is excluded by .dockerignore (line 2)"}},
+		{name: "COPY root, all ignored", files: map[string]string{"x": "x", ".dockerignore": "*\n"},
+			df: "FROM BUSYBOX AS s\nFROM BUSYBOX\nCOPY . /all\nCOPY ./ /all2\nCOPY --from=s /bin/sh /sh\n", want: []string{
+				"CopyIgnoredFile: Attempting to Copy file \".\" that is excluded by .dockerignore (line 3)",
+				"CopyIgnoredFile: Attempting to Copy file \".\" that is excluded by .dockerignore (line 4)"}},
+		{name: "COPY ignored, with exceptions", files: map[string]string{"x": "x", ".dockerignore": "x\n!y\n"},
+			df: "FROM BUSYBOX\nCOPY x /x\n", err: "x"},
+		{name: "FROM checks skipped", args: map[string]*string{"IMG": str(w.busybox)},
+			df: "# check=skip=InvalidDefaultArgInFrom,UndefinedArgInFrom\nARG IMG\nFROM ${IMAG:-$IMG}\n"},
+		{name: "FROM check error=true", df: "# check=error=true\nFROM --platform=linux/amd64 BUSYBOX\n",
+			err: "lint violation found for rules: FromPlatformFlagConstDisallowed (# check=error=true):\n" +
+				"FromPlatformFlagConstDisallowed: FROM --platform flag should not use constant value \"linux/amd64\" (line 2)"},
 		{name: "FROM casing", df: "FROM BUSYBOX as Base\nRUN true\n", want: []string{
 			"StageNameCasing: Stage name 'Base' should be lowercase (line 1)",
 			"FromAsCasing: 'as' and 'FROM' keywords' casing do not match (line 1)"}},
@@ -126,14 +176,15 @@ func TestBuildChecks(t *testing.T) {
 		{name: "bad check", df: "# check=foo\nFROM BUSYBOX\n", err: `invalid check option "foo"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, events, err := w.build(t, buildCase{dockerfile: tc.df})
+			_, events, err := w.build(t, buildCase{dockerfile: tc.df, args: tc.args, files: tc.files})
 			if tc.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.err) {
 					t.Fatalf("err = %v, want %q", err, tc.err)
 				}
-				return
-			}
-			if err != nil {
+				if tc.want == nil {
+					return
+				}
+			} else if err != nil {
 				t.Fatal(err)
 			}
 			var got []string
@@ -268,5 +319,53 @@ func TestRunNetworkCacheKey(t *testing.T) {
 		if ran := run.running > 0; ran != tc.wantRun {
 			t.Errorf("--network=%s: RUN ran: %t, want %t", tc.network, ran, tc.wantRun)
 		}
+	}
+}
+
+// checkWarnings are the build-check warnings among the events ("Rule: text (line N)").
+func checkWarnings(events []builder.Event) []string {
+	var out []string
+	for _, m := range warningsOf(events) {
+		if name, _, ok := strings.Cut(m, ": "); ok && !strings.Contains(name, " ") && !strings.HasPrefix(m, "[") {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// TestBuildCheckBasePlatform: InvalidBaseImagePlatform for a base image of another
+// platform used as it is (no platform was asked for; with one, kiln refuses it).
+func TestBuildCheckBasePlatform(t *testing.T) {
+	if runtime.GOARCH != "amd64" {
+		t.Skip("the table assumes an amd64 host")
+	}
+	r := newPlatformRegistry(t)
+	for _, tc := range []struct {
+		name, df string
+		want     []string
+		err      string
+	}{
+		{name: "foreign base", df: "FROM IMG_arm64\nENV A=1\n", want: []string{
+			"InvalidBaseImagePlatform: Base image " + r.refs["arm64"] + " was pulled with platform \"linux/arm64\", expected \"linux/amd64\" for current build (line 1)"}},
+		{name: "own platform", df: "FROM IMG_amd64\nENV A=1\n"},
+		{name: "skipped", df: "# check=skip=InvalidBaseImagePlatform\nFROM IMG_arm64\n"},
+		{name: "error=true", df: "# check=error=true\nFROM IMG_arm64\nENV A=1\n",
+			err: "lint violation found for rules: InvalidBaseImagePlatform (# check=error=true):\nInvalidBaseImagePlatform: Base image " + r.refs["arm64"]},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, events, err := r.build(t, tc.df, "", "")
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("err = %v, want %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := checkWarnings(events); strings.Join(got, "\n") != strings.Join(tc.want, "\n") {
+				t.Errorf("check warnings:\n got %q\nwant %q", got, tc.want)
+			}
+		})
 	}
 }

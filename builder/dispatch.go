@@ -15,7 +15,7 @@ import (
 
 // dispatch expands and executes one instruction against the stage, without the cache.
 func (s *stage) dispatch(ctx context.Context, cmd instructions.Command) error {
-	if err := s.expand(cmd); err != nil {
+	if err := s.expand(cmd, false); err != nil {
 		return err
 	}
 	return s.apply(ctx, cmd)
@@ -95,11 +95,26 @@ func (s *stage) apply(ctx context.Context, cmd instructions.Command) error {
 }
 
 // expand substitutes ARG and ENV values into the instruction's arguments, for the
-// instructions Docker expands.
-func (s *stage) expand(cmd instructions.Command) error {
+// instructions Docker expands. lint runs the build checks that need the stage's state
+// (see lint_dispatch.go) on a Dockerfile instruction.
+func (s *stage) expand(cmd instructions.Command, lint bool) error {
 	env := s.b.args.expansionEnv(s.state.config.Config.Env)
+	var report func(map[string]struct{})
+	_, fromFlag := cmd.(*labelOption)
+	lint = lint && !fromFlag && s.b.df.lint != nil
+	if lint {
+		declared := s.declaredArgs()
+		report = func(unmatched map[string]struct{}) { s.undefinedVars(cmd, unmatched, env, declared) }
+		if c, ok := cmd.(*instructions.ArgCommand); ok {
+			s.lintArg(c, env)
+			report = nil
+		}
+	}
 	expander := func(word string) (string, error) {
-		out, _, err := s.b.lex.ProcessWord(word, env)
+		out, unmatched, err := s.b.lex.ProcessWord(word, env)
+		if report != nil && err == nil {
+			report(unmatched)
+		}
 		return out, err
 	}
 	if e, ok := cmd.(instructions.SupportsSingleWordExpansion); ok {
@@ -107,7 +122,7 @@ func (s *stage) expand(cmd instructions.Command) error {
 			return err
 		}
 	}
-	if err := expandHeredocs(cmd, env); err != nil {
+	if err := expandHeredocs(cmd, env, report); err != nil {
 		return err
 	}
 	if c, ok := cmd.(*instructions.ExposeCommand); ok {
@@ -120,6 +135,10 @@ func (s *stage) expand(cmd instructions.Command) error {
 			ports = append(ports, words...)
 		}
 		c.Ports = ports
+	}
+	if lint {
+		s.lintExpanded(cmd)
+		return s.b.flushLint()
 	}
 	return nil
 }

@@ -24,6 +24,7 @@ type dockerfile struct {
 	build    []bool // build[i]: stage i is built
 	target   int    // index of the target stage
 	warnings []string
+	lint     *lintChecks // the build checks, for those run as the build goes
 }
 
 // parseDockerfile parses the Dockerfile and picks the stages to build: all stages up
@@ -81,8 +82,15 @@ func parseDockerfile(req *Request) (*dockerfile, error) {
 			df.build[i] = true
 		}
 	}
+	lint.stageNames(stages)
+	lint.casing(stages)
+	if target, err := parsePlatform(req.Platform); err == nil {
+		lint.lintFrom(shell.NewLex(res.EscapeToken), stages, metaArgs, req.BuildArgs, hostPlatform(), target)
+	}
 	lint.lintStages(stages, df.build)
 	df.warnings = append(df.warnings, lint.warnings...)
+	lint.emitted = len(lint.warnings)
+	df.lint = lint
 	if err := lint.err(name); err != nil {
 		return nil, err
 	}

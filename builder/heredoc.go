@@ -116,8 +116,9 @@ func heredocRunHistory(args, buildArgs []string) string {
 
 // expandHeredocs expands the variables in the bodies of a COPY/ADD's unquoted
 // here-documents as BuildKit does: quotes and backslashes other than escapes of "$"
-// are kept, whatever the Dockerfile's escape character.
-func expandHeredocs(cmd instructions.Command, env shell.EnvGetter) error {
+// are kept, whatever the Dockerfile's escape character. report, when not nil, gets
+// the variables each body uses that env does not define.
+func expandHeredocs(cmd instructions.Command, env shell.EnvGetter, report func(map[string]struct{})) error {
 	e, ok := cmd.(instructions.SupportsSingleWordExpansionRaw)
 	if !ok {
 		return nil
@@ -125,7 +126,10 @@ func expandHeredocs(cmd instructions.Command, env shell.EnvGetter) error {
 	lex := shell.NewLex('\\')
 	lex.SkipProcessQuotes = true
 	return e.ExpandRaw(func(word string) (string, error) {
-		out, _, err := lex.ProcessWord(word, env)
+		out, unmatched, err := lex.ProcessWord(word, env)
+		if report != nil && err == nil {
+			report(unmatched)
+		}
 		return out, err
 	})
 }

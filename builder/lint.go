@@ -27,11 +27,10 @@ var (
 	secretAllowed = regexp.MustCompile(`(?i)(?:_|^)(?:public|file|version)(?:_|$)`)
 )
 
-// lintStages runs the checks over the parsed stages; built says which stages the build
-// dispatches (BuildKit checks only those for the dispatch-time rules).
+// lintStages runs the dispatch-time checks that need only the Dockerfile over the
+// parsed stages; built says which stages the build dispatches (BuildKit checks only
+// those).
 func (lc *lintChecks) lintStages(stages []instructions.Stage, built []bool) {
-	lc.stageNames(stages)
-	lc.casing(stages)
 	type state struct{ workdir, shell bool }
 	states := make([]state, len(stages))
 	for i, st := range stages {

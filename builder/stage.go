@@ -196,6 +196,10 @@ func (b *build) resolveBase(ctx context.Context, def *instructions.Stage) (resol
 		return resolvedBase{}, err
 	}
 	st := got.state
+	b.df.lint.basePlatform(name, platform.Platform, st.config, def.Location)
+	if err := b.flushLint(); err != nil {
+		return resolvedBase{}, err
+	}
 	note := b.baseNote(ctx, name, platform.Platform, st.id())
 	return resolvedBase{state: st, note: note, pulledLayers: len(st.layers), id: got.id, raw: got.raw}, nil
 }
