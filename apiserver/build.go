@@ -112,6 +112,7 @@ func (s *Server) postBuild(w http.ResponseWriter, r *http.Request, q *builder.Qu
 		Platform:       o.platform,
 		NoCache:        o.noCache,
 		Pull:           pullPolicy(o.pull),
+		NoNetwork:      o.noNetwork,
 	},
 		builder.WithWorkspace(ws),
 		builder.WithEvents(out.event),

@@ -179,11 +179,20 @@ func TestRunNetwork(t *testing.T) {
 	addr := loopbackServer(t)
 	get := "nc " + addr + " </dev/null"
 	for _, tc := range []struct {
-		name, df string
-		want     map[string]string
-		err      string
+		name, df  string
+		noNetwork bool // the build's mode is none (Request.NoNetwork)
+		want      map[string]string
+		err       string
 	}{
 		{name: "default reaches the host", df: "RUN --network=default " + get + " >/out",
+			want: map[string]string{"/out": "f 0644 0:0 hello"}},
+		{name: "build none: a plain RUN does not", df: "RUN " + get, noNetwork: true, err: "returned a non-zero code"},
+		{name: "build none: only loopback", df: "RUN " + get + " >/out 2>&1 || true\n" +
+			"RUN grep -q refused /out && grep -c : /proc/net/dev >/n", noNetwork: true,
+			want: map[string]string{"/n": "f 0644 0:0 1\n"}},
+		{name: "build none: RUN --network=default follows the build", df: "RUN --network=default " + get, noNetwork: true,
+			err: "returned a non-zero code"},
+		{name: "build none: RUN --network=host overrides it", df: "RUN --network=host " + get + " >/out", noNetwork: true,
 			want: map[string]string{"/out": "f 0644 0:0 hello"}},
 		{name: "host reaches the host", df: "RUN --network=host " + get + " >/out",
 			want: map[string]string{"/out": "f 0644 0:0 hello"}},
@@ -195,7 +204,7 @@ func TestRunNetwork(t *testing.T) {
 		{name: "invalid", df: "RUN --network=bridge true", err: "bridge"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			res, _, err := w.build(t, buildCase{dockerfile: "FROM BUSYBOX\n" + tc.df + "\n"})
+			res, _, err := w.build(t, buildCase{dockerfile: "FROM BUSYBOX\n" + tc.df + "\n", noNetwork: tc.noNetwork})
 			if tc.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.err) {
 					t.Fatalf("err = %v, want %q", err, tc.err)
