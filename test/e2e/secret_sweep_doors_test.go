@@ -22,7 +22,7 @@ func kilnBuildDoor(t *testing.T, w *sweep, reg, df, secretFile, repo string) str
 	args := []string{"--context", "dir://" + ctx, "--dockerfile", filepath.Join(ctx, "Dockerfile"),
 		"--destination", reg + "/" + repo + ":" + tag, "--state-dir", state,
 		"--secret", "id=tok,src=" + secretFile, "--insecure", "--insecure-pull",
-		"--cache=true", "--cache-repo", reg + "/" + repo + "-cache"}
+		"--cache=true", "--cache-repo", reg + "/" + repo + "-cache-" + tag}
 	first, code := kilnBuild(t, nil, append(args, "--tar-path", filepath.Join(out, "img.tar"),
 		"--oci-layout-path", filepath.Join(out, "oci"), "--verbosity=trace")...)
 	if code != 0 {
@@ -35,10 +35,20 @@ func kilnBuildDoor(t *testing.T, w *sweep, reg, df, secretFile, repo string) str
 		t.Fatalf("kiln build (cached): exit %d\n%s", code, second)
 	}
 	w.bytes("kiln build output (cached, json)", []byte(second), 0)
+	// A RUN that fails with the secret in its environment: the error and its logs.
+	failing := writeContext(t, map[string]string{"Dockerfile": df + failingRun})
+	third, code := kilnBuild(t, nil, "--context", "dir://"+failing, "--no-push", "--state-dir", state,
+		"--secret", "id=tok,src="+secretFile, "--insecure-pull", "--verbosity=trace")
+	if code != 7 {
+		t.Errorf("kiln build of a failing RUN: exit %d, want 7\n%s", code, third)
+	}
+	w.bytes("kiln build output (failing RUN)", []byte(third), 0)
 	w.path(t, state)
 	w.path(t, out)
-	w.repository(t, reg+"/"+repo)
-	w.repository(t, reg+"/"+repo+"-cache")
+	w.repository(t, reg+"/"+repo, tag)
+	// A repository of this build's own: the step cache does not key on secret values
+	// (as BuildKit's), so an earlier run's cache would serve the RUNs without the secret.
+	w.repository(t, reg+"/"+repo+"-cache-"+tag, "")
 	return filepath.Join(out, "img.tar")
 }
 
@@ -115,11 +125,27 @@ func serveDoors(t *testing.T, w *sweep, reg, df, secretFile string) string {
 	}
 	must("buildctl", string(bout), code)
 
+	failing := writeContext(t, map[string]string{"Dockerfile": df + failingRun})
+	got, code = s.buildx(t, cfg, "", "build", "--progress=rawjson", "--secret", secretFlag, failing)
+	w.bytes("buildx failing RUN", []byte(got), 0)
+	if code == 0 || !strings.Contains(got, "exit code: 7") {
+		t.Errorf("buildx of a failing RUN: exit %d\n%s", code, got)
+	}
+	got, code = s.docker(t, []string{"DOCKER_BUILDKIT=0", "DOCKER_CONFIG=" + cfg}, "", "build", failing)
+	w.bytes("/build failing RUN", []byte(got), 0)
+	if code == 0 || !strings.Contains(got, "returned a non-zero code: 7") {
+		t.Errorf("/build of a failing RUN: exit %d\n%s", code, got)
+	}
+
 	w.path(t, out)
 	w.path(t, s.state)
 	w.path(t, s.log.Name())
 	return filepath.Join(out, "local")
 }
+
+// failingRun ends a Dockerfile with a RUN that fails holding the secret (a file and
+// env=), so its error path is swept too.
+const failingRun = "RUN --mount=type=secret,id=tok,env=TOK,required=true --mount=type=secret,id=tok,target=/t,required=true test -z \"$TOK\" || exit 7\n"
 
 // mustDecodeRaw turns buildx's rawjson progress into its RUN output: the base64 "data"
 // of each log entry, decoded, so a test can see what the RUN printed.
@@ -156,6 +182,7 @@ func TestSecretsNeverLeak(t *testing.T) {
 		if len(w.hits) > 0 {
 			t.Errorf("the secret leaked into:\n%s", strings.Join(w.hits, "\n"))
 		}
+		t.Logf("kiln build: %d files and streams looked at, %d archives and gzip streams opened", w.scanned, w.opened)
 		if w.opened < 10 {
 			t.Errorf("the sweep opened %d archives and gzip streams: it saw too little", w.opened)
 		}
@@ -169,6 +196,7 @@ func TestSecretsNeverLeak(t *testing.T) {
 		if len(w.hits) > 0 {
 			t.Errorf("the secret leaked into:\n%s", strings.Join(w.hits, "\n"))
 		}
+		t.Logf("kiln serve: %d files and streams looked at, %d archives and gzip streams opened", w.scanned, w.opened)
 		if w.opened < 20 {
 			t.Errorf("the sweep opened %d archives and gzip streams: it saw too little", w.opened)
 		}
@@ -185,7 +213,7 @@ func TestSecretsNeverLeak(t *testing.T) {
 		w := newSweep(value)
 		kilnBuildDoor(t, w, reg, leakyDockerfile(reg), file, "kiln-e2e/sweep-leak")
 		serveDoors(t, w, reg, leakyDockerfile(reg), file)
-		for _, want := range []string{"kiln build output", "img.tar!", "/oci/blobs/sha256/", "sweep-leak:", "-cache:",
+		for _, want := range []string{"kiln build output", "img.tar!", "/oci/blobs/sha256/", "sweep-leak:", "-cache-",
 			"/build (classic CLI)", "classic.tar!", "buildx docker driver --no-cache -t", "buildx.tar!", "local/leaked",
 			"remote-docker.tar!", "remote-oci.tar!", "loaded.tar!", "buildctl-oci.tar!", "buildctl"} {
 			found := false

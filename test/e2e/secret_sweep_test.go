@@ -115,22 +115,25 @@ func (w *sweep) path(t *testing.T, root string) {
 	}
 }
 
-// repository looks in every tag of a registry repository: manifest, config, layers.
-func (w *sweep) repository(t *testing.T, repo string) {
+// repository looks in one tag of a registry repository, or in all of them when tag is
+// "": manifests, configs, layers.
+func (w *sweep) repository(t *testing.T, repo, tag string) {
 	t.Helper()
 	r, err := name.NewRepository(repo, name.Insecure)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tags, err := remote.List(r)
-	if err != nil {
-		t.Fatalf("listing %s: %v", repo, err)
+	tags := []string{tag}
+	if tag == "" {
+		if tags, err = remote.List(r); err != nil {
+			t.Fatalf("listing %s: %v", repo, err)
+		}
 	}
 	if len(tags) == 0 {
 		t.Fatalf("%s has no tags to sweep", repo)
 	}
-	for _, tag := range tags {
-		ref := r.Tag(tag)
+	for _, tg := range tags {
+		ref := r.Tag(tg)
 		img, err := remote.Image(ref)
 		if err != nil {
 			t.Fatalf("%s: %v", ref, err)
