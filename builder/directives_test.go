@@ -278,4 +278,17 @@ func TestRunNetworkCacheKey(t *testing.T) {
 			t.Errorf("--network=%s: RUN ran: %t, want %t", tc.network, ran, tc.wantRun)
 		}
 	}
+	// The build's network mode none (Request.NoNetwork) keys a plain RUN as
+	// --network=none does: it reuses that step, never one run with the network.
+	noNetwork := func(r *builder.Request) { r.NoNetwork = true }
+	if run := cw.build(t, df("default"), noNetwork); run.running != 0 {
+		t.Errorf("build none, RUN --network=default: ran %d RUNs, want the --network=none step reused", run.running)
+	}
+	plain := "FROM BUSYBOX\nRUN echo y >/y\n"
+	if run := cw.build(t, plain, nil); run.running != 1 {
+		t.Fatalf("a new RUN ran %d times, want 1", run.running)
+	}
+	if run := cw.build(t, plain, noNetwork); run.running != 1 {
+		t.Errorf("build none after a build with the network: ran %d RUNs, want 1", run.running)
+	}
 }
