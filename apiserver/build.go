@@ -112,6 +112,8 @@ func (s *Server) postBuild(w http.ResponseWriter, r *http.Request, q *builder.Qu
 		Platform:       o.platform,
 		NoCache:        o.noCache,
 		Pull:           pullPolicy(o.pull),
+		NoNetwork:      o.noNetwork,
+		Secrets:        s.build.Secrets,
 	},
 		builder.WithWorkspace(ws),
 		builder.WithEvents(out.event),

@@ -27,6 +27,7 @@ type buildOptions struct {
 	remote     string // an http(s) URL the server downloads the context from
 	noCache    bool   // nocache=1: look nothing up in the step cache (docker build --no-cache)
 	pull       bool   // pull=1: always ask the registry for the base (docker build --pull)
+	noNetwork  bool   // networkmode=none: every RUN without network (docker build --network=none)
 }
 
 // apiError is an answer given before any output: an HTTP status and dockerd's message.
@@ -77,9 +78,12 @@ func parseBuildOptions(q url.Values) (*buildOptions, *apiError) {
 	if nonEmpty(q["extrahosts"]) {
 		return nil, badRequest("extrahosts (--add-host) is not supported by kiln: RUN sees the server's /etc/hosts")
 	}
+	noNetwork := false
 	switch nm := q.Get("networkmode"); nm {
-	case "", "default", "host", "bridge", "none":
-		// RUN always shares the server's network namespace (see package isolation).
+	case "", "default", "host", "bridge":
+		// RUN shares the server's network namespace (see package isolation).
+	case "none":
+		noNetwork = true // every RUN gets a namespace with only loopback
 	default:
 		return nil, badRequest("network mode %q is not supported by kiln: RUN uses the server's network", nm)
 	}
@@ -93,6 +97,7 @@ func parseBuildOptions(q url.Values) (*buildOptions, *apiError) {
 		quiet:      boolValue(q.Get("q")),
 		remote:     q.Get("remote"),
 		noCache:    boolValue(q.Get("nocache")),
+		noNetwork:  noNetwork,
 		pull:       boolValue(q.Get("pull")),
 	}
 	for _, t := range q["t"] {

@@ -34,6 +34,14 @@ func TestParseBuildOptions(t *testing.T) {
 			labels: map[string]string{"l": "v"}, target: "base", platform: "linux/amd64", quiet: true, noCache: true, pull: true,
 		},
 	}, {
+		name:  "networkmode=none takes RUN's network away (docker build --network=none)",
+		query: "networkmode=none",
+		want:  &buildOptions{noNetwork: true},
+	}, {
+		name:  "networkmode=bridge is the server's network",
+		query: "networkmode=bridge",
+		want:  &buildOptions{},
+	}, {
 		name:  "q=false is false, as dockerd's BoolValue reads it",
 		query: "q=false",
 		want:  &buildOptions{},

@@ -61,6 +61,10 @@ type BuildConfig struct {
 	Queue *builder.Queue
 	// PushOnBuild pushes every tag that names a registry when a build succeeds.
 	PushOnBuild bool
+	// Secrets are the server's own secrets for RUN --mount=type=secret in /build
+	// requests (kiln serve --secret), which the Engine API cannot carry; nil means
+	// none. Their values never reach a log line, a layer or the history.
+	Secrets builder.SecretStore
 	// Keychain authenticates base-image pulls and pushes when a request carries no
 	// credentials of its own.
 	Keychain authn.Keychain

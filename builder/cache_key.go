@@ -205,8 +205,9 @@ func (s *stage) stepInputs(ctx context.Context, cmd instructions.Command) ([]Cac
 		// --network=none and --security=insecure change what the RUN can do: their
 		// steps are not those of a plain RUN (the defaults add nothing, so keys of
 		// existing steps stay as they were).
-		if n := instructions.GetNetwork(c); n == instructions.NetworkNone {
-			inputs = append(inputs, CacheInput{Name: "network", Digest: digestOf(n).String()})
+		// The build's network mode counts as the RUN's own --network=none would.
+		if s.noNetwork(c) {
+			inputs = append(inputs, CacheInput{Name: "network", Digest: digestOf(instructions.NetworkNone).String()})
 		}
 		if sec := instructions.GetSecurity(c); sec == instructions.SecurityInsecure {
 			inputs = append(inputs, CacheInput{Name: "security", Digest: digestOf(sec).String()})

@@ -230,11 +230,20 @@ func TestRunNetwork(t *testing.T) {
 	addr := loopbackServer(t)
 	get := "nc " + addr + " </dev/null"
 	for _, tc := range []struct {
-		name, df string
-		want     map[string]string
-		err      string
+		name, df  string
+		noNetwork bool // the build's mode is none (Request.NoNetwork)
+		want      map[string]string
+		err       string
 	}{
 		{name: "default reaches the host", df: "RUN --network=default " + get + " >/out",
+			want: map[string]string{"/out": "f 0644 0:0 hello"}},
+		{name: "build none: a plain RUN does not", df: "RUN " + get, noNetwork: true, err: "returned a non-zero code"},
+		{name: "build none: only loopback", df: "RUN " + get + " >/out 2>&1 || true\n" +
+			"RUN grep -q refused /out && grep -c : /proc/net/dev >/n", noNetwork: true,
+			want: map[string]string{"/n": "f 0644 0:0 1\n"}},
+		{name: "build none: RUN --network=default follows the build", df: "RUN --network=default " + get, noNetwork: true,
+			err: "returned a non-zero code"},
+		{name: "build none: RUN --network=host overrides it", df: "RUN --network=host " + get + " >/out", noNetwork: true,
 			want: map[string]string{"/out": "f 0644 0:0 hello"}},
 		{name: "host reaches the host", df: "RUN --network=host " + get + " >/out",
 			want: map[string]string{"/out": "f 0644 0:0 hello"}},
@@ -246,7 +255,7 @@ func TestRunNetwork(t *testing.T) {
 		{name: "invalid", df: "RUN --network=bridge true", err: "bridge"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			res, _, err := w.build(t, buildCase{dockerfile: "FROM BUSYBOX\n" + tc.df + "\n"})
+			res, _, err := w.build(t, buildCase{dockerfile: "FROM BUSYBOX\n" + tc.df + "\n", noNetwork: tc.noNetwork})
 			if tc.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.err) {
 					t.Fatalf("err = %v, want %q", err, tc.err)
@@ -319,6 +328,19 @@ func TestRunNetworkCacheKey(t *testing.T) {
 		if ran := run.running > 0; ran != tc.wantRun {
 			t.Errorf("--network=%s: RUN ran: %t, want %t", tc.network, ran, tc.wantRun)
 		}
+	}
+	// The build's network mode none (Request.NoNetwork) keys a plain RUN as
+	// --network=none does: it reuses that step, never one run with the network.
+	noNetwork := func(r *builder.Request) { r.NoNetwork = true }
+	if run := cw.build(t, df("default"), noNetwork); run.running != 0 {
+		t.Errorf("build none, RUN --network=default: ran %d RUNs, want the --network=none step reused", run.running)
+	}
+	plain := "FROM BUSYBOX\nRUN echo y >/y\n"
+	if run := cw.build(t, plain, nil); run.running != 1 {
+		t.Fatalf("a new RUN ran %d times, want 1", run.running)
+	}
+	if run := cw.build(t, plain, noNetwork); run.running != 1 {
+		t.Errorf("build none after a build with the network: ran %d RUNs, want 1", run.running)
 	}
 }
 

@@ -60,6 +60,12 @@ type Request struct {
 	// Pull says when a base image named by a tag is looked up in its registry although
 	// the workspace's base cache holds it (docker build --pull is PullAlways).
 	Pull PullPolicy
+	// NoNetwork runs every RUN in a network namespace with only loopback, as RUN
+	// --network=none does (docker build --network=none: /build's networkmode=none,
+	// the BuildKit door's force-network-mode=none). A RUN --network=host still gets the
+	// server's network, as in BuildKit, where the flag overrides the build's mode.
+	// It needs chroot isolation.
+	NoNetwork bool
 
 	// Secrets supplies RUN --mount=type=secret (kiln build --secret, the BuildKit
 	// session); nil means the build has none: a required secret fails its RUN, an

@@ -142,11 +142,14 @@ func (s *stage) run(ctx context.Context, c *instructions.RunCommand) error {
 // with only loopback, which needs chroot isolation. --security=sandbox is the default;
 // insecure keeps every capability and needs Workspace.AllowInsecure.
 func (s *stage) runSandbox(c *instructions.RunCommand) (noNetwork, insecure bool, err error) {
-	switch instructions.GetNetwork(c) {
-	case instructions.NetworkNone:
+	if s.noNetwork(c) {
 		if s.b.ws.Isolation == isolation.InPlace {
-			return false, false, fmt.Errorf("RUN --network=none needs --isolation=chroot: " +
-				"in-place isolation runs RUN in the server's own namespaces and cannot take its network away")
+			what := "RUN --network=none"
+			if instructions.GetNetwork(c) != instructions.NetworkNone {
+				what = "the build's network mode none"
+			}
+			return false, false, fmt.Errorf("%s needs --isolation=chroot: "+
+				"in-place isolation runs RUN in the server's own namespaces and cannot take its network away", what)
 		}
 		noNetwork = true
 	}
@@ -158,6 +161,19 @@ func (s *stage) runSandbox(c *instructions.RunCommand) (noNetwork, insecure bool
 		insecure = true
 	}
 	return noNetwork, insecure, nil
+}
+
+// noNetwork says whether RUN c runs without network: RUN --network=none, or the
+// build's Request.NoNetwork unless the RUN asks for --network=host (BuildKit applies
+// the build's mode as the default a RUN's own --network overrides).
+func (s *stage) noNetwork(c *instructions.RunCommand) bool {
+	switch instructions.GetNetwork(c) {
+	case instructions.NetworkNone:
+		return true
+	case instructions.NetworkHost:
+		return false
+	}
+	return s.b.req.NoNetwork
 }
 
 // RunError is a RUN whose command failed. Its exit code is the build's exit code.

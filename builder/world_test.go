@@ -60,6 +60,7 @@ type buildCase struct {
 	single     bool // --single-snapshot
 	repro      bool // --reproducible
 	insecure   bool // Workspace.AllowInsecure
+	noNetwork  bool // Request.NoNetwork (docker build --network=none)
 }
 
 func (w *world) build(t *testing.T, c buildCase) (*builder.Result, []builder.Event, error) {
@@ -86,6 +87,7 @@ func (w *world) build(t *testing.T, c buildCase) (*builder.Result, []builder.Eve
 		Labels:         c.labels,
 		SingleSnapshot: c.single,
 		Reproducible:   c.repro,
+		NoNetwork:      c.noNetwork,
 	},
 		builder.WithWorkspace(builder.Workspace{Isolation: isolation.Chroot, StateDir: t.TempDir(), AllowInsecure: c.insecure}),
 		builder.WithEvents(func(e builder.Event) { events = append(events, e) }),

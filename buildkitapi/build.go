@@ -124,6 +124,7 @@ func (s *Server) build(ctx context.Context, j *job, attrs map[string]string, ses
 		Platform:       o.platform,
 		NoCache:        o.noCache,
 		Pull:           o.pull,
+		NoNetwork:      o.noNetwork,
 		Syntax:         o.syntax,
 		Secrets:        sessionSecrets{caller},
 		SSH:            sessionSSH{caller},

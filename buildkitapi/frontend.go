@@ -22,6 +22,9 @@ type frontendOptions struct {
 	platform      string
 	noCache       bool
 	pull          builder.PullPolicy
+	// noNetwork is force-network-mode=none (buildx --network=none): every RUN
+	// without network, as /build's networkmode=none.
+	noNetwork bool
 	// syntax is the # syntax= frontend the client asked for and kiln stands in for.
 	syntax string
 	// attestations are the attestation kinds asked for (provenance, sbom), which kiln
@@ -87,8 +90,10 @@ func parseFrontendOptions(attrs map[string]string) (*frontendOptions, error) {
 			}
 		case k == "force-network-mode":
 			switch v {
-			case "", "default", "host", "sandbox", "none":
+			case "", "default", "host", "sandbox":
 				// RUN shares the server's network namespace (see package isolation).
+			case "none":
+				o.noNetwork = true
 			default:
 				return nil, fmt.Errorf("network mode %q is not supported by kiln: RUN uses the server's network", v)
 			}

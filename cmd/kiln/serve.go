@@ -45,6 +45,7 @@ type serveFlags struct {
 	isolation    string
 	force        bool
 	entitlements []string // --allow-insecure-entitlement
+	secrets      []string // --secret, for /build
 	ignorePaths  []string
 	ignoreVarRun bool
 
@@ -120,6 +121,7 @@ func addServeFlags(fs *pflag.FlagSet, f *serveFlags) {
 	fs.StringVar(&f.stateDir, "state-dir", defaultStateDir, "Directory for the image store (store/), build roots and scratch files (builds/) and the default socket.")
 
 	fs.StringArrayVar(&f.entitlements, "allow-insecure-entitlement", nil, entitlementUsage)
+	fs.StringArrayVar(&f.secrets, "secret", nil, "Secret for RUN --mount=type=secret in /build requests (the Docker Engine API cannot carry one): id=ID,src=PATH or id=ID,env=VARIABLE, as kiln build takes it. Every /build request may mount it; the BuildKit door uses the client's --secret instead. Repeat for several.")
 	fs.StringVar(&f.isolation, "isolation", "auto", "How RUN is isolated: chroot (a root directory per build under --state-dir; needs root), inplace (the container's own /, like kaniko; one build at a time; refused outside a container without --force) or auto (inplace inside a container, chroot otherwise).")
 	fs.BoolVar(&f.force, "force", false, "Allow in-place builds outside a container. They overwrite this machine's root filesystem.")
 	fs.StringArrayVar(&f.ignorePaths, "ignore-path", nil, "Path never extracted over, snapshotted or deleted by in-place builds. Repeat for several.")
@@ -339,6 +341,10 @@ func planServe(f *serveFlags, h host, keychain authn.Keychain) (*serveConfig, er
 	if err != nil {
 		return nil, err
 	}
+	secrets, err := parseSecretFlags(f.secrets, h.lookupEnv)
+	if err != nil {
+		return nil, err
+	}
 	cfg.build = apiserver.BuildConfig{
 		Workspace: builder.Workspace{
 			AllowInsecure: allow,
@@ -351,6 +357,7 @@ func planServe(f *serveFlags, h host, keychain authn.Keychain) (*serveConfig, er
 		},
 		MaxConcurrent: f.maxConcurrentBuilds,
 		PushOnBuild:   f.pushOnBuild,
+		Secrets:       secrets,
 		Keychain:      keychain,
 		PlainHTTP:     func(registry string) bool { return slices.Contains(insecure, registry) },
 		Insecure:      func(registry string) bool { return slices.Contains(skipVerify, registry) },

@@ -26,6 +26,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/kiln-build/kiln/apiserver"
+	"github.com/kiln-build/kiln/builder"
 	"github.com/kiln-build/kiln/credentials"
 	"github.com/kiln-build/kiln/isolation"
 )
@@ -483,5 +484,33 @@ func TestMemoryContexts(t *testing.T) {
 		if dir, n := memoryContexts(t.TempDir(), 64<<20); dir != "" || n != 0 {
 			t.Errorf("a directory that is not a tmpfs: got %q, %d; want it off", dir, n)
 		}
+	}
+}
+
+// TestPlanServeSecrets: kiln serve --secret gives /build the server's secrets, parsed
+// as kiln build parses them; none means a nil store, a bad spec refuses to start.
+func TestPlanServeSecrets(t *testing.T) {
+	t.Parallel()
+	env := map[string]string{"TOK": "from-env"}
+	cfg, err := planServe(parseServeFlags(t, "--secret", "id=tok,env=TOK"), fakeHost(t, false, env), credentials.Chain())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.build.Secrets == nil {
+		t.Fatal("--secret: no secret store")
+	}
+	if v, err := cfg.build.Secrets.GetSecret(context.Background(), "tok"); err != nil || string(v) != "from-env" {
+		t.Errorf("GetSecret(tok) = %q, %v", v, err)
+	}
+	if _, err := cfg.build.Secrets.GetSecret(context.Background(), "other"); !errors.Is(err, builder.ErrSecretNotFound) {
+		t.Errorf("GetSecret(other) err = %v, want ErrSecretNotFound", err)
+	}
+	cfg, err = planServe(parseServeFlags(t), fakeHost(t, false, env), credentials.Chain())
+	if err != nil || cfg.build.Secrets != nil {
+		t.Errorf("no --secret: store %v, err %v", cfg.build.Secrets, err)
+	}
+	if _, err := planServe(parseServeFlags(t, "--secret", "src=/nonexistent"), fakeHost(t, false, env), credentials.Chain()); err == nil ||
+		!strings.Contains(err.Error(), "--secret") {
+		t.Errorf("a bad --secret: err = %v", err)
 	}
 }

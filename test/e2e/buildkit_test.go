@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -264,5 +265,55 @@ func TestBuildxSecretAndSSH(t *testing.T) {
 	out2, code := s.buildx(t, cfg, "", "build", "--progress=plain", req)
 	if code == 0 || !strings.Contains(out2, "secret tok: not found") || !strings.Contains(out2, ">>> RUN --mount=type=secret,id=tok,required=true") {
 		t.Errorf("build without the secret: exit %d\n%s", code, out2)
+	}
+}
+
+// TestBuildxNetworkNone: docker build --network=none (buildx: force-network-mode=none;
+// the classic CLI: /build's networkmode=none) takes RUN's network away: a RUN that
+// reaches a listener of the test's on 127.0.0.1 succeeds by default and fails without
+// network. (buildx refuses an unknown mode itself; TestFrontendNetworkMode covers
+// kiln's refusal.)
+func TestBuildxNetworkNone(t *testing.T) {
+	reg := testworld.Registry(t)
+	cfg := testworld.Buildx(t)
+	s := startServer(t, "--insecure-registry", reg)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			_, _ = c.Write([]byte("hello"))
+			c.Close()
+		}
+	}()
+	defer func() { ln.Close(); <-done }()
+	host, port, _ := net.SplitHostPort(ln.Addr().String())
+	ctx := writeContext(t, map[string]string{"Dockerfile": "FROM " + reg + "/busybox:1.35\n" +
+		"RUN nc " + host + " " + port + " </dev/null >/got && grep -q hello /got\n"})
+
+	s.mustBuildx(t, cfg, "build", "--progress=plain", ctx)
+	s.mustBuildx(t, cfg, "build", "--progress=plain", "--network=host", ctx)
+	out, code := s.buildx(t, cfg, "", "build", "--progress=plain", "--network=none", ctx)
+	if code == 0 || !strings.Contains(out, "did not complete successfully") {
+		t.Errorf("buildx --network=none: exit %d, want the RUN to fail without network\n%s", code, out)
+	}
+	if strings.Contains(out, "CACHED") {
+		t.Errorf("buildx --network=none reused a step run with the network:\n%s", out)
+	}
+
+	// The classic CLI's /build: networkmode=none.
+	classic := []string{"DOCKER_BUILDKIT=0", "DOCKER_CONFIG=" + cfg}
+	if out, code := s.docker(t, classic, "", "build", ctx); code != 0 {
+		t.Errorf("/build: exit %d\n%s", code, out)
+	}
+	if out, code := s.docker(t, classic, "", "build", "--network=none", ctx); code == 0 || !strings.Contains(out, "returned a non-zero code") {
+		t.Errorf("/build networkmode=none: exit %d, want the RUN to fail without network\n%s", code, out)
 	}
 }
