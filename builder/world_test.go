@@ -60,6 +60,8 @@ type buildCase struct {
 	single     bool // --single-snapshot
 	repro      bool // --reproducible
 	insecure   bool // Workspace.AllowInsecure
+	ssh        builder.SSHAgents
+	knownHosts string // Workspace.SSHKnownHostsFile
 }
 
 func (w *world) build(t *testing.T, c buildCase) (*builder.Result, []builder.Event, error) {
@@ -86,8 +88,9 @@ func (w *world) build(t *testing.T, c buildCase) (*builder.Result, []builder.Eve
 		Labels:         c.labels,
 		SingleSnapshot: c.single,
 		Reproducible:   c.repro,
+		SSH:            c.ssh,
 	},
-		builder.WithWorkspace(builder.Workspace{Isolation: isolation.Chroot, StateDir: t.TempDir(), AllowInsecure: c.insecure}),
+		builder.WithWorkspace(builder.Workspace{Isolation: isolation.Chroot, StateDir: t.TempDir(), AllowInsecure: c.insecure, SSHKnownHostsFile: c.knownHosts}),
 		builder.WithEvents(func(e builder.Event) { events = append(events, e) }),
 	)
 	return res, events, err
