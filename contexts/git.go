@@ -56,8 +56,8 @@ type GitOptions struct {
 	// agent, as BuildKit uses for ADD. An ssh remote without one is refused with
 	// ErrNoSSHAgent; the process's own agent (SSH_AUTH_SOCK) is never used.
 	SSHAgent func(ctx context.Context) (net.Conn, error)
-	// SSHKnownHostsFile, when set, is a known_hosts file the ssh remote's host key
-	// must be listed in. Empty accepts any host key, as BuildKit's ADD does in
+	// SSHKnownHostsFile, when set, is a known_hosts file (or several separated by
+	// ':', as in SSH_KNOWN_HOSTS) the ssh remote's host key must be listed in. Empty accepts any host key, as BuildKit's ADD does in
 	// effect (it records the key it first sees, or checks none).
 	SSHKnownHostsFile string
 }

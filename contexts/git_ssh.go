@@ -66,7 +66,7 @@ func gitSSHAuth(ctx context.Context, rawURL string, g GitOptions) (_ transport.A
 		// (or, when the scan failed, any key): there is nothing to check against.
 		auth.HostKeyCallback = ssh.InsecureIgnoreHostKey() //nolint:gosec // see SSHKnownHostsFile
 	} else {
-		db, err := gitssh.NewKnownHostsDb(g.SSHKnownHostsFile)
+		db, err := gitssh.NewKnownHostsDb(strings.Split(g.SSHKnownHostsFile, ":")...)
 		if err != nil {
 			conn.Close()
 			return nil, nil, fmt.Errorf("known hosts: %w", err)

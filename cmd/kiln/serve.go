@@ -45,6 +45,7 @@ type serveFlags struct {
 	isolation    string
 	force        bool
 	entitlements []string // --allow-insecure-entitlement
+	knownHosts   string   // --ssh-known-hosts
 	ignorePaths  []string
 	ignoreVarRun bool
 
@@ -120,6 +121,7 @@ func addServeFlags(fs *pflag.FlagSet, f *serveFlags) {
 	fs.StringVar(&f.stateDir, "state-dir", defaultStateDir, "Directory for the image store (store/), build roots and scratch files (builds/) and the default socket.")
 
 	fs.StringArrayVar(&f.entitlements, "allow-insecure-entitlement", nil, entitlementUsage)
+	fs.StringVar(&f.knownHosts, "ssh-known-hosts", "", knownHostsUsage)
 	fs.StringVar(&f.isolation, "isolation", "auto", "How RUN is isolated: chroot (a root directory per build under --state-dir; needs root), inplace (the container's own /, like kaniko; one build at a time; refused outside a container without --force) or auto (inplace inside a container, chroot otherwise).")
 	fs.BoolVar(&f.force, "force", false, "Allow in-place builds outside a container. They overwrite this machine's root filesystem.")
 	fs.StringArrayVar(&f.ignorePaths, "ignore-path", nil, "Path never extracted over, snapshotted or deleted by in-place builds. Repeat for several.")
@@ -341,11 +343,12 @@ func planServe(f *serveFlags, h host, keychain authn.Keychain) (*serveConfig, er
 	}
 	cfg.build = apiserver.BuildConfig{
 		Workspace: builder.Workspace{
-			AllowInsecure: allow,
-			Isolation:     mode,
-			StateDir:      filepath.Join(stateDir, "builds"),
-			BaseCache:     baseCache,
-			Ignore:        ignore,
+			AllowInsecure:     allow,
+			SSHKnownHostsFile: knownHostsFile(f.knownHosts, h.lookupEnv),
+			Isolation:         mode,
+			StateDir:          filepath.Join(stateDir, "builds"),
+			BaseCache:         baseCache,
+			Ignore:            ignore,
 			// RUN --mount=type=cache outlives every build, like the step cache.
 			MountCacheDir: filepath.Join(stateDir, "cache", "mounts"),
 		},
