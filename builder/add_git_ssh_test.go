@@ -82,16 +82,19 @@ func TestAddGitSSH(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		name       string
+		src        string
 		ssh        builder.SSHAgents
 		knownHosts string
 		want       string
 	}{
-		{"wrong key", sockAgents{testworld.SSHAgent(t, other)}, "", "unable to authenticate"},
-		{"no agent", nil, "", `no SSH key "default" forwarded from the client`},
-		{"unknown host", good, otherHosts, "key is unknown"},
+		{"wrong key", srv.URL, sockAgents{testworld.SSHAgent(t, other)}, "", "unable to authenticate"},
+		{"no agent", srv.URL, nil, "", `no SSH key "default" forwarded from the client`},
+		// BuildKit takes any user@host:path for an scp-style ssh address.
+		{"no agent, scp-style", "deploy@127.0.0.1:repo.git#main", nil, "", `no SSH key "default" forwarded from the client`},
+		{"unknown host", srv.URL, good, otherHosts, "key is unknown"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, _, err := w.build(t, buildCase{dockerfile: "FROM BUSYBOX\nADD " + srv.URL + " /g/\n",
+			_, _, err := w.build(t, buildCase{dockerfile: "FROM BUSYBOX\nADD " + tc.src + " /g/\n",
 				files: map[string]string{"x": "x"}, ssh: tc.ssh, knownHosts: tc.knownHosts})
 			var ie *builder.InstructionError
 			if err == nil || !strings.Contains(err.Error(), tc.want) || !errors.As(err, &ie) || ie.Line != 2 {
