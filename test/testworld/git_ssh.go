@@ -168,20 +168,19 @@ func SSHAgent(t testing.TB, keys ...ed25519.PrivateKey) string {
 	sock := filepath.Join(shortTempDir(t), "agent.sock")
 	if path, err := exec.LookPath("ssh-agent"); err == nil {
 		Start(t, exec.Command(path, "-D", "-a", sock))
-		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-			if _, err := os.Stat(sock); err == nil {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("ssh-agent did not listen on %s", sock)
-			}
-		}
 	} else {
 		serveKeyring(t, sock)
 	}
-	c, err := net.Dial("unix", sock)
-	if err != nil {
-		t.Fatal(err)
+	// The socket exists a moment before ssh-agent listens on it: wait for a connection.
+	var c net.Conn
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		var err error
+		if c, err = net.Dial("unix", sock); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the SSH agent did not listen on %s: %v", sock, err)
+		}
 	}
 	defer c.Close()
 	ag := agent.NewClient(c)
