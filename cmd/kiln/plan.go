@@ -154,7 +154,7 @@ func planBuild(ctx context.Context, f *buildFlags, h host) (*buildPlan, error) {
 	if err != nil {
 		return nil, err
 	}
-	ctxOpts, err := contextOptions(f, h)
+	ctxOpts, err := contextOptions(f, h, agents)
 	if err != nil {
 		return nil, err
 	}

@@ -21,6 +21,10 @@ func TestAddGitSSH(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(work, "a.txt"), []byte("over-ssh\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	df := "FROM " + reg + "/busybox:1.35\nCOPY a.txt /\nRUN cat /a.txt\n"
+	if err := os.WriteFile(filepath.Join(work, "Dockerfile"), []byte(df), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	testworld.Git(t, work, "add", ".")
 	testworld.Git(t, work, "commit", "-q", "-m", "one")
 	key := testworld.NewSSHKey(t)
@@ -43,6 +47,31 @@ func TestAddGitSSH(t *testing.T) {
 		out, code = kilnBuild(t, []string{"SSH_AUTH_SOCK=" + sock}, base...)
 		if code == 0 || !strings.Contains(out, `no SSH key "default" forwarded`) || !strings.Contains(out, "Dockerfile:2") {
 			t.Errorf("kiln build without --ssh exited %d, want the missing agent named with its line:\n%s", code, out)
+		}
+	})
+	// An ssh build context clones with the --ssh default agent, else $SSH_AUTH_SOCK
+	// (as kaniko's go-git did); an unknown host key is refused.
+	t.Run("ssh context", func(t *testing.T) {
+		// A context must be git@…: go-git reads git@host:PORT:path with a port.
+		_, port, _ := strings.Cut(srv.Addr, ":")
+		base := []string{"--context", "git@127.0.0.1:" + port + ":repo.git#main", "--no-push", "--insecure-pull", "--state-dir", t.TempDir()}
+		for _, tc := range []struct {
+			name string
+			env  []string
+			args []string
+			want string // "" expects the build to print the file
+		}{
+			{name: "--ssh", args: []string{"--ssh", "default=" + sock, "--ssh-known-hosts", hosts}},
+			{name: "SSH_AUTH_SOCK", env: []string{"SSH_AUTH_SOCK=" + sock, "SSH_KNOWN_HOSTS=" + hosts}},
+			{name: "unknown host", env: []string{"SSH_AUTH_SOCK=" + sock, "SSH_KNOWN_HOSTS=" + os.DevNull}, want: "key is unknown"},
+		} {
+			out, code := kilnBuild(t, tc.env, append(base, tc.args...)...)
+			switch {
+			case tc.want == "" && (code != 0 || !strings.Contains(out, "over-ssh")):
+				t.Errorf("%s: kiln build exited %d, want the file printed:\n%s", tc.name, code, out)
+			case tc.want != "" && (code == 0 || !strings.Contains(out, tc.want)):
+				t.Errorf("%s: kiln build exited %d, want %q:\n%s", tc.name, code, tc.want, out)
+			}
 		}
 	})
 	t.Run("buildx", func(t *testing.T) {
