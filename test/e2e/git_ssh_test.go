@@ -82,5 +82,11 @@ func TestAddGitSSH(t *testing.T) {
 		if got, err := os.ReadFile(filepath.Join(dest, "g", "a.txt")); string(got) != "over-ssh\n" {
 			t.Errorf("/g/a.txt = %q, %v", got, err)
 		}
+		// buildx always offers an ssh provider: without --ssh it answers BuildKit's
+		// "unset ssh forward key default", which the build passes on.
+		out, code := s.buildx(t, cfg, "", "build", "--progress=plain", ctx)
+		if code == 0 || !strings.Contains(out, "unset ssh forward key default") || !strings.Contains(out, ">>> ADD "+srv.URL) {
+			t.Errorf("buildx without --ssh exited %d, want the missing agent named at the ADD line:\n%s", code, out)
+		}
 	})
 }
