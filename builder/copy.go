@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -185,7 +187,15 @@ func (s *stage) addGit(ctx context.Context, c *instructions.AddCommand) error {
 	}
 	defer os.RemoveAll(dir)
 	keep := c.KeepGitDir != nil && *c.KeepGitDir
-	gc, err := contexts.FromGit(ctx, c.SourcePaths[0], filepath.Join(dir, "repo"), contexts.GitOptions{KeepGitDir: keep})
+	opts := contexts.GitOptions{KeepGitDir: keep, SSHKnownHostsFile: s.b.ws.SSHKnownHostsFile}
+	if contexts.IsSSHGitURL(c.SourcePaths[0]) {
+		// As in BuildKit, an ssh remote authenticates with the build's "default"
+		// agent (kiln build --ssh default, the session's sshforward).
+		if err := s.gitSSHAgent(ctx, &opts); err != nil {
+			return err
+		}
+	}
+	gc, err := contexts.FromGit(ctx, c.SourcePaths[0], filepath.Join(dir, "repo"), opts)
 	if err != nil {
 		return err
 	}
@@ -193,6 +203,24 @@ func (s *stage) addGit(ctx context.Context, c *instructions.AddCommand) error {
 	src := copier.Source{Root: gc.Dir, Context: true}
 	return s.copyFiles(ctx, src, copyOpts{sources: []string{"."}, dest: c.DestPath, chown: c.Chown, chmod: c.Chmod,
 		exclude: c.ExcludePatterns, link: c.Link}, history)
+}
+
+// gitSSHAgent sets opts to authenticate an ssh git remote with the build's default
+// SSH agent, failing as BuildKit does when the client forwarded none.
+func (s *stage) gitSSHAgent(ctx context.Context, opts *contexts.GitOptions) error {
+	const id = "default"
+	err := ErrSSHNotFound
+	if s.b.req.SSH != nil {
+		err = s.b.req.SSH.CheckSSH(ctx, id)
+	}
+	switch {
+	case errors.Is(err, ErrSSHNotFound):
+		return fmt.Errorf("no SSH key %q forwarded from the client for the ssh git remote (give --ssh default): %w", id, err)
+	case err != nil:
+		return fmt.Errorf("SSH agent %q: %w", id, err)
+	}
+	opts.SSHAgent = func(ctx context.Context) (net.Conn, error) { return s.b.req.SSH.DialSSH(ctx, id) }
+	return nil
 }
 
 // checkChecksum refuses ADD --checksum where BuildKit does, with its messages: one
@@ -303,10 +331,12 @@ func (b *build) extractFS(ctx context.Context, key string, st *imageState) (stri
 	return dir, nil
 }
 
-// isGitURL reports whether an ADD source names a git repository.
+// isGitURL reports whether an ADD source names a git repository, as BuildKit tells:
+// git:// and ssh:// URLs, scp-style user@host:path addresses, and http(s) URLs
+// whose path ends in .git.
 func isGitURL(s string) bool {
 	switch {
-	case strings.HasPrefix(s, "git@"), strings.HasPrefix(s, "git://"):
+	case strings.HasPrefix(s, "git://"), strings.HasPrefix(s, "ssh://"), scpGitAddress.MatchString(s):
 		return true
 	case strings.HasPrefix(s, "http://"), strings.HasPrefix(s, "https://"):
 		u := strings.SplitN(s, "#", 2)[0]
@@ -315,6 +345,10 @@ func isGitURL(s string) bool {
 	}
 	return false
 }
+
+// scpGitAddress matches an scp-style ssh address, user@host:path, with BuildKit's
+// character classes for the user and host.
+var scpGitAddress = regexp.MustCompile(`^[a-zA-Z0-9_-]+@[a-zA-Z0-9.-]+:`)
 
 // workdir executes WORKDIR: the directory is created (owned by root, as Docker does)
 // and, when it did not exist, recorded in a layer.

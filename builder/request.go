@@ -122,6 +122,10 @@ type Workspace struct {
 	// RUN keeps every capability of the builder. Off, it is an error. The BuildKit door
 	// also wants the client's entitlement (buildctl --allow security.insecure).
 	AllowInsecure bool
+	// SSHKnownHostsFile, when set, is a known_hosts file the host key of an ssh git
+	// remote (ADD git@host:repo.git) must be listed in. Empty accepts any host key,
+	// as BuildKit's ADD does in effect (see docs/dockerfile.md).
+	SSHKnownHostsFile string
 
 	// root replaces "/" as the in-place root in tests.
 	root string

@@ -61,6 +61,8 @@ type buildCase struct {
 	repro      bool // --reproducible
 	insecure   bool // Workspace.AllowInsecure
 	noNetwork  bool // Request.NoNetwork (docker build --network=none)
+	ssh        builder.SSHAgents
+	knownHosts string // Workspace.SSHKnownHostsFile
 }
 
 func (w *world) build(t *testing.T, c buildCase) (*builder.Result, []builder.Event, error) {
@@ -88,8 +90,9 @@ func (w *world) build(t *testing.T, c buildCase) (*builder.Result, []builder.Eve
 		SingleSnapshot: c.single,
 		Reproducible:   c.repro,
 		NoNetwork:      c.noNetwork,
+		SSH:            c.ssh,
 	},
-		builder.WithWorkspace(builder.Workspace{Isolation: isolation.Chroot, StateDir: t.TempDir(), AllowInsecure: c.insecure}),
+		builder.WithWorkspace(builder.Workspace{Isolation: isolation.Chroot, StateDir: t.TempDir(), AllowInsecure: c.insecure, SSHKnownHostsFile: c.knownHosts}),
 		builder.WithEvents(func(e builder.Event) { events = append(events, e) }),
 	)
 	return res, events, err

@@ -51,6 +51,15 @@ type GitOptions struct {
 	// KeepGitDir keeps the clone's .git directory (ADD --keep-git-dir); by default it
 	// is removed.
 	KeepGitDir bool
+	// SSHAgent opens a connection to the SSH agent whose keys authenticate a clone
+	// over ssh (ssh://user@host/repo.git, user@host:repo.git): the build's "default"
+	// agent, as BuildKit uses for ADD. An ssh remote without one is refused with
+	// ErrNoSSHAgent; the process's own agent (SSH_AUTH_SOCK) is never used.
+	SSHAgent func(ctx context.Context) (net.Conn, error)
+	// SSHKnownHostsFile, when set, is a known_hosts file (or several separated by
+	// ':', as in SSH_KNOWN_HOSTS) the ssh remote's host key must be listed in. Empty accepts any host key, as BuildKit's ADD does in
+	// effect (it records the key it first sees, or checks none).
+	SSHKnownHostsFile string
 }
 
 // gitRef is a parsed git context: where to clone from and what to check out.
@@ -113,6 +122,14 @@ func FromGit(ctx context.Context, spec, dir string, g GitOptions, limits ...Arch
 		InsecureSkipTLS: g.InsecureSkipTLS,
 		Tags:            git.NoTags,
 		Auth:            gitAuth(r.url, g),
+	}
+	if IsSSHGitURL(r.url) {
+		auth, done, err := gitSSHAuth(ctx, r.url, g)
+		if err != nil {
+			return nil, fmt.Errorf("git context %s: %w", redacted, err)
+		}
+		defer done()
+		opts.Auth = auth
 	}
 	if r.commit == "" {
 		opts.Depth = 1
@@ -216,8 +233,15 @@ const abandonGrace = 5 * time.Second
 
 // gitDialAddress is the host:port a clone of rawURL connects to first (an http(s)
 // remote's proxy, when the environment names one), or "" when kiln cannot tell
-// (ssh, file).
+// (file).
 func gitDialAddress(rawURL string) (string, error) {
+	if IsSSHGitURL(rawURL) {
+		ep, err := transport.NewEndpoint(rawURL)
+		if err != nil {
+			return "", err
+		}
+		return sshDialAddress(ep), nil
+	}
 	u, err := url.Parse(rawURL)
 	if err != nil || u.Host == "" {
 		return "", nil

@@ -1,14 +1,53 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"net"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 
 	units "github.com/docker/go-units"
 
+	"github.com/kiln-build/kiln/builder"
 	"github.com/kiln-build/kiln/contexts"
 )
+
+// contextSSH is how an ssh git context (--context git@host:repo.git) is cloned, as
+// kaniko's go-git did it: with the agent of --ssh default, else the one at
+// $SSH_AUTH_SOCK; the host key must be in --ssh-known-hosts, else $SSH_KNOWN_HOSTS, else
+// the user's ~/.ssh/known_hosts or /etc/ssh/ssh_known_hosts (none: no key is known).
+func contextSSH(f *buildFlags, h host, agents builder.SSHAgents) (func(context.Context) (net.Conn, error), string) {
+	var dial func(context.Context) (net.Conn, error)
+	if agents != nil {
+		dial = func(ctx context.Context) (net.Conn, error) { return agents.DialSSH(ctx, "default") }
+	} else if sock, ok := h.lookupEnv("SSH_AUTH_SOCK"); ok && sock != "" {
+		dial = func(ctx context.Context) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", sock)
+		}
+	}
+	if known := knownHostsFile(f.knownHosts, h.lookupEnv); known != "" {
+		return dial, known
+	}
+	var files []string
+	if home, ok := h.lookupEnv("HOME"); ok && home != "" {
+		files = append(files, filepath.Join(home, ".ssh", "known_hosts"))
+	}
+	files = append(files, "/etc/ssh/ssh_known_hosts")
+	var found []string
+	for _, p := range files {
+		if _, err := os.Stat(p); err == nil {
+			found = append(found, p)
+		}
+	}
+	if len(found) == 0 {
+		return dial, os.DevNull
+	}
+	return dial, strings.Join(found, ":")
+}
 
 // parseGitFlag parses kaniko's --git value, comma-separated key=value pairs:
 // branch=NAME, single-branch=BOOL, recurse-submodules=BOOL, insecure-skip-tls=BOOL.
@@ -101,12 +140,14 @@ func gitPullMethod(lookupEnv func(string) (string, bool)) string {
 }
 
 // contextOptions turns the context flags, kaniko's git variables (GIT_PULL_METHOD;
-// GIT_TOKEN, or GIT_USERNAME and GIT_PASSWORD) and standard input into contexts.Open options.
-func contextOptions(f *buildFlags, h host) ([]contexts.OpenOption, error) {
+// GIT_TOKEN, or GIT_USERNAME and GIT_PASSWORD), the SSH agents and standard input into
+// contexts.Open options.
+func contextOptions(f *buildFlags, h host, agents builder.SSHAgents) ([]contexts.OpenOption, error) {
 	g, err := parseGitFlag(f.git)
 	if err != nil {
 		return nil, err
 	}
+	g.SSHAgent, g.SSHKnownHostsFile = contextSSH(f, h, agents)
 	g.PullMethod = gitPullMethod(h.lookupEnv)
 	g.Token, _ = h.lookupEnv("GIT_TOKEN")
 	g.Username, _ = h.lookupEnv("GIT_USERNAME")

@@ -17,6 +17,7 @@ type buildFlags struct {
 	buildArgs  []string
 	secrets    []string
 	ssh        []string
+	knownHosts string // --ssh-known-hosts
 	labels     []string
 	target     string
 	platform   string
@@ -101,6 +102,7 @@ func addBuildFlags(fs *pflag.FlagSet, f *buildFlags) {
 	fs.StringArrayVar(&f.buildArgs, "build-arg", nil, "Build-time variable, KEY=VALUE, or KEY alone to take the value from the environment (skipped when unset). Repeat for several.")
 	fs.StringArrayVar(&f.secrets, "secret", nil, "Secret for RUN --mount=type=secret, as buildx takes it: id=ID,src=PATH (a file) or id=ID,env=VARIABLE (type=file|env also accepted; id=ID alone reads the variable ID if set, else the file ID). Never stored in the image. Repeat for several.")
 	fs.StringArrayVar(&f.ssh, "ssh", nil, "SSH agent for RUN --mount=type=ssh, as buildx takes it: default (the agent at $SSH_AUTH_SOCK), ID=/path/to/agent.sock, or ID=/path/to/key[,key...] (unencrypted private keys). Repeat for several.")
+	fs.StringVar(&f.knownHosts, "ssh-known-hosts", "", knownHostsUsage)
 	fs.StringArrayVar(&f.labels, "label", nil, "Label for the image, KEY=VALUE (KEY alone sets an empty value). Repeat for several.")
 	fs.StringVar(&f.target, "target", "", "Build stage to build; the last stage by default.")
 	fs.StringVar(&f.platform, "custom-platform", "", "Platform to build for, os/arch[/variant], if different from the host's.")

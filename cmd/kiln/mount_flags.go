@@ -209,3 +209,15 @@ func (s *sshFlags) DialSSH(ctx context.Context, id string) (net.Conn, error) {
 	}
 	return dial(ctx)
 }
+
+// knownHostsUsage documents --ssh-known-hosts, on kiln build and kiln serve.
+const knownHostsUsage = "known_hosts file (several separated by ':') the host key of an ssh git remote of ADD (git@host:repo.git, ssh://...) must be listed in. Default: $SSH_KNOWN_HOSTS; when neither is set any host key is accepted, as BuildKit's ADD does."
+
+// knownHostsFile is --ssh-known-hosts, or else $SSH_KNOWN_HOSTS.
+func knownHostsFile(flag string, lookupEnv func(string) (string, bool)) string {
+	if flag != "" {
+		return flag
+	}
+	v, _ := lookupEnv("SSH_KNOWN_HOSTS")
+	return v
+}

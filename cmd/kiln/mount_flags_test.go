@@ -218,3 +218,32 @@ func serveFakeAgent(t *testing.T, sock, reply string) {
 		}
 	}()
 }
+
+// TestPlanBuildKnownHosts checks that --ssh-known-hosts, or else $SSH_KNOWN_HOSTS,
+// reaches the build's Workspace.
+func TestPlanBuildKnownHosts(t *testing.T) {
+	t.Parallel()
+	ctxDir := testContext(t)
+	for _, tc := range []struct {
+		name string
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{name: "flag", args: []string{"--ssh-known-hosts", "/etc/kh"}, env: map[string]string{"SSH_KNOWN_HOSTS": "/env/kh"}, want: "/etc/kh"},
+		{name: "environment", env: map[string]string{"SSH_KNOWN_HOSTS": "/env/kh:/env/kh2"}, want: "/env/kh:/env/kh2"},
+		{name: "neither"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f, _ := parseFlags(t, append([]string{"-c", ctxDir, "--no-push", "--isolation=chroot"}, tc.args...)...)
+			p, err := planBuild(context.Background(), f, fakeHost(t, false, tc.env))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer p.req.Context.Close()
+			if got := p.workspace.SSHKnownHostsFile; got != tc.want {
+				t.Errorf("Workspace.SSHKnownHostsFile = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}

@@ -154,7 +154,7 @@ func planBuild(ctx context.Context, f *buildFlags, h host) (*buildPlan, error) {
 	if err != nil {
 		return nil, err
 	}
-	ctxOpts, err := contextOptions(f, h)
+	ctxOpts, err := contextOptions(f, h, agents)
 	if err != nil {
 		return nil, err
 	}
@@ -276,7 +276,8 @@ func planBuild(ctx context.Context, f *buildFlags, h host) (*buildPlan, error) {
 	if baseCache != "" && mode == isolation.InPlace {
 		ignore = ignore.With(baseCache) // the cache must survive the build in "/"
 	}
-	p.workspace = builder.Workspace{Isolation: mode, StateDir: stateDir, Ignore: ignore, BaseCache: baseCache, LockFile: lockFile}
+	p.workspace = builder.Workspace{Isolation: mode, StateDir: stateDir, Ignore: ignore, BaseCache: baseCache, LockFile: lockFile,
+		SSHKnownHostsFile: knownHostsFile(f.knownHosts, h.lookupEnv)}
 	if p.workspace.AllowInsecure, err = allowInsecure(f.entitlements); err != nil {
 		if p.ownStateDir {
 			os.RemoveAll(stateDir)

@@ -46,6 +46,7 @@ type serveFlags struct {
 	force        bool
 	entitlements []string // --allow-insecure-entitlement
 	secrets      []string // --secret, for /build
+	knownHosts   string   // --ssh-known-hosts
 	ignorePaths  []string
 	ignoreVarRun bool
 
@@ -122,6 +123,7 @@ func addServeFlags(fs *pflag.FlagSet, f *serveFlags) {
 
 	fs.StringArrayVar(&f.entitlements, "allow-insecure-entitlement", nil, entitlementUsage)
 	fs.StringArrayVar(&f.secrets, "secret", nil, "Secret for RUN --mount=type=secret in /build requests (the Docker Engine API cannot carry one): id=ID,src=PATH or id=ID,env=VARIABLE, as kiln build takes it. Every /build request may mount it; the BuildKit door uses the client's --secret instead. Repeat for several.")
+	fs.StringVar(&f.knownHosts, "ssh-known-hosts", "", knownHostsUsage)
 	fs.StringVar(&f.isolation, "isolation", "auto", "How RUN is isolated: chroot (a root directory per build under --state-dir; needs root), inplace (the container's own /, like kaniko; one build at a time; refused outside a container without --force) or auto (inplace inside a container, chroot otherwise).")
 	fs.BoolVar(&f.force, "force", false, "Allow in-place builds outside a container. They overwrite this machine's root filesystem.")
 	fs.StringArrayVar(&f.ignorePaths, "ignore-path", nil, "Path never extracted over, snapshotted or deleted by in-place builds. Repeat for several.")
@@ -347,11 +349,12 @@ func planServe(f *serveFlags, h host, keychain authn.Keychain) (*serveConfig, er
 	}
 	cfg.build = apiserver.BuildConfig{
 		Workspace: builder.Workspace{
-			AllowInsecure: allow,
-			Isolation:     mode,
-			StateDir:      filepath.Join(stateDir, "builds"),
-			BaseCache:     baseCache,
-			Ignore:        ignore,
+			AllowInsecure:     allow,
+			SSHKnownHostsFile: knownHostsFile(f.knownHosts, h.lookupEnv),
+			Isolation:         mode,
+			StateDir:          filepath.Join(stateDir, "builds"),
+			BaseCache:         baseCache,
+			Ignore:            ignore,
 			// RUN --mount=type=cache outlives every build, like the step cache.
 			MountCacheDir: filepath.Join(stateDir, "cache", "mounts"),
 		},
