@@ -40,9 +40,11 @@ RUN_FLAGS ?=
 run: build
 	$(BIN) serve --state-dir=$(RUN_STATE) --isolation=chroot $(RUN_FLAGS)
 
-# test: unit and integration tests against the test world (registry + dockerd).
+# test: unit and integration tests against the test world (registry + dockerd). A package
+# may take more than go test's default 10 minutes on a loaded 2-core machine: a slow machine
+# never fails a test, so the limit is only there to end a hung run.
 test:
-	@$(enter_world) && set -x && $(GO) test -race -count=1 $(PKGS)
+	@$(enter_world) && set -x && $(GO) test -race -count=1 -timeout 30m $(PKGS)
 
 # test-unit: no world needed; world-dependent tests skip under -short.
 test-unit:
