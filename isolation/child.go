@@ -45,6 +45,14 @@ func childMain() *startError {
 	if err != nil {
 		return setupFailure("read spec: %v", err)
 	}
+	// Compile the filter before touching anything, install it last.
+	var filter *seccompFilter
+	confine := !spec.Insecure && !spec.Unconfined
+	if confine {
+		if filter, err = dockerSeccompFilter(); err != nil {
+			return setupFailure("%v", err)
+		}
+	}
 	if err := mountRoot(spec); err != nil {
 		return setupFailure("%v", err)
 	}
@@ -85,6 +93,13 @@ func childMain() *startError {
 	// would leave the RUN running.
 	if err := unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL), 0, 0, 0); err != nil {
 		return setupFailure("set parent death signal: %v", err)
+	}
+	// Last: no_new_privs and Docker's seccomp profile hold for the command and all it
+	// starts. Nothing after this but the exec (and, on failure, the status report).
+	if confine {
+		if err := installSeccomp(filter); err != nil {
+			return setupFailure("%v", err)
+		}
 	}
 	err = unix.Exec(path, spec.Args, spec.Env)
 	return execFailure(path, err)
