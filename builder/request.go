@@ -116,6 +116,9 @@ type Workspace struct {
 	// RUN keeps every capability of the builder. Off, it is an error. The BuildKit door
 	// also wants the client's entitlement (buildctl --allow security.insecure).
 	AllowInsecure bool
+	// SeccompUnconfined runs chroot RUNs without Docker's default seccomp profile and
+	// without no_new_privs (kiln's --seccomp=unconfined), for debugging only.
+	SeccompUnconfined bool
 
 	// root replaces "/" as the in-place root in tests.
 	root string

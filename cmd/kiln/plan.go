@@ -277,6 +277,12 @@ func planBuild(ctx context.Context, f *buildFlags, h host) (*buildPlan, error) {
 		ignore = ignore.With(baseCache) // the cache must survive the build in "/"
 	}
 	p.workspace = builder.Workspace{Isolation: mode, StateDir: stateDir, Ignore: ignore, BaseCache: baseCache, LockFile: lockFile}
+	if p.workspace.SeccompUnconfined, err = parseSeccomp(f.seccomp); err != nil {
+		if p.ownStateDir {
+			os.RemoveAll(stateDir)
+		}
+		return nil, err
+	}
 	if p.workspace.AllowInsecure, err = allowInsecure(f.entitlements); err != nil {
 		if p.ownStateDir {
 			os.RemoveAll(stateDir)
