@@ -127,14 +127,17 @@ func compileSeccomp(profile *specs.LinuxSeccomp, info *arch.Info) (*seccompFilte
 	for a := range byAction {
 		actions = append(actions, a)
 	}
-	sort.Slice(actions, func(i, j int) bool { return actions[i] < actions[j] })
+	// The filter is a linear scan, and the order does not change its meaning (a system
+	// call has one action): allow first, in system call number order, which on x86_64
+	// puts the hottest (read, write, close, fstat, mmap, ...) in front.
+	sort.Slice(actions, func(i, j int) bool { return actions[i] > actions[j] })
 	for _, a := range actions {
 		group := bpfseccomp.SyscallGroup{Action: a}
 		names := make([]string, 0, len(byAction[a]))
 		for n := range byAction[a] {
 			names = append(names, n)
 		}
-		sort.Strings(names)
+		sort.Slice(names, func(i, j int) bool { return info.SyscallNames[names[i]] < info.SyscallNames[names[j]] })
 		for _, n := range names {
 			e := byAction[a][n]
 			if e.all {
