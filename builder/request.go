@@ -126,6 +126,9 @@ type Workspace struct {
 	// remote (ADD git@host:repo.git) must be listed in. Empty accepts any host key,
 	// as BuildKit's ADD does in effect (see docs/dockerfile.md).
 	SSHKnownHostsFile string
+	// SeccompUnconfined runs chroot RUNs without Docker's default seccomp profile and
+	// without no_new_privs (kiln's --seccomp=unconfined), for debugging only.
+	SeccompUnconfined bool
 
 	// root replaces "/" as the in-place root in tests.
 	root string

@@ -63,6 +63,7 @@ type buildCase struct {
 	noNetwork  bool // Request.NoNetwork (docker build --network=none)
 	ssh        builder.SSHAgents
 	knownHosts string // Workspace.SSHKnownHostsFile
+	unconfined bool   // Workspace.SeccompUnconfined
 }
 
 func (w *world) build(t *testing.T, c buildCase) (*builder.Result, []builder.Event, error) {
@@ -92,7 +93,7 @@ func (w *world) build(t *testing.T, c buildCase) (*builder.Result, []builder.Eve
 		NoNetwork:      c.noNetwork,
 		SSH:            c.ssh,
 	},
-		builder.WithWorkspace(builder.Workspace{Isolation: isolation.Chroot, StateDir: t.TempDir(), AllowInsecure: c.insecure, SSHKnownHostsFile: c.knownHosts}),
+		builder.WithWorkspace(builder.Workspace{Isolation: isolation.Chroot, StateDir: t.TempDir(), AllowInsecure: c.insecure, SSHKnownHostsFile: c.knownHosts, SeccompUnconfined: c.unconfined}),
 		builder.WithEvents(func(e builder.Event) { events = append(events, e) }),
 	)
 	return res, events, err

@@ -3,8 +3,10 @@ package isolation
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"os"
 	"runtime"
+	"strconv"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -44,6 +46,14 @@ func childMain() *startError {
 	in.Close()
 	if err != nil {
 		return setupFailure("read spec: %v", err)
+	}
+	// Compile the filter before touching anything, install it last.
+	var filter *seccompFilter
+	confine := !spec.Insecure && !spec.Unconfined
+	if confine {
+		if filter, err = dockerSeccompFilter(); err != nil {
+			return setupFailure("%v", err)
+		}
 	}
 	if err := mountRoot(spec); err != nil {
 		return setupFailure("%v", err)
@@ -85,6 +95,18 @@ func childMain() *startError {
 	// would leave the RUN running.
 	if err := unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL), 0, 0, 0); err != nil {
 		return setupFailure("set parent death signal: %v", err)
+	}
+	// Last: no_new_privs and Docker's seccomp profile hold for the command and all it
+	// starts. Nothing after this but the exec (and, on failure, the status report).
+	// Only stdin, stdout and stderr reach the command: a descriptor kiln inherited
+	// (a directory of the host, say) would be a way out through /proc/self/fd.
+	if err := closeInheritedFDs(); err != nil {
+		return setupFailure("%v", err)
+	}
+	if confine {
+		if err := installSeccomp(filter); err != nil {
+			return setupFailure("%v", err)
+		}
 	}
 	err = unix.Exec(path, spec.Args, spec.Env)
 	return execFailure(path, err)
@@ -132,6 +154,25 @@ func setCredentials(uid, gid uint32, groups []uint32) error {
 	}
 	if err := syscall.Setuid(int(uid)); err != nil {
 		return fmt.Errorf("set uid %d: %w", uid, err)
+	}
+	return nil
+}
+
+// closeInheritedFDs marks every descriptor above stderr close-on-exec.
+func closeInheritedFDs() error {
+	err := unix.CloseRange(3, math.MaxUint32, unix.CLOSE_RANGE_CLOEXEC)
+	if err == nil {
+		return nil
+	}
+	// Before Linux 5.11: the descriptors /proc lists (the RUN's /proc is mounted).
+	entries, rerr := os.ReadDir("/proc/self/fd")
+	if rerr != nil {
+		return fmt.Errorf("close inherited descriptors: %w (and %w)", err, rerr)
+	}
+	for _, e := range entries {
+		if fd, err := strconv.Atoi(e.Name()); err == nil && fd > 2 {
+			unix.CloseOnExec(fd)
+		}
 	}
 	return nil
 }

@@ -22,6 +22,12 @@ func mountRoot(spec childSpec) error {
 	if err := mount(spec.Root, spec.Root, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
 		return err
 	}
+	// No device node the RUN creates (it has CAP_MKNOD, as under Docker) may be
+	// opened: Docker refuses them with its device cgroup, kiln with nodev on every
+	// mount the RUN can write to. /dev's own nodes are bind mounts that keep theirs.
+	if err := remountNodev(spec.Root); err != nil {
+		return err
+	}
 	for _, m := range spec.Mounts {
 		var err error
 		switch m.Kind {
@@ -43,6 +49,8 @@ func mountRoot(spec childSpec) error {
 			err = mount(m.Source, m.Target, "", unix.MS_BIND|unix.MS_REC, "")
 			if err == nil && m.ReadOnly {
 				err = mount("", m.Target, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV, "")
+			} else if err == nil {
+				err = remountNodev(m.Target)
 			}
 		case mountTmp:
 			data := "mode=1777"
@@ -95,6 +103,17 @@ func ensureShadowedTarget(root, target string) error {
 		return fmt.Errorf("create mount point %s: %w", target, err)
 	}
 	return f.Close()
+}
+
+// remountNodev adds nodev to the bind mount at target, keeping its other flags.
+func remountNodev(target string) error {
+	var st unix.Statfs_t
+	if err := unix.Statfs(target, &st); err != nil {
+		return fmt.Errorf("statfs %s: %w", target, err)
+	}
+	// The ST_ flags statfs reports have the values of the MS_ flags mount takes.
+	keep := uintptr(st.Flags) & (unix.MS_RDONLY | unix.MS_NOSUID | unix.MS_NOEXEC | unix.MS_NOATIME | unix.MS_NODIRATIME | unix.MS_RELATIME)
+	return mount("", target, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_NODEV|keep, "")
 }
 
 // mount is unix.Mount with an error naming the mount and, for EPERM, what is missing.
@@ -161,7 +180,7 @@ func mask(p string) error {
 // are bind-mounted from the host, which works wherever mounting does (also where mknod
 // is refused).
 func mountDevfs(target string) error {
-	if err := mount("tmpfs", target, "tmpfs", unix.MS_NOSUID|unix.MS_STRICTATIME, "mode=755,size=65536k"); err != nil {
+	if err := mount("tmpfs", target, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_STRICTATIME, "mode=755,size=65536k"); err != nil {
 		return err
 	}
 	for _, name := range []string{"null", "zero", "full", "random", "urandom", "tty"} {

@@ -43,8 +43,10 @@ type childSpec struct {
 	Mounts   []mountSpec
 	// NoNetwork: the child is in a new network namespace and brings loopback up.
 	NoNetwork bool `json:",omitempty"`
-	// Insecure: the child keeps its capabilities.
+	// Insecure: the child keeps its capabilities, without no_new_privs or seccomp.
 	Insecure bool `json:",omitempty"`
+	// Unconfined: no seccomp filter and no no_new_privs (WithSeccompUnconfined).
+	Unconfined bool `json:",omitempty"`
 }
 
 // mountKind says what the child mounts on a mountSpec's target.
@@ -105,7 +107,15 @@ func WithScratchDir(dir string) ChrootOption {
 	return func(r *chrootRunner) { r.scratchDir = dir }
 }
 
+// WithSeccompUnconfined runs RUN without Docker's default seccomp profile and without
+// no_new_privs, as `docker run --security-opt seccomp=unconfined` does. For debugging a
+// build the filter breaks; never for untrusted Dockerfiles.
+func WithSeccompUnconfined() ChrootOption {
+	return func(r *chrootRunner) { r.unconfined = true }
+}
+
 type chrootRunner struct {
+	unconfined bool
 	self       string // the binary to re-execute: /proc/self/exe, another in tests
 	root       string
 	hostname   string
@@ -171,7 +181,7 @@ func (r *chrootRunner) Run(ctx context.Context, p Process) (err error) {
 		Root: root, Args: p.Args, Env: p.Env, Dir: p.Dir,
 		UID: p.UID, GID: p.GID, Groups: p.Groups,
 		Hostname: r.hostname, Mounts: mounts,
-		NoNetwork: p.NoNetwork, Insecure: p.Insecure,
+		NoNetwork: p.NoNetwork, Insecure: p.Insecure, Unconfined: r.unconfined,
 	}
 	return r.runChild(ctx, spec, p.Stdout, p.Stderr)
 }

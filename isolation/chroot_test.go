@@ -61,6 +61,8 @@ func TestChrootRun(t *testing.T) {
 		{name: "sys read-only", args: sh("test -d /sys/kernel && ! touch /sys/x 2>/dev/null && echo ro"), wantStdout: "ro\n"},
 		{name: "proc/sys read-only", args: sh("! (echo 1 >/proc/sys/kernel/panic) 2>/dev/null && echo ro"), wantStdout: "ro\n"},
 		{name: "Docker's capabilities", args: sh("grep CapBnd /proc/self/status"), wantStdout: "CapBnd:\t00000000a80425fb\n"},
+		{name: "no_new_privs and seccomp", args: sh("grep -E '^(NoNewPrivs|Seccomp):' /proc/self/status"), wantStdout: "NoNewPrivs:\t1\nSeccomp:\t2\n"},
+		{name: "seccomp refuses unshare", args: sh("unshare -m true"), wantStderr: "unshare: unshare(0x20000): Operation not permitted\n", wantCode: 1},
 		{name: "only the root is visible", args: sh("ls /"), wantStdout: "bin\ndev\netc\nproc\nsys\ntmp\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

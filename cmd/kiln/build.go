@@ -57,6 +57,9 @@ func runBuild(ctx context.Context, f *buildFlags, fs *pflag.FlagSet, h host, std
 	if plan.workspace.Isolation == isolation.InPlace && !h.inContainer() {
 		log.Warn("Building in place outside a container (--force): this machine's root filesystem is modified")
 	}
+	if plan.workspace.SeccompUnconfined && plan.workspace.Isolation == isolation.Chroot {
+		log.Warn(seccompWarning)
+	}
 	log.Debugf("Isolation %s, state directory %s", plan.workspace.Isolation, plan.workspace.StateDir)
 
 	r := &renderer{log: log, stdout: stdout, stderr: stderr}

@@ -25,6 +25,7 @@ func flagHints() map[string]string {
 		"snapshotMode":             "give redo, full or time",
 		"compression":              "give gzip or zstd",
 		"isolation":                "give chroot, inplace or auto",
+		"seccomp":                  "give default or unconfined",
 		"verbosity":                "give panic, fatal, error, warn, info, debug or trace",
 		"log-format":               "give text, color or json",
 		"kaniko-dir":               "give a directory, such as /kaniko",

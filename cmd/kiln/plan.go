@@ -278,6 +278,12 @@ func planBuild(ctx context.Context, f *buildFlags, h host) (*buildPlan, error) {
 	}
 	p.workspace = builder.Workspace{Isolation: mode, StateDir: stateDir, Ignore: ignore, BaseCache: baseCache, LockFile: lockFile,
 		SSHKnownHostsFile: knownHostsFile(f.knownHosts, h.lookupEnv)}
+	if p.workspace.SeccompUnconfined, err = parseSeccomp(f.seccomp); err != nil {
+		if p.ownStateDir {
+			os.RemoveAll(stateDir)
+		}
+		return nil, err
+	}
 	if p.workspace.AllowInsecure, err = allowInsecure(f.entitlements); err != nil {
 		if p.ownStateDir {
 			os.RemoveAll(stateDir)

@@ -43,6 +43,7 @@ type serveFlags struct {
 	cacheDir      string
 
 	isolation    string
+	seccomp      string
 	force        bool
 	entitlements []string // --allow-insecure-entitlement
 	secrets      []string // --secret, for /build
@@ -125,6 +126,7 @@ func addServeFlags(fs *pflag.FlagSet, f *serveFlags) {
 	fs.StringArrayVar(&f.secrets, "secret", nil, "Secret for RUN --mount=type=secret in /build requests (the Docker Engine API cannot carry one): id=ID,src=PATH or id=ID,env=VARIABLE, as kiln build takes it. Every /build request may mount it; the BuildKit door uses the client's --secret instead. Repeat for several.")
 	fs.StringVar(&f.knownHosts, "ssh-known-hosts", "", knownHostsUsage)
 	fs.StringVar(&f.isolation, "isolation", "auto", "How RUN is isolated: chroot (a root directory per build under --state-dir; needs root), inplace (the container's own /, like kaniko; one build at a time; refused outside a container without --force) or auto (inplace inside a container, chroot otherwise).")
+	fs.StringVar(&f.seccomp, "seccomp", "default", seccompUsage)
 	fs.BoolVar(&f.force, "force", false, "Allow in-place builds outside a container. They overwrite this machine's root filesystem.")
 	fs.StringArrayVar(&f.ignorePaths, "ignore-path", nil, "Path never extracted over, snapshotted or deleted by in-place builds. Repeat for several.")
 	fs.BoolVar(&f.ignoreVarRun, "ignore-var-run", true, "Ignore /var/run in in-place builds (it often holds mounted sockets).")
@@ -184,6 +186,9 @@ func startDaemon(ctx context.Context, f *serveFlags, h host, stderr io.Writer) (
 	}
 	if cfg.build.Workspace.Isolation == isolation.InPlace && !h.inContainer() {
 		lg.Warn("Building in place outside a container (--force): builds modify this machine's root filesystem")
+	}
+	if cfg.build.Workspace.SeccompUnconfined && cfg.build.Workspace.Isolation == isolation.Chroot {
+		lg.Warn(seccompWarning)
 	}
 	if err := os.MkdirAll(cfg.build.Workspace.StateDir, 0o700); err != nil {
 		return nil, fmt.Errorf("--state-dir: %w", err)
@@ -347,10 +352,15 @@ func planServe(f *serveFlags, h host, keychain authn.Keychain) (*serveConfig, er
 	if err != nil {
 		return nil, err
 	}
+	unconfined, err := parseSeccomp(f.seccomp)
+	if err != nil {
+		return nil, err
+	}
 	cfg.build = apiserver.BuildConfig{
 		Workspace: builder.Workspace{
 			AllowInsecure:     allow,
 			SSHKnownHostsFile: knownHostsFile(f.knownHosts, h.lookupEnv),
+			SeccompUnconfined: unconfined,
 			Isolation:         mode,
 			StateDir:          filepath.Join(stateDir, "builds"),
 			BaseCache:         baseCache,

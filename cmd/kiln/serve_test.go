@@ -213,6 +213,7 @@ func TestServeRefuses(t *testing.T) {
 	}{
 		{"in place outside a container", []string{"--isolation=inplace"}, "--force"},
 		{"unknown isolation", []string{"--isolation=vm"}, "--isolation"},
+		{"unknown seccomp", []string{"--seccomp=off"}, `--seccomp: unknown value "off"; give default or unconfined`},
 		{"unknown protocol", []string{"-H", "http://127.0.0.1:2375"}, "unknown protocol"},
 		{"TLS without certificates", []string{"--tlsverify"}, "need --tlscert and --tlskey"},
 		{"missing token file", []string{"--auth-token-file", filepath.Join(dir, "nope")}, "--auth-token-file"},
@@ -259,6 +260,12 @@ func TestPlanServe(t *testing.T) {
 	if b.Workspace.Isolation != isolation.Chroot || b.Workspace.StateDir != filepath.Join(f.stateDir, "builds") ||
 		b.Workspace.MountCacheDir != filepath.Join(f.stateDir, "cache", "mounts") || b.MaxConcurrent != 4 || !b.PushOnBuild || b.Keychain == nil {
 		t.Errorf("build config %+v", b)
+	}
+	if b.Workspace.SeccompUnconfined {
+		t.Error("seccomp unconfined by default")
+	}
+	if cfg, err := planServe(parseServeFlags(t, "--seccomp=unconfined"), fakeHost(t, false, nil), credentials.Chain()); err != nil || !cfg.build.Workspace.SeccompUnconfined {
+		t.Errorf("--seccomp=unconfined: %v, unconfined %v", err, err == nil && cfg.build.Workspace.SeccompUnconfined)
 	}
 	if !b.PlainHTTP("127.0.0.1:5000") || b.PlainHTTP("reg.example") || !b.Insecure("reg.example") || b.Insecure("127.0.0.1:5000") {
 		t.Error("--insecure-registry / --skip-tls-verify-registry select the wrong registries")
