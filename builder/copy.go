@@ -119,7 +119,7 @@ func (s *stage) copyFiles(ctx context.Context, src copier.Source, o copyOpts, hi
 		WorkDir:  s.state.config.Config.WorkingDir,
 		Add:      o.add,
 		TempDir:  s.b.tmpDir,
-		Net:      s.b.puller.reg.Net,
+		Net:      s.b.fetchNet(),
 	}
 	if req.WorkDir == "" {
 		req.WorkDir = "/"
@@ -185,7 +185,8 @@ func (s *stage) addGit(ctx context.Context, c *instructions.AddCommand) error {
 	}
 	defer os.RemoveAll(dir)
 	keep := c.KeepGitDir != nil && *c.KeepGitDir
-	gc, err := contexts.FromGit(ctx, c.SourcePaths[0], filepath.Join(dir, "repo"), contexts.GitOptions{KeepGitDir: keep})
+	gc, err := contexts.FromGit(ctx, c.SourcePaths[0], filepath.Join(dir, "repo"), contexts.GitOptions{KeepGitDir: keep},
+		contexts.WithNetLimits(s.b.fetchNet()))
 	if err != nil {
 		return err
 	}

@@ -119,6 +119,11 @@ func contextOptions(f *buildFlags, h host) ([]contexts.OpenOption, error) {
 	if err != nil {
 		return nil, err
 	}
+	guard, err := f.guard()
+	if err != nil {
+		return nil, err
+	}
+	limits = limits.Guarded(guard)
 	opts := []contexts.OpenOption{contexts.WithGit(g), contexts.WithSubPath(f.contextSubPath), contexts.WithCloud(cloud),
 		contexts.WithArchiveOptions(contexts.WithNetLimits(limits))}
 	if f.maxContextSize != "" {
