@@ -69,6 +69,9 @@ func (p *Policy) add(rule string) error {
 	if rule == "" {
 		return fmt.Errorf("empty rule: want a CIDR, an address or a host name")
 	}
+	if strings.Contains(rule, "://") {
+		return fmt.Errorf("want a CIDR, an address or a host name (no port, no scheme)")
+	}
 	if strings.Contains(rule, "/") {
 		pfx, err := netip.ParsePrefix(rule)
 		if err != nil {
