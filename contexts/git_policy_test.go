@@ -1,0 +1,82 @@
+package contexts
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"testing"
+
+	"github.com/kiln-build/kiln/fetchpolicy"
+	"github.com/kiln-build/kiln/nettimeout"
+	"github.com/kiln-build/kiln/test/testworld"
+)
+
+// TestFromGitFetchPolicy clones over http through a server on 127.0.0.2 that
+// redirects to the repository on 127.0.0.1. go-git dials the redirect itself, so
+// only kiln's installed go-git client can refuse it: allowing 127.0.0.2 alone
+// refuses the clone at 127.0.0.1, allowing both clones.
+func TestFromGitFetchPolicy(t *testing.T) {
+	work, _ := newGitRepo(t, func(string) {})
+	repo := testworld.GitHTTP(t, work, testworld.WithPlainHTTP())
+	ln, err := net.Listen("tcp", "127.0.0.2:0")
+	if err != nil {
+		t.Skipf("127.0.0.2 is not on this machine's loopback: %v", err)
+	}
+	front := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, repo.URL[:len(repo.URL)-len("/repo.git")]+r.URL.RequestURI(), http.StatusFound)
+	}))
+	front.Listener.Close()
+	front.Listener = ln
+	front.Start()
+	defer front.Close()
+	via := front.URL + "/repo.git"
+
+	tests := []struct {
+		name    string
+		url     string
+		allow   []string
+		refused string // the refused address; "" expects a clone
+	}{
+		{name: "direct, default", url: repo.URL, refused: "127.0.0.1"},
+		{name: "redirect, only the first server allowed", url: via, allow: []string{"127.0.0.2"}, refused: "127.0.0.1"},
+		{name: "redirect, both allowed", url: via, allow: []string{"127.0.0.0/8"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, err := fetchpolicy.New(fetchpolicy.Strict, tt.allow)
+			if err != nil {
+				t.Fatal(err)
+			}
+			dir := filepath.Join(t.TempDir(), "ctx")
+			_, err = FromGit(context.Background(), tt.url, dir, GitOptions{}, WithNetLimits(nettimeout.Limits{}.Guarded(p)))
+			if tt.refused == "" {
+				if err != nil {
+					t.Fatalf("FromGit(%s): %v", tt.url, err)
+				}
+				return
+			}
+			var r *fetchpolicy.Refusal
+			if !errors.As(err, &r) || r.Addr.String() != tt.refused {
+				t.Fatalf("FromGit(%s) = %v, want a refusal of %s", tt.url, err, tt.refused)
+			}
+		})
+	}
+}
+
+func TestPinGitURL(t *testing.T) {
+	t.Parallel()
+	reached := &net.TCPAddr{IP: net.ParseIP("93.184.216.34"), Port: 9418}
+	tests := []struct{ in, want string }{
+		{"git://example.com/repo.git", "git://93.184.216.34:9418/repo.git"},
+		{"git://example.com:9418/repo.git", "git://93.184.216.34:9418/repo.git"},
+		{"https://example.com/repo.git", "https://example.com/repo.git"}, // TLS needs the name; each dial is guarded
+	}
+	for _, tt := range tests {
+		if got := pinGitURL(tt.in, reached); got != tt.want {
+			t.Errorf("pinGitURL(%s) = %s, want %s", tt.in, got, tt.want)
+		}
+	}
+}
