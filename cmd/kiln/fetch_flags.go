@@ -30,3 +30,11 @@ func (f fetchFlags) guard() (nettimeout.Guard, error) {
 	}
 	return p, nil
 }
+
+// fetchPolicyName names the policy g is, for the server's start-up line.
+func fetchPolicyName(g nettimeout.Guard) string {
+	if p, ok := g.(fetchpolicy.Policy); ok {
+		return p.String()
+	}
+	return fetchpolicy.Open
+}

@@ -230,8 +230,8 @@ func startDaemon(ctx context.Context, f *serveFlags, h host, stderr io.Writer) (
 		return nil, err
 	}
 	d.start(api.Handler(), bk)
-	lg.Infof("kiln %s serving the Docker Engine API %s (isolation %s, state in %s)",
-		version, apiserver.APIVersion, cfg.build.Workspace.Isolation, cfg.stateDir)
+	lg.Infof("kiln %s serving the Docker Engine API %s (isolation %s, state in %s, fetch policy %s)",
+		version, apiserver.APIVersion, cfg.build.Workspace.Isolation, cfg.stateDir, fetchPolicyName(cfg.build.Workspace.Fetch))
 	return d, nil
 }
 
