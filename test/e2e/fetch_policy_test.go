@@ -79,3 +79,26 @@ func TestServerFetchPolicy(t *testing.T) {
 		t.Errorf("ADD URL with --fetch-allow 127.0.0.1 did not build:\n%s", out)
 	}
 }
+
+// TestBuildxFetchPolicy: the BuildKit door holds ADD URLs to the same policy as
+// /build, since both run the same engine with the server's workspace.
+func TestBuildxFetchPolicy(t *testing.T) {
+	reg := testworld.Registry(t)
+	cfg := testworld.Buildx(t)
+	files := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = w.Write([]byte("payload\n"))
+	}))
+	defer files.Close()
+	ctx := writeContext(t, map[string]string{
+		"Dockerfile": "FROM " + reg + "/busybox:1.35\nADD " + files.URL + "/payload.txt /payload.txt\nRUN cat /payload.txt\n",
+	})
+	s := startServer(t, "--insecure-registry", reg)
+	out, code := s.buildx(t, cfg, "", "build", "--progress=plain", ctx)
+	if code == 0 || !strings.Contains(out, "127.0.0.1 is a loopback address") || !strings.Contains(out, "--fetch-allow 127.0.0.1") {
+		t.Errorf("ADD from loopback through the BuildKit door with the default policy: exit %d\n%s", code, out)
+	}
+	allowing := startServer(t, "--insecure-registry", reg, "--fetch-allow", "127.0.0.1")
+	if out, code := allowing.buildx(t, cfg, "", "build", "--progress=plain", ctx); code != 0 || !strings.Contains(out, "payload") {
+		t.Errorf("ADD from loopback with --fetch-allow 127.0.0.1: exit %d\n%s", code, out)
+	}
+}
