@@ -6,6 +6,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"os"
 	"path/filepath"
 	"testing"
 
@@ -61,6 +63,50 @@ func TestFromGitFetchPolicy(t *testing.T) {
 			var r *fetchpolicy.Refusal
 			if !errors.As(err, &r) || r.Addr.String() != tt.refused {
 				t.Fatalf("FromGit(%s) = %v, want a refusal of %s", tt.url, err, tt.refused)
+			}
+		})
+	}
+}
+
+// TestFromGitDaemonFetchPolicy clones over git:// from localhost: refused by default
+// at the first dial, and, with 127.0.0.1 allowed, cloned from the URL pinned to the
+// address that dial reached (go-git would otherwise resolve the name again).
+func TestFromGitDaemonFetchPolicy(t *testing.T) {
+	srv := startGitServer(t, func(string) {})
+	u, err := url.Parse(srv.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Host = net.JoinHostPort("localhost", u.Port())
+	byName := u.String()
+	tests := []struct {
+		name    string
+		allow   []string
+		refused bool
+	}{
+		{name: "default", refused: true},
+		{name: "address allowed", allow: []string{"127.0.0.1"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, err := fetchpolicy.New(fetchpolicy.Strict, tt.allow)
+			if err != nil {
+				t.Fatal(err)
+			}
+			dir := filepath.Join(t.TempDir(), "ctx")
+			c, err := FromGit(context.Background(), byName, dir, GitOptions{}, WithNetLimits(nettimeout.Limits{}.Guarded(p)))
+			if tt.refused {
+				var r *fetchpolicy.Refusal
+				if !errors.As(err, &r) || r.Rule != "a loopback address" {
+					t.Fatalf("FromGit(%s) = %v, want a loopback refusal", byName, err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("FromGit(%s): %v", byName, err)
+			}
+			if got, err := os.ReadFile(filepath.Join(c.Dir, "version")); err != nil || string(got) != "two\n" {
+				t.Errorf("version = %q, %v; want two", got, err)
 			}
 		})
 	}
