@@ -166,9 +166,6 @@ func Build(ctx context.Context, req *Request, opts ...Option) (*Result, error) {
 	return b.run(ctx)
 }
 
-// removeScratch unmounts the stage roots and then removes the build's scratch
-// directory. A root that cannot be unmounted keeps the directory: removing through a
-// mount is never done.
 // fetchNet are the limits of what the build fetches for its Dockerfile (ADD URLs and
 // git repositories): the request's network limits, guarded by the workspace's fetch
 // policy.
@@ -176,6 +173,9 @@ func (b *build) fetchNet() nettimeout.Limits {
 	return b.puller.reg.Net.Guarded(b.ws.Fetch)
 }
 
+// removeScratch unmounts the stage roots and then removes the build's scratch
+// directory. A root that cannot be unmounted keeps the directory: removing through a
+// mount is never done.
 func (b *build) removeScratch() {
 	if err := b.overlays.release(); err != nil {
 		b.emit(Warning{Message: fmt.Sprintf("Leaving %s in place: %v", b.tmpDir, err)})
