@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 
 	"github.com/kiln-build/kiln/fetchpolicy"
@@ -124,5 +125,66 @@ func TestPinGitURL(t *testing.T) {
 		if got := pinGitURL(tt.in, reached); got != tt.want {
 			t.Errorf("pinGitURL(%s) = %s, want %s", tt.in, got, tt.want)
 		}
+	}
+}
+
+// TestS3FetchPolicy: an s3:// context's requests are held to the fetch guard (the
+// emulator on 127.0.0.1 is refused unless allowed), while the SDK's credential chain,
+// the server's own, is not: its instance-metadata endpoint on 127.0.0.2, which the
+// guard refuses, is still asked. Not parallel: the SDK reads the environment.
+func TestS3FetchPolicy(t *testing.T) {
+	srv := testworld.S3(t)
+	srv.SetEnv(t)
+	srv.CreateBucket(t, "policy")
+	srv.Put(t, "policy", "ctx.tar.gz", s3SuiteTarGz(t))
+	ln, err := net.Listen("tcp", "127.0.0.2:0")
+	if err != nil {
+		t.Skipf("127.0.0.2 is not on this machine's loopback: %v", err)
+	}
+	var asked atomic.Int32
+	imds := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		asked.Add(1)
+		http.NotFound(w, r) // no role: the chain ends, the download goes unsigned
+	}))
+	imds.Listener.Close()
+	imds.Listener = ln
+	imds.Start()
+	defer imds.Close()
+	t.Setenv("AWS_ACCESS_KEY_ID", "")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "")
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "")
+	t.Setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", imds.URL)
+
+	tests := []struct {
+		name    string
+		allow   []string
+		refused bool
+	}{
+		{name: "default", refused: true},
+		{name: "emulator allowed", allow: []string{"127.0.0.1"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, err := fetchpolicy.New(fetchpolicy.Strict, tt.allow)
+			if err != nil {
+				t.Fatal(err)
+			}
+			before := asked.Load()
+			_, err = openS3(t, srv, "s3://policy/ctx.tar.gz", true,
+				WithArchiveOptions(WithNetLimits(nettimeout.Limits{}.Guarded(p))))
+			if asked.Load() == before {
+				t.Errorf("the credential chain did not reach the instance metadata endpoint on 127.0.0.2")
+			}
+			if !tt.refused {
+				if err != nil {
+					t.Fatalf("Open: %v", err)
+				}
+				return
+			}
+			var r *fetchpolicy.Refusal
+			if !errors.As(err, &r) || r.Addr.String() != "127.0.0.1" {
+				t.Fatalf("Open = %v, want a refusal of 127.0.0.1", err)
+			}
+		})
 	}
 }
