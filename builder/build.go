@@ -16,6 +16,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/kiln-build/kiln/isolation"
+	"github.com/kiln-build/kiln/nettimeout"
 )
 
 // Option configures one Build call.
@@ -163,6 +164,13 @@ func Build(ctx context.Context, req *Request, opts ...Option) (*Result, error) {
 	b.puller = newPuller(s.registry, platform, b.blobDir, pullOpts...)
 	b.useCache(ws.Cache)
 	return b.run(ctx)
+}
+
+// fetchNet are the limits of what the build fetches for its Dockerfile (ADD URLs and
+// git repositories): the request's network limits, guarded by the workspace's fetch
+// policy.
+func (b *build) fetchNet() nettimeout.Limits {
+	return b.puller.reg.Net.Guarded(b.ws.Fetch)
 }
 
 // removeScratch unmounts the stage roots and then removes the build's scratch

@@ -121,7 +121,7 @@ func (s *stage) copyFiles(ctx context.Context, src copier.Source, o copyOpts, hi
 		WorkDir:  s.state.config.Config.WorkingDir,
 		Add:      o.add,
 		TempDir:  s.b.tmpDir,
-		Net:      s.b.puller.reg.Net,
+		Net:      s.b.fetchNet(),
 	}
 	if req.WorkDir == "" {
 		req.WorkDir = "/"
@@ -195,7 +195,7 @@ func (s *stage) addGit(ctx context.Context, c *instructions.AddCommand) error {
 			return err
 		}
 	}
-	gc, err := contexts.FromGit(ctx, c.SourcePaths[0], filepath.Join(dir, "repo"), opts)
+	gc, err := contexts.FromGit(ctx, c.SourcePaths[0], filepath.Join(dir, "repo"), opts, contexts.WithNetLimits(s.b.fetchNet()))
 	if err != nil {
 		return err
 	}

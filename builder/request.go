@@ -130,6 +130,13 @@ type Workspace struct {
 	// without no_new_privs (kiln's --seccomp=unconfined), for debugging only.
 	SeccompUnconfined bool
 
+	// Fetch vets every connection a build makes to fetch something its Dockerfile
+	// names (ADD URLs, ADD git repositories) after DNS resolution: the server's
+	// fetch policy against server-side request forgery (fetchpolicy.Policy; nil
+	// allows everything). Base-image pulls and pushes go to the registries the
+	// operator configures and are not held to it.
+	Fetch nettimeout.Guard
+
 	// root replaces "/" as the in-place root in tests.
 	root string
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"path/filepath"
 	"regexp"
@@ -185,11 +186,14 @@ func cloneWatched(ctx context.Context, dir string, opts *git.CloneOptions, ref s
 		if err != nil {
 			return nil, err
 		}
+		if lim.net.Guard != nil {
+			opts.URL = pinGitURL(opts.URL, c.RemoteAddr())
+		}
 		c.Close()
 	} else {
 		addr = opts.URL
 	}
-	wctx, watch := lim.net.Watch(ctx, addr)
+	wctx, watch := lim.net.Watch(withGitGuard(ctx, lim.net.Guard), addr)
 	defer watch.Stop()
 	opts.Progress = watch
 	lim.progress = watch.Progress
@@ -230,6 +234,25 @@ func cloneWatched(ctx context.Context, dir string, opts *git.CloneOptions, ref s
 
 // abandonGrace is how long a clone whose context ended may take to return.
 const abandonGrace = 5 * time.Second
+
+// pinGitURL makes a git:// URL name the address its first dial reached, which the
+// fetch guard has checked: go-git's git:// transport resolves the name again for
+// itself, outside any guard, and a rebinding DNS server could answer differently the
+// second time. http(s) URLs keep their names (TLS verifies them); their dials are
+// guarded one by one (withGitGuard).
+func pinGitURL(rawURL string, reached net.Addr) string {
+	u, err := url.Parse(rawURL)
+	if err != nil || u.Scheme != "git" {
+		return rawURL
+	}
+	tcp, ok := reached.(*net.TCPAddr)
+	if !ok {
+		return rawURL
+	}
+	ap := tcp.AddrPort()
+	u.Host = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()).String()
+	return u.String()
+}
 
 // gitDialAddress is the host:port a clone of rawURL connects to first (an http(s)
 // remote's proxy, when the environment names one), or "" when kiln cannot tell

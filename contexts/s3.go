@@ -108,10 +108,17 @@ func s3Config(ctx context.Context, c CloudOptions, nl nettimeout.Limits) (cfg aw
 			return aws.Config{}, nil, err
 		}
 	}
-	hc := awshttp.NewBuildableClient().WithTransportOptions(nl.Apply)
+	// The credential providers (instance metadata at 169.254.169.254, STS, SSO) are
+	// the server's own and keep an unguarded client; only the bucket's requests,
+	// which go where the client's URL points, are held to the fetch guard.
+	unguarded := nl.Guarded(nil)
+	hc := awshttp.NewBuildableClient().WithTransportOptions(unguarded.Apply)
 	cfg, err = config.LoadDefaultConfig(ctx, config.WithHTTPClient(hc))
 	if err != nil {
 		return aws.Config{}, nil, fmt.Errorf("AWS configuration: %w", err)
+	}
+	if nl.Guard != nil {
+		cfg.HTTPClient = awshttp.NewBuildableClient().WithTransportOptions(nl.Apply)
 	}
 	if cfg.Region == "" && (c.S3Endpoint != "" || cfg.BaseEndpoint != nil) {
 		cfg.Region = s3FallbackRegion

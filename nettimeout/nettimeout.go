@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"syscall"
 	"time"
 )
 
@@ -40,6 +41,36 @@ type Limits struct {
 	Connect time.Duration
 	// Stall is how long a connection may wait with no byte read or written.
 	Stall time.Duration
+	// Guard, when set, vets every connection's resolved address before it is made
+	// (a fetch policy against server-side request forgery: fetchpolicy.Policy). It
+	// is set only on the limits of fetches made for a client (remote= contexts, ADD
+	// URLs, git, buckets), never on the registries' the operator configures.
+	Guard Guard
+}
+
+// A Guard decides whether a connection may be made. CheckDial is called with the
+// address the dial was asked for (host:port) and the one it resolved to (ip:port),
+// just before each connection attempt, so a host name that resolves, or is
+// rebound, to a refused address is refused too.
+type Guard interface {
+	CheckDial(address, resolved string) error
+}
+
+// Control is a net.Dialer Control func that checks each connection a dial to
+// address makes against l's Guard; nil when l has none.
+func (l Limits) Control(address string) func(network, resolved string, c syscall.RawConn) error {
+	if l.Guard == nil {
+		return nil
+	}
+	return func(_, resolved string, _ syscall.RawConn) error {
+		return l.Guard.CheckDial(address, resolved)
+	}
+}
+
+// Guarded returns l with g as its Guard (nil: none).
+func (l Limits) Guarded(g Guard) Limits {
+	l.Guard = g
+	return l
 }
 
 // ConnectTimeout is the connect limit in force.
@@ -86,6 +117,7 @@ func (l Limits) DialContext(ctx context.Context, network, address string) (net.C
 	limit := l.ConnectTimeout()
 	ours := time.Now().Add(limit)
 	d := net.Dialer{KeepAlive: 30 * time.Second, Deadline: ours}
+	d.Control = l.Control(address)
 	c, err := d.DialContext(ctx, network, address)
 	if err != nil {
 		// The dial's deadline is the earlier of ours and ctx's: a timeout is ours

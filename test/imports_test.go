@@ -22,6 +22,7 @@ var allowed = map[string][]string{
 	"snapshot":                    {"compression"},
 	"isolation":                   nil,
 	"nettimeout":                  nil, // a leaf the other fetching leaves share: the network limits
+	"fetchpolicy":                 nil, // a leaf: which addresses a fetch for a client may reach (SSRF)
 	"contexts":                    {"nettimeout", "compression", "ctxio"},
 	"credentials":                 {"nettimeout"},
 	"builder/copier":              {"snapshot", "nettimeout", "compression"},

@@ -160,6 +160,11 @@ func contextOptions(f *buildFlags, h host, agents builder.SSHAgents) ([]contexts
 	if err != nil {
 		return nil, err
 	}
+	guard, err := f.guard()
+	if err != nil {
+		return nil, err
+	}
+	limits = limits.Guarded(guard)
 	opts := []contexts.OpenOption{contexts.WithGit(g), contexts.WithSubPath(f.contextSubPath), contexts.WithCloud(cloud),
 		contexts.WithArchiveOptions(contexts.WithNetLimits(limits))}
 	if f.maxContextSize != "" {

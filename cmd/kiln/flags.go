@@ -5,6 +5,8 @@ import (
 	"strings"
 
 	"github.com/spf13/pflag"
+
+	"github.com/kiln-build/kiln/fetchpolicy"
 )
 
 // buildFlags holds the values of kiln build's flags as the user gave them. Names,
@@ -52,6 +54,7 @@ type buildFlags struct {
 	pushIgnoreImmutableTagErrors bool
 	// Mirrors, per-registry CAs and client certificates (docs/registries.md).
 	registryFlags
+	fetchFlags
 
 	// Build behaviour.
 	reproducible     bool
@@ -128,6 +131,7 @@ func addBuildFlags(fs *pflag.FlagSet, f *buildFlags) {
 	fs.BoolVar(&f.skipPushPermissionCheck, "skip-push-permission-check", false, "Do not check, before the build, that every destination accepts a push with the credentials at hand.")
 	fs.BoolVar(&f.pushIgnoreImmutableTagErrors, "push-ignore-immutable-tag-errors", false, "Treat a push refused because the tag is immutable (ECR, Artifact Registry, Docker Hub, Harbor) as success, with a warning: the tag keeps its image.")
 	addRegistryFlags(fs, &f.registryFlags)
+	addFetchFlags(fs, &f.fetchFlags, fetchpolicy.Open)
 
 	fs.BoolVar(&f.reproducible, "reproducible", false, "Strip timestamps from the image to make it reproducible.")
 	fs.BoolVar(&f.skipUnusedStages, "skip-unused-stages", false, "Build only the stages the target needs; by default every stage up to the target is built.")

@@ -290,6 +290,12 @@ func planBuild(ctx context.Context, f *buildFlags, h host) (*buildPlan, error) {
 		}
 		return nil, err
 	}
+	if p.workspace.Fetch, err = f.guard(); err != nil {
+		if p.ownStateDir {
+			os.RemoveAll(stateDir)
+		}
+		return nil, err
+	}
 	if cacheAt != nil {
 		if p.cache, err = cacheAt.open(f, stateDir); err != nil {
 			if p.ownStateDir {

@@ -22,6 +22,7 @@ import (
 	"github.com/kiln-build/kiln/builder/output"
 	"github.com/kiln-build/kiln/buildkitapi"
 	"github.com/kiln-build/kiln/credentials"
+	"github.com/kiln-build/kiln/fetchpolicy"
 	"github.com/kiln-build/kiln/isolation"
 	"github.com/kiln-build/kiln/store"
 )
@@ -60,6 +61,7 @@ type serveFlags struct {
 	insecureRegistries      []string
 	skipTLSVerifyRegistries []string
 	registryFlags
+	fetchFlags
 
 	tls, tlsVerify             bool
 	tlsCACert, tlsCert, tlsKey string
@@ -140,6 +142,7 @@ func addServeFlags(fs *pflag.FlagSet, f *serveFlags) {
 	fs.StringArrayVar(&f.insecureRegistries, "insecure-registry", nil, "Registry (host[:port]) reached over plain HTTP, for pulls and pushes. Repeat for several.")
 	fs.StringArrayVar(&f.skipTLSVerifyRegistries, "skip-tls-verify-registry", nil, "Registry (host[:port]) whose TLS certificate is not verified. Repeat for several.")
 	addRegistryFlags(fs, &f.registryFlags)
+	addFetchFlags(fs, &f.fetchFlags, fetchpolicy.Strict)
 
 	fs.BoolVar(&f.tls, "tls", false, "Serve TCP listeners over TLS (--tlscert, --tlskey).")
 	fs.BoolVar(&f.tlsVerify, "tlsverify", false, "Serve TCP listeners over TLS and accept only clients with a certificate signed by --tlscacert.")
@@ -236,8 +239,8 @@ func startDaemon(ctx context.Context, f *serveFlags, h host, stderr io.Writer) (
 		return nil, err
 	}
 	d.start(api.Handler(), bk)
-	lg.Infof("kiln %s serving the Docker Engine API %s (isolation %s, state in %s)",
-		version, apiserver.APIVersion, cfg.build.Workspace.Isolation, cfg.stateDir)
+	lg.Infof("kiln %s serving the Docker Engine API %s (isolation %s, state in %s, fetch policy %s)",
+		version, apiserver.APIVersion, cfg.build.Workspace.Isolation, cfg.stateDir, fetchPolicyName(cfg.build.Workspace.Fetch))
 	return d, nil
 }
 
@@ -356,11 +359,16 @@ func planServe(f *serveFlags, h host, keychain authn.Keychain) (*serveConfig, er
 	if err != nil {
 		return nil, err
 	}
+	fetch, err := f.guard()
+	if err != nil {
+		return nil, err
+	}
 	cfg.build = apiserver.BuildConfig{
 		Workspace: builder.Workspace{
 			AllowInsecure:     allow,
 			SSHKnownHostsFile: knownHostsFile(f.knownHosts, h.lookupEnv),
 			SeccompUnconfined: unconfined,
+			Fetch:             fetch,
 			Isolation:         mode,
 			StateDir:          filepath.Join(stateDir, "builds"),
 			BaseCache:         baseCache,

@@ -155,13 +155,14 @@ func TestServerRemoteGitHTTPS(t *testing.T) {
 		return string(out)
 	}
 
-	untrusting := startServer(t)
+	// The repository is on loopback, which the server's fetch policy refuses unless allowed.
+	untrusting := startServer(t, "--fetch-allow", "127.0.0.1")
 	if out := post(untrusting, srv.URL+"#feature"); !strings.Contains(out, "certificate") || strings.Contains(out, "Successfully tagged") {
 		t.Errorf("a server without the CA built from the self-signed repository:\n%s", out)
 	}
 
 	t.Setenv("SSL_CERT_FILE", srv.CAFile) // inherited by the server started next
-	trusting := startServer(t)
+	trusting := startServer(t, "--fetch-allow", "127.0.0.1")
 	out := post(trusting, srv.URL+"#feature")
 	if !strings.Contains(out, "Successfully tagged") || !strings.Contains(out, `feature`) {
 		t.Errorf("remote=https build did not succeed:\n%s", out)
