@@ -190,6 +190,17 @@ func startDaemon(ctx context.Context, f *serveFlags, h host, stderr io.Writer) (
 	if err := os.MkdirAll(cfg.build.Workspace.StateDir, 0o700); err != nil {
 		return nil, fmt.Errorf("--state-dir: %w", err)
 	}
+	// Builds a killed server left half done go before anything else reads the state.
+	lock, err := recoverState(cfg.stateDir, lg)
+	if err != nil {
+		return nil, err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			lock.Close()
+		}
+	}()
 	// The step cache ("Using cache") lives beside builds/, on the same filesystem, so a
 	// build's layers are hard-linked into it rather than copied.
 	steps, err := builder.NewLocalCache(filepath.Join(cfg.stateDir, "cache", "build"))
@@ -232,6 +243,8 @@ func startDaemon(ctx context.Context, f *serveFlags, h host, stderr io.Writer) (
 		bk.Close()
 		return nil, err
 	}
+	d.stateLock = lock
+	ok = true
 	d.start(api.Handler(), bk)
 	lg.Infof("kiln %s serving the Docker Engine API %s (isolation %s, state in %s)",
 		version, apiserver.APIVersion, cfg.build.Workspace.Isolation, cfg.stateDir)
