@@ -29,6 +29,13 @@ type server struct {
 // chroot isolation, waits until it answers /_ping, and stops it when the test ends.
 func startServer(t *testing.T, args ...string) *server {
 	t.Helper()
+	return startServerOn(t, nil, args...)
+}
+
+// startServerOn is startServer that first calls prepare (when not nil) with the state
+// directory's path, to put a filesystem there.
+func startServerOn(t *testing.T, prepare func(state string), args ...string) *server {
+	t.Helper()
 	testworld.RequireRoot(t)
 	dir, err := os.MkdirTemp("", "kiln-serve-") // short: unix socket paths are limited
 	if err != nil {
@@ -37,6 +44,9 @@ func startServer(t *testing.T, args ...string) *server {
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	s := &server{socket: filepath.Join(dir, "kiln.sock"), state: filepath.Join(dir, "state")}
 	s.host = "unix://" + s.socket
+	if prepare != nil {
+		prepare(s.state)
+	}
 	s.launch(t, args...)
 	return s
 }
