@@ -222,8 +222,11 @@ func startDaemon(ctx context.Context, f *serveFlags, h host, stderr io.Writer) (
 	if err != nil {
 		return nil, fmt.Errorf("opening the image store %s: %w", storeDir, err)
 	}
-	// Blobs of images deleted while a push or a crash held them are collected now.
-	if n, err := st.CollectGarbage(ctx); err != nil {
+	// Blobs of images deleted while a push or a crash held them are collected now,
+	// with store/tmp/: not while another server on the directory may be writing there.
+	if !lock.alone {
+		lg.Info("Not collecting the image store's garbage at start-up: another kiln serve uses it")
+	} else if n, err := st.CollectGarbage(ctx); err != nil {
 		lg.WithError(err).Warn("Collecting unreferenced blobs in the image store")
 	} else if n > 0 {
 		lg.Infof("Collected %d bytes of unreferenced blobs in the image store", n)

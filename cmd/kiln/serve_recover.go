@@ -25,7 +25,12 @@ const serveLockName = "serve.lock"
 var scratchPrefixes = [...]string{"api-build-", "api-load-", "bk-build-"}
 
 // stateLock is a server's hold on its state directory.
-type stateLock struct{ f *os.File }
+type stateLock struct {
+	f *os.File
+	// alone says no other server used the state directory when this one started: it
+	// cleaned up, and may sweep the store's temporaries too.
+	alone bool
+}
 
 // Close gives the state directory up.
 func (l *stateLock) Close() error { return l.f.Close() }
@@ -46,6 +51,7 @@ func recoverState(stateDir string, lg logrus.FieldLogger) (*stateLock, error) {
 	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
 		lg.Infof("Another kiln serve uses the state directory %s: leaving its build directories alone", stateDir)
 	} else {
+		lock.alone = true
 		cleanState(stateDir, lg)
 	}
 	// Downgrade (or take) the shared hold every running server keeps.

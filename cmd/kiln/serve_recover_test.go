@@ -73,6 +73,9 @@ func TestRecoverState(t *testing.T) {
 			t.Fatalf("a second server removed %s from under the first: %v", p, err)
 		}
 	}
+	if second.alone || !running.alone {
+		t.Errorf("alone: first server %v, second %v; want true, false", running.alone, second.alone)
+	}
 	second.Close()
 	// Both end (killed); the next start cleans.
 	running.Close()
