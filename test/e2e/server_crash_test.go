@@ -97,6 +97,15 @@ func (s *server) killWhen(t *testing.T, p crashPoint, args ...string) bool {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
+	// Only paths that appear after the command starts count: the state directory
+	// keeps the earlier points' files.
+	before := map[string]bool{}
+	for _, g := range p.glob {
+		m, _ := filepath.Glob(filepath.Join(s.state, g))
+		for _, f := range m {
+			before[f] = true
+		}
+	}
 	cmd := exec.CommandContext(ctx, "docker", append([]string{"-H", s.host}, args...)...)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -126,9 +135,12 @@ func (s *server) killWhen(t *testing.T, p crashPoint, args ...string) bool {
 	poll:
 		for {
 			for _, g := range p.glob {
-				if m, _ := filepath.Glob(filepath.Join(s.state, g)); len(m) > 0 {
-					fire()
-					break poll
+				m, _ := filepath.Glob(filepath.Join(s.state, g))
+				for _, f := range m {
+					if !before[f] {
+						fire()
+						break poll
+					}
 				}
 			}
 			select {
