@@ -56,6 +56,11 @@ func (s *Server) postBuild(w http.ResponseWriter, r *http.Request, q *builder.Qu
 		fail(&apiError{status: http.StatusInternalServerError, msg: "the server has no state directory for builds"})
 		return
 	}
+	// A full queue refuses before the context is uploaded; Acquire decides for good.
+	if err := q.Admit(); err != nil {
+		fail(&apiError{status: http.StatusServiceUnavailable, msg: err.Error()})
+		return
+	}
 	// Everything of this build lives here, and goes when the outputs are stored.
 	dir, err := os.MkdirTemp(s.build.Workspace.StateDir, scratchPrefixBuild)
 	if err != nil {

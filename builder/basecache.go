@@ -109,6 +109,9 @@ func (c *baseCache) writeBlob(ctx context.Context, d v1.Hash, size int64, r io.R
 	defer os.Remove(tmp.Name())
 	h := sha256.New()
 	n, err := io.Copy(io.MultiWriter(tmp, h), ctxio.NewReader(ctx, r))
+	if err == nil {
+		err = tmp.Sync() // the rename that follows must not outlive the data in a power cut
+	}
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
 	}

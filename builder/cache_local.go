@@ -223,6 +223,9 @@ func copyBlob(ctx context.Context, l v1.Layer, path string, want v1.Hash) error 
 	}
 	h := sha256.New()
 	_, err = io.Copy(io.MultiWriter(f, h), ctxio.NewReader(ctx, rc))
+	if err == nil {
+		err = f.Sync() // the rename that follows must not outlive the data in a power cut
+	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}

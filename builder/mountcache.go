@@ -14,6 +14,8 @@ import (
 
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 	"golang.org/x/sys/unix"
+
+	"github.com/kiln-build/kiln/atomicfile"
 )
 
 // DefaultMountCacheMaxBytes bounds the RUN --mount=type=cache directories of a
@@ -97,7 +99,7 @@ func (c *mountCache) acquire(ctx context.Context, m runMount, seed *cacheSeed, s
 		return "", nil, err
 	}
 	if _, err := os.Stat(filepath.Join(entry, "id")); errors.Is(err, fs.ErrNotExist) {
-		if err := os.WriteFile(filepath.Join(entry, "id"), []byte(id), 0o600); err != nil {
+		if err := atomicfile.WriteFile(filepath.Join(entry, "id"), []byte(id), 0o600); err != nil {
 			return "", nil, err
 		}
 	}

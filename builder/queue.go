@@ -2,6 +2,7 @@ package builder
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -17,6 +18,8 @@ import (
 // lock, which builder.Build takes.
 type Queue struct {
 	slots int
+	// maxQueued bounds the builds waiting for a slot; 0 means no bound.
+	maxQueued int
 
 	mu      sync.Mutex
 	running int
@@ -28,21 +31,78 @@ type waiter struct {
 	moved   chan struct{} // signalled when the waiter's position changed
 }
 
+// QueueOption configures a Queue.
+type QueueOption func(*Queue)
+
+// WithMaxQueued bounds the builds that may wait for a slot at once: Acquire refuses
+// more with a *QueueFullError. n <= 0 means no bound.
+func WithMaxQueued(n int) QueueOption {
+	return func(q *Queue) { q.maxQueued = max(n, 0) }
+}
+
+// QueueFullError is Acquire's refusal when the queue already holds its most waiting
+// builds (kiln serve's --max-queued-builds). Front doors answer it with "try again
+// later": HTTP 503, gRPC ResourceExhausted.
+type QueueFullError struct {
+	// Max is the bound that was reached.
+	Max int
+}
+
+// Error says what was refused and which flag sets the bound.
+func (e *QueueFullError) Error() string {
+	return fmt.Sprintf("the build queue is full: %d build(s) already wait for a build slot (kiln serve --max-queued-builds %d); try again later", e.Max, e.Max)
+}
+
+// IsQueueFull reports whether err is, or wraps, a *QueueFullError.
+func IsQueueFull(err error) bool {
+	var qf *QueueFullError
+	return errors.As(err, &qf)
+}
+
 // NewQueue returns a queue of slots build slots (at least one); in-place workspaces
 // get one whatever slots says.
-func NewQueue(ws Workspace, slots int) *Queue {
+func NewQueue(ws Workspace, slots int, opts ...QueueOption) *Queue {
 	if ws.InPlace() {
 		slots = 1
 	}
 	if slots < 1 {
 		slots = 1
 	}
-	return &Queue{slots: slots}
+	q := &Queue{slots: slots}
+	for _, o := range opts {
+		o(q)
+	}
+	return q
+}
+
+// Admit returns the *QueueFullError Acquire would return for a build arriving now
+// (every slot is taken and the queue holds its most waiting builds), or nil. A front
+// door asks before it receives a build context, so that a refused client uploads
+// nothing; the answer may be stale by the time it calls Acquire, which decides.
+func (q *Queue) Admit() error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.fullLocked() {
+		return &QueueFullError{Max: q.maxQueued}
+	}
+	return nil
+}
+
+func (q *Queue) fullLocked() bool {
+	return q.maxQueued > 0 && q.running >= q.slots && len(q.waiting) >= q.maxQueued
+}
+
+// Waiting returns the number of builds waiting for a slot.
+func (q *Queue) Waiting() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.waiting)
 }
 
 // Acquire waits for a slot, calling report with the number of builds ahead whenever
 // it has to wait or that number changes. It returns the function that gives the slot
-// back, or ctx's error if the client left first.
+// back, ctx's error if the client left first (its place in the queue is given up), or
+// a *QueueFullError without waiting when the queue is bounded and full.
 func (q *Queue) Acquire(ctx context.Context, report func(string)) (release func(), err error) {
 	if err := q.slot(ctx, report); err != nil {
 		return nil, err
@@ -58,6 +118,10 @@ func (q *Queue) slot(ctx context.Context, report func(string)) error {
 		q.running++
 		q.mu.Unlock()
 		return nil
+	}
+	if q.fullLocked() {
+		q.mu.Unlock()
+		return &QueueFullError{Max: q.maxQueued}
 	}
 	w := &waiter{granted: make(chan struct{}), moved: make(chan struct{}, 1)}
 	q.waiting = append(q.waiting, w)

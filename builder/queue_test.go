@@ -2,6 +2,7 @@ package builder
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -134,4 +135,79 @@ func TestBuildQueueCancelWhileWaiting(t *testing.T) {
 	r3.wait(t, "Waiting for the build slot: 1 build(s) ahead")
 	first()
 	granted(t, third)()
+}
+
+func TestBuildQueueBounded(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name      string
+		slots     int
+		maxQueued int
+		// holders acquire first and keep their slot or place; then one more arrives.
+		holders  int
+		wantFull bool
+	}{
+		{name: "unbounded", slots: 1, maxQueued: 0, holders: 5, wantFull: false},
+		{name: "room in the queue", slots: 1, maxQueued: 2, holders: 2, wantFull: false},
+		{name: "queue full", slots: 1, maxQueued: 2, holders: 3, wantFull: true},
+		{name: "free slot, empty bound", slots: 2, maxQueued: 1, holders: 1, wantFull: false},
+		{name: "two slots, queue full", slots: 2, maxQueued: 1, holders: 3, wantFull: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			q := NewQueue(Workspace{}, tt.slots, WithMaxQueued(tt.maxQueued))
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			for i := range tt.holders {
+				r := newReports()
+				ch := acquireAsync(ctx, q, r)
+				if i < tt.slots {
+					defer granted(t, ch)()
+				} else {
+					<-r.seen // queued
+				}
+			}
+			if got := q.Admit() != nil; got != tt.wantFull {
+				t.Fatalf("Admit() refuses = %v, want %v", got, tt.wantFull)
+			}
+			if !tt.wantFull {
+				return
+			}
+			_, err := q.Acquire(ctx, func(string) { t.Error("a refused build was queued") })
+			if !IsQueueFull(err) {
+				t.Fatalf("Acquire on a full queue: %v, want a QueueFullError", err)
+			}
+			if want := "--max-queued-builds"; !strings.Contains(err.Error(), want) {
+				t.Fatalf("error %q does not name %s", err, want)
+			}
+		})
+	}
+}
+
+// A client that leaves while queued gives its place up: the bounded queue takes the
+// next build.
+func TestBuildQueueBoundedCancelFreesPlace(t *testing.T) {
+	t.Parallel()
+	q := NewQueue(Workspace{}, 1, WithMaxQueued(1))
+	first := granted(t, acquireAsync(context.Background(), q, newReports()))
+	ctx, cancel := context.WithCancel(context.Background())
+	r := newReports()
+	queued := acquireAsync(ctx, q, r)
+	<-r.seen
+	if q.Admit() == nil {
+		t.Fatal("the queue of one waiting build is not full")
+	}
+	cancel()
+	if _, ok := <-queued; ok {
+		t.Fatal("a cancelled waiter got the slot")
+	}
+	if n := q.Waiting(); n != 0 {
+		t.Fatalf("%d build(s) still waiting after the client left", n)
+	}
+	r2 := newReports()
+	next := acquireAsync(context.Background(), q, r2)
+	<-r2.seen
+	first()
+	granted(t, next)()
 }

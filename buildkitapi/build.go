@@ -71,6 +71,10 @@ func (s *Server) build(ctx context.Context, j *job, attrs map[string]string, ses
 		return nil, fmt.Errorf("the client's session %s did not connect: %w", sessionID, err)
 	}
 
+	// A full queue refuses before the context is received; Acquire decides for good.
+	if err := s.cfg.Queue.Admit(); err != nil {
+		return nil, codeError(codes.ResourceExhausted, "%w", err)
+	}
 	dir, err := os.MkdirTemp(s.cfg.Workspace.StateDir, "bk-build-")
 	if err != nil {
 		return nil, err
@@ -88,6 +92,9 @@ func (s *Server) build(ctx context.Context, j *job, attrs map[string]string, ses
 	defer func() { src.release(keep) }()
 
 	release, err := s.cfg.Queue.Acquire(ctx, p.info)
+	if builder.IsQueueFull(err) {
+		return nil, codeError(codes.ResourceExhausted, "%w", err)
+	}
 	if err != nil {
 		return nil, err
 	}

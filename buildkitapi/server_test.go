@@ -33,7 +33,7 @@ type testServer struct {
 	busybox string
 }
 
-func newTestServer(t *testing.T) *testServer {
+func newTestServer(t *testing.T, opts ...func(*Config)) *testServer {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("builds do not run with -short")
@@ -57,12 +57,16 @@ func newTestServer(t *testing.T) *testServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := New(Config{
+	cfg := Config{
 		Workspace: builder.Workspace{Isolation: isolation.Chroot, StateDir: state, Cache: steps,
 			MountCacheDir: filepath.Join(dir, "cache", "mounts")}, // as kiln serve has
 		Store: st,
 		Log:   lg,
-	})
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	s, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

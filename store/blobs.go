@@ -15,6 +15,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
+	"github.com/kiln-build/kiln/atomicfile"
 	"github.com/kiln-build/kiln/compression"
 	"github.com/kiln-build/kiln/ctxio"
 )
@@ -184,7 +185,8 @@ func (s *Store) writeBlob(ctx context.Context, want v1.Hash, size int64, rc io.R
 	if err = os.Rename(tmp.Name(), s.blobPath(want)); err != nil {
 		return fmt.Errorf("blob %s: %w", want, err)
 	}
-	return nil
+	// The index that will name the blob is synced: so is the blob's name, first.
+	return atomicfile.SyncDir(filepath.Dir(s.blobPath(want)))
 }
 
 // contentSize returns a layer blob's unpacked size as dockerd reports image sizes: the

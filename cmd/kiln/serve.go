@@ -35,6 +35,10 @@ const defaultStateDir = "/var/lib/kiln"
 // up (kill RUN, reset the root) before it closes their connections anyway.
 const shutdownGrace = 30 * time.Second
 
+// defaultMaxQueuedBuilds is --max-queued-builds' default: enough for a busy CI, small
+// enough that a flood of builds is refused rather than held open.
+const defaultMaxQueuedBuilds = 100
+
 // serveFlags holds the values of kiln serve's flags. The listener and TLS flags are
 // dockerd's, so a dockerd command line's -H and --tls* parts carry over.
 type serveFlags struct {
@@ -53,6 +57,7 @@ type serveFlags struct {
 	ignoreVarRun bool
 
 	maxConcurrentBuilds     int
+	maxQueuedBuilds         int
 	maxContextSize          string
 	maxContextEntries       int
 	contextMemory           string
@@ -134,6 +139,7 @@ func addServeFlags(fs *pflag.FlagSet, f *serveFlags) {
 	fs.BoolVar(&f.ignoreVarRun, "ignore-var-run", true, "Ignore /var/run in in-place builds (it often holds mounted sockets).")
 
 	fs.IntVar(&f.maxConcurrentBuilds, "max-concurrent-builds", 1, "Builds that run at once in chroot isolation; others wait their turn. In-place builds always run one at a time.")
+	fs.IntVar(&f.maxQueuedBuilds, "max-queued-builds", defaultMaxQueuedBuilds, "Builds that may wait for a slot at once (both front doors together); more are refused at once (HTTP 503, gRPC RESOURCE_EXHAUSTED) before their context is received. 0: no bound.")
 	fs.StringVar(&f.maxContextSize, "max-context-size", "32GiB", "Largest build context a build may upload or make the server fetch (remote= URL, git, bucket), counted uncompressed: bytes or a size such as 512MiB or 4GiB.")
 	fs.StringVar(&f.contextMemory, "context-memory", "256MiB", "How much of a build context may be extracted into memory (a tmpfs, --context-memory-dir) before it moves to the state directory; creating many small files costs a tenth of what it costs on a disk. 0 turns it off. At most a quarter of the tmpfs's free space is used.")
 	fs.StringVar(&f.contextMemoryDir, "context-memory-dir", "/dev/shm", "The tmpfs --context-memory uses; when it is not a tmpfs, contexts go to the state directory.")
@@ -196,6 +202,17 @@ func startDaemon(ctx context.Context, f *serveFlags, h host, stderr io.Writer) (
 	if err := os.MkdirAll(cfg.build.Workspace.StateDir, 0o700); err != nil {
 		return nil, fmt.Errorf("--state-dir: %w", err)
 	}
+	// Builds a killed server left half done go before anything else reads the state.
+	lock, err := recoverState(cfg.stateDir, lg)
+	if err != nil {
+		return nil, err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			lock.Close()
+		}
+	}()
 	// The step cache ("Using cache") lives beside builds/, on the same filesystem, so a
 	// build's layers are hard-linked into it rather than copied.
 	steps, err := builder.NewLocalCache(filepath.Join(cfg.stateDir, "cache", "build"))
@@ -217,15 +234,18 @@ func startDaemon(ctx context.Context, f *serveFlags, h host, stderr io.Writer) (
 	if err != nil {
 		return nil, fmt.Errorf("opening the image store %s: %w", storeDir, err)
 	}
-	// Blobs of images deleted while a push or a crash held them are collected now.
-	if n, err := st.CollectGarbage(ctx); err != nil {
+	// Blobs of images deleted while a push or a crash held them are collected now,
+	// with store/tmp/: not while another server on the directory may be writing there.
+	if !lock.alone {
+		lg.Info("Not collecting the image store's garbage at start-up: another kiln serve uses it")
+	} else if n, err := st.CollectGarbage(ctx); err != nil {
 		lg.WithError(err).Warn("Collecting unreferenced blobs in the image store")
 	} else if n > 0 {
 		lg.Infof("Collected %d bytes of unreferenced blobs in the image store", n)
 	}
 	opts = append(opts, apiserver.WithStore(st))
 	// Both front doors take their build slots from one queue.
-	cfg.build.Queue = builder.NewQueue(cfg.build.Workspace, cfg.build.MaxConcurrent)
+	cfg.build.Queue = builder.NewQueue(cfg.build.Workspace, cfg.build.MaxConcurrent, builder.WithMaxQueued(f.maxQueuedBuilds))
 	bk, err := buildkitapi.New(buildkitConfig(cfg.build, st, lg))
 	if err != nil {
 		return nil, fmt.Errorf("starting the BuildKit front door: %w", err)
@@ -238,6 +258,8 @@ func startDaemon(ctx context.Context, f *serveFlags, h host, stderr io.Writer) (
 		bk.Close()
 		return nil, err
 	}
+	d.stateLock = lock
+	ok = true
 	d.start(api.Handler(), bk)
 	lg.Infof("kiln %s serving the Docker Engine API %s (isolation %s, state in %s, fetch policy %s)",
 		version, apiserver.APIVersion, cfg.build.Workspace.Isolation, cfg.stateDir, fetchPolicyName(cfg.build.Workspace.Fetch))
@@ -311,6 +333,9 @@ func planServe(f *serveFlags, h host, keychain authn.Keychain) (*serveConfig, er
 	}
 	if f.maxConcurrentBuilds < 1 {
 		return nil, fmt.Errorf("--max-concurrent-builds %d: must be at least 1", f.maxConcurrentBuilds)
+	}
+	if f.maxQueuedBuilds < 0 {
+		return nil, fmt.Errorf("--max-queued-builds %d: must be 0 (no bound) or more", f.maxQueuedBuilds)
 	}
 
 	// In place, a reset root would delete a socket kiln listens on outside the state

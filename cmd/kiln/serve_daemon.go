@@ -35,6 +35,8 @@ type daemon struct {
 	// errc receives the first listener that fails.
 	errc      chan error
 	logWriter io.Closer
+	// stateLock is the server's hold on --state-dir (recoverState).
+	stateLock io.Closer
 }
 
 // listenAll opens every listener cfg names. Nothing is left listening when one fails.
@@ -133,6 +135,9 @@ func (d *daemon) wait(ctx context.Context) error {
 	}
 	d.closeListeners() // Shutdown closed them; this removes what a failed Serve left
 	_ = d.logWriter.Close()
+	if d.stateLock != nil {
+		_ = d.stateLock.Close()
+	}
 	return err
 }
 

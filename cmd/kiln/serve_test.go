@@ -219,6 +219,7 @@ func TestServeRefuses(t *testing.T) {
 		{"missing token file", []string{"--auth-token-file", filepath.Join(dir, "nope")}, "--auth-token-file"},
 		{"empty token file", []string{"--auth-token-file", emptyToken}, "is empty"},
 		{"no builds allowed", []string{"--max-concurrent-builds=0"}, "at least 1"},
+		{"negative queue bound", []string{"--max-queued-builds=-1"}, "--max-queued-builds -1"},
 		{"bad log format", []string{"--log-format=xml"}, "--log-format"},
 		{"positional argument", []string{"now"}, "unknown command"},
 		// The socket made for the first listener goes away when the second fails.

@@ -22,14 +22,21 @@ type server struct {
 	state  string
 	cmd    *exec.Cmd
 	log    *os.File
+	done   <-chan struct{} // closed when cmd has exited
 }
 
 // startServer runs `kiln serve` on a unix socket in a temporary state directory with
 // chroot isolation, waits until it answers /_ping, and stops it when the test ends.
 func startServer(t *testing.T, args ...string) *server {
 	t.Helper()
+	return startServerOn(t, nil, args...)
+}
+
+// startServerOn is startServer that first calls prepare (when not nil) with the state
+// directory's path, to put a filesystem there.
+func startServerOn(t *testing.T, prepare func(state string), args ...string) *server {
+	t.Helper()
 	testworld.RequireRoot(t)
-	kiln := testworld.KilnBinary(t)
 	dir, err := os.MkdirTemp("", "kiln-serve-") // short: unix socket paths are limited
 	if err != nil {
 		t.Fatal(err)
@@ -37,26 +44,40 @@ func startServer(t *testing.T, args ...string) *server {
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	s := &server{socket: filepath.Join(dir, "kiln.sock"), state: filepath.Join(dir, "state")}
 	s.host = "unix://" + s.socket
-	s.log, err = os.Create(filepath.Join(dir, "serve.log"))
+	if prepare != nil {
+		prepare(s.state)
+	}
+	s.launch(t, args...)
+	return s
+}
+
+// launch starts `kiln serve` on s's socket and state directory (again, after kill9),
+// waits until it answers /_ping, and stops it when the test ends.
+func (s *server) launch(t *testing.T, args ...string) {
+	t.Helper()
+	var err error
+	s.log, err = os.OpenFile(filepath.Join(filepath.Dir(s.socket), "serve.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		t.Fatal(err)
 	}
 	all := append([]string{"serve", "-H", s.host, "--state-dir", s.state, "--isolation", "chroot"}, args...)
-	s.cmd = exec.Command(kiln, all...)
-	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
+	cmd := exec.Command(testworld.KilnBinary(t), all...)
+	s.cmd = cmd
+	cmd.Stdout, cmd.Stderr = s.log, s.log
 	// Its own process group: whatever it leaves running goes with it.
-	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := s.cmd.Start(); err != nil {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	s.done = done
 	t.Cleanup(func() {
-		_ = s.cmd.Process.Signal(os.Interrupt)
-		done := make(chan struct{})
-		go func() { _ = s.cmd.Wait(); close(done) }()
+		_ = cmd.Process.Signal(os.Interrupt)
 		select {
 		case <-done:
 		case <-time.After(10 * time.Second):
-			_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 			<-done
 		}
 		if t.Failed() {
@@ -73,14 +94,32 @@ func startServer(t *testing.T, args ...string) *server {
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return s
+				return
 			}
+		}
+		select {
+		case <-done:
+			data, _ := os.ReadFile(s.log.Name())
+			t.Fatalf("kiln serve exited before answering /_ping\n%s", tail(string(data), 4000))
+		default:
 		}
 		if time.Now().After(deadline) {
 			data, _ := os.ReadFile(s.log.Name())
 			t.Fatalf("kiln serve did not answer /_ping: %v\n%s", err, data)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// kill9 kills the server with SIGKILL, as a crash or the OOM killer would, and waits
+// for it to be gone.
+func (s *server) kill9(t *testing.T) {
+	t.Helper()
+	_ = s.cmd.Process.Signal(syscall.SIGKILL)
+	select {
+	case <-s.done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("kiln serve survived SIGKILL")
 	}
 }
 
