@@ -81,7 +81,9 @@ func TestFetchPolicyFlags(t *testing.T) {
 
 // guardCheck is g's CheckDial, or one allowing everything when g is nil (open).
 func guardCheck(g any) func(address, resolved string) error {
-	type guard interface{ CheckDial(address, resolved string) error }
+	type guard interface {
+		CheckDial(address, resolved string) error
+	}
 	if gg, ok := g.(guard); ok {
 		return gg.CheckDial
 	}
