@@ -133,6 +133,7 @@ func MountPoints() ([]string, error) {
 // mountInfo is the part of a /proc/self/mountinfo line kiln uses.
 type mountInfo struct {
 	point   string // mount point, unescaped
+	root    string // the mounted filesystem's directory (a cgroup path for cgroupfs)
 	fstype  string
 	options string // super options, e.g. overlay's lowerdir=…,upperdir=…
 }
@@ -156,7 +157,7 @@ func parseMountInfo(data []byte) []mountInfo {
 		if len(fields) < 5 || sep < 0 || sep+1 >= len(fields) {
 			continue
 		}
-		m := mountInfo{point: unescapeMount(fields[4]), fstype: fields[sep+1]}
+		m := mountInfo{point: unescapeMount(fields[4]), root: unescapeMount(fields[3]), fstype: fields[sep+1]}
 		if sep+3 < len(fields) {
 			m.options = fields[sep+3]
 		}
