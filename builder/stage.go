@@ -247,7 +247,11 @@ func (s *stage) prepareRoot(ctx context.Context) error {
 		}
 		// Docker names a RUN container's host after the container's short ID.
 		s.hostname = randomID()[:12]
-		s.runner = isolation.NewChroot(s.root, isolation.WithHostname(s.hostname), isolation.WithScratchDir(b.tmpDir))
+		opts := []isolation.ChrootOption{isolation.WithHostname(s.hostname), isolation.WithScratchDir(b.tmpDir)}
+		if b.ws.Cgroups != nil {
+			opts = append(opts, isolation.WithCgroups(b.ws.Cgroups))
+		}
+		s.runner = isolation.NewChroot(s.root, opts...)
 	case isolation.InPlace:
 		s.root = b.ws.rootDir()
 		s.runner = isolation.NewInPlace()

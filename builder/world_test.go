@@ -63,6 +63,8 @@ type buildCase struct {
 	noNetwork  bool // Request.NoNetwork (docker build --network=none)
 	ssh        builder.SSHAgents
 	knownHosts string // Workspace.SSHKnownHostsFile
+	limits     isolation.Limits
+	workspace  func(*builder.Workspace) // edits the workspace before the build
 }
 
 func (w *world) build(t *testing.T, c buildCase) (*builder.Result, []builder.Event, error) {
@@ -81,6 +83,10 @@ func (w *world) build(t *testing.T, c buildCase) (*builder.Result, []builder.Eve
 	}
 	df := strings.ReplaceAll(c.dockerfile, "BUSYBOX", w.busybox)
 	var events []builder.Event
+	ws := builder.Workspace{Isolation: isolation.Chroot, StateDir: t.TempDir(), AllowInsecure: c.insecure, SSHKnownHostsFile: c.knownHosts}
+	if c.workspace != nil {
+		c.workspace(&ws)
+	}
 	res, err := builder.Build(context.Background(), &builder.Request{
 		Dockerfile:     []byte(df),
 		Context:        bctx,
@@ -91,8 +97,9 @@ func (w *world) build(t *testing.T, c buildCase) (*builder.Result, []builder.Eve
 		Reproducible:   c.repro,
 		NoNetwork:      c.noNetwork,
 		SSH:            c.ssh,
+		Limits:         c.limits,
 	},
-		builder.WithWorkspace(builder.Workspace{Isolation: isolation.Chroot, StateDir: t.TempDir(), AllowInsecure: c.insecure, SSHKnownHostsFile: c.knownHosts}),
+		builder.WithWorkspace(ws),
 		builder.WithEvents(func(e builder.Event) { events = append(events, e) }),
 	)
 	return res, events, err

@@ -26,7 +26,7 @@ type runCgroup struct {
 // newRunCgroup creates a RUN cgroup with l's limits. A limit whose controller is
 // missing is refused, named by its parameter.
 func (c *Cgroups) newRunCgroup(l Limits) (rc *runCgroup, err error) {
-	for _, p := range l.needsCgroup() {
+	for _, p := range l.NeedsCgroup() {
 		if !c.supports(p) {
 			return nil, fmt.Errorf("%s: the cgroup controller for this limit is not available to kiln (%s)", p, c)
 		}

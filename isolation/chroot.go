@@ -157,7 +157,7 @@ func (r *chrootRunner) Run(ctx context.Context, p Process) (err error) {
 		return fmt.Errorf("build root %s is not a directory", root)
 	}
 	var cg *runCgroup
-	if names := p.Limits.needsCgroup(); len(names) > 0 {
+	if names := p.Limits.NeedsCgroup(); len(names) > 0 {
 		if r.cgroups == nil {
 			return fmt.Errorf("%s: resource limits need a writable cgroup, and this kiln has none "+
 				"(see docs/security.md, \"Resource limits\")", strings.Join(names, ", "))

@@ -137,7 +137,7 @@ func sameGroups(groups []uint32) bool {
 // inPlaceLimits refuses the limits the in-place runner cannot apply: it puts RUN in no
 // cgroup and mounts no /dev/shm of its own.
 func inPlaceLimits(l Limits) error {
-	names := l.needsCgroup()
+	names := l.NeedsCgroup()
 	if len(l.Ulimits) > 0 {
 		names = append(names, "ulimits")
 	}

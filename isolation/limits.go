@@ -87,9 +87,9 @@ func ParseUlimit(s string) (Ulimit, error) {
 	return u, u.Check()
 }
 
-// needsCgroup lists the limits of l that only a cgroup can enforce, by the name of
-// their docker build parameter.
-func (l Limits) needsCgroup() []string {
+// NeedsCgroup lists the limits of l that only a cgroup can enforce, by the name of
+// their /build parameter (pids: kiln serve --build-pids).
+func (l Limits) NeedsCgroup() []string {
 	var names []string
 	for _, f := range []struct {
 		name string
