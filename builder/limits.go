@@ -8,6 +8,16 @@ import (
 	"github.com/kiln-build/kiln/isolation"
 )
 
+// Limits are a build's resource limits (see isolation.Limits); the alias lets front
+// doors fill Request.Limits without importing isolation.
+type Limits = isolation.Limits
+
+// Ulimit is one --ulimit (see isolation.Ulimit).
+type Ulimit = isolation.Ulimit
+
+// ParseUlimit parses docker's --ulimit spelling, "name=soft[:hard]".
+func ParseUlimit(s string) (Ulimit, error) { return isolation.ParseUlimit(s) }
+
 // minMemory is dockerd's smallest memory limit (daemon/daemon_unix.go).
 const minMemory = 6 << 20
 

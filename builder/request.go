@@ -70,7 +70,7 @@ type Request struct {
 	// Limits are the resource limits of every RUN (/build's memory, memswap, pids,
 	// cpu*, shmsize and ulimits; buildx's --shm-size and --ulimit), capped by the
 	// workspace's MaxMemory and MaxPids. They need chroot isolation.
-	Limits isolation.Limits
+	Limits Limits
 
 	// Secrets supplies RUN --mount=type=secret (kiln build --secret, the BuildKit
 	// session); nil means the build has none: a required secret fails its RUN, an

@@ -159,7 +159,7 @@ func (c *Cgroups) String() string {
 func (c *Cgroups) supports(param string) bool {
 	ctl := map[string]string{
 		"memory": "memory", "memswap": "memory", "pids": "pids",
-		"cpushares": "cpu", "cpuquota": "cpu", "cpuperiod": "cpu", "cpusetcpus": "cpuset",
+		"cpushares": "cpu", "cpuquota": "cpu", "cpuperiod": "cpu", "cpusetcpus": "cpuset", "cpusetmems": "cpuset",
 	}[param]
 	if c.v2 != "" {
 		return contains(strings.Fields(string(readFile(filepath.Join(c.v2, "cgroup.subtree_control")))), ctl)

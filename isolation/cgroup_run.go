@@ -105,8 +105,12 @@ func (rc *runCgroup) setV1(c *Cgroups) error {
 		if cpus == "" {
 			cpus = strings.TrimSpace(string(readFile(filepath.Join(c.v1["cpuset"], "cpuset.cpus"))))
 		}
+		mems := l.CPUSetMems
+		if mems == "" {
+			mems = strings.TrimSpace(string(readFile(filepath.Join(c.v1["cpuset"], "cpuset.mems"))))
+		}
 		add("cpuset", "cpuset.cpus", cpus)
-		add("cpuset", "cpuset.mems", strings.TrimSpace(string(readFile(filepath.Join(c.v1["cpuset"], "cpuset.mems")))))
+		add("cpuset", "cpuset.mems", mems)
 	}
 	for _, s := range sets {
 		if err := rc.write(s.ctl, s.file, s.value); err != nil {
@@ -161,6 +165,11 @@ func (rc *runCgroup) setV2() error {
 	}
 	if l.CPUSetCPUs != "" {
 		if err := rc.write("", "cpuset.cpus", l.CPUSetCPUs); err != nil {
+			return err
+		}
+	}
+	if l.CPUSetMems != "" {
+		if err := rc.write("", "cpuset.mems", l.CPUSetMems); err != nil {
 			return err
 		}
 	}

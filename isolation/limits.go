@@ -27,6 +27,8 @@ type Limits struct {
 	CPUQuota, CPUPeriod int64
 	// CPUSetCPUs restricts RUN to these CPUs, as in "0-2,4" (--cpuset-cpus).
 	CPUSetCPUs string
+	// CPUSetMems restricts RUN to these NUMA memory nodes (--cpuset-mems).
+	CPUSetMems string
 	// ShmSize is the size of RUN's /dev/shm tmpfs in bytes (0: 64MiB, Docker's default).
 	ShmSize int64
 	// Ulimits are set with setrlimit in RUN's process before it execs (--ulimit).
@@ -97,7 +99,7 @@ func (l Limits) NeedsCgroup() []string {
 	}{
 		{"memory", l.Memory > 0}, {"memswap", l.MemorySwap > 0}, {"pids", l.Pids > 0},
 		{"cpushares", l.CPUShares > 0}, {"cpuquota", l.CPUQuota > 0}, {"cpuperiod", l.CPUPeriod > 0},
-		{"cpusetcpus", l.CPUSetCPUs != ""},
+		{"cpusetcpus", l.CPUSetCPUs != ""}, {"cpusetmems", l.CPUSetMems != ""},
 	} {
 		if f.set {
 			names = append(names, f.name)

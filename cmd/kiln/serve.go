@@ -51,6 +51,7 @@ type serveFlags struct {
 	ignoreVarRun bool
 
 	maxConcurrentBuilds     int
+	limits                  limitFlags
 	maxContextSize          string
 	maxContextEntries       int
 	contextMemory           string
@@ -130,6 +131,7 @@ func addServeFlags(fs *pflag.FlagSet, f *serveFlags) {
 	fs.BoolVar(&f.ignoreVarRun, "ignore-var-run", true, "Ignore /var/run in in-place builds (it often holds mounted sockets).")
 
 	fs.IntVar(&f.maxConcurrentBuilds, "max-concurrent-builds", 1, "Builds that run at once in chroot isolation; others wait their turn. In-place builds always run one at a time.")
+	addLimitFlags(fs, &f.limits)
 	fs.StringVar(&f.maxContextSize, "max-context-size", "32GiB", "Largest build context a build may upload or make the server fetch (remote= URL, git, bucket), counted uncompressed: bytes or a size such as 512MiB or 4GiB.")
 	fs.StringVar(&f.contextMemory, "context-memory", "256MiB", "How much of a build context may be extracted into memory (a tmpfs, --context-memory-dir) before it moves to the state directory; creating many small files costs a tenth of what it costs on a disk. 0 turns it off. At most a quarter of the tmpfs's free space is used.")
 	fs.StringVar(&f.contextMemoryDir, "context-memory-dir", "/dev/shm", "The tmpfs --context-memory uses; when it is not a tmpfs, contexts go to the state directory.")
@@ -195,6 +197,9 @@ func startDaemon(ctx context.Context, f *serveFlags, h host, stderr io.Writer) (
 		return nil, fmt.Errorf("opening the build cache: %w", err)
 	}
 	cfg.build.Workspace.Cache = steps
+	if err := openCgroups(lg, &cfg.build.Workspace); err != nil {
+		return nil, err
+	}
 	// An in-place root a crash left half built needs nothing here: every build resets
 	// the root, under the build lock, before it uses it (builder.Build).
 
@@ -370,6 +375,9 @@ func planServe(f *serveFlags, h host, keychain authn.Keychain) (*serveConfig, er
 
 		MaxContextBytes:   maxContext,
 		MaxContextEntries: f.maxContextEntries,
+	}
+	if err := f.limits.plan(&cfg.build.Workspace); err != nil {
+		return nil, err
 	}
 	cfg.build.MemoryDir, cfg.build.MemoryContextBytes = memoryContexts(f.contextMemoryDir, contextMemory)
 	if len(regs.mirrors) > 0 {
