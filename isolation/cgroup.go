@@ -99,6 +99,11 @@ func openCgroups(fsys cgroupFS) (*Cgroups, error) {
 	if v2mount == "" || !ok {
 		return nil, errors.New("no cgroup v2 or v1 memory hierarchy is mounted")
 	}
+	// Opened before (by this process or a kiln before an exec), kiln sits in its leaf
+	// already: the delegated cgroup is the leaf's parent.
+	if filepath.Base(p) == serverCgroup {
+		p = filepath.Dir(p)
+	}
 	dir := fsys.path(filepath.Join(v2mount, p))
 	return delegateV2(dir)
 }

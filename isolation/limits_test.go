@@ -127,6 +127,26 @@ func TestOpenCgroupsV2Delegated(t *testing.T) {
 	}
 }
 
+// TestOpenCgroupsV2Again: a kiln already in its leaf uses the leaf's parent, rather
+// than nesting another leaf.
+func TestOpenCgroupsV2Again(t *testing.T) {
+	t.Parallel()
+	fsys := fakeCgroupFS(t, map[string]string{
+		"proc/self/mountinfo":                      "30 1 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n",
+		"proc/42/cgroup":                           "0::/svc/" + serverCgroup + "\n",
+		"sys/fs/cgroup/svc/cgroup.controllers":     "memory pids",
+		"sys/fs/cgroup/svc/cgroup.subtree_control": "memory pids",
+		"sys/fs/cgroup/svc/cgroup.procs":           "",
+	})
+	c, err := openCgroups(fsys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := filepath.Join(fsys.root, "sys/fs/cgroup/svc"); c.v2 != want {
+		t.Errorf("v2 dir = %q, want %q", c.v2, want)
+	}
+}
+
 func TestOpenCgroupsRefusals(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
