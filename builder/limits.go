@@ -35,7 +35,7 @@ func effectiveLimits(l isolation.Limits, ws Workspace) (isolation.Limits, error)
 	case l.MemorySwap > 0 && l.MemorySwap < l.Memory:
 		return l, fmt.Errorf("memswap: Minimum memoryswap limit should be larger than memory limit, see usage")
 	case l.CPUPeriod != 0 && (l.CPUPeriod < 1000 || l.CPUPeriod > 1000000):
-		return l, fmt.Errorf("cpuperiod: CPU cfs period can not be less than 1ms (i.e. 1000) or larger than 1 second (i.e. 1000000)")
+		return l, fmt.Errorf("cpuperiod: CPU cfs period can not be less than 1ms (i.e. 1000) or larger than 1s (i.e. 1000000)")
 	case l.CPUQuota != 0 && l.CPUQuota < 1000:
 		return l, fmt.Errorf("cpuquota: CPU cfs quota can not be less than 1ms (i.e. 1000)")
 	}

@@ -111,7 +111,7 @@ func TestBuildLimitsRefused(t *testing.T) {
 		{name: "tiny memory", limits: isolation.Limits{Memory: 1 << 20}, wantErr: "memory: Minimum memory limit allowed is 6MB"},
 		{name: "swap under memory", limits: isolation.Limits{Memory: 64 << 20, MemorySwap: 32 << 20}, wantErr: "memswap: Minimum memoryswap limit should be larger"},
 		{name: "swap alone", limits: isolation.Limits{MemorySwap: 32 << 20}, wantErr: "memswap: You should always set the Memory limit"},
-		{name: "period", limits: isolation.Limits{CPUPeriod: 10}, wantErr: "cpuperiod: CPU cfs period"},
+		{name: "period", limits: isolation.Limits{CPUPeriod: 10}, wantErr: "cpuperiod: CPU cfs period can not be less than 1ms (i.e. 1000) or larger than 1s (i.e. 1000000)"},
 		{name: "quota", limits: isolation.Limits{CPUQuota: 10}, wantErr: "cpuquota: CPU cfs quota"},
 		{name: "bad ulimit", limits: isolation.Limits{Ulimits: []isolation.Ulimit{{Name: "nofile", Soft: 10, Hard: 5}}}, wantErr: "ulimits: ulimit nofile: soft limit 10"},
 	} {
