@@ -90,6 +90,8 @@ type buildFlags struct {
 	verbosity    string
 	logFormat    string
 	logTimestamp bool
+
+	limits limitFlags // --build-memory, --build-pids, --build-timeout
 }
 
 // addBuildFlags registers kiln build's flags on fs, bound to f.
@@ -144,6 +146,7 @@ func addBuildFlags(fs *pflag.FlagSet, f *buildFlags) {
 	fs.StringVar(&f.isolation, "isolation", "auto", "How RUN is isolated: chroot (a root directory per stage under --state-dir; needs root), inplace (the container's own /, like kaniko; refused outside a container without --force) or auto (inplace inside a container, chroot otherwise).")
 	fs.StringVar(&f.stateDir, "state-dir", "", "Directory for build roots, layers and scratch files. By default a new temporary directory, removed after the build; a given directory is kept.")
 	fs.BoolVar(&f.force, "force", false, "Allow an in-place build outside a container. It overwrites this machine's root filesystem.")
+	addLimitFlags(fs, &f.limits)
 
 	fs.StringVarP(&f.verbosity, "verbosity", "v", "info", "Log level: panic, fatal, error, warn, info, debug or trace.")
 	fs.StringVar(&f.logFormat, "log-format", "color", "Log format: text, color or json.")

@@ -123,3 +123,43 @@ func TestLimitFlags(t *testing.T) {
 		}
 	}
 }
+
+// TestBuildResourceCaps: kiln build takes the same caps as kiln serve; a memory hog
+// fails the build with the limit named, and a build too long for --build-timeout ends.
+func TestBuildResourceCaps(t *testing.T) {
+	needRoot(t)
+	reg := os.Getenv("KILN_TEST_REGISTRY")
+	if reg == "" {
+		t.Skip("KILN_TEST_REGISTRY is not set (scripts/world.sh up)")
+	}
+	if _, err := isolation.OpenCgroups(); err != nil {
+		t.Skipf("no writable cgroup: %v", err)
+	}
+	for _, tc := range []struct {
+		name string
+		run  string
+		args []string
+		want string
+	}{
+		{"memory", "head -c 500m /dev/zero | tail", []string{"--build-memory=64MiB", "--build-pids=64"},
+			"RUN was killed: the build's memory limit (64MiB) was reached"},
+		{"timeout", "sleep 60", []string{"--build-timeout=2s"}, "(--build-timeout 2s)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctxDir := t.TempDir()
+			df := "FROM " + reg + "/busybox:1.35\nRUN " + tc.run + "\n"
+			if err := os.WriteFile(filepath.Join(ctxDir, "Dockerfile"), []byte(df), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			var stdout, stderr strings.Builder
+			start := time.Now()
+			code := run(append([]string{"build", "-c", ctxDir, "--isolation=chroot", "--no-push"}, tc.args...), &stdout, &stderr, e2eHost(t))
+			if code == 0 || !strings.Contains(stderr.String(), tc.want) {
+				t.Errorf("exit code %d, want a failure saying %q; stderr:\n%s", code, tc.want, stderr.String())
+			}
+			if d := time.Since(start); d > time.Minute {
+				t.Errorf("the build took %s", d)
+			}
+		})
+	}
+}

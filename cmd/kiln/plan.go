@@ -278,7 +278,10 @@ func planBuild(ctx context.Context, f *buildFlags, h host) (*buildPlan, error) {
 	}
 	p.workspace = builder.Workspace{Isolation: mode, StateDir: stateDir, Ignore: ignore, BaseCache: baseCache, LockFile: lockFile,
 		SSHKnownHostsFile: knownHostsFile(f.knownHosts, h.lookupEnv)}
-	if p.workspace.AllowInsecure, err = allowInsecure(f.entitlements); err != nil {
+	if err = f.limits.plan(&p.workspace); err == nil {
+		p.workspace.AllowInsecure, err = allowInsecure(f.entitlements)
+	}
+	if err != nil {
 		if p.ownStateDir {
 			os.RemoveAll(stateDir)
 		}
