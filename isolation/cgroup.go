@@ -105,13 +105,16 @@ func openCgroups(fsys cgroupFS) (*Cgroups, error) {
 		p = filepath.Dir(p)
 	}
 	dir := fsys.path(filepath.Join(v2mount, p))
-	return delegateV2(dir)
+	// The host's root cgroup may hold processes and still hand controllers down; its
+	// processes (the whole machine's) are never moved.
+	hostRoot := p == "/" && !inNewNamespace(hostView{root: fsys.root, only: "cgroup"})
+	return delegateV2(dir, !hostRoot)
 }
 
 // delegateV2 prepares dir, this process's cgroup v2, for RUN cgroups: every process
 // in it moves to the leaf kiln-server, and the controllers kiln needs are enabled for
 // children.
-func delegateV2(dir string) (*Cgroups, error) {
+func delegateV2(dir string, moveProcs bool) (*Cgroups, error) {
 	avail := strings.Fields(string(readFile(filepath.Join(dir, "cgroup.controllers"))))
 	for _, need := range []string{"memory", "pids"} {
 		if !contains(avail, need) {
@@ -122,7 +125,7 @@ func delegateV2(dir string) (*Cgroups, error) {
 		return nil, fmt.Errorf("cgroup v2 %s is not writable (not delegated to kiln's user): %w", dir, err)
 	}
 	procs := strings.Fields(string(readFile(filepath.Join(dir, "cgroup.procs"))))
-	if len(procs) > 0 {
+	if len(procs) > 0 && moveProcs {
 		leaf := filepath.Join(dir, serverCgroup)
 		if err := os.Mkdir(leaf, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
 			return nil, fmt.Errorf("cgroup v2: %w", err)

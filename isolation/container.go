@@ -46,6 +46,8 @@ func InContainer() bool {
 type hostView struct {
 	root   string
 	getenv func(string) string
+	// only, when set, limits inNewNamespace to that namespace type.
+	only string
 }
 
 func (h hostView) read(p string) []byte {
@@ -94,6 +96,9 @@ func hasRuntimeMarker(h hostView) bool {
 
 func inNewNamespace(h hostView) bool {
 	for ns, initial := range initialNamespaces() {
+		if h.only != "" && ns != h.only {
+			continue
+		}
 		link, err := os.Readlink(filepath.Join(h.root, "proc/self/ns", ns))
 		if err != nil {
 			continue // no such namespace type in this kernel

@@ -147,6 +147,43 @@ func TestOpenCgroupsV2Again(t *testing.T) {
 	}
 }
 
+// TestOpenCgroupsV2Root: in the host's root cgroup (initial cgroup namespace) no
+// process is moved; in a container's namespace root they are, into the leaf.
+func TestOpenCgroupsV2Root(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name      string
+		nsLink    string // target of proc/self/ns/cgroup; "" for none
+		wantMoved bool
+	}{
+		{name: "host root", nsLink: "cgroup:[4026531835]"},
+		{name: "container namespace", nsLink: "cgroup:[4026532999]", wantMoved: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fsys := fakeCgroupFS(t, map[string]string{
+				"proc/self/mountinfo":                  "30 1 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n",
+				"proc/42/cgroup":                       "0::/\n",
+				"sys/fs/cgroup/cgroup.controllers":     "memory pids",
+				"sys/fs/cgroup/cgroup.subtree_control": "",
+				"sys/fs/cgroup/cgroup.procs":           "1\n42\n",
+			})
+			if err := os.MkdirAll(filepath.Join(fsys.root, "proc/self/ns"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink(tc.nsLink, filepath.Join(fsys.root, "proc/self/ns/cgroup")); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := openCgroups(fsys); err != nil {
+				t.Fatal(err)
+			}
+			_, err := os.Stat(filepath.Join(fsys.root, "sys/fs/cgroup", serverCgroup, "cgroup.procs"))
+			if moved := err == nil; moved != tc.wantMoved {
+				t.Errorf("processes moved: %v, want %v", moved, tc.wantMoved)
+			}
+		})
+	}
+}
+
 func TestOpenCgroupsRefusals(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
