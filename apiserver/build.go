@@ -118,6 +118,7 @@ func (s *Server) postBuild(w http.ResponseWriter, r *http.Request, q *builder.Qu
 		NoCache:        o.noCache,
 		Pull:           pullPolicy(o.pull),
 		NoNetwork:      o.noNetwork,
+		Limits:         o.limits,
 		Secrets:        s.build.Secrets,
 	},
 		builder.WithWorkspace(ws),

@@ -10,6 +10,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"github.com/kiln-build/kiln/builder"
 	"github.com/kiln-build/kiln/contexts"
 	"github.com/kiln-build/kiln/store"
 )
@@ -28,6 +29,7 @@ type buildOptions struct {
 	noCache    bool   // nocache=1: look nothing up in the step cache (docker build --no-cache)
 	pull       bool   // pull=1: always ask the registry for the base (docker build --pull)
 	noNetwork  bool   // networkmode=none: every RUN without network (docker build --network=none)
+	limits     builder.Limits
 }
 
 // apiError is an answer given before any output: an HTTP status and dockerd's message.
@@ -50,9 +52,9 @@ func badRequest(format string, args ...any) *apiError {
 // Parameters kiln cannot honour are refused with dockerd's message where dockerd
 // refuses them too (isolation, securityopt, squash), and with a clear one where a
 // silent no-op would change what RUN sees (extrahosts, a network other than the
-// host's). Resource limits (memory, memswap, shmsize, cpu*, cgroupparent, ulimits)
-// are accepted and not applied: RUN runs under the server's own limits, and a build
-// that fits in them produces the same image. nocache skips step-cache lookups (the
+// host's). Resource limits (memory, memswap, cpushares, cpuquota, cpuperiod,
+// cpusetcpus, cpusetmems, shmsize, ulimits) become the build's Limits, applied to
+// every RUN (parseLimits); cgroupparent is refused. nocache skips step-cache lookups (the
 // results are still stored, as dockerd does); pull always asks the registry for the base
 // image instead of using the base cache. cachefrom is validated and unused: the server's
 // own cache serves every build. rm and forcerm are accepted: kiln leaves
@@ -120,13 +122,11 @@ func parseBuildOptions(q url.Values) (*buildOptions, *apiError) {
 	if err := jsonParam(q, "cachefrom", &cacheFrom); err != nil {
 		return nil, badRequest("error reading cache-from: %s", err)
 	}
-	var ulimits []struct {
-		Name       string
-		Hard, Soft int64
+	limits, aerr := parseLimits(q)
+	if aerr != nil {
+		return nil, aerr
 	}
-	if err := jsonParam(q, "ulimits", &ulimits); err != nil {
-		return nil, badRequest("error reading ulimit settings: %s", err)
-	}
+	o.limits = limits
 	if p := q.Get("platform"); p != "" {
 		if _, err := v1.ParsePlatform(p); err != nil {
 			return nil, badRequest("%q: invalid platform: %s", p, err)

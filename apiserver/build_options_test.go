@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/kiln-build/kiln/builder"
 )
 
 func str(s string) *string { return &s }
@@ -23,9 +25,48 @@ func TestParseBuildOptions(t *testing.T) {
 		query: "dockerfile=Dockerfile&t=app&version=1",
 		want:  &buildOptions{dockerfile: "Dockerfile", typed: []string{"app"}},
 	}, {
-		name:  "everything build-misc-flags-ok sends is accepted",
-		query: `buildargs=%7B%22X%22%3A%22a%3Db%22%7D&cachefrom=%5B%22busybox%3Alocal%22%5D&cgroupparent=apicap&cpuperiod=100000&cpuquota=50000&cpusetcpus=0&cpusetmems=0&cpushares=512&dockerfile=Dockerfile&forcerm=1&memory=268435456&memswap=536870912&rm=0&shmsize=134217728&t=apicap-misc&ulimits=%5B%7B%22Name%22%3A%22nofile%22%2C%22Hard%22%3A2048%2C%22Soft%22%3A1024%7D%5D&version=1`,
-		want:  &buildOptions{dockerfile: "Dockerfile", typed: []string{"apicap-misc"}, buildArgs: map[string]*string{"X": str("a=b")}},
+		name:  "build-misc-flags-ok's resource limits are the build's (without its cgroupparent)",
+		query: `buildargs=%7B%22X%22%3A%22a%3Db%22%7D&cachefrom=%5B%22busybox%3Alocal%22%5D&cpuperiod=100000&cpuquota=50000&cpusetcpus=0&cpusetmems=0&cpushares=512&dockerfile=Dockerfile&forcerm=1&memory=268435456&memswap=536870912&rm=0&shmsize=134217728&t=apicap-misc&ulimits=%5B%7B%22Name%22%3A%22nofile%22%2C%22Hard%22%3A2048%2C%22Soft%22%3A1024%7D%5D&version=1`,
+		want: &buildOptions{dockerfile: "Dockerfile", typed: []string{"apicap-misc"}, buildArgs: map[string]*string{"X": str("a=b")},
+			limits: builder.Limits{
+				Memory: 268435456, MemorySwap: 536870912, CPUShares: 512, CPUQuota: 50000, CPUPeriod: 100000,
+				CPUSetCPUs: "0", CPUSetMems: "0", ShmSize: 134217728,
+				Ulimits: []builder.Ulimit{{Name: "nofile", Soft: 1024, Hard: 2048}},
+			}},
+	}, {
+		name:  "what the classic docker CLI sends without resource flags: no limits",
+		query: `cgroupparent=&cpuperiod=0&cpuquota=0&cpusetcpus=&cpusetmems=&cpushares=0&memory=0&memswap=0&shmsize=0&ulimits=null&version=1`,
+		want:  &buildOptions{},
+	}, {
+		name: "cgroupparent is refused", query: "cgroupparent=apicap",
+		status: 400, msg: "cgroupparent (--cgroup-parent) is not supported by kiln: the server puts each RUN in a cgroup of its own under its own",
+	}, {
+		name: "memory not a number", query: "memory=1g",
+		status: 400, msg: `memory: "1g" is not a number of bytes or microseconds`,
+	}, {
+		name: "memswap not a number", query: "memswap=x",
+		status: 400, msg: `memswap: "x" is not a number of bytes or microseconds`,
+	}, {
+		name: "cpushares not a number", query: "cpushares=x",
+		status: 400, msg: `cpushares: "x" is not a number of bytes or microseconds`,
+	}, {
+		name: "cpuquota not a number", query: "cpuquota=x",
+		status: 400, msg: `cpuquota: "x" is not a number of bytes or microseconds`,
+	}, {
+		name: "cpuperiod not a number", query: "cpuperiod=x",
+		status: 400, msg: `cpuperiod: "x" is not a number of bytes or microseconds`,
+	}, {
+		name: "shmsize not a number", query: "shmsize=64m",
+		status: 400, msg: `shmsize: "64m" is not a number of bytes or microseconds`,
+	}, {
+		name: "ulimits not JSON", query: "ulimits={",
+		status: 400, msg: "error reading ulimit settings: unexpected end of JSON input",
+	}, {
+		name: "ulimits with an unknown name", query: `ulimits=[{"Name":"bogus","Soft":1,"Hard":1}]`,
+		status: 400,
+	}, {
+		name: "ulimits soft above hard", query: `ulimits=[{"Name":"nofile","Soft":10,"Hard":5}]`,
+		status: 400, msg: "ulimits: ulimit nofile: soft limit 10 must not exceed hard limit 5",
 	}, {
 		name:  "build args with null, labels, target, platform, quiet, repeated t",
 		query: `buildargs={"A":"1","UNSET":null}&labels={"l":"v"}&target=base&platform=Linux/AMD64&q=1&t=a&t=127.0.0.1:5000/b:2&networkmode=host&nocache=1&pull=1`,

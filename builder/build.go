@@ -43,7 +43,9 @@ type build struct {
 	req  *Request
 	ws   Workspace
 	emit func(Event)
-	df   *dockerfile
+	// limits are the request's resource limits under the workspace's caps.
+	limits isolation.Limits
+	df     *dockerfile
 	// stageSteps counts the instructions announced so far per stage index.
 	stageSteps map[int]int
 	args       *buildArgs
@@ -103,6 +105,27 @@ func Build(ctx context.Context, req *Request, opts ...Option) (*Result, error) {
 	if req.Context == nil {
 		return nil, errors.New("builder: the request has no build context")
 	}
+	limits, err := effectiveLimits(req.Limits, ws)
+	if err != nil {
+		return nil, err
+	}
+	if ws.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeoutCause(ctx, ws.Timeout, &TimeoutError{Timeout: ws.Timeout})
+		defer cancel()
+		res, err := runBuild(ctx, req, s, limits)
+		var te *TimeoutError
+		if err != nil && errors.As(context.Cause(ctx), &te) {
+			return nil, te
+		}
+		return res, err
+	}
+	return runBuild(ctx, req, s, limits)
+}
+
+// runBuild is Build once the settings are read.
+func runBuild(ctx context.Context, req *Request, s settings, limits isolation.Limits) (*Result, error) {
+	ws := s.workspace
 	platform, err := parsePlatform(req.Platform)
 	if err != nil {
 		return nil, err
@@ -116,6 +139,7 @@ func Build(ctx context.Context, req *Request, opts ...Option) (*Result, error) {
 	b := &build{
 		req:      req,
 		ws:       ws,
+		limits:   limits,
 		emit:     s.events,
 		df:       df,
 		args:     newBuildArgs(req.BuildArgs),

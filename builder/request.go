@@ -2,6 +2,7 @@ package builder
 
 import (
 	"net/http"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -66,6 +67,10 @@ type Request struct {
 	// server's network, as in BuildKit, where the flag overrides the build's mode.
 	// It needs chroot isolation.
 	NoNetwork bool
+	// Limits are the resource limits of every RUN (/build's memory, memswap, pids,
+	// cpu*, shmsize and ulimits; buildx's --shm-size and --ulimit), capped by the
+	// workspace's MaxMemory and MaxPids. They need chroot isolation.
+	Limits Limits
 
 	// Secrets supplies RUN --mount=type=secret (kiln build --secret, the BuildKit
 	// session); nil means the build has none: a required secret fails its RUN, an
@@ -136,6 +141,16 @@ type Workspace struct {
 	// allows everything). Base-image pulls and pushes go to the registries the
 	// operator configures and are not held to it.
 	Fetch nettimeout.Guard
+
+	// Cgroups is where chroot RUNs get a cgroup of their own carrying the build's
+	// memory, pids and cpu limits (isolation.OpenCgroups); nil refuses such limits.
+	Cgroups *isolation.Cgroups
+	// MaxMemory and MaxPids cap every RUN of every build (kiln serve --build-memory,
+	// --build-pids), whatever the request asks; 0 is no cap. With MaxMemory, memory
+	// plus swap is capped at it too.
+	MaxMemory, MaxPids int64
+	// Timeout cancels a build that runs longer (kiln serve --build-timeout); 0 is none.
+	Timeout time.Duration
 
 	// root replaces "/" as the in-place root in tests.
 	root string

@@ -103,6 +103,7 @@ func (s *stage) run(ctx context.Context, c *instructions.RunCommand) error {
 
 		NoNetwork: noNetwork,
 		Insecure:  insecure,
+		Limits:    s.b.limits,
 	})
 	pm.close() // before the snapshot: no agent proxy outlives its RUN
 	if aerr := pm.agentError(); aerr != nil {

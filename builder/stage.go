@@ -251,6 +251,9 @@ func (s *stage) prepareRoot(ctx context.Context) error {
 		if b.ws.SeccompUnconfined {
 			opts = append(opts, isolation.WithSeccompUnconfined())
 		}
+		if b.ws.Cgroups != nil {
+			opts = append(opts, isolation.WithCgroups(b.ws.Cgroups))
+		}
 		s.runner = isolation.NewChroot(s.root, opts...)
 	case isolation.InPlace:
 		s.root = b.ws.rootDir()

@@ -64,6 +64,8 @@ type buildCase struct {
 	ssh        builder.SSHAgents
 	knownHosts string // Workspace.SSHKnownHostsFile
 	unconfined bool   // Workspace.SeccompUnconfined
+	limits     isolation.Limits
+	workspace  func(*builder.Workspace) // edits the workspace before the build
 }
 
 func (w *world) build(t *testing.T, c buildCase) (*builder.Result, []builder.Event, error) {
@@ -82,6 +84,10 @@ func (w *world) build(t *testing.T, c buildCase) (*builder.Result, []builder.Eve
 	}
 	df := strings.ReplaceAll(c.dockerfile, "BUSYBOX", w.busybox)
 	var events []builder.Event
+	ws := builder.Workspace{Isolation: isolation.Chroot, StateDir: t.TempDir(), AllowInsecure: c.insecure, SSHKnownHostsFile: c.knownHosts, SeccompUnconfined: c.unconfined}
+	if c.workspace != nil {
+		c.workspace(&ws)
+	}
 	res, err := builder.Build(context.Background(), &builder.Request{
 		Dockerfile:     []byte(df),
 		Context:        bctx,
@@ -92,8 +98,9 @@ func (w *world) build(t *testing.T, c buildCase) (*builder.Result, []builder.Eve
 		Reproducible:   c.repro,
 		NoNetwork:      c.noNetwork,
 		SSH:            c.ssh,
+		Limits:         c.limits,
 	},
-		builder.WithWorkspace(builder.Workspace{Isolation: isolation.Chroot, StateDir: t.TempDir(), AllowInsecure: c.insecure, SSHKnownHostsFile: c.knownHosts, SeccompUnconfined: c.unconfined}),
+		builder.WithWorkspace(ws),
 		builder.WithEvents(func(e builder.Event) { events = append(events, e) }),
 	)
 	return res, events, err

@@ -132,6 +132,7 @@ func (s *Server) build(ctx context.Context, j *job, attrs map[string]string, ses
 		NoCache:        o.noCache,
 		Pull:           o.pull,
 		NoNetwork:      o.noNetwork,
+		Limits:         o.limits,
 		Syntax:         o.syntax,
 		Secrets:        sessionSecrets{caller},
 		SSH:            sessionSSH{caller},

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -25,6 +26,9 @@ type frontendOptions struct {
 	// noNetwork is force-network-mode=none (buildx --network=none): every RUN
 	// without network, as /build's networkmode=none.
 	noNetwork bool
+	// limits are shm-size and ulimit (buildx --shm-size, --ulimit), applied to every
+	// RUN as /build's shmsize and ulimits are. buildx has no memory or cpu flags.
+	limits builder.Limits
 	// syntax is the # syntax= frontend the client asked for and kiln stands in for.
 	syntax string
 	// attestations are the attestation kinds asked for (provenance, sbom), which kiln
@@ -34,8 +38,8 @@ type frontendOptions struct {
 
 // parseFrontendOptions reads the attributes buildx and buildctl send (BuildKit's
 // dockerfile frontend documents them). What kiln cannot honour is refused with a
-// message naming it, as /build refuses the same things; limits RUN does not apply
-// (shm-size, ulimit) and cache imports are accepted as /build accepts them.
+// message naming it, as /build refuses the same things; shm-size and ulimit are the
+// build's limits; cache imports are accepted as /build accepts them.
 func parseFrontendOptions(attrs map[string]string) (*frontendOptions, error) {
 	o := &frontendOptions{
 		filename:      "Dockerfile",
@@ -101,12 +105,34 @@ func parseFrontendOptions(attrs map[string]string) (*frontendOptions, error) {
 			if ref := syntaxRef(v); ref != "" {
 				o.syntax = ref
 			}
-		case k == "shm-size", k == "ulimit", k == "cache-imports", k == "cgroup-parent",
-			k == "requestid", k == "frontend.caps", k == "contextsubdir", k == "multi-platform",
+		case k == "shm-size":
+			if v != "" {
+				n, err := strconv.ParseInt(v, 10, 64)
+				if err != nil || n < 0 {
+					return nil, fmt.Errorf("shm-size %q: want a number of bytes", v)
+				}
+				o.limits.ShmSize = n
+			}
+		case k == "ulimit":
+			for _, f := range strings.Split(v, ",") {
+				if f = strings.TrimSpace(f); f == "" {
+					continue
+				}
+				u, err := builder.ParseUlimit(f)
+				if err != nil {
+					return nil, fmt.Errorf("--ulimit: %w", err)
+				}
+				o.limits.Ulimits = append(o.limits.Ulimits, u)
+			}
+		case k == "cgroup-parent":
+			if v != "" {
+				return nil, fmt.Errorf("--cgroup-parent is not supported by kiln: the server puts each RUN in a cgroup of its own under its own")
+			}
+		case k == "cache-imports", k == "requestid", k == "frontend.caps", k == "contextsubdir", k == "multi-platform",
 			k == "build-arg-default:BUILDKIT_SYNTAX",
 			strings.HasPrefix(k, "exporter:"):
-			// Accepted as /build accepts them: RUN runs under the server's limits, the
-			// server's own cache serves every build; attestations are reported skipped.
+			// Accepted as /build accepts them: the server's own cache serves every
+			// build; attestations are reported skipped.
 		case strings.HasPrefix(k, "attest:"):
 			if !strings.Contains(v, "disabled=true") {
 				o.attestations = append(o.attestations, strings.TrimPrefix(k, "attest:"))

@@ -78,6 +78,13 @@ func childMain() *startError {
 			return setupFailure("%v", err)
 		}
 	}
+	for _, rl := range spec.Rlimits {
+		// syscall.Setrlimit, not unix.Setrlimit: it stops the exec from restoring Go's
+		// saved RLIMIT_NOFILE over this one.
+		if err := syscall.Setrlimit(rl.Resource, &syscall.Rlimit{Cur: rl.Soft, Max: rl.Hard}); err != nil {
+			return setupFailure("ulimit %d=%d:%d: %v", rl.Resource, rl.Soft, rl.Hard, err)
+		}
+	}
 	if !spec.Insecure {
 		if err := dropCapabilities(); err != nil {
 			return setupFailure("%v", err)

@@ -34,7 +34,7 @@ func mountRoot(spec childSpec) error {
 		case mountProc:
 			err = mountProcfs(m.Target)
 		case mountDev:
-			err = mountDevfs(m.Target)
+			err = mountDevfs(m.Target, spec.ShmSize)
 		case mountSys:
 			err = mountSysfs(m.Target)
 		case mountFile:
@@ -179,7 +179,7 @@ func mask(p string) error {
 // mountDevfs mounts a tmpfs with the device set Docker gives a container. Device nodes
 // are bind-mounted from the host, which works wherever mounting does (also where mknod
 // is refused).
-func mountDevfs(target string) error {
+func mountDevfs(target string, shmSize int64) error {
 	if err := mount("tmpfs", target, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_STRICTATIME, "mode=755,size=65536k"); err != nil {
 		return err
 	}
@@ -204,7 +204,11 @@ func mountDevfs(target string) error {
 	if err := mount("devpts", pts, "devpts", unix.MS_NOSUID|unix.MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620,gid=5"); err != nil {
 		return err
 	}
-	if err := mount("shm", shm, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "mode=1777,size=65536k"); err != nil {
+	shmOpts := "mode=1777,size=65536k"
+	if shmSize > 0 {
+		shmOpts = "mode=1777,size=" + strconv.FormatInt(shmSize, 10)
+	}
+	if err := mount("shm", shm, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, shmOpts); err != nil {
 		return err
 	}
 	for link, dest := range map[string]string{

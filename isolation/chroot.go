@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -47,6 +48,10 @@ type childSpec struct {
 	Insecure bool `json:",omitempty"`
 	// Unconfined: no seccomp filter and no no_new_privs (WithSeccompUnconfined).
 	Unconfined bool `json:",omitempty"`
+	// Rlimits are set before the capabilities are dropped (raising a hard limit
+	// needs CAP_SYS_RESOURCE); ShmSize sizes /dev/shm (0: 64MiB).
+	Rlimits []rlimit `json:",omitempty"`
+	ShmSize int64    `json:",omitempty"`
 }
 
 // mountKind says what the child mounts on a mountSpec's target.
@@ -101,6 +106,12 @@ func WithHosts(path string) ChrootOption {
 	return func(r *chrootRunner) { r.hosts = path }
 }
 
+// WithCgroups gives every RUN a cgroup of its own under c, carrying the memory, pids
+// and cpu limits of its Process. Without it such limits are refused.
+func WithCgroups(c *Cgroups) ChrootOption {
+	return func(r *chrootRunner) { r.cgroups = c }
+}
+
 // WithScratchDir sets where the per-RUN copies of resolv.conf and hosts are kept
 // (default: os.TempDir()). It must be outside the root.
 func WithScratchDir(dir string) ChrootOption {
@@ -122,6 +133,7 @@ type chrootRunner struct {
 	resolvConf string
 	hosts      string
 	scratchDir string
+	cgroups    *Cgroups
 }
 
 // NewChroot returns a Runner that executes processes with root as their "/", in new
@@ -154,6 +166,21 @@ func (r *chrootRunner) Run(ctx context.Context, p Process) (err error) {
 	if fi, err := os.Stat(root); err != nil || !fi.IsDir() {
 		return fmt.Errorf("build root %s is not a directory", root)
 	}
+	var cg *runCgroup
+	if names := p.Limits.NeedsCgroup(); len(names) > 0 {
+		if r.cgroups == nil {
+			return fmt.Errorf("%s: resource limits need a writable cgroup, and this kiln has none "+
+				"(see docs/security.md, \"Resource limits\")", strings.Join(names, ", "))
+		}
+		if cg, err = r.cgroups.newRunCgroup(p.Limits); err != nil {
+			return err
+		}
+		defer func() {
+			if cerr := cg.remove(); cerr != nil && err == nil {
+				err = cerr
+			}
+		}()
+	}
 
 	scratch, err := os.MkdirTemp(r.scratchDir, "kiln-run-")
 	if err != nil {
@@ -182,8 +209,9 @@ func (r *chrootRunner) Run(ctx context.Context, p Process) (err error) {
 		UID: p.UID, GID: p.GID, Groups: p.Groups,
 		Hostname: r.hostname, Mounts: mounts,
 		NoNetwork: p.NoNetwork, Insecure: p.Insecure, Unconfined: r.unconfined,
+		Rlimits: p.Limits.rlimits(), ShmSize: p.Limits.ShmSize,
 	}
-	return r.runChild(ctx, spec, p.Stdout, p.Stderr)
+	return r.runChild(ctx, spec, cg, p.Stdout, p.Stderr)
 }
 
 // planMounts creates the mount points the root lacks and the private copies of
@@ -279,7 +307,7 @@ func (r *chrootRunner) copyEtcFile(src, dst string, hosts bool) (string, error) 
 }
 
 // runChild re-executes this binary as the chroot child and waits for it.
-func (r *chrootRunner) runChild(ctx context.Context, spec childSpec, stdout, stderr io.Writer) error {
+func (r *chrootRunner) runChild(ctx context.Context, spec childSpec, cg *runCgroup, stdout, stderr io.Writer) error {
 	specR, specW, err := os.Pipe()
 	if err != nil {
 		return err
@@ -328,6 +356,16 @@ func (r *chrootRunner) runChild(ctx context.Context, spec childSpec, stdout, std
 		return fmt.Errorf("chroot isolation: start child: %w", startErr)
 	}
 
+	// The child waits for its spec before doing anything: it is moved into its cgroup
+	// first, so that everything the RUN starts is born there.
+	if cg != nil {
+		if err := cg.add(cmd.Process.Pid); err != nil {
+			_ = killGroup(cmd.Process.Pid)
+			_ = cmd.Wait()
+			out.drain()
+			return err
+		}
+	}
 	go func() {
 		_ = json.NewEncoder(specW).Encode(spec)
 		specW.Close()
@@ -340,6 +378,11 @@ func (r *chrootRunner) runChild(ctx context.Context, spec childSpec, stdout, std
 	status := <-statusCh
 	if ctx.Err() != nil {
 		return fmt.Errorf("run %s: %w", spec.Args[0], ctx.Err())
+	}
+	if cg != nil {
+		if hit := cg.limitHit(); hit != nil {
+			return hit
+		}
 	}
 	switch {
 	case !status.Ready:

@@ -46,6 +46,8 @@ func InContainer() bool {
 type hostView struct {
 	root   string
 	getenv func(string) string
+	// only, when set, limits inNewNamespace to that namespace type.
+	only string
 }
 
 func (h hostView) read(p string) []byte {
@@ -94,6 +96,9 @@ func hasRuntimeMarker(h hostView) bool {
 
 func inNewNamespace(h hostView) bool {
 	for ns, initial := range initialNamespaces() {
+		if h.only != "" && ns != h.only {
+			continue
+		}
 		link, err := os.Readlink(filepath.Join(h.root, "proc/self/ns", ns))
 		if err != nil {
 			continue // no such namespace type in this kernel
@@ -133,6 +138,7 @@ func MountPoints() ([]string, error) {
 // mountInfo is the part of a /proc/self/mountinfo line kiln uses.
 type mountInfo struct {
 	point   string // mount point, unescaped
+	root    string // the mounted filesystem's directory (a cgroup path for cgroupfs)
 	fstype  string
 	options string // super options, e.g. overlay's lowerdir=…,upperdir=…
 }
@@ -156,7 +162,7 @@ func parseMountInfo(data []byte) []mountInfo {
 		if len(fields) < 5 || sep < 0 || sep+1 >= len(fields) {
 			continue
 		}
-		m := mountInfo{point: unescapeMount(fields[4]), fstype: fields[sep+1]}
+		m := mountInfo{point: unescapeMount(fields[4]), root: unescapeMount(fields[3]), fstype: fields[sep+1]}
 		if sep+3 < len(fields) {
 			m.options = fields[sep+3]
 		}

@@ -114,10 +114,10 @@ func TestParseMountInfo(t *testing.T) {
 		"garbage line\n" +
 		"60 26 0:31 / /no/separator rw tmpfs\n"
 	want := []mountInfo{
-		{point: "/proc", fstype: "proc", options: "rw"},
-		{point: "/", fstype: "ext4", options: "rw,discard"},
-		{point: "/var/lib/docker", fstype: "ext4", options: "rw"},
-		{point: `/mnt/with space\x`, fstype: "tmpfs", options: "rw"},
+		{point: "/proc", root: "/", fstype: "proc", options: "rw"},
+		{point: "/", root: "/", fstype: "ext4", options: "rw,discard"},
+		{point: "/var/lib/docker", root: "/var/lib/docker", fstype: "ext4", options: "rw"},
+		{point: `/mnt/with space\x`, root: "/", fstype: "tmpfs", options: "rw"},
 	}
 	if diff := cmp.Diff(want, parseMountInfo([]byte(data)), cmp.AllowUnexported(mountInfo{})); diff != "" {
 		t.Errorf("parseMountInfo (-want +got):\n%s", diff)

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
+	"strings"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -39,6 +40,9 @@ func (r *inPlaceRunner) Run(ctx context.Context, p Process) (err error) {
 	}
 	if p.NoNetwork {
 		return errors.New("run: in-place isolation cannot take the network away (it creates no namespaces); use chroot isolation")
+	}
+	if err := inPlaceLimits(p.Limits); err != nil {
+		return err
 	}
 	if len(p.Mounts) > 0 {
 		sc := newScaffold(r.root)
@@ -128,4 +132,20 @@ func sameGroups(groups []uint32) bool {
 		}
 	}
 	return true
+}
+
+// inPlaceLimits refuses the limits the in-place runner cannot apply: it puts RUN in no
+// cgroup and mounts no /dev/shm of its own.
+func inPlaceLimits(l Limits) error {
+	names := l.NeedsCgroup()
+	if len(l.Ulimits) > 0 {
+		names = append(names, "ulimits")
+	}
+	if l.ShmSize > 0 {
+		names = append(names, "shmsize")
+	}
+	if len(names) > 0 {
+		return fmt.Errorf("run: resource limits (%s) need chroot isolation; in-place isolation runs RUN under the server's own limits", strings.Join(names, ", "))
+	}
+	return nil
 }

@@ -35,6 +35,10 @@ type Process struct {
 	// Insecure keeps every capability of the builder in the process's bounding set
 	// instead of Docker's default set (RUN --security=insecure).
 	Insecure bool
+	// Limits are the resource limits of the process and everything it starts. The
+	// chroot runner applies them (cgroup limits only when given WithCgroups); the
+	// in-place runner refuses them.
+	Limits Limits
 }
 
 // Mount makes a regular file, a unix socket or a directory from outside the build root,

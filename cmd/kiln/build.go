@@ -61,6 +61,12 @@ func runBuild(ctx context.Context, f *buildFlags, fs *pflag.FlagSet, h host, std
 		log.Warn(seccompWarning)
 	}
 	log.Debugf("Isolation %s, state directory %s", plan.workspace.Isolation, plan.workspace.StateDir)
+	// Only asked-for caps open cgroups: on cgroup v2 that moves this process.
+	if plan.workspace.MaxMemory > 0 || plan.workspace.MaxPids > 0 {
+		if err := openCgroups(log, &plan.workspace); err != nil {
+			return err
+		}
+	}
 
 	r := &renderer{log: log, stdout: stdout, stderr: stderr}
 	report := &cacheReport{}

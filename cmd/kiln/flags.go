@@ -94,6 +94,8 @@ type buildFlags struct {
 	verbosity    string
 	logFormat    string
 	logTimestamp bool
+
+	limits limitFlags // --build-memory, --build-pids, --build-timeout
 }
 
 // addBuildFlags registers kiln build's flags on fs, bound to f.
@@ -150,6 +152,7 @@ func addBuildFlags(fs *pflag.FlagSet, f *buildFlags) {
 	fs.StringVar(&f.seccomp, "seccomp", "default", seccompUsage)
 	fs.StringVar(&f.stateDir, "state-dir", "", "Directory for build roots, layers and scratch files. By default a new temporary directory, removed after the build; a given directory is kept.")
 	fs.BoolVar(&f.force, "force", false, "Allow an in-place build outside a container. It overwrites this machine's root filesystem.")
+	addLimitFlags(fs, &f.limits)
 
 	fs.StringVarP(&f.verbosity, "verbosity", "v", "info", "Log level: panic, fatal, error, warn, info, debug or trace.")
 	fs.StringVar(&f.logFormat, "log-format", "color", "Log format: text, color or json.")

@@ -284,7 +284,10 @@ func planBuild(ctx context.Context, f *buildFlags, h host) (*buildPlan, error) {
 		}
 		return nil, err
 	}
-	if p.workspace.AllowInsecure, err = allowInsecure(f.entitlements); err != nil {
+	if err = f.limits.plan(&p.workspace); err == nil {
+		p.workspace.AllowInsecure, err = allowInsecure(f.entitlements)
+	}
+	if err != nil {
 		if p.ownStateDir {
 			os.RemoveAll(stateDir)
 		}

@@ -58,6 +58,7 @@ type serveFlags struct {
 
 	maxConcurrentBuilds     int
 	maxQueuedBuilds         int
+	limits                  limitFlags
 	maxContextSize          string
 	maxContextEntries       int
 	contextMemory           string
@@ -140,6 +141,7 @@ func addServeFlags(fs *pflag.FlagSet, f *serveFlags) {
 
 	fs.IntVar(&f.maxConcurrentBuilds, "max-concurrent-builds", 1, "Builds that run at once in chroot isolation; others wait their turn. In-place builds always run one at a time.")
 	fs.IntVar(&f.maxQueuedBuilds, "max-queued-builds", defaultMaxQueuedBuilds, "Builds that may wait for a slot at once (both front doors together); more are refused at once (HTTP 503, gRPC RESOURCE_EXHAUSTED) before their context is received. 0: no bound.")
+	addLimitFlags(fs, &f.limits)
 	fs.StringVar(&f.maxContextSize, "max-context-size", "32GiB", "Largest build context a build may upload or make the server fetch (remote= URL, git, bucket), counted uncompressed: bytes or a size such as 512MiB or 4GiB.")
 	fs.StringVar(&f.contextMemory, "context-memory", "256MiB", "How much of a build context may be extracted into memory (a tmpfs, --context-memory-dir) before it moves to the state directory; creating many small files costs a tenth of what it costs on a disk. 0 turns it off. At most a quarter of the tmpfs's free space is used.")
 	fs.StringVar(&f.contextMemoryDir, "context-memory-dir", "/dev/shm", "The tmpfs --context-memory uses; when it is not a tmpfs, contexts go to the state directory.")
@@ -220,6 +222,9 @@ func startDaemon(ctx context.Context, f *serveFlags, h host, stderr io.Writer) (
 		return nil, fmt.Errorf("opening the build cache: %w", err)
 	}
 	cfg.build.Workspace.Cache = steps
+	if err := openCgroups(lg, &cfg.build.Workspace); err != nil {
+		return nil, err
+	}
 	// An in-place root a crash left half built needs nothing here: every build resets
 	// the root, under the build lock, before it uses it (builder.Build).
 
@@ -413,6 +418,9 @@ func planServe(f *serveFlags, h host, keychain authn.Keychain) (*serveConfig, er
 
 		MaxContextBytes:   maxContext,
 		MaxContextEntries: f.maxContextEntries,
+	}
+	if err := f.limits.plan(&cfg.build.Workspace); err != nil {
+		return nil, err
 	}
 	cfg.build.MemoryDir, cfg.build.MemoryContextBytes = memoryContexts(f.contextMemoryDir, contextMemory)
 	if len(regs.mirrors) > 0 {
