@@ -106,7 +106,7 @@ func Build(ctx context.Context, req *Request, opts ...Option) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	df, err := parseDockerfile(req)
+	df, err := parseDockerfile(req, ws.Limits)
 	if err != nil {
 		return nil, err
 	}

@@ -117,6 +117,10 @@ type Workspace struct {
 	// also wants the client's entitlement (buildctl --allow security.insecure).
 	AllowInsecure bool
 
+	// Limits bound what the client controls (Dockerfile size and instructions, layers,
+	// ADD's archives); the zero value is the defaults (see Limits).
+	Limits Limits
+
 	// root replaces "/" as the in-place root in tests.
 	root string
 }

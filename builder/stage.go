@@ -61,6 +61,10 @@ func (b *build) buildStage(ctx context.Context, i int) (*stageResult, error) {
 	if err != nil {
 		return fail(err)
 	}
+	limits := b.ws.Limits.effective()
+	if err := limits.checkLayers(len(base.state.layers)); err != nil {
+		return fail(err)
+	}
 	s.state = base.state
 	s.firstHistory = len(base.state.config.History)
 	s.parentNote = base.note
@@ -100,6 +104,9 @@ func (b *build) buildStage(ctx context.Context, i int) (*stageResult, error) {
 		loc, text := commandSource(cmd)
 		s.step = b.nextStep(i, lineOf(loc), text)
 		if err := s.execute(ctx, cmd, text); err != nil {
+			return nil, b.instructionError(loc, text, err)
+		}
+		if err := limits.checkLayers(len(s.state.layers)); err != nil {
 			return nil, b.instructionError(loc, text, err)
 		}
 		s.stamp()
