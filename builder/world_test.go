@@ -60,6 +60,7 @@ type buildCase struct {
 	single     bool // --single-snapshot
 	repro      bool // --reproducible
 	insecure   bool // Workspace.AllowInsecure
+	limits     builder.Limits
 }
 
 func (w *world) build(t *testing.T, c buildCase) (*builder.Result, []builder.Event, error) {
@@ -87,7 +88,7 @@ func (w *world) build(t *testing.T, c buildCase) (*builder.Result, []builder.Eve
 		SingleSnapshot: c.single,
 		Reproducible:   c.repro,
 	},
-		builder.WithWorkspace(builder.Workspace{Isolation: isolation.Chroot, StateDir: t.TempDir(), AllowInsecure: c.insecure}),
+		builder.WithWorkspace(builder.Workspace{Isolation: isolation.Chroot, StateDir: t.TempDir(), AllowInsecure: c.insecure, Limits: c.limits}),
 		builder.WithEvents(func(e builder.Event) { events = append(events, e) }),
 	)
 	return res, events, err
