@@ -7,6 +7,7 @@ import (
 
 	units "github.com/docker/go-units"
 
+	"github.com/kiln-build/kiln/builder"
 	"github.com/kiln-build/kiln/contexts"
 )
 
@@ -120,7 +121,9 @@ func contextOptions(f *buildFlags, h host) ([]contexts.OpenOption, error) {
 		return nil, err
 	}
 	opts := []contexts.OpenOption{contexts.WithGit(g), contexts.WithSubPath(f.contextSubPath), contexts.WithCloud(cloud),
-		contexts.WithArchiveOptions(contexts.WithNetLimits(limits))}
+		// kiln build has kiln serve's default limits (builder.Limits' zero value, and
+		// this ratio for tar:// and fetched contexts): docs/security.md.
+		contexts.WithArchiveOptions(contexts.WithNetLimits(limits), contexts.WithMaxRatio(builder.DefaultMaxArchiveRatio))}
 	if f.maxContextSize != "" {
 		n, err := parseSize(f.maxContextSize)
 		if err != nil {

@@ -26,6 +26,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/kiln-build/kiln/apiserver"
+	"github.com/kiln-build/kiln/builder"
 	"github.com/kiln-build/kiln/credentials"
 	"github.com/kiln-build/kiln/isolation"
 )
@@ -259,6 +260,10 @@ func TestPlanServe(t *testing.T) {
 		b.Workspace.MountCacheDir != filepath.Join(f.stateDir, "cache", "mounts") || b.MaxConcurrent != 4 || !b.PushOnBuild || b.Keychain == nil {
 		t.Errorf("build config %+v", b)
 	}
+	if want := (builder.Limits{MaxDockerfileBytes: 1 << 20, MaxInstructions: builder.DefaultMaxInstructions, MaxLayers: 125,
+		MaxArchiveBytes: 32 << 30, MaxArchiveRatio: 100}); b.Workspace.Limits != want || b.MaxContextRatio != 100 {
+		t.Errorf("default limits %+v, context ratio %d; want %+v, 100", b.Workspace.Limits, b.MaxContextRatio, want)
+	}
 	if !b.PlainHTTP("127.0.0.1:5000") || b.PlainHTTP("reg.example") || !b.Insecure("reg.example") || b.Insecure("127.0.0.1:5000") {
 		t.Error("--insecure-registry / --skip-tls-verify-registry select the wrong registries")
 	}
@@ -483,5 +488,44 @@ func TestMemoryContexts(t *testing.T) {
 		if dir, n := memoryContexts(t.TempDir(), 64<<20); dir != "" || n != 0 {
 			t.Errorf("a directory that is not a tmpfs: got %q, %d; want it off", dir, n)
 		}
+	}
+}
+
+// TestServeLimitFlags: the limit flags reach the workspace every door builds in; 0
+// turns a count or ratio limit off (builder.Limits' negative), and bad values are
+// refused naming the flag.
+func TestServeLimitFlags(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		args    []string
+		want    builder.Limits
+		ratio   int64
+		wantErr string
+	}{
+		{[]string{"--max-dockerfile-size=64KiB", "--max-instructions=50", "--max-layers=60", "--max-add-size=1GiB", "--max-decompression-ratio=20"},
+			builder.Limits{MaxDockerfileBytes: 64 << 10, MaxInstructions: 50, MaxLayers: 60, MaxArchiveBytes: 1 << 30, MaxArchiveRatio: 20}, 20, ""},
+		{[]string{"--max-instructions=0", "--max-layers=0", "--max-decompression-ratio=0"},
+			builder.Limits{MaxDockerfileBytes: 1 << 20, MaxInstructions: -1, MaxLayers: -1, MaxArchiveBytes: 32 << 30, MaxArchiveRatio: -1}, 0, ""},
+		{[]string{"--max-layers=-1"}, builder.Limits{}, 0, "--max-layers -1: must be 0 (no limit) or more"},
+		{[]string{"--max-dockerfile-size=0"}, builder.Limits{}, 0, "--max-dockerfile-size"},
+		{[]string{"--max-add-size=lots"}, builder.Limits{}, 0, "--max-add-size"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			t.Parallel()
+			cfg, err := planServe(parseServeFlags(t, tt.args...), fakeHost(t, false, nil), credentials.Chain())
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("error %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.build.Workspace.Limits != tt.want || cfg.build.MaxContextRatio != tt.ratio {
+				t.Errorf("limits %+v ratio %d, want %+v %d", cfg.build.Workspace.Limits, cfg.build.MaxContextRatio, tt.want, tt.ratio)
+			}
+		})
 	}
 }
