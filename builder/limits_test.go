@@ -46,6 +46,8 @@ func TestBuildLimits(t *testing.T) {
 		{"layers of the base", buildCase{dockerfile: "FROM BUSYBOX\nENV A=b\n", limits: builder.Limits{MaxLayers: -1}}, "", nil},
 		{"layers", buildCase{dockerfile: "FROM BUSYBOX\nCOPY f /a\nENV A=b\nCOPY f /b\n", files: map[string]string{"f": "x"}, limits: builder.Limits{MaxLayers: 2}},
 			"Dockerfile:4: COPY f /b: build limit exceeded: max depth exceeded: the image would have 3 layers, more than the 2 allowed (--max-layers)", builder.ErrLimit},
+		{"layers with --single-snapshot", buildCase{dockerfile: "FROM BUSYBOX\nCOPY f /a\n", files: map[string]string{"f": "x"}, single: true, limits: builder.Limits{MaxLayers: 1}},
+			"Dockerfile:1: FROM ", builder.ErrLimit},
 		// dockerd: busybox (1 layer) + 124 COPY builds; the 125th COPY fails with "max depth exceeded".
 		{"dockerd's 125 layers", buildCase{dockerfile: copies(126), files: map[string]string{"f": "x"}},
 			"Dockerfile:127: COPY f /f125: build limit exceeded: max depth exceeded: the image would have 126 layers, more than the 125 allowed", builder.ErrLimit},

@@ -119,6 +119,9 @@ func (b *build) buildStage(ctx context.Context, i int) (*stageResult, error) {
 		if err := s.snapshot(ctx, "/bin/sh -c #(nop) single snapshot", nil); err != nil {
 			return nil, b.instructionError(def.Location, def.SourceCode, err)
 		}
+		if err := limits.checkLayers(len(s.state.layers)); err != nil {
+			return nil, b.instructionError(def.Location, def.SourceCode, err)
+		}
 	}
 	res := &stageResult{state: s.state, id: s.state.id(), fresh: s.fresh}
 	if len(def.Commands) == 0 && len(triggers) == 0 && !b.req.SingleSnapshot && base.raw != nil {
