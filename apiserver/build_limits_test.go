@@ -19,7 +19,7 @@ import (
 func TestBuildLimitsOverHTTP(t *testing.T) {
 	w := newBuildWorld(t, nil)
 	ts := newBuildServer(t, BuildConfig{
-		Workspace:       builder.Workspace{Isolation: isolation.Chroot, StateDir: t.TempDir(), Limits: builder.Limits{MaxInstructions: 2}},
+		Workspace:       builder.Workspace{Isolation: isolation.Chroot, StateDir: t.TempDir(), InputLimits: builder.InputLimits{MaxInstructions: 2}},
 		MaxContextRatio: 100,
 	})
 	var head bytes.Buffer

@@ -106,7 +106,7 @@ func Build(ctx context.Context, req *Request, opts ...Option) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	df, err := parseDockerfile(req, ws.Limits)
+	df, err := parseDockerfile(req, ws.InputLimits)
 	if err != nil {
 		return nil, err
 	}

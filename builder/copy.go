@@ -157,7 +157,7 @@ func (s *stage) copyFiles(ctx context.Context, src copier.Source, o copyOpts, hi
 		r.Sources = j.sources
 		r.Add = o.add && !j.noAdd
 		if r.Add {
-			lim := s.b.ws.Limits.effective()
+			lim := s.b.ws.InputLimits.effective()
 			r.MaxArchiveBytes, r.MaxArchiveRatio = lim.MaxArchiveBytes, lim.MaxArchiveRatio
 		}
 		t, err := copier.Copy(ctx, j.src, s.root, r)

@@ -30,7 +30,7 @@ type dockerfile struct {
 // parseDockerfile parses the Dockerfile and picks the stages to build: all stages up
 // to the target (Docker's classic builder), or only those the target depends on.
 // lim's Dockerfile limits (size, instructions) are checked first.
-func parseDockerfile(req *Request, lim Limits) (*dockerfile, error) {
+func parseDockerfile(req *Request, lim InputLimits) (*dockerfile, error) {
 	name := req.DockerfileName
 	if name == "" {
 		name = "Dockerfile"

@@ -30,7 +30,7 @@ func FuzzParseDockerfile(f *testing.F) {
 		go func() {
 			defer close(done)
 			req := &Request{Dockerfile: dockerfile, Target: target, SkipUnusedStages: len(dockerfile)%2 == 0}
-			if df, err := parseDockerfile(req, Limits{}); err == nil {
+			if df, err := parseDockerfile(req, InputLimits{}); err == nil {
 				_ = df.totalSteps()
 			}
 			_, _ = DockerfileBaseImages(req)

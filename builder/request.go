@@ -119,7 +119,7 @@ type Workspace struct {
 
 	// Limits bound what the client controls (Dockerfile size and instructions, layers,
 	// ADD's archives); the zero value is the defaults (see Limits).
-	Limits Limits
+	InputLimits InputLimits
 
 	// root replaces "/" as the in-place root in tests.
 	root string

@@ -61,7 +61,7 @@ func (b *build) buildStage(ctx context.Context, i int) (*stageResult, error) {
 	if err != nil {
 		return fail(err)
 	}
-	limits := b.ws.Limits.effective()
+	limits := b.ws.InputLimits.effective()
 	if err := limits.checkLayers(len(base.state.layers)); err != nil {
 		return fail(err)
 	}

@@ -52,15 +52,15 @@ func newWorld(t *testing.T) *world {
 
 // buildCase builds a Dockerfile over a context of the given files.
 type buildCase struct {
-	dockerfile string
-	files      map[string]string
-	args       map[string]*string
-	target     string
-	labels     map[string]string
-	single     bool // --single-snapshot
-	repro      bool // --reproducible
-	insecure   bool // Workspace.AllowInsecure
-	limits     builder.Limits
+	dockerfile  string
+	files       map[string]string
+	args        map[string]*string
+	target      string
+	labels      map[string]string
+	single      bool // --single-snapshot
+	repro       bool // --reproducible
+	insecure    bool // Workspace.AllowInsecure
+	inputLimits builder.InputLimits
 }
 
 func (w *world) build(t *testing.T, c buildCase) (*builder.Result, []builder.Event, error) {
@@ -88,7 +88,7 @@ func (w *world) build(t *testing.T, c buildCase) (*builder.Result, []builder.Eve
 		SingleSnapshot: c.single,
 		Reproducible:   c.repro,
 	},
-		builder.WithWorkspace(builder.Workspace{Isolation: isolation.Chroot, StateDir: t.TempDir(), AllowInsecure: c.insecure, Limits: c.limits}),
+		builder.WithWorkspace(builder.Workspace{Isolation: isolation.Chroot, StateDir: t.TempDir(), AllowInsecure: c.insecure, InputLimits: c.inputLimits}),
 		builder.WithEvents(func(e builder.Event) { events = append(events, e) }),
 	)
 	return res, events, err

@@ -121,7 +121,7 @@ func contextOptions(f *buildFlags, h host) ([]contexts.OpenOption, error) {
 		return nil, err
 	}
 	opts := []contexts.OpenOption{contexts.WithGit(g), contexts.WithSubPath(f.contextSubPath), contexts.WithCloud(cloud),
-		// kiln build has kiln serve's default limits (builder.Limits' zero value, and
+		// kiln build has kiln serve's default limits (builder.InputLimits' zero value, and
 		// this ratio for tar:// and fetched contexts): docs/security.md.
 		contexts.WithArchiveOptions(contexts.WithNetLimits(limits), contexts.WithMaxRatio(builder.DefaultMaxArchiveRatio))}
 	if f.maxContextSize != "" {

@@ -8,9 +8,9 @@ import (
 	"github.com/kiln-build/kiln/builder"
 )
 
-// limitFlags are kiln serve's limits on what a client controls (builder.Limits, and the
+// inputLimitFlags are kiln serve's limits on what a client controls (builder.InputLimits, and the
 // decompression ratio of context archives): docs/security.md, "Limits on client input".
-type limitFlags struct {
+type inputLimitFlags struct {
 	maxDockerfileSize string
 	maxInstructions   int
 	maxLayers         int
@@ -18,7 +18,7 @@ type limitFlags struct {
 	maxRatio          int64
 }
 
-func addLimitFlags(fs *pflag.FlagSet, f *limitFlags) {
+func addInputLimitFlags(fs *pflag.FlagSet, f *inputLimitFlags) {
 	fs.StringVar(&f.maxDockerfileSize, "max-dockerfile-size", "1MiB", "Largest Dockerfile a build may have: bytes or a size such as 64KiB.")
 	fs.IntVar(&f.maxInstructions, "max-instructions", builder.DefaultMaxInstructions, "Most instructions a Dockerfile may hold, all stages counted; 0 means no limit.")
 	fs.IntVar(&f.maxLayers, "max-layers", builder.DefaultMaxLayers, "Most layers an image a build makes may have, its base's counted (dockerd refuses more than 125); 0 means no limit.")
@@ -27,8 +27,8 @@ func addLimitFlags(fs *pflag.FlagSet, f *limitFlags) {
 }
 
 // limits turns the flags into the engine's limits and the context archives' ratio.
-func (f limitFlags) limits() (builder.Limits, int64, error) {
-	var l builder.Limits
+func (f inputLimitFlags) limits() (builder.InputLimits, int64, error) {
+	var l builder.InputLimits
 	var err error
 	if l.MaxDockerfileBytes, err = parseSize(f.maxDockerfileSize); err != nil {
 		return l, 0, fmt.Errorf("--max-dockerfile-size: %w", err)
@@ -44,7 +44,7 @@ func (f limitFlags) limits() (builder.Limits, int64, error) {
 			return l, 0, fmt.Errorf("%s %d: must be 0 (no limit) or more", v.name, v.n)
 		}
 	}
-	// builder.Limits: 0 takes the default, a negative value is unlimited.
+	// builder.InputLimits: 0 takes the default, a negative value is unlimited.
 	unlimited := func(n int64) int64 {
 		if n == 0 {
 			return -1

@@ -260,9 +260,9 @@ func TestPlanServe(t *testing.T) {
 		b.Workspace.MountCacheDir != filepath.Join(f.stateDir, "cache", "mounts") || b.MaxConcurrent != 4 || !b.PushOnBuild || b.Keychain == nil {
 		t.Errorf("build config %+v", b)
 	}
-	if want := (builder.Limits{MaxDockerfileBytes: 1 << 20, MaxInstructions: builder.DefaultMaxInstructions, MaxLayers: 125,
-		MaxArchiveBytes: 32 << 30, MaxArchiveRatio: 100}); b.Workspace.Limits != want || b.MaxContextRatio != 100 {
-		t.Errorf("default limits %+v, context ratio %d; want %+v, 100", b.Workspace.Limits, b.MaxContextRatio, want)
+	if want := (builder.InputLimits{MaxDockerfileBytes: 1 << 20, MaxInstructions: builder.DefaultMaxInstructions, MaxLayers: 125,
+		MaxArchiveBytes: 32 << 30, MaxArchiveRatio: 100}); b.Workspace.InputLimits != want || b.MaxContextRatio != 100 {
+		t.Errorf("default limits %+v, context ratio %d; want %+v, 100", b.Workspace.InputLimits, b.MaxContextRatio, want)
 	}
 	if !b.PlainHTTP("127.0.0.1:5000") || b.PlainHTTP("reg.example") || !b.Insecure("reg.example") || b.Insecure("127.0.0.1:5000") {
 		t.Error("--insecure-registry / --skip-tls-verify-registry select the wrong registries")
@@ -492,23 +492,23 @@ func TestMemoryContexts(t *testing.T) {
 }
 
 // TestServeLimitFlags: the limit flags reach the workspace every door builds in; 0
-// turns a count or ratio limit off (builder.Limits' negative), and bad values are
+// turns a count or ratio limit off (builder.InputLimits' negative), and bad values are
 // refused naming the flag.
 func TestServeLimitFlags(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		args    []string
-		want    builder.Limits
+		want    builder.InputLimits
 		ratio   int64
 		wantErr string
 	}{
 		{[]string{"--max-dockerfile-size=64KiB", "--max-instructions=50", "--max-layers=60", "--max-add-size=1GiB", "--max-decompression-ratio=20"},
-			builder.Limits{MaxDockerfileBytes: 64 << 10, MaxInstructions: 50, MaxLayers: 60, MaxArchiveBytes: 1 << 30, MaxArchiveRatio: 20}, 20, ""},
+			builder.InputLimits{MaxDockerfileBytes: 64 << 10, MaxInstructions: 50, MaxLayers: 60, MaxArchiveBytes: 1 << 30, MaxArchiveRatio: 20}, 20, ""},
 		{[]string{"--max-instructions=0", "--max-layers=0", "--max-decompression-ratio=0"},
-			builder.Limits{MaxDockerfileBytes: 1 << 20, MaxInstructions: -1, MaxLayers: -1, MaxArchiveBytes: 32 << 30, MaxArchiveRatio: -1}, 0, ""},
-		{[]string{"--max-layers=-1"}, builder.Limits{}, 0, "--max-layers -1: must be 0 (no limit) or more"},
-		{[]string{"--max-dockerfile-size=0"}, builder.Limits{}, 0, "--max-dockerfile-size"},
-		{[]string{"--max-add-size=lots"}, builder.Limits{}, 0, "--max-add-size"},
+			builder.InputLimits{MaxDockerfileBytes: 1 << 20, MaxInstructions: -1, MaxLayers: -1, MaxArchiveBytes: 32 << 30, MaxArchiveRatio: -1}, 0, ""},
+		{[]string{"--max-layers=-1"}, builder.InputLimits{}, 0, "--max-layers -1: must be 0 (no limit) or more"},
+		{[]string{"--max-dockerfile-size=0"}, builder.InputLimits{}, 0, "--max-dockerfile-size"},
+		{[]string{"--max-add-size=lots"}, builder.InputLimits{}, 0, "--max-add-size"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
@@ -523,8 +523,8 @@ func TestServeLimitFlags(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if cfg.build.Workspace.Limits != tt.want || cfg.build.MaxContextRatio != tt.ratio {
-				t.Errorf("limits %+v ratio %d, want %+v %d", cfg.build.Workspace.Limits, cfg.build.MaxContextRatio, tt.want, tt.ratio)
+			if cfg.build.Workspace.InputLimits != tt.want || cfg.build.MaxContextRatio != tt.ratio {
+				t.Errorf("limits %+v ratio %d, want %+v %d", cfg.build.Workspace.InputLimits, cfg.build.MaxContextRatio, tt.want, tt.ratio)
 			}
 		})
 	}

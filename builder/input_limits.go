@@ -11,7 +11,7 @@ import (
 // the archives ADD extracts. They live in the Workspace, so every door (kiln build,
 // /build, the BuildKit door) enforces the same ones; a zero field takes its Default,
 // a negative one is unlimited. docs/security.md, "Limits on client input", lists them.
-type Limits struct {
+type InputLimits struct {
 	// MaxDockerfileBytes is the largest Dockerfile a build parses.
 	MaxDockerfileBytes int64
 	// MaxInstructions is the most instructions a Dockerfile may hold, all stages counted.
@@ -52,8 +52,8 @@ func orDefault[T int | int64](v, def T) T {
 }
 
 // effective returns l with its defaults filled in; 0 then means unlimited.
-func (l Limits) effective() Limits {
-	return Limits{
+func (l InputLimits) effective() InputLimits {
+	return InputLimits{
 		MaxDockerfileBytes: orDefault(l.MaxDockerfileBytes, DefaultMaxDockerfileBytes),
 		MaxInstructions:    orDefault(l.MaxInstructions, DefaultMaxInstructions),
 		MaxLayers:          orDefault(l.MaxLayers, DefaultMaxLayers),
@@ -63,7 +63,7 @@ func (l Limits) effective() Limits {
 }
 
 // checkDockerfileSize refuses a Dockerfile over the size limit before it is parsed.
-func (l Limits) checkDockerfileSize(name string, df []byte) error {
+func (l InputLimits) checkDockerfileSize(name string, df []byte) error {
 	if m := l.MaxDockerfileBytes; m > 0 && int64(len(df)) > m {
 		return fmt.Errorf("%w: %s is %d bytes, more than the %d allowed (--max-dockerfile-size)", ErrLimit, name, len(df), m)
 	}
@@ -72,7 +72,7 @@ func (l Limits) checkDockerfileSize(name string, df []byte) error {
 
 // checkInstructions refuses a parsed Dockerfile with too many instructions, naming the
 // line of the first one past the limit.
-func (l Limits) checkInstructions(name string, ast *parser.Node) error {
+func (l InputLimits) checkInstructions(name string, ast *parser.Node) error {
 	m := l.MaxInstructions
 	if m <= 0 || ast == nil || len(ast.Children) <= m {
 		return nil
@@ -82,7 +82,7 @@ func (l Limits) checkInstructions(name string, ast *parser.Node) error {
 }
 
 // checkLayers refuses an image state with more layers than the limit.
-func (l Limits) checkLayers(n int) error {
+func (l InputLimits) checkLayers(n int) error {
 	if m := l.MaxLayers; m > 0 && n > m {
 		return fmt.Errorf("%w: max depth exceeded: the image would have %d layers, more than the %d allowed (--max-layers)", ErrLimit, n, m)
 	}

@@ -16,7 +16,7 @@ import (
 
 // TestBuildLimits: every limit on what the client controls stops the build with an
 // error naming the limit's flag and, where there is one, the Dockerfile line.
-func TestBuildLimits(t *testing.T) {
+func TestBuildInputLimits(t *testing.T) {
 	w := newWorld(t)
 	copies := func(n int) string {
 		var b strings.Builder
@@ -38,15 +38,15 @@ func TestBuildLimits(t *testing.T) {
 		want  string // "" : the build succeeds
 		isErr error
 	}{
-		{"dockerfile size", buildCase{dockerfile: "FROM scratch\n" + strings.Repeat("# padding\n", 20), limits: builder.Limits{MaxDockerfileBytes: 64}},
+		{"dockerfile size", buildCase{dockerfile: "FROM scratch\n" + strings.Repeat("# padding\n", 20), inputLimits: builder.InputLimits{MaxDockerfileBytes: 64}},
 			"Dockerfile is 213 bytes, more than the 64 allowed (--max-dockerfile-size)", builder.ErrLimit},
-		{"instructions", buildCase{dockerfile: copies(5), files: map[string]string{"f": "x"}, limits: builder.Limits{MaxInstructions: 3}},
+		{"instructions", buildCase{dockerfile: copies(5), files: map[string]string{"f": "x"}, inputLimits: builder.InputLimits{MaxInstructions: 3}},
 			"Dockerfile:4: build limit exceeded: more than 3 instructions (--max-instructions)", builder.ErrLimit},
-		{"instructions unlimited", buildCase{dockerfile: "FROM scratch\n" + strings.Repeat("ENV A=b\n", 20), limits: builder.Limits{MaxInstructions: -1}}, "", nil},
-		{"layers of the base", buildCase{dockerfile: "FROM BUSYBOX\nENV A=b\n", limits: builder.Limits{MaxLayers: -1}}, "", nil},
-		{"layers", buildCase{dockerfile: "FROM BUSYBOX\nCOPY f /a\nENV A=b\nCOPY f /b\n", files: map[string]string{"f": "x"}, limits: builder.Limits{MaxLayers: 2}},
+		{"instructions unlimited", buildCase{dockerfile: "FROM scratch\n" + strings.Repeat("ENV A=b\n", 20), inputLimits: builder.InputLimits{MaxInstructions: -1}}, "", nil},
+		{"layers of the base", buildCase{dockerfile: "FROM BUSYBOX\nENV A=b\n", inputLimits: builder.InputLimits{MaxLayers: -1}}, "", nil},
+		{"layers", buildCase{dockerfile: "FROM BUSYBOX\nCOPY f /a\nENV A=b\nCOPY f /b\n", files: map[string]string{"f": "x"}, inputLimits: builder.InputLimits{MaxLayers: 2}},
 			"Dockerfile:4: COPY f /b: build limit exceeded: max depth exceeded: the image would have 3 layers, more than the 2 allowed (--max-layers)", builder.ErrLimit},
-		{"layers with --single-snapshot", buildCase{dockerfile: "FROM BUSYBOX\nCOPY f /a\n", files: map[string]string{"f": "x"}, single: true, limits: builder.Limits{MaxLayers: 1}},
+		{"layers with --single-snapshot", buildCase{dockerfile: "FROM BUSYBOX\nCOPY f /a\n", files: map[string]string{"f": "x"}, single: true, inputLimits: builder.InputLimits{MaxLayers: 1}},
 			"Dockerfile:1: FROM ", builder.ErrLimit},
 		// dockerd: busybox (1 layer) + 124 COPY builds; the 125th COPY fails with "max depth exceeded".
 		{"dockerd's 125 layers", buildCase{dockerfile: copies(126), files: map[string]string{"f": "x"}},
