@@ -26,7 +26,7 @@ export AWS_EC2_METADATA_DISABLED = true
 export GCE_METADATA_HOST = 127.0.0.1:9
 export NO_GCE_CHECK = true
 
-.PHONY: build run test test-unit test-e2e conformance bench lint world world-down clean
+.PHONY: build run test test-unit test-e2e fuzz-smoke conformance bench lint world world-down clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o $(BIN) ./cmd/kiln
@@ -49,6 +49,24 @@ test:
 # test-unit: no world needed; world-dependent tests skip under -short.
 test-unit:
 	$(GO) test -race -count=1 -short $(PKGS)
+
+# fuzz-smoke: every fuzz target for FUZZTIME each, from its seeds and its checked-in
+# corpus (testdata/fuzz/<Target>/). A crash fails the target and leaves the input in that
+# directory: fix the bug and commit the input as a regression case. Longer runs: one
+# target with `go test -run '^$' -fuzz '^FuzzX$' -fuzztime 10m ./pkg`.
+FUZZTIME ?= 5s
+FUZZ_TARGETS ?= \
+	./apiserver:FuzzParseBuildOptions \
+	./buildkitapi:FuzzUpgradedConnection ./buildkitapi:FuzzSolveRequest ./buildkitapi:FuzzFrontendOptions \
+	./cmd/kiln:FuzzBuildFlagValue \
+	./builder:FuzzParseDockerfile ./builder:FuzzBaseCacheImage \
+	./contexts:FuzzFromArchive ./contexts:FuzzDockerignore \
+	./credentials:FuzzDockerConfig
+fuzz-smoke:
+	@status=0; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t#*:}; echo "== $$pkg $$name ($(FUZZTIME))"; \
+		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg || status=1; \
+	done; exit $$status
 
 # test-e2e: the long suites (testworld.E2E); minutes, not seconds.
 test-e2e:

@@ -41,6 +41,7 @@ func readContext(ctx context.Context, r *http.Request, o *buildOptions, dir, mem
 	limits := []contexts.ArchiveOption{
 		contexts.WithMaxBytes(cmp.Or(b.MaxContextBytes, DefaultMaxContextBytes)),
 		contexts.WithMaxEntries(cmp.Or(b.MaxContextEntries, DefaultMaxContextEntries)),
+		contexts.WithMaxRatio(b.MaxContextRatio),
 		contexts.WithNetLimits(b.Net.Guarded(b.Workspace.Fetch)),
 	}
 	if memDir != "" {

@@ -91,6 +91,9 @@ type BuildConfig struct {
 	// or a runaway upload from filling the state volume.
 	MaxContextBytes   int64
 	MaxContextEntries int
+	// MaxContextRatio bounds how many times a compressed context archive (upload or
+	// remote= download) may expand its size (contexts.WithMaxRatio); 0 is unlimited.
+	MaxContextRatio int64
 	// MemoryDir, a directory on a tmpfs, is where build contexts are extracted first:
 	// creating many small files costs a tenth of what it costs on a disk. A context
 	// moves to the state directory once its files hold more than MemoryContextBytes.

@@ -95,7 +95,7 @@ func TestResolveWorkdir(t *testing.T) {
 // Docker's classic builder reads `["a"] # comment` as exec form (kaniko/cmd in the corpus).
 func TestLenientJSON(t *testing.T) {
 	t.Parallel()
-	df, err := parseDockerfile(&Request{Dockerfile: []byte("FROM scratch\nENTRYPOINT [\"myentrypoint\"] # clears CMD\nCMD [\"a\", \"b\"]\nRUN echo [x]\n")})
+	df, err := parseDockerfile(&Request{Dockerfile: []byte("FROM scratch\nENTRYPOINT [\"myentrypoint\"] # clears CMD\nCMD [\"a\", \"b\"]\nRUN echo [x]\n")}, InputLimits{})
 	if err != nil {
 		t.Fatal(err)
 	}

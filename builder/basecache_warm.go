@@ -108,7 +108,7 @@ func DockerfileBaseImages(req *Request) ([]BaseImage, error) {
 	if err != nil {
 		return nil, err
 	}
-	df, err := parseDockerfile(req)
+	df, err := parseDockerfile(req, InputLimits{})
 	if err != nil {
 		return nil, err
 	}

@@ -130,7 +130,7 @@ func runBuild(ctx context.Context, req *Request, s settings, limits isolation.Li
 	if err != nil {
 		return nil, err
 	}
-	df, err := parseDockerfile(req)
+	df, err := parseDockerfile(req, ws.InputLimits)
 	if err != nil {
 		return nil, err
 	}

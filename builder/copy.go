@@ -158,6 +158,10 @@ func (s *stage) copyFiles(ctx context.Context, src copier.Source, o copyOpts, hi
 		r := req
 		r.Sources = j.sources
 		r.Add = o.add && !j.noAdd
+		if r.Add {
+			lim := s.b.ws.InputLimits.effective()
+			r.MaxArchiveBytes, r.MaxArchiveRatio = lim.MaxArchiveBytes, lim.MaxArchiveRatio
+		}
 		t, err := copier.Copy(ctx, j.src, s.root, r)
 		if err != nil {
 			return err

@@ -29,10 +29,15 @@ type dockerfile struct {
 
 // parseDockerfile parses the Dockerfile and picks the stages to build: all stages up
 // to the target (Docker's classic builder), or only those the target depends on.
-func parseDockerfile(req *Request) (*dockerfile, error) {
+// lim's Dockerfile limits (size, instructions) are checked first.
+func parseDockerfile(req *Request, lim InputLimits) (*dockerfile, error) {
 	name := req.DockerfileName
 	if name == "" {
 		name = "Dockerfile"
+	}
+	lim = lim.effective()
+	if err := lim.checkDockerfileSize(name, req.Dockerfile); err != nil {
+		return nil, err
 	}
 	syntaxNote, err := checkSyntax(name, req)
 	if err != nil {
@@ -50,6 +55,9 @@ func parseDockerfile(req *Request) (*dockerfile, error) {
 		if w.URL == linter.RuleNoEmptyContinuation.URL && w.Location != nil {
 			lint.run(&linter.RuleNoEmptyContinuation, []parser.Range{*w.Location}, linter.RuleNoEmptyContinuation.Format())
 		}
+	}
+	if err := lim.checkInstructions(name, res.AST); err != nil {
+		return nil, err
 	}
 	lenientJSON(res.AST)
 	stages, metaArgs, err := instructions.Parse(res.AST, lint.linter)

@@ -152,6 +152,10 @@ type Workspace struct {
 	// Timeout cancels a build that runs longer (kiln serve --build-timeout); 0 is none.
 	Timeout time.Duration
 
+	// Limits bound what the client controls (Dockerfile size and instructions, layers,
+	// ADD's archives); the zero value is the defaults (see Limits).
+	InputLimits InputLimits
+
 	// root replaces "/" as the in-place root in tests.
 	root string
 }

@@ -61,6 +61,10 @@ func (b *build) buildStage(ctx context.Context, i int) (*stageResult, error) {
 	if err != nil {
 		return fail(err)
 	}
+	limits := b.ws.InputLimits.effective()
+	if err := limits.checkLayers(len(base.state.layers)); err != nil {
+		return fail(err)
+	}
 	s.state = base.state
 	s.firstHistory = len(base.state.config.History)
 	s.parentNote = base.note
@@ -102,6 +106,9 @@ func (b *build) buildStage(ctx context.Context, i int) (*stageResult, error) {
 		if err := s.execute(ctx, cmd, text); err != nil {
 			return nil, b.instructionError(loc, text, err)
 		}
+		if err := limits.checkLayers(len(s.state.layers)); err != nil {
+			return nil, b.instructionError(loc, text, err)
+		}
 		s.stamp()
 		b.emit(StepDone{Step: s.step, ImageID: s.state.id()})
 	}
@@ -110,6 +117,9 @@ func (b *build) buildStage(ctx context.Context, i int) (*stageResult, error) {
 			return nil, b.instructionError(def.Location, def.SourceCode, err)
 		}
 		if err := s.snapshot(ctx, "/bin/sh -c #(nop) single snapshot", nil); err != nil {
+			return nil, b.instructionError(def.Location, def.SourceCode, err)
+		}
+		if err := limits.checkLayers(len(s.state.layers)); err != nil {
 			return nil, b.instructionError(def.Location, def.SourceCode, err)
 		}
 	}

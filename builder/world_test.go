@@ -52,20 +52,21 @@ func newWorld(t *testing.T) *world {
 
 // buildCase builds a Dockerfile over a context of the given files.
 type buildCase struct {
-	dockerfile string
-	files      map[string]string
-	args       map[string]*string
-	target     string
-	labels     map[string]string
-	single     bool // --single-snapshot
-	repro      bool // --reproducible
-	insecure   bool // Workspace.AllowInsecure
-	noNetwork  bool // Request.NoNetwork (docker build --network=none)
-	ssh        builder.SSHAgents
-	knownHosts string // Workspace.SSHKnownHostsFile
-	unconfined bool   // Workspace.SeccompUnconfined
-	limits     isolation.Limits
-	workspace  func(*builder.Workspace) // edits the workspace before the build
+	dockerfile  string
+	files       map[string]string
+	args        map[string]*string
+	target      string
+	labels      map[string]string
+	single      bool // --single-snapshot
+	repro       bool // --reproducible
+	insecure    bool // Workspace.AllowInsecure
+	noNetwork   bool // Request.NoNetwork (docker build --network=none)
+	ssh         builder.SSHAgents
+	knownHosts  string // Workspace.SSHKnownHostsFile
+	unconfined  bool   // Workspace.SeccompUnconfined
+	limits      isolation.Limits
+	workspace   func(*builder.Workspace) // edits the workspace before the build
+	inputLimits builder.InputLimits
 }
 
 func (w *world) build(t *testing.T, c buildCase) (*builder.Result, []builder.Event, error) {
@@ -84,7 +85,8 @@ func (w *world) build(t *testing.T, c buildCase) (*builder.Result, []builder.Eve
 	}
 	df := strings.ReplaceAll(c.dockerfile, "BUSYBOX", w.busybox)
 	var events []builder.Event
-	ws := builder.Workspace{Isolation: isolation.Chroot, StateDir: t.TempDir(), AllowInsecure: c.insecure, SSHKnownHostsFile: c.knownHosts, SeccompUnconfined: c.unconfined}
+	ws := builder.Workspace{Isolation: isolation.Chroot, StateDir: t.TempDir(), AllowInsecure: c.insecure, SSHKnownHostsFile: c.knownHosts, SeccompUnconfined: c.unconfined,
+		InputLimits: c.inputLimits}
 	if c.workspace != nil {
 		c.workspace(&ws)
 	}

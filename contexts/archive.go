@@ -31,6 +31,7 @@ type ArchiveOption func(*archiveSettings)
 type archiveSettings struct {
 	maxBytes   int64 // total size of the regular files' contents; 0: unlimited
 	maxEntries int   // number of tar entries; 0: unlimited
+	maxRatio   int64 // uncompressed bytes per compressed byte; 0: unlimited
 
 	client     *http.Client      // FromURL; nil: one held to net
 	net        nettimeout.Limits // every network wait: FromURL, FromGit, FromBucket
@@ -59,6 +60,13 @@ func WithNetLimits(l nettimeout.Limits) ArchiveOption {
 // archive of millions of empty files cannot exhaust the inodes of the state volume.
 func WithMaxEntries(n int) ArchiveOption {
 	return func(s *archiveSettings) { s.maxEntries = n }
+}
+
+// WithMaxRatio stops the extraction with ErrLimitExceeded once a compressed archive
+// has expanded n times its compressed size (past compression.DefaultRatioFloor): a
+// decompression bomb fails after a few megabytes rather than at WithMaxBytes.
+func WithMaxRatio(n int64) ArchiveOption {
+	return func(s *archiveSettings) { s.maxRatio = n }
 }
 
 // FromArchive extracts a build context sent as a tar stream (the body of Docker's
@@ -91,7 +99,9 @@ func FromArchive(ctx context.Context, r io.Reader, dir string, opts ...ArchiveOp
 	if err := os.MkdirAll(abs, 0o755); err != nil {
 		return nil, fmt.Errorf("context directory: %w", err)
 	}
-	plain, _, err := compression.NewReader(ctxio.NewReader(ctx, r))
+	plain, _, err := compression.NewLimitedReader(ctxio.NewReader(ctx, r), compression.Limits{
+		MaxRatio: s.maxRatio, What: "the build context", RatioSetting: "--max-context-ratio",
+	})
 	if err != nil {
 		return nil, fmt.Errorf("build context: %w", err)
 	}
@@ -107,6 +117,9 @@ func FromArchive(ctx context.Context, r io.Reader, dir string, opts ...ArchiveOp
 		x.disk = abs
 	}
 	if err := x.extract(ctx, plain); err != nil {
+		if errors.Is(err, compression.ErrBomb) && !errors.Is(err, ErrLimitExceeded) {
+			err = fmt.Errorf("%w: %w", ErrLimitExceeded, err)
+		}
 		return nil, err
 	}
 	c := &Context{Dir: x.root}

@@ -58,7 +58,7 @@ func (x *extractor) extract(ctx context.Context, r io.Reader) error {
 		}
 		x.entries++
 		if max := x.settings.maxEntries; max > 0 && x.entries > max {
-			return fmt.Errorf("%w: more than %d entries", ErrLimitExceeded, max)
+			return fmt.Errorf("%w: more than %d entries (--max-context-entries)", ErrLimitExceeded, max)
 		}
 		if err := x.entry(h, tr); err != nil {
 			return err
@@ -126,8 +126,23 @@ func entryName(name string) (string, error) {
 	if !insideAfterDotDot(rel) {
 		return "", fmt.Errorf("build context entry %q: path escapes the context", name)
 	}
-	return path.Clean(rel), nil
+	rel = path.Clean(rel)
+	if len(rel) >= MaxPathBytes {
+		return "", fmt.Errorf("%w: entry %q...: path longer than %d bytes (PATH_MAX)", ErrLimitExceeded, rel[:64], MaxPathBytes-1)
+	}
+	if depth := strings.Count(rel, "/") + 1; depth > MaxPathDepth {
+		return "", fmt.Errorf("%w: entry %q...: path deeper than %d directories", ErrLimitExceeded, rel[:64], MaxPathDepth)
+	}
+	return rel, nil
 }
+
+// MaxPathBytes and MaxPathDepth bound an archive entry's name: PATH_MAX (with its
+// NUL), past which the kernel refuses the path anyway, and a depth no real tree
+// needs, which keeps the recursive walks of COPY and the snapshotter shallow.
+const (
+	MaxPathBytes = 4096
+	MaxPathDepth = 1024
+)
 
 // insideAfterDotDot reports whether a relative name with ".." components stays inside
 // the root at every step ("a/../b" does, "a/../../b" does not).
@@ -192,7 +207,7 @@ func (x *extractor) prepare(rel string, dir bool) (string, error) {
 func (x *extractor) file(target string, h *tar.Header, r io.Reader, mode os.FileMode) error {
 	x.bytes += h.Size
 	if max := x.settings.maxBytes; max > 0 && x.bytes > max {
-		return fmt.Errorf("%w: more than %d bytes", ErrLimitExceeded, max)
+		return fmt.Errorf("%w: more than %d bytes (--max-context-size)", ErrLimitExceeded, max)
 	}
 	if x.disk != "" && !x.spilled && x.bytes > x.settings.memBytes {
 		old := x.root

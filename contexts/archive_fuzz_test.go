@@ -39,7 +39,7 @@ func FuzzFromArchive(f *testing.F) {
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			_, _ = FromArchive(context.Background(), bytes.NewReader(data), dir, WithMaxBytes(1<<20), WithMaxEntries(256))
+			_, _ = FromArchive(context.Background(), bytes.NewReader(data), dir, WithMaxBytes(1<<20), WithMaxEntries(256), WithMaxRatio(100))
 		}()
 		select {
 		case <-done:

@@ -49,7 +49,11 @@ func (c *copier) extract(ctx context.Context, it item, destHost string) error {
 		return fmt.Errorf("open %s: %w", shown, unwrapPathError(err))
 	}
 	defer f.Close()
-	r, _, err := compression.NewReader(f)
+	r, _, err := compression.NewLimitedReader(f, compression.Limits{
+		MaxBytes: c.req.MaxArchiveBytes, BytesSetting: "--max-add-size",
+		MaxRatio: c.req.MaxArchiveRatio, RatioSetting: "--max-decompression-ratio",
+		What: "ADD " + shown,
+	})
 	if err != nil {
 		return fmt.Errorf("decompressing %s: %w", shown, err)
 	}

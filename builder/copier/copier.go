@@ -74,6 +74,12 @@ type Request struct {
 	HTTPClient *http.Client
 	// Net are the connect and stall limits of ADD's URL downloads.
 	Net nettimeout.Limits
+	// MaxArchiveBytes and MaxArchiveRatio bound what an archive ADD extracts may
+	// expand to, in bytes and in times its compressed size (compression.Limits): past
+	// them the extraction fails with compression.ErrBomb, naming the kiln serve flags
+	// --max-add-size and --max-decompression-ratio. 0 is unlimited.
+	MaxArchiveBytes int64
+	MaxArchiveRatio int64
 	// TempDir is the host directory downloads are written to before being copied; it
 	// must be outside the build root. Empty means the system's temporary directory.
 	TempDir string

@@ -166,7 +166,9 @@ func contextOptions(f *buildFlags, h host, agents builder.SSHAgents) ([]contexts
 	}
 	limits = limits.Guarded(guard)
 	opts := []contexts.OpenOption{contexts.WithGit(g), contexts.WithSubPath(f.contextSubPath), contexts.WithCloud(cloud),
-		contexts.WithArchiveOptions(contexts.WithNetLimits(limits))}
+		// kiln build has kiln serve's default limits (builder.InputLimits' zero value, and
+		// this ratio for tar:// and fetched contexts): docs/security.md.
+		contexts.WithArchiveOptions(contexts.WithNetLimits(limits), contexts.WithMaxRatio(builder.DefaultMaxArchiveRatio))}
 	if f.maxContextSize != "" {
 		n, err := parseSize(f.maxContextSize)
 		if err != nil {

@@ -32,6 +32,8 @@ func flagHints() map[string]string {
 		"state-dir":                "give a directory, such as /var/lib/kiln",
 		"cache-dir":                "give a directory, such as /cache",
 		"max-context-size":         "give a size, such as 512MiB or 4GiB",
+		"max-dockerfile-size":      "give a size, such as 64KiB or 1MiB",
+		"max-add-size":             "give a size, such as 512MiB or 4GiB",
 		"context-memory":           "give a size, such as 256MiB, or 0 to turn it off",
 		"context-memory-dir":       "give a tmpfs directory, such as /dev/shm (--context-memory=0 turns memory contexts off)",
 		"host":                     "give unix:///path/kiln.sock or tcp://host:port (without -H, kiln listens on <state-dir>/kiln.sock)",

@@ -68,6 +68,7 @@ type serveFlags struct {
 	skipTLSVerifyRegistries []string
 	registryFlags
 	fetchFlags
+	inputLimitFlags
 
 	tls, tlsVerify             bool
 	tlsCACert, tlsCert, tlsKey string
@@ -146,6 +147,7 @@ func addServeFlags(fs *pflag.FlagSet, f *serveFlags) {
 	fs.StringVar(&f.contextMemory, "context-memory", "256MiB", "How much of a build context may be extracted into memory (a tmpfs, --context-memory-dir) before it moves to the state directory; creating many small files costs a tenth of what it costs on a disk. 0 turns it off. At most a quarter of the tmpfs's free space is used.")
 	fs.StringVar(&f.contextMemoryDir, "context-memory-dir", "/dev/shm", "The tmpfs --context-memory uses; when it is not a tmpfs, contexts go to the state directory.")
 	fs.IntVar(&f.maxContextEntries, "max-context-entries", apiserver.DefaultMaxContextEntries, "Most files and directories a build context may hold.")
+	addInputLimitFlags(fs, &f.inputLimitFlags)
 	fs.BoolVar(&f.pushOnBuild, "push-on-build", false, "Push every tag that names a registry as soon as its build succeeds (kaniko's behaviour, for clients that cannot push).")
 	fs.StringArrayVar(&f.insecureRegistries, "insecure-registry", nil, "Registry (host[:port]) reached over plain HTTP, for pulls and pushes. Repeat for several.")
 	fs.StringArrayVar(&f.skipTLSVerifyRegistries, "skip-tls-verify-registry", nil, "Registry (host[:port]) whose TLS certificate is not verified. Repeat for several.")
@@ -393,6 +395,10 @@ func planServe(f *serveFlags, h host, keychain authn.Keychain) (*serveConfig, er
 	if err != nil {
 		return nil, err
 	}
+	limits, contextRatio, err := f.inputLimitFlags.limits()
+	if err != nil {
+		return nil, err
+	}
 	cfg.build = apiserver.BuildConfig{
 		Workspace: builder.Workspace{
 			AllowInsecure:     allow,
@@ -403,6 +409,7 @@ func planServe(f *serveFlags, h host, keychain authn.Keychain) (*serveConfig, er
 			StateDir:          filepath.Join(stateDir, "builds"),
 			BaseCache:         baseCache,
 			Ignore:            ignore,
+			InputLimits:       limits,
 			// RUN --mount=type=cache outlives every build, like the step cache.
 			MountCacheDir: filepath.Join(stateDir, "cache", "mounts"),
 		},
@@ -418,6 +425,7 @@ func planServe(f *serveFlags, h host, keychain authn.Keychain) (*serveConfig, er
 
 		MaxContextBytes:   maxContext,
 		MaxContextEntries: f.maxContextEntries,
+		MaxContextRatio:   contextRatio,
 	}
 	if err := f.limits.plan(&cfg.build.Workspace); err != nil {
 		return nil, err

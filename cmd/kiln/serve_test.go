@@ -268,6 +268,10 @@ func TestPlanServe(t *testing.T) {
 	if cfg, err := planServe(parseServeFlags(t, "--seccomp=unconfined"), fakeHost(t, false, nil), credentials.Chain()); err != nil || !cfg.build.Workspace.SeccompUnconfined {
 		t.Errorf("--seccomp=unconfined: %v, unconfined %v", err, err == nil && cfg.build.Workspace.SeccompUnconfined)
 	}
+	if want := (builder.InputLimits{MaxDockerfileBytes: 1 << 20, MaxInstructions: builder.DefaultMaxInstructions, MaxLayers: 125,
+		MaxArchiveBytes: 32 << 30, MaxArchiveRatio: 100}); b.Workspace.InputLimits != want || b.MaxContextRatio != 100 {
+		t.Errorf("default limits %+v, context ratio %d; want %+v, 100", b.Workspace.InputLimits, b.MaxContextRatio, want)
+	}
 	if !b.PlainHTTP("127.0.0.1:5000") || b.PlainHTTP("reg.example") || !b.Insecure("reg.example") || b.Insecure("127.0.0.1:5000") {
 		t.Error("--insecure-registry / --skip-tls-verify-registry select the wrong registries")
 	}
@@ -520,5 +524,44 @@ func TestPlanServeSecrets(t *testing.T) {
 	if _, err := planServe(parseServeFlags(t, "--secret", "src=/nonexistent"), fakeHost(t, false, env), credentials.Chain()); err == nil ||
 		!strings.Contains(err.Error(), "--secret") {
 		t.Errorf("a bad --secret: err = %v", err)
+	}
+}
+
+// TestServeLimitFlags: the limit flags reach the workspace every door builds in; 0
+// turns a count or ratio limit off (builder.InputLimits' negative), and bad values are
+// refused naming the flag.
+func TestServeLimitFlags(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		args    []string
+		want    builder.InputLimits
+		ratio   int64
+		wantErr string
+	}{
+		{[]string{"--max-dockerfile-size=64KiB", "--max-instructions=50", "--max-layers=60", "--max-add-size=1GiB", "--max-decompression-ratio=20"},
+			builder.InputLimits{MaxDockerfileBytes: 64 << 10, MaxInstructions: 50, MaxLayers: 60, MaxArchiveBytes: 1 << 30, MaxArchiveRatio: 20}, 20, ""},
+		{[]string{"--max-instructions=0", "--max-layers=0", "--max-decompression-ratio=0"},
+			builder.InputLimits{MaxDockerfileBytes: 1 << 20, MaxInstructions: -1, MaxLayers: -1, MaxArchiveBytes: 32 << 30, MaxArchiveRatio: -1}, 0, ""},
+		{[]string{"--max-layers=-1"}, builder.InputLimits{}, 0, "--max-layers -1: must be 0 (no limit) or more"},
+		{[]string{"--max-dockerfile-size=0"}, builder.InputLimits{}, 0, "--max-dockerfile-size"},
+		{[]string{"--max-add-size=lots"}, builder.InputLimits{}, 0, "--max-add-size"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			t.Parallel()
+			cfg, err := planServe(parseServeFlags(t, tt.args...), fakeHost(t, false, nil), credentials.Chain())
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("error %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.build.Workspace.InputLimits != tt.want || cfg.build.MaxContextRatio != tt.ratio {
+				t.Errorf("limits %+v ratio %d, want %+v %d", cfg.build.Workspace.InputLimits, cfg.build.MaxContextRatio, tt.want, tt.ratio)
+			}
+		})
 	}
 }
