@@ -1,6 +1,10 @@
 # kiln — see README.md. Every target is safe on a developer machine: builds run in chroot
 # isolation under a temporary state directory, never in place on this machine's "/".
 SHELL   := bash
+# The Go toolchain kiln is built and tested with: the newest go1.26 patch release the
+# module proxy serves (go1.26.8, the machine's own, has standard-library vulnerabilities
+# govulncheck reports). The go command fetches it from the proxy once (GOTOOLCHAIN).
+export GOTOOLCHAIN ?= go1.26.11
 GO      ?= go
 BIN     ?= bin/kiln
 PKGS    ?= ./...
