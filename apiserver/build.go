@@ -107,6 +107,9 @@ func (s *Server) postBuild(w http.ResponseWriter, r *http.Request, q *builder.Qu
 		out.fail(w, err)
 		return
 	}
+	if msg := cacheFromWarning(o.cacheFrom); msg != "" {
+		out.event(builder.Warning{Message: msg})
+	}
 	res, err := builder.Build(ctx, &builder.Request{
 		Dockerfile:     df,
 		DockerfileName: dfName,

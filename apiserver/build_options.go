@@ -30,6 +30,7 @@ type buildOptions struct {
 	pull       bool   // pull=1: always ask the registry for the base (docker build --pull)
 	noNetwork  bool   // networkmode=none: every RUN without network (docker build --network=none)
 	limits     builder.Limits
+	cacheFrom  []string // --cache-from images: not used, and the build says so (cacheFromWarning)
 }
 
 // apiError is an answer given before any output: an HTTP status and dockerd's message.
@@ -56,8 +57,9 @@ func badRequest(format string, args ...any) *apiError {
 // cpusetcpus, cpusetmems, shmsize, ulimits) become the build's Limits, applied to
 // every RUN (parseLimits); cgroupparent is refused. nocache skips step-cache lookups (the
 // results are still stored, as dockerd does); pull always asks the registry for the base
-// image instead of using the base cache. cachefrom is validated and unused: the server's
-// own cache serves every build. rm and forcerm are accepted: kiln leaves
+// image instead of using the base cache. cachefrom is validated and not used (the
+// server's own step cache serves every build); a build given one says so in its stream
+// (cacheFromWarning) rather than dropping it silently. rm and forcerm are accepted: kiln leaves
 // no containers behind either way.
 func parseBuildOptions(q url.Values) (*buildOptions, *apiError) {
 	switch v := q.Get("version"); v {
@@ -118,8 +120,7 @@ func parseBuildOptions(q url.Values) (*buildOptions, *apiError) {
 	if err := jsonParam(q, "labels", &o.labels); err != nil {
 		return nil, badRequest("error reading labels: %s", err)
 	}
-	var cacheFrom []string
-	if err := jsonParam(q, "cachefrom", &cacheFrom); err != nil {
+	if err := jsonParam(q, "cachefrom", &o.cacheFrom); err != nil {
 		return nil, badRequest("error reading cache-from: %s", err)
 	}
 	limits, aerr := parseLimits(q)
@@ -165,4 +166,22 @@ func nonEmpty(values []string) bool {
 		}
 	}
 	return false
+}
+
+// cacheFromWarning is what a build that was given --cache-from images prints first: kiln
+// does not take steps from them (its own step cache, shared by every build of the
+// server, is where cached steps come from), and a CI pipeline that relies on them should
+// know. "" when none were given.
+func cacheFromWarning(images []string) string {
+	var named []string
+	for _, im := range images {
+		if im != "" {
+			named = append(named, im)
+		}
+	}
+	if len(named) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("--cache-from %s is not used by kiln: cached steps come from the server's own step cache, "+
+		"which every build of this server shares (kiln build --cache for a registry cache)", strings.Join(named, ", "))
 }

@@ -27,7 +27,7 @@ func TestParseBuildOptions(t *testing.T) {
 	}, {
 		name:  "build-misc-flags-ok's resource limits are the build's (without its cgroupparent)",
 		query: `buildargs=%7B%22X%22%3A%22a%3Db%22%7D&cachefrom=%5B%22busybox%3Alocal%22%5D&cpuperiod=100000&cpuquota=50000&cpusetcpus=0&cpusetmems=0&cpushares=512&dockerfile=Dockerfile&forcerm=1&memory=268435456&memswap=536870912&rm=0&shmsize=134217728&t=apicap-misc&ulimits=%5B%7B%22Name%22%3A%22nofile%22%2C%22Hard%22%3A2048%2C%22Soft%22%3A1024%7D%5D&version=1`,
-		want: &buildOptions{dockerfile: "Dockerfile", typed: []string{"apicap-misc"}, buildArgs: map[string]*string{"X": str("a=b")},
+		want: &buildOptions{dockerfile: "Dockerfile", typed: []string{"apicap-misc"}, buildArgs: map[string]*string{"X": str("a=b")}, cacheFrom: []string{"busybox:local"},
 			limits: builder.Limits{
 				Memory: 268435456, MemorySwap: 536870912, CPUShares: 512, CPUQuota: 50000, CPUPeriod: 100000,
 				CPUSetCPUs: "0", CPUSetMems: "0", ShmSize: 134217728,

@@ -326,3 +326,26 @@ func TestBuildPushOnBuild(t *testing.T) {
 		t.Errorf("the image is not in the registry: %v", err)
 	}
 }
+
+// TestBuildCacheFromSaid: --cache-from images are not used by kiln, and a build given
+// some says so first in its stream, naming them; a build without prints nothing of it.
+func TestBuildCacheFromSaid(t *testing.T) {
+	t.Parallel()
+	w := newBuildWorld(t, nil)
+	ts := newBuildServer(t, BuildConfig{})
+	body := func() []byte {
+		return contextTar(t, map[string]string{"Dockerfile": "FROM " + w.busybox + "\nENV A=1\n"})
+	}
+	resp := postBuild(t, ts.URL, "cachefrom="+urlJSON([]string{"app:latest", "app:cache"})+"&version=1", body(), nil)
+	if resp.status != http.StatusOK {
+		t.Fatalf("HTTP %d: %s", resp.status, resp.body)
+	}
+	want := `{"stream":"[Warning] --cache-from app:latest, app:cache is not used by kiln: cached steps come from the server's own step cache, which every build of this server shares (kiln build --cache for a registry cache)\n"}`
+	if got := shape(resp.messages); len(got) == 0 || got[0] != want {
+		t.Errorf("first message %q, want %q", got, want)
+	}
+	plain := postBuild(t, ts.URL, "cachefrom=%5B%5D&version=1", body(), nil)
+	if strings.Contains(plain.text(), "cache-from") {
+		t.Errorf("an empty cachefrom was reported:\n%s", plain.text())
+	}
+}
