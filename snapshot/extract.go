@@ -72,13 +72,14 @@ func Extract(ctx context.Context, root, dest string, r io.Reader, opts ...Extrac
 		return err
 	}
 	x := &extractor{
-		cfg:     cfg,
-		fs:      rfs,
-		dest:    path.Clean("/" + dest),
-		written: map[string]struct{}{},
-		dirAt:   map[string]int{},
-		buf:     make([]byte, copyBufferSize),
-		root:    os.Geteuid() == 0,
+		cfg:      cfg,
+		fs:       rfs,
+		dest:     path.Clean("/" + dest),
+		written:  map[string]struct{}{},
+		dirAt:    map[string]int{},
+		buf:      make([]byte, copyBufferSize),
+		root:     os.Geteuid() == 0,
+		onlyRoot: onlyRootMapped(),
 	}
 	tr := tar.NewReader(r)
 	for {
@@ -111,6 +112,19 @@ type extractor struct {
 	dirAt   map[string]int // img -> index in dirs, so a repeated header wins
 	buf     []byte
 	root    bool // root bypasses permission checks; others need writable dirs
+	// onlyRoot is set in a user namespace mapping no uid but 0 (rootless kiln without
+	// a subuid range): entries owned by others stay owned by 0.
+	onlyRoot bool
+}
+
+// onlyRootMapped reports whether this process's user namespace maps uid 0 alone.
+func onlyRootMapped() bool {
+	b, err := os.ReadFile("/proc/self/uid_map")
+	if err != nil {
+		return false
+	}
+	f := strings.Fields(string(b))
+	return len(f) == 3 && f[0] == "0" && f[2] == "1"
 }
 
 // pendingDir is a directory whose mode and times are applied after all entries,

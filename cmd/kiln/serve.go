@@ -116,6 +116,9 @@ removes the unix sockets.`,
 				return err
 			}
 			f.flagWarnings = warnings
+			if err := enterRootless(cmd.Context(), f.isolation, f.force, h); err != nil {
+				return err
+			}
 			return runServe(cmd.Context(), f, h, stderr)
 		},
 	}
@@ -187,6 +190,7 @@ func startDaemon(ctx context.Context, f *serveFlags, h host, stderr io.Writer) (
 	for _, w := range f.flagWarnings {
 		lg.Warn(w)
 	}
+	rootlessNotes(lg)
 	// One keychain for the server's life, so cloud tokens and failed lookups are
 	// remembered across builds.
 	limits, err := f.netLimits(h.lookupEnv)
