@@ -18,6 +18,93 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 )
 
+// nobodyCred returns user nobody's credentials for running kiln as it.
+func nobodyCred(t *testing.T) (*user.User, *syscall.Credential) {
+	t.Helper()
+	nobody, err := user.Lookup("nobody")
+	if err != nil {
+		t.Skip("no user nobody")
+	}
+	uid, _ := strconv.Atoi(nobody.Uid)
+	gid, _ := strconv.Atoi(nobody.Gid)
+	return nobody, &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: []uint32{}}
+}
+
+// TestRootlessServe runs `kiln serve --isolation=chroot` as user nobody: the server
+// runs in its user namespace, answers on its socket and, on SIGTERM to the kiln that
+// was started, the one in the namespace shuts down cleanly and removes its socket.
+func TestRootlessServe(t *testing.T) {
+	needRoot(t)
+	if _, err := exec.LookPath("newuidmap"); err != nil {
+		t.Skip("newuidmap is not installed")
+	}
+	_, cred := nobodyCred(t)
+	dir, err := os.MkdirTemp("", "kiln-rootless-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	bin := rootlessKiln(t, dir)
+	work := filepath.Join(dir, "serve")
+	if err := os.Mkdir(work, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(work, int(cred.Uid), int(cred.Gid)); err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(work, "kiln.sock")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var log strings.Builder
+	cmd := exec.CommandContext(ctx, bin, "serve", "--isolation=chroot", "--state-dir", filepath.Join(work, "state"), "-H", "unix://"+sock)
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + work}
+	cmd.Stdout, cmd.Stderr = &log, &log
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	var info string
+	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		resp, err := unixClient(sock).Get("http://kiln/info")
+		if err != nil {
+			continue
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		info = string(b)
+		break
+	}
+	if !strings.Contains(info, "chroot") {
+		_ = cmd.Process.Kill()
+		<-done
+		t.Fatalf("/info of the rootless server: %q\n%s", info, log.String())
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("kiln serve ended with %v\n%s", err, log.String())
+		}
+	case <-time.After(30 * time.Second):
+		_ = cmd.Process.Kill()
+		<-done
+		t.Fatalf("kiln serve did not end on SIGTERM\n%s", log.String())
+	}
+	if _, err := os.Stat(sock); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("socket left behind: %v", err)
+	}
+	if !strings.Contains(log.String(), "Rootless: chroot isolation in a user namespace") {
+		t.Errorf("no rootless note:\n%s", log.String())
+	}
+}
+
 // rootlessKiln builds this kiln into a directory every user may read, for running it
 // as another user.
 func rootlessKiln(t *testing.T, dir string) string {
@@ -81,12 +168,8 @@ func TestRootlessChrootBuild(t *testing.T) {
 	if _, err := exec.LookPath("newuidmap"); err != nil {
 		t.Skip("newuidmap is not installed")
 	}
-	nobody, err := user.Lookup("nobody")
-	if err != nil {
-		t.Skip("no user nobody")
-	}
-	uid, _ := strconv.Atoi(nobody.Uid)
-	gid, _ := strconv.Atoi(nobody.Gid)
+	nobody, cred := nobodyCred(t)
+	uid, gid := int(cred.Uid), int(cred.Gid)
 	dir, err := os.MkdirTemp("", "kiln-rootless-")
 	if err != nil {
 		t.Fatal(err)
@@ -139,7 +222,7 @@ func TestRootlessChrootBuild(t *testing.T) {
 				"--state-dir", filepath.Join(work, "state"), "--no-push", "--insecure-pull",
 				"--tar-path", out, "--destination", "rootless/test:1")
 			cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + work}
-			cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: []uint32{}}}
+			cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
 			log, err := cmd.CombinedOutput()
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(string(log), tt.wantErr) {
