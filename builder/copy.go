@@ -331,7 +331,7 @@ func (b *build) extractFS(ctx context.Context, key string, st *imageState) (stri
 		return "", err
 	}
 	for _, l := range st.layers {
-		if err := extractLayer(ctx, dir, l, nil); err != nil {
+		if err := extractLayer(ctx, dir, l, nil, b.emit); err != nil {
 			return "", err
 		}
 	}

@@ -31,12 +31,20 @@ type extractConfig struct {
 	whiteouts bool
 	ownership bool
 	touched   func(imagePath string)
+	// skippedNode hears of device nodes mknod refused.
+	skippedNode func(imagePath string)
 }
 
 // WithIgnore skips entries under ignored paths; such paths are never written over or
 // deleted, not even by whiteouts or opaque directories.
 func WithIgnore(ig *Ignore) ExtractOption {
 	return func(c *extractConfig) { c.ignore = ig }
+}
+
+// WithSkippedNode calls skipped with the image path of every device node the kernel
+// refused to create (mknod EPERM: a user namespace or an unprivileged container).
+func WithSkippedNode(skipped func(imagePath string)) ExtractOption {
+	return func(c *extractConfig) { c.skippedNode = skipped }
 }
 
 // WithWhiteouts selects whether ".wh." entries are whiteouts (the default, for image
@@ -345,6 +353,9 @@ func (x *extractor) writeNode(ctx context.Context, hdr *tar.Header, host, resolv
 	dev := unix.Mkdev(uint32(hdr.Devmajor), uint32(hdr.Devminor))
 	if err := unix.Mknod(host, mode, int(dev)); err != nil {
 		if errors.Is(err, unix.EPERM) {
+			if x.cfg.skippedNode != nil {
+				x.cfg.skippedNode(path.Clean("/" + hdr.Name))
+			}
 			return false, nil
 		}
 		return false, &os.PathError{Op: "mknod", Path: host, Err: err}
