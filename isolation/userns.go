@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"os/user"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -122,6 +123,10 @@ func EnterUserNamespace(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	// Pdeathsig fires when the thread that started the child ends, not the process:
+	// keep this one until the child has.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	cmd := exec.Command("/proc/self/exe", os.Args[1:]...)
 	cmd.Args[0] = os.Args[0]
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
