@@ -186,6 +186,7 @@ func TestRootlessChrootBuild(t *testing.T) {
 		subids    bool
 		df        string
 		wantErr   string
+		wantCode  int               // the exit code, with wantErr
 		wantFiles map[string]string // name → "uid:gid:content"
 	}{
 		{name: "subuid range", subids: true, df: withChown,
@@ -194,6 +195,8 @@ func TestRootlessChrootBuild(t *testing.T) {
 			wantFiles: map[string]string{"made": "0:0:hi\n", "id": "0:0:0\n"}},
 		{name: "single uid refuses chown", df: withChown,
 			wantErr: "Dockerfile:3: COPY --chown=1000:1000 f /f: --chown=1000:1000: uid 1000/gid 1000 does not exist here: kiln runs rootless in a user namespace that maps only uid and gid 0"},
+		{name: "RUN's exit code passes through", df: "FROM " + reg + "/busybox:1.35\nRUN exit 7\n",
+			wantErr: "Dockerfile:2: RUN exit 7", wantCode: 7},
 		{name: "single uid refuses USER", df: "FROM " + reg + "/busybox:1.35\nUSER 1000\nRUN true\n",
 			wantErr: "Dockerfile:3: RUN true: USER 1000: uid 1000/gid 0 does not exist here"},
 	}
@@ -227,6 +230,9 @@ func TestRootlessChrootBuild(t *testing.T) {
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(string(log), tt.wantErr) {
 					t.Fatalf("err %v, want output containing %q:\n%s", err, tt.wantErr, log)
+				}
+				if code := cmd.ProcessState.ExitCode(); tt.wantCode != 0 && code != tt.wantCode {
+					t.Errorf("exit code %d, want %d", code, tt.wantCode)
 				}
 				return
 			}
