@@ -17,6 +17,7 @@ import (
 
 	"github.com/kiln-build/kiln/builder/copier"
 	"github.com/kiln-build/kiln/contexts"
+	"github.com/kiln-build/kiln/isolation"
 	"github.com/kiln-build/kiln/snapshot"
 )
 
@@ -133,6 +134,9 @@ func (s *stage) copyFiles(ctx context.Context, src copier.Source, o copyOpts, hi
 		id, err := resolveChown(s.root, chown)
 		if err != nil {
 			return err
+		}
+		if err := isolation.CheckOwner(id.UID, id.GID); err != nil {
+			return fmt.Errorf("--chown=%s: %w", chown, err)
 		}
 		req.Chown = &copier.Owner{UID: id.UID, GID: id.GID}
 	}
@@ -327,7 +331,7 @@ func (b *build) extractFS(ctx context.Context, key string, st *imageState) (stri
 		return "", err
 	}
 	for _, l := range st.layers {
-		if err := extractLayer(ctx, dir, l, nil); err != nil {
+		if err := extractLayer(ctx, dir, l, nil, b.emit); err != nil {
 			return "", err
 		}
 	}

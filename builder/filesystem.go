@@ -18,7 +18,7 @@ func ExtractFilesystem(ctx context.Context, img v1.Image, dir string) error {
 		return fmt.Errorf("reading the image's layers: %w", err)
 	}
 	for _, l := range layers {
-		if err := extractLayer(ctx, dir, l, nil); err != nil {
+		if err := extractLayer(ctx, dir, l, nil, nil); err != nil {
 			return err
 		}
 	}

@@ -92,7 +92,7 @@ func (c *rootfsCache) baseTree(ctx context.Context, layers []v1.Layer, ig *snaps
 	}
 	emit(Debug{Message: fmt.Sprintf("%s %d base layer%s into %s", extractingMessage, len(layers), plural(len(layers)), tree)})
 	for _, l := range layers {
-		if err := extractLayer(ctx, tmp, l, ig); err != nil {
+		if err := extractLayer(ctx, tmp, l, ig, emit); err != nil {
 			return "", err
 		}
 	}

@@ -46,6 +46,9 @@ func (s *stage) run(ctx context.Context, c *instructions.RunCommand) error {
 	if err != nil {
 		return err
 	}
+	if err := isolation.CheckOwner(user.UID, user.GID); err != nil {
+		return fmt.Errorf("USER %s: %w", cfg.User, err)
+	}
 	workdir := cfg.WorkingDir
 	if workdir == "" {
 		workdir = "/"

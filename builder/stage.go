@@ -317,7 +317,7 @@ func (s *stage) catchUp(ctx context.Context) (bool, error) {
 	}
 	b.emit(Debug{Message: fmt.Sprintf("%s %d layer%s into the root of stage %d", extractingMessage, len(pending), plural(len(pending)), s.index)})
 	for _, l := range pending {
-		if err := extractLayer(ctx, s.root, l, b.ws.Ignore); err != nil {
+		if err := extractLayer(ctx, s.root, l, b.ws.Ignore, b.emit); err != nil {
 			return false, err
 		}
 		s.extracted++
@@ -328,16 +328,25 @@ func (s *stage) catchUp(ctx context.Context) (bool, error) {
 // extractingMessage starts the Debug event sent when a root is filled; tests look for it.
 const extractingMessage = "Extracting"
 
-// extractLayer applies one layer to a root.
-func extractLayer(ctx context.Context, root string, l v1.Layer, ig *snapshot.Ignore) error {
+// extractLayer applies one layer to a root. Device nodes the kernel refuses to
+// create (rootless kiln, an unprivileged container) are skipped with one Warning per
+// layer through emit (nil: none).
+func extractLayer(ctx context.Context, root string, l v1.Layer, ig *snapshot.Ignore, emit func(Event)) error {
 	rc, err := l.Uncompressed()
 	if err != nil {
 		return err
 	}
 	defer rc.Close()
-	if err := snapshot.Extract(ctx, root, "/", rc, snapshot.WithIgnore(ig)); err != nil {
-		d, _ := l.Digest()
+	var skipped []string
+	err = snapshot.Extract(ctx, root, "/", rc, snapshot.WithIgnore(ig),
+		snapshot.WithSkippedNode(func(p string) { skipped = append(skipped, p) }))
+	d, _ := l.Digest()
+	if err != nil {
 		return fmt.Errorf("extracting layer %s: %w", d, err)
+	}
+	if len(skipped) > 0 && emit != nil {
+		emit(Warning{Message: fmt.Sprintf("Layer %s: skipped %d device node%s (%s): creating device nodes is not permitted here (rootless kiln or an unprivileged container)",
+			d, len(skipped), plural(len(skipped)), strings.Join(skipped, ", "))})
 	}
 	return nil
 }

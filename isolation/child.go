@@ -7,6 +7,7 @@ import (
 	"os"
 	"runtime"
 	"strconv"
+	"strings"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -17,6 +18,7 @@ import (
 // up the namespaces' view of the root and execs the RUN command, never returning;
 // otherwise it returns at once.
 func Init() {
+	initRootless()
 	if len(os.Args) == 0 || os.Args[0] != childArg0 || os.Getenv(childEnv) == "" {
 		return
 	}
@@ -146,6 +148,13 @@ func setupFailure(format string, args ...any) *startError {
 	return &startError{Message: fmt.Sprintf(format, args...)}
 }
 
+// setgroupsDenied reports whether this user namespace forbids setgroups (one whose
+// gid map an unprivileged user wrote): RUN then keeps kiln's supplementary groups.
+func setgroupsDenied() bool {
+	b, err := os.ReadFile("/proc/self/setgroups")
+	return err == nil && strings.TrimSpace(string(b)) == "deny"
+}
+
 // setCredentials switches every thread to the RUN user: supplementary groups first,
 // then the group, then the user (after which nothing else may be changed).
 func setCredentials(uid, gid uint32, groups []uint32) error {
@@ -153,7 +162,7 @@ func setCredentials(uid, gid uint32, groups []uint32) error {
 	for i, g := range groups {
 		gs[i] = int(g)
 	}
-	if err := syscall.Setgroups(gs); err != nil {
+	if err := syscall.Setgroups(gs); err != nil && !setgroupsDenied() {
 		return fmt.Errorf("set groups %v: %w", groups, err)
 	}
 	if err := syscall.Setgid(int(gid)); err != nil {

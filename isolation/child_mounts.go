@@ -201,8 +201,16 @@ func mountDevfs(target string, shmSize int64) error {
 			return fmt.Errorf("create %s: %w", d, err)
 		}
 	}
-	if err := mount("devpts", pts, "devpts", unix.MS_NOSUID|unix.MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620,gid=5"); err != nil {
-		return err
+	const ptsOpts = "newinstance,ptmxmode=0666,mode=0620"
+	if err := mount("devpts", pts, "devpts", unix.MS_NOSUID|unix.MS_NOEXEC, ptsOpts+",gid=5"); err != nil {
+		// In a user namespace that maps no gid 5 (rootless kiln without a subgid
+		// range) the tty group does not exist: terminals belong to the caller's gid.
+		if !errors.Is(err, unix.EINVAL) {
+			return err
+		}
+		if err := mount("devpts", pts, "devpts", unix.MS_NOSUID|unix.MS_NOEXEC, ptsOpts); err != nil {
+			return err
+		}
 	}
 	shmOpts := "mode=1777,size=65536k"
 	if shmSize > 0 {
@@ -237,8 +245,14 @@ func mountSysfs(target string) error {
 		}
 		return nil
 	}
-	if err := mount("/sys", target, "", unix.MS_BIND, ""); err != nil {
+	// Recursive: in a user namespace the kernel refuses to bind /sys without the
+	// mounts under it (their contents would be revealed).
+	if err := mount("/sys", target, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
 		return err
+	}
+	attr := &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY | unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV | unix.MOUNT_ATTR_NOEXEC}
+	if err := unix.MountSetattr(-1, target, unix.AT_RECURSIVE, attr); err == nil {
+		return nil
 	}
 	return mount("", target, "", unix.MS_BIND|unix.MS_REMOUNT|flags, "")
 }

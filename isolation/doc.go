@@ -32,10 +32,17 @@
 // after it, with their directories' times restored, so `RUN true` changes nothing in
 // the root. Only the directories' ctime cannot be put back.
 //
-// This needs real root: CAP_SYS_ADMIN for the namespaces and mounts, CAP_SYS_CHROOT,
+// This needs root: CAP_SYS_ADMIN for the namespaces and mounts, CAP_SYS_CHROOT,
 // CAP_SETUID, CAP_SETGID and CAP_SETPCAP. Without them the RUN fails with an error
-// saying so and suggesting --isolation=inplace, which is what an unprivileged container
-// (a Kubernetes pod) must use.
+// saying so and suggesting --isolation=inplace.
+//
+// # Rootless
+//
+// Root of a user namespace is enough. EnterUserNamespace runs a non-root kiln again as
+// uid 0 of a new user and mount namespace, mapping the user's /etc/subuid and
+// /etc/subgid ranges after 0 through newuidmap and newgidmap when it can, or uid 0
+// alone otherwise (Rootless, CheckOwner); Init recognises its first stage, which waits
+// for the maps and executes itself again to hold the namespace's capabilities.
 //
 // # In-place execution
 //

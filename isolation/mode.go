@@ -7,7 +7,8 @@ type Mode int
 
 const (
 	// Chroot gives each build root its own directory; RUN executes via chroot in new
-	// mount and PID namespaces. Needs root (CAP_SYS_CHROOT, CAP_SYS_ADMIN).
+	// mount and PID namespaces. Needs root (CAP_SYS_CHROOT, CAP_SYS_ADMIN), if only of
+	// a user namespace (EnterUserNamespace).
 	Chroot Mode = iota + 1
 	// InPlace uses the container's own "/" as the build root (kaniko's model).
 	InPlace

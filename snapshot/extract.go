@@ -31,12 +31,20 @@ type extractConfig struct {
 	whiteouts bool
 	ownership bool
 	touched   func(imagePath string)
+	// skippedNode hears of device nodes mknod refused.
+	skippedNode func(imagePath string)
 }
 
 // WithIgnore skips entries under ignored paths; such paths are never written over or
 // deleted, not even by whiteouts or opaque directories.
 func WithIgnore(ig *Ignore) ExtractOption {
 	return func(c *extractConfig) { c.ignore = ig }
+}
+
+// WithSkippedNode calls skipped with the image path of every device node the kernel
+// refused to create (mknod EPERM: a user namespace or an unprivileged container).
+func WithSkippedNode(skipped func(imagePath string)) ExtractOption {
+	return func(c *extractConfig) { c.skippedNode = skipped }
 }
 
 // WithWhiteouts selects whether ".wh." entries are whiteouts (the default, for image
@@ -72,13 +80,14 @@ func Extract(ctx context.Context, root, dest string, r io.Reader, opts ...Extrac
 		return err
 	}
 	x := &extractor{
-		cfg:     cfg,
-		fs:      rfs,
-		dest:    path.Clean("/" + dest),
-		written: map[string]struct{}{},
-		dirAt:   map[string]int{},
-		buf:     make([]byte, copyBufferSize),
-		root:    os.Geteuid() == 0,
+		cfg:      cfg,
+		fs:       rfs,
+		dest:     path.Clean("/" + dest),
+		written:  map[string]struct{}{},
+		dirAt:    map[string]int{},
+		buf:      make([]byte, copyBufferSize),
+		root:     os.Geteuid() == 0,
+		onlyRoot: onlyRootMapped(),
 	}
 	tr := tar.NewReader(r)
 	for {
@@ -111,6 +120,19 @@ type extractor struct {
 	dirAt   map[string]int // img -> index in dirs, so a repeated header wins
 	buf     []byte
 	root    bool // root bypasses permission checks; others need writable dirs
+	// onlyRoot is set in a user namespace mapping no uid but 0 (rootless kiln without
+	// a subuid range): entries owned by others stay owned by 0.
+	onlyRoot bool
+}
+
+// onlyRootMapped reports whether this process's user namespace maps uid 0 alone.
+func onlyRootMapped() bool {
+	b, err := os.ReadFile("/proc/self/uid_map")
+	if err != nil {
+		return false
+	}
+	f := strings.Fields(string(b))
+	return len(f) == 3 && f[0] == "0" && f[2] == "1"
 }
 
 // pendingDir is a directory whose mode and times are applied after all entries,
@@ -331,6 +353,9 @@ func (x *extractor) writeNode(ctx context.Context, hdr *tar.Header, host, resolv
 	dev := unix.Mkdev(uint32(hdr.Devmajor), uint32(hdr.Devminor))
 	if err := unix.Mknod(host, mode, int(dev)); err != nil {
 		if errors.Is(err, unix.EPERM) {
+			if x.cfg.skippedNode != nil {
+				x.cfg.skippedNode(path.Clean("/" + hdr.Name))
+			}
 			return false, nil
 		}
 		return false, &os.PathError{Op: "mknod", Path: host, Err: err}

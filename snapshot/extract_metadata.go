@@ -29,7 +29,7 @@ func (x *extractor) metadata(hdr *tar.Header, host string, fd int, dir bool) err
 		} else {
 			err = unix.Lchown(host, hdr.Uid, hdr.Gid)
 		}
-		if err != nil {
+		if err != nil && !(x.onlyRoot && errors.Is(err, unix.EINVAL)) {
 			return &os.PathError{Op: "chown", Path: host, Err: err}
 		}
 	}

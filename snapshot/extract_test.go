@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"context"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"testing"
 	"time"
@@ -233,5 +234,46 @@ func TestExtractCancelled(t *testing.T) {
 	err := Extract(ctx, t.TempDir(), "/", makeTar(t, file("x", "x")))
 	if err == nil {
 		t.Fatal("Extract with a cancelled context succeeded")
+	}
+}
+
+// TestExtractSkippedDevices: where mknod of a device is refused (EPERM: a user
+// namespace, here a thread without CAP_MKNOD), the device is skipped and reported
+// through WithSkippedNode; a FIFO, which needs no privilege, is still made.
+func TestExtractSkippedDevices(t *testing.T) {
+	t.Parallel()
+	skipUnlessRoot(t)
+	root := t.TempDir()
+	layer := makeTar(t,
+		device("dev/null", tar.TypeChar, 1, 3),
+		device("run/fifo", tar.TypeFifo, 0, 0),
+	)
+	var skipped []string
+	errc := make(chan error, 1)
+	go func() {
+		// Capabilities are per thread: this one loses CAP_MKNOD and, never unlocked,
+		// ends with the goroutine.
+		runtime.LockOSThread()
+		hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+		var data [2]unix.CapUserData
+		if err := unix.Capget(&hdr, &data[0]); err != nil {
+			errc <- err
+			return
+		}
+		data[0].Effective &^= 1 << unix.CAP_MKNOD
+		if err := unix.Capset(&hdr, &data[0]); err != nil {
+			errc <- err
+			return
+		}
+		errc <- Extract(context.Background(), root, "/", layer,
+			WithSkippedNode(func(p string) { skipped = append(skipped, p) }))
+	}()
+	mustDo(t, <-errc)
+	if diff := cmp.Diff([]string{"/dev/null"}, skipped); diff != "" {
+		t.Errorf("skipped (-want +got):\n%s", diff)
+	}
+	want := []string{"/dev 0755 0:0 dir", "/run 0755 0:0 dir", "/run/fifo 0600 0:0 fifo"}
+	if diff := cmp.Diff(want, listTree(t, root, listOpts{})); diff != "" {
+		t.Errorf("tree (-want +got):\n%s", diff)
 	}
 }

@@ -27,6 +27,7 @@ func runBuild(ctx context.Context, f *buildFlags, fs *pflag.FlagSet, h host, std
 	for _, w := range f.flagWarnings {
 		log.Warn(w)
 	}
+	rootlessNotes(log)
 	for _, n := range kanikoEnvNotices(h.lookupEnv) {
 		log.Info(n)
 	}

@@ -37,6 +37,10 @@ func run(args []string, stdout, stderr io.Writer, h host) int {
 	if err == nil {
 		return 0
 	}
+	var re *rootlessExit
+	if errors.As(err, &re) {
+		return re.code // the kiln in the user namespace said everything
+	}
 	fmt.Fprintf(stderr, "error: %v\n", err)
 	return exitCode(err)
 }

@@ -56,6 +56,9 @@ When a RUN instruction fails, kiln exits with that command's exit code.`,
 				return err
 			}
 			f.flagWarnings = warnings
+			if err := enterRootless(cmd.Context(), f.isolation, f.force, h); err != nil {
+				return err
+			}
 			return runBuild(cmd.Context(), f, cmd.Flags(), h, stdout, stderr)
 		},
 	}

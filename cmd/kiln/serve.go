@@ -116,6 +116,9 @@ removes the unix sockets.`,
 				return err
 			}
 			f.flagWarnings = warnings
+			if err := enterRootless(cmd.Context(), f.isolation, f.force, h); err != nil {
+				return err
+			}
 			return runServe(cmd.Context(), f, h, stderr)
 		},
 	}
@@ -134,7 +137,7 @@ func addServeFlags(fs *pflag.FlagSet, f *serveFlags) {
 	fs.StringArrayVar(&f.entitlements, "allow-insecure-entitlement", nil, entitlementUsage)
 	fs.StringArrayVar(&f.secrets, "secret", nil, "Secret for RUN --mount=type=secret in /build requests (the Docker Engine API cannot carry one): id=ID,src=PATH or id=ID,env=VARIABLE, as kiln build takes it. Every /build request may mount it; the BuildKit door uses the client's --secret instead. Repeat for several.")
 	fs.StringVar(&f.knownHosts, "ssh-known-hosts", "", knownHostsUsage)
-	fs.StringVar(&f.isolation, "isolation", "auto", "How RUN is isolated: chroot (a root directory per build under --state-dir; needs root), inplace (the container's own /, like kaniko; one build at a time; refused outside a container without --force) or auto (inplace inside a container, chroot otherwise).")
+	fs.StringVar(&f.isolation, "isolation", "auto", "How RUN is isolated: chroot (a root directory per build under --state-dir; needs root, or unprivileged user namespaces: a non-root kiln runs itself as root of one), inplace (the container's own /, like kaniko; one build at a time; refused outside a container without --force) or auto (inplace inside a container, chroot otherwise).")
 	fs.StringVar(&f.seccomp, "seccomp", "default", seccompUsage)
 	fs.BoolVar(&f.force, "force", false, "Allow in-place builds outside a container. They overwrite this machine's root filesystem.")
 	fs.StringArrayVar(&f.ignorePaths, "ignore-path", nil, "Path never extracted over, snapshotted or deleted by in-place builds. Repeat for several.")
@@ -187,6 +190,7 @@ func startDaemon(ctx context.Context, f *serveFlags, h host, stderr io.Writer) (
 	for _, w := range f.flagWarnings {
 		lg.Warn(w)
 	}
+	rootlessNotes(lg)
 	// One keychain for the server's life, so cloud tokens and failed lookups are
 	// remembered across builds.
 	limits, err := f.netLimits(h.lookupEnv)
