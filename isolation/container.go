@@ -162,7 +162,7 @@ func parseMountInfo(data []byte) []mountInfo {
 		if len(fields) < 5 || sep < 0 || sep+1 >= len(fields) {
 			continue
 		}
-		m := mountInfo{point: unescapeMount(fields[4]), root: unescapeMount(fields[3]), fstype: fields[sep+1]}
+		m := mountInfo{point: UnescapeMount(fields[4]), root: UnescapeMount(fields[3]), fstype: fields[sep+1]}
 		if sep+3 < len(fields) {
 			m.options = fields[sep+3]
 		}
@@ -171,8 +171,9 @@ func parseMountInfo(data []byte) []mountInfo {
 	return out
 }
 
-// unescapeMount undoes the kernel's octal escapes (\040 for space, \011, \012, \134).
-func unescapeMount(s string) string {
+// UnescapeMount undoes the octal escapes of a path in /proc/self/mountinfo (\040 for
+// space, \011, \012, \134).
+func UnescapeMount(s string) string {
 	if !strings.Contains(s, `\`) {
 		return s
 	}

@@ -8,6 +8,8 @@ import (
 
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
+
+	"github.com/kiln-build/kiln/isolation"
 )
 
 // A state directory as a server killed mid-build leaves it: scratch directories (one
@@ -109,8 +111,8 @@ func TestUnescapeMountPath(t *testing.T) {
 		{`/a\04`, `/a\04`},
 	}
 	for _, tt := range tests {
-		if got := unescapeMountPath(tt.in); got != tt.want {
-			t.Errorf("unescapeMountPath(%q) = %q, want %q", tt.in, got, tt.want)
+		if got := isolation.UnescapeMount(tt.in); got != tt.want {
+			t.Errorf("UnescapeMount(%q) = %q, want %q", tt.in, got, tt.want)
 		}
 	}
 }
