@@ -25,9 +25,10 @@ const kilnPackage = "./cmd/kiln"
 // binDirPrefix names the per-test-process directories KilnBinary builds into.
 const binDirPrefix = "kiln-testbin-"
 
-// buildTimeout bounds `go build ./cmd/kiln`; a cold build cache on 2 cores takes about a
-// minute.
-const buildTimeout = 5 * time.Minute
+// buildTimeout only ends a hung `go build ./cmd/kiln`: a cold build cache on 2 cores takes
+// about a minute, but a loaded machine building a new toolchain's standard library took
+// more than five (a slow machine must never fail a test).
+const buildTimeout = 25 * time.Minute
 
 // KilnBinary returns the path of a kiln binary built from this checkout's ./cmd/kiln,
 // or of KILN_TEST_BINARY when that is set. The build happens once per test process: the
