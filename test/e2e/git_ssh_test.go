@@ -76,7 +76,7 @@ func TestAddGitSSH(t *testing.T) {
 	})
 	t.Run("buildx", func(t *testing.T) {
 		cfg := testworld.Buildx(t)
-		s := startServer(t, "--insecure-registry", reg)
+		s := startServer(t, "--insecure-registry", reg, "--fetch-allow", "127.0.0.1") // the ssh server is on loopback
 		dest := filepath.Join(t.TempDir(), "out")
 		s.mustBuildx(t, cfg, "build", "--progress=plain", "--ssh", "default="+sock, "-o", "type=local,dest="+dest, ctx)
 		if got, err := os.ReadFile(filepath.Join(dest, "g", "a.txt")); string(got) != "over-ssh\n" {
