@@ -90,7 +90,7 @@ func (c *Context) Excluded(rel string) bool {
 	if c == nil || c.matcher == nil {
 		return false
 	}
-	rel = filepath.ToSlash(filepath.Clean(strings.TrimPrefix(rel, "/")))
+	rel = strings.TrimLeft(filepath.ToSlash(filepath.Clean(rel)), "/") // "//a", "/a/", "./a" are "a"
 	if rel == "." || rel == "" {
 		return false
 	}
