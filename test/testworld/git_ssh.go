@@ -74,26 +74,7 @@ func GitSSH(t testing.TB, work string, authorized ...ed25519.PrivateKey) *GitSSH
 	if err != nil {
 		t.Fatal(err)
 	}
-	var wg sync.WaitGroup
-	t.Cleanup(func() {
-		l.Close()
-		wg.Wait()
-	})
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				serveGitSSH(c, cfg, bare)
-			}()
-		}
-	}()
+	serveConns(t, l, func(c net.Conn) { serveGitSSH(c, cfg, bare) })
 	addr := l.Addr().String()
 	_, port, _ := net.SplitHostPort(addr)
 	return &GitSSHServer{
@@ -199,6 +180,15 @@ func serveKeyring(t testing.TB, sock string) {
 		t.Fatal(err)
 	}
 	keyring := agent.NewKeyring()
+	serveConns(t, l, func(c net.Conn) {
+		defer c.Close()
+		agent.ServeAgent(keyring, c) //nolint:errcheck // ends with the client
+	})
+}
+
+// serveConns hands every connection l accepts to serve, each in its own goroutine,
+// until the test ends: then l is closed and every handler waited for.
+func serveConns(t testing.TB, l net.Listener, serve func(net.Conn)) {
 	var wg sync.WaitGroup
 	t.Cleanup(func() {
 		l.Close()
@@ -215,8 +205,7 @@ func serveKeyring(t testing.TB, sock string) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				defer c.Close()
-				agent.ServeAgent(keyring, c) //nolint:errcheck // ends with the client
+				serve(c)
 			}()
 		}
 	}()
