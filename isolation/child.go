@@ -22,6 +22,9 @@ func Init() {
 	if len(os.Args) == 0 || os.Args[0] != childArg0 || os.Getenv(childEnv) == "" {
 		return
 	}
+	if os.Getenv(childEnv) == probeValue {
+		os.Exit(0) // InPlaceNamespaces: the namespaces were made
+	}
 	// Credentials, pdeathsig and the bounding set are per thread; the exec happens on
 	// the thread they were set on.
 	runtime.LockOSThread()
@@ -57,11 +60,17 @@ func childMain() *startError {
 			return setupFailure("%v", err)
 		}
 	}
-	if err := mountRoot(spec); err != nil {
-		return setupFailure("%v", err)
-	}
-	if err := enterRoot(spec.Root); err != nil {
-		return setupFailure("%v", err)
+	if spec.InPlace {
+		if err := hidePaths(spec.Hide, !spec.KeepProc, spec.NoNetwork); err != nil {
+			return setupFailure("%v", err)
+		}
+	} else {
+		if err := mountRoot(spec); err != nil {
+			return setupFailure("%v", err)
+		}
+		if err := enterRoot(spec.Root); err != nil {
+			return setupFailure("%v", err)
+		}
 	}
 	dir := spec.Dir
 	if dir == "" {

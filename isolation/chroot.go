@@ -52,6 +52,12 @@ type childSpec struct {
 	// needs CAP_SYS_RESOURCE); ShmSize sizes /dev/shm (0: 64MiB).
 	Rlimits []rlimit `json:",omitempty"`
 	ShmSize int64    `json:",omitempty"`
+	// InPlace: the child serves the in-place runner. It stays on "/" (Root is unused),
+	// covers Hide in its own mount namespace and mounts a /proc of its PID namespace
+	// where the kernel allows.
+	InPlace  bool     `json:",omitempty"`
+	Hide     []string `json:",omitempty"`
+	KeepProc bool     `json:",omitempty"`
 }
 
 // mountKind says what the child mounts on a mountSpec's target.
@@ -211,7 +217,11 @@ func (r *chrootRunner) Run(ctx context.Context, p Process) (err error) {
 		NoNetwork: p.NoNetwork, Insecure: p.Insecure, Unconfined: r.unconfined,
 		Rlimits: p.Limits.rlimits(), ShmSize: p.Limits.ShmSize,
 	}
-	return r.runChild(ctx, spec, cg, p.Stdout, p.Stderr)
+	flags := uintptr(unix.CLONE_NEWNS | unix.CLONE_NEWPID | unix.CLONE_NEWUTS | unix.CLONE_NEWIPC)
+	if spec.NoNetwork {
+		flags |= unix.CLONE_NEWNET
+	}
+	return runChild(ctx, r.self, spec, &syscall.SysProcAttr{Cloneflags: flags}, cg, p.Stdout, p.Stderr)
 }
 
 // planMounts creates the mount points the root lacks and the private copies of
@@ -306,8 +316,10 @@ func (r *chrootRunner) copyEtcFile(src, dst string, hosts bool) (string, error) 
 	return dst, nil
 }
 
-// runChild re-executes this binary as the chroot child and waits for it.
-func (r *chrootRunner) runChild(ctx context.Context, spec childSpec, cg *runCgroup, stdout, stderr io.Writer) error {
+// runChild re-executes self as the isolation child, in the namespaces attr's clone
+// flags (and user namespace mappings) make, and waits for it. spec.InPlace says which
+// runner it serves, for the messages.
+func runChild(ctx context.Context, self string, spec childSpec, attr *syscall.SysProcAttr, cg *runCgroup, stdout, stderr io.Writer) error {
 	specR, specW, err := os.Pipe()
 	if err != nil {
 		return err
@@ -325,20 +337,14 @@ func (r *chrootRunner) runChild(ctx context.Context, spec childSpec, cg *runCgro
 		return err
 	}
 
-	cmd := exec.CommandContext(ctx, r.self)
+	cmd := exec.CommandContext(ctx, self)
 	cmd.Args = []string{childArg0}
 	cmd.Env = []string{childEnv + "=1"}
 	cmd.Stdout, cmd.Stderr = out.stdout, out.stderr
 	cmd.ExtraFiles = []*os.File{specR, statusW} // fds 3 and 4
-	flags := uintptr(unix.CLONE_NEWNS | unix.CLONE_NEWPID | unix.CLONE_NEWUTS | unix.CLONE_NEWIPC)
-	if spec.NoNetwork {
-		flags |= unix.CLONE_NEWNET
-	}
-	cmd.SysProcAttr = &syscall.SysProcAttr{
-		Cloneflags: flags,
-		Setpgid:    true,
-		Pdeathsig:  unix.SIGKILL,
-	}
+	attr.Setpgid = true
+	attr.Pdeathsig = unix.SIGKILL
+	cmd.SysProcAttr = attr
 	// The child becomes PID 1 of its namespace; killing it takes every process of the
 	// RUN with it. The group kill also covers the moment before the exec.
 	cmd.Cancel = func() error { return killGroup(cmd.Process.Pid) }
@@ -349,6 +355,10 @@ func (r *chrootRunner) runChild(ctx context.Context, spec childSpec, cg *runCgro
 	statusW.Close()
 	if startErr != nil {
 		out.drain()
+		if spec.InPlace {
+			return fmt.Errorf("in-place isolation: cannot create the RUN's user, mount and PID namespaces (%w); "+
+				"start kiln with --inplace-namespaces=off to run RUN without them (see docs/security.md)", startErr)
+		}
 		if errors.Is(startErr, unix.EPERM) {
 			return fmt.Errorf("chroot isolation: cannot create mount and PID namespaces (%w): "+
 				"it needs root with CAP_SYS_ADMIN; inside an unprivileged container use --isolation=inplace", startErr)
@@ -394,6 +404,9 @@ func (r *chrootRunner) runChild(ctx context.Context, spec childSpec, cg *runCgro
 	case status.Message != "" && status.Code != 0:
 		return (&startError{Message: status.Message, Code: status.Code, Errno: status.Errno}).err()
 	case status.Message != "":
+		if spec.InPlace {
+			return fmt.Errorf("in-place isolation: %s", status.Message)
+		}
 		return fmt.Errorf("chroot isolation in %s: %s", spec.Root, status.Message)
 	}
 	if cmd.ProcessState == nil {

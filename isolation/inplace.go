@@ -13,21 +13,26 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// InPlaceOption configures NewInPlace. There are none yet; the type keeps the
-// constructor's signature stable when there are.
+// InPlaceOption configures NewInPlace.
 type InPlaceOption func(*inPlaceRunner)
 
 type inPlaceRunner struct {
 	root string // "/"; a test's directory in its place, for Process.Mounts only
+	self string // the binary to re-execute for WithNamespaces: /proc/self/exe
+
+	hidden     []string // WithHidden
+	namespaces bool     // WithNamespaces
+	unconfined bool     // no seccomp filter in the namespaces
+	keepProc   bool     // tests: keep the inherited /proc, as in a container that masks it
 }
 
 // NewInPlace returns a Runner that executes processes directly on this machine's "/"
-// (kaniko's model, for use inside an unprivileged container): no namespaces, no
-// chroot. Each process runs in its own process group, which is killed when the process
+// (kaniko's model, for use inside an unprivileged container): no chroot, and no
+// namespaces unless WithNamespaces. Each process runs in its own process group, which is killed when the process
 // exits (background processes do not outlive their RUN, as under Docker) and when ctx
 // ends. Changing credentials needs CAP_SETUID/CAP_SETGID.
 func NewInPlace(opts ...InPlaceOption) Runner {
-	r := &inPlaceRunner{root: "/"}
+	r := &inPlaceRunner{root: "/", self: "/proc/self/exe"}
 	for _, o := range opts {
 		o(r)
 	}
@@ -38,8 +43,8 @@ func (r *inPlaceRunner) Run(ctx context.Context, p Process) (err error) {
 	if len(p.Args) == 0 {
 		return errors.New("run: empty command")
 	}
-	if p.NoNetwork {
-		return errors.New("run: in-place isolation cannot take the network away (it creates no namespaces); use chroot isolation")
+	if p.NoNetwork && !r.namespaces {
+		return errors.New("run: in-place isolation without namespaces cannot take the network away; use chroot isolation")
 	}
 	if err := inPlaceLimits(p.Limits); err != nil {
 		return err
@@ -63,6 +68,9 @@ func (r *inPlaceRunner) Run(ctx context.Context, p Process) (err error) {
 		return fmt.Errorf("working directory %q: %w", dir, err)
 	} else if !fi.IsDir() {
 		return fmt.Errorf("working directory %q: not a directory", dir)
+	}
+	if r.namespaces {
+		return r.runNamespaced(ctx, p, dir)
 	}
 	path, se := lookPath(p.Args[0], pathFromEnv(p.Env), dir)
 	if se != nil {
