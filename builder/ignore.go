@@ -23,6 +23,22 @@ type InPlaceHost struct {
 	// KeepVarRun keeps /var/run (--ignore-var-run, the default: it often holds
 	// mounted sockets).
 	KeepVarRun bool
+	// Secrets are files kiln reads secrets from: registry and cloud credentials
+	// (credentials.Files), TLS keys, the auth token, --secret and --ssh sources.
+	Secrets []string
+}
+
+// HiddenPaths returns what an in-place RUN must not read (Workspace.Hidden): kiln's
+// secrets, its state and sockets, and its installation directory (where kiln's image
+// keeps its docker config). The container's other mounts stay visible: a pod's
+// volumes are often the build's own input.
+func HiddenPaths(h InPlaceHost) []string {
+	paths := append([]string{}, h.Secrets...)
+	paths = append(paths, h.StateDirs...)
+	if h.Executable != "" {
+		paths = append(paths, InstallDir(h.Executable))
+	}
+	return paths
 }
 
 // IgnoreSet returns the paths a build in mode must leave alone: extra (--ignore-path)

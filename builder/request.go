@@ -134,6 +134,14 @@ type Workspace struct {
 	// SeccompUnconfined runs chroot RUNs without Docker's default seccomp profile and
 	// without no_new_privs (kiln's --seccomp=unconfined), for debugging only.
 	SeccompUnconfined bool
+	// InPlaceNamespaces gives every in-place RUN new user, mount, PID and IPC
+	// namespaces (isolation.WithNamespaces): Hidden is covered in them, kiln's
+	// processes are out of reach, and network none works in place. Front doors set
+	// it where isolation.InPlaceNamespaces says the kernel allows it.
+	InPlaceNamespaces bool
+	// Hidden are the paths no in-place RUN may read (HiddenPaths: kiln's
+	// credentials, keys, sockets and state); covered only with InPlaceNamespaces.
+	Hidden []string
 
 	// Fetch vets every connection a build makes to fetch something its Dockerfile
 	// names (ADD URLs, ADD git repositories) after DNS resolution: the server's

@@ -147,13 +147,13 @@ func (s *stage) run(ctx context.Context, c *instructions.RunCommand) error {
 // insecure keeps every capability and needs Workspace.AllowInsecure.
 func (s *stage) runSandbox(c *instructions.RunCommand) (noNetwork, insecure bool, err error) {
 	if s.noNetwork(c) {
-		if s.b.ws.Isolation == isolation.InPlace {
+		if s.b.ws.Isolation == isolation.InPlace && !s.b.ws.InPlaceNamespaces {
 			what := "RUN --network=none"
 			if instructions.GetNetwork(c) != instructions.NetworkNone {
 				what = "the build's network mode none"
 			}
-			return false, false, fmt.Errorf("%s needs --isolation=chroot: "+
-				"in-place isolation runs RUN in the server's own namespaces and cannot take its network away", what)
+			return false, false, fmt.Errorf("%s needs --isolation=chroot, or in-place namespaces (--inplace-namespaces, which this kernel or container refused): "+
+				"without them in-place isolation runs RUN in the server's own namespaces and cannot take its network away", what)
 		}
 		noNetwork = true
 	}

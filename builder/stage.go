@@ -267,7 +267,11 @@ func (s *stage) prepareRoot(ctx context.Context) error {
 		s.runner = isolation.NewChroot(s.root, opts...)
 	case isolation.InPlace:
 		s.root = b.ws.rootDir()
-		s.runner = isolation.NewInPlace()
+		var opts []isolation.InPlaceOption
+		if b.ws.InPlaceNamespaces {
+			opts = append(opts, isolation.WithNamespaces(b.ws.SeccompUnconfined), isolation.WithHidden(b.ws.Hidden...))
+		}
+		s.runner = isolation.NewInPlace(opts...)
 	}
 	return ctx.Err()
 }

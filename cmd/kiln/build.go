@@ -61,6 +61,9 @@ func runBuild(ctx context.Context, f *buildFlags, fs *pflag.FlagSet, h host, std
 	if plan.workspace.SeccompUnconfined && plan.workspace.Isolation == isolation.Chroot {
 		log.Warn(seccompWarning)
 	}
+	for _, w := range plan.warnings {
+		log.Warn(w)
+	}
 	log.Debugf("Isolation %s, state directory %s", plan.workspace.Isolation, plan.workspace.StateDir)
 	// Only asked-for caps open cgroups: on cgroup v2 that moves this process.
 	if plan.workspace.MaxMemory > 0 || plan.workspace.MaxPids > 0 {

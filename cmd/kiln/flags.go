@@ -78,6 +78,7 @@ type buildFlags struct {
 	// Where and how the build runs (kiln's own flags, plus kaniko's --force).
 	isolation string
 	seccomp   string
+	inPlaceNS string // --inplace-namespaces
 	stateDir  string
 	force     bool
 	// entitlements are --allow-insecure-entitlement values (see allowInsecure).
@@ -150,6 +151,7 @@ func addBuildFlags(fs *pflag.FlagSet, f *buildFlags) {
 	fs.StringArrayVar(&f.entitlements, "allow-insecure-entitlement", nil, entitlementUsage)
 	fs.StringVar(&f.isolation, "isolation", "auto", "How RUN is isolated: chroot (a root directory per stage under --state-dir; needs root, or unprivileged user namespaces: a non-root kiln runs itself as root of one), inplace (the container's own /, like kaniko; refused outside a container without --force) or auto (inplace inside a container, chroot otherwise).")
 	fs.StringVar(&f.seccomp, "seccomp", "default", seccompUsage)
+	fs.StringVar(&f.inPlaceNS, "inplace-namespaces", "auto", inPlaceNamespacesUsage)
 	fs.StringVar(&f.stateDir, "state-dir", "", "Directory for build roots, layers and scratch files. By default a new temporary directory, removed after the build; a given directory is kept.")
 	fs.BoolVar(&f.force, "force", false, "Allow an in-place build outside a container. It overwrites this machine's root filesystem.")
 	addLimitFlags(fs, &f.limits)

@@ -27,9 +27,12 @@ import (
 // real one asks the isolation package and the OS; tests substitute their own.
 type host struct {
 	inContainer func() bool
-	mountPoints func() ([]string, error)
-	executable  func() (string, error)
-	lookupEnv   func(key string) (string, bool)
+	// inPlaceNamespaces says whether an in-place RUN may get its own namespaces
+	// (isolation.InPlaceNamespaces).
+	inPlaceNamespaces func(context.Context) error
+	mountPoints       func() ([]string, error)
+	executable        func() (string, error)
+	lookupEnv         func(key string) (string, bool)
 	// stdin is what a tar://stdin context is read from; nil means none.
 	stdin io.Reader
 	// mkdirTemp creates the default state directory.
@@ -48,14 +51,15 @@ type host struct {
 // realHost is the running process's host.
 func realHost() host {
 	return host{
-		inContainer: isolation.InContainer,
-		mountPoints: isolation.MountPoints,
-		executable:  os.Executable,
-		lookupEnv:   os.LookupEnv,
-		stdin:       os.Stdin,
-		mkdirTemp:   func() (string, error) { return os.MkdirTemp("", "kiln-state-") },
-		mkdirRun:    mkdirRun,
-		checkPush:   output.CheckPushPermission,
+		inContainer:       isolation.InContainer,
+		inPlaceNamespaces: isolation.InPlaceNamespaces,
+		mountPoints:       isolation.MountPoints,
+		executable:        os.Executable,
+		lookupEnv:         os.LookupEnv,
+		stdin:             os.Stdin,
+		mkdirTemp:         func() (string, error) { return os.MkdirTemp("", "kiln-state-") },
+		mkdirRun:          mkdirRun,
+		checkPush:         output.CheckPushPermission,
 	}
 }
 
@@ -79,6 +83,8 @@ type buildPlan struct {
 	ownStateDir bool
 	// cache is the step cache (--cache), nil for none; the workspace holds it too.
 	cache *stepCache
+	// warnings are logged before the build starts.
+	warnings []string
 }
 
 // outputs says where a built image goes.
@@ -278,6 +284,17 @@ func planBuild(ctx context.Context, f *buildFlags, h host) (*buildPlan, error) {
 	}
 	p.workspace = builder.Workspace{Isolation: mode, StateDir: stateDir, Ignore: ignore, BaseCache: baseCache, LockFile: lockFile,
 		SSHKnownHostsFile: knownHostsFile(f.knownHosts, h.lookupEnv)}
+	sec, err := planInPlace(h, mode, f.inPlaceNS, secretFlagFiles(f.secrets, f.ssh, h.lookupEnv), append(own, baseCache)...)
+	if err != nil {
+		if p.ownStateDir {
+			os.RemoveAll(stateDir)
+		}
+		return nil, err
+	}
+	p.workspace.InPlaceNamespaces, p.workspace.Hidden = sec.namespaces, sec.hidden
+	if sec.warning != "" {
+		p.warnings = append(p.warnings, sec.warning)
+	}
 	if p.workspace.SeccompUnconfined, err = parseSeccomp(f.seccomp); err != nil {
 		if p.ownStateDir {
 			os.RemoveAll(stateDir)

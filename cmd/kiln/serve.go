@@ -49,6 +49,7 @@ type serveFlags struct {
 
 	isolation    string
 	seccomp      string
+	inPlaceNS    string // --inplace-namespaces
 	force        bool
 	entitlements []string // --allow-insecure-entitlement
 	secrets      []string // --secret, for /build
@@ -139,6 +140,7 @@ func addServeFlags(fs *pflag.FlagSet, f *serveFlags) {
 	fs.StringVar(&f.knownHosts, "ssh-known-hosts", "", knownHostsUsage)
 	fs.StringVar(&f.isolation, "isolation", "auto", "How RUN is isolated: chroot (a root directory per build under --state-dir; needs root, or unprivileged user namespaces: a non-root kiln runs itself as root of one), inplace (the container's own /, like kaniko; one build at a time; refused outside a container without --force) or auto (inplace inside a container, chroot otherwise).")
 	fs.StringVar(&f.seccomp, "seccomp", "default", seccompUsage)
+	fs.StringVar(&f.inPlaceNS, "inplace-namespaces", "auto", inPlaceNamespacesUsage)
 	fs.BoolVar(&f.force, "force", false, "Allow in-place builds outside a container. They overwrite this machine's root filesystem.")
 	fs.StringArrayVar(&f.ignorePaths, "ignore-path", nil, "Path never extracted over, snapshotted or deleted by in-place builds. Repeat for several.")
 	fs.BoolVar(&f.ignoreVarRun, "ignore-var-run", true, "Ignore /var/run in in-place builds (it often holds mounted sockets).")
@@ -206,6 +208,9 @@ func startDaemon(ctx context.Context, f *serveFlags, h host, stderr io.Writer) (
 	}
 	if cfg.build.Workspace.SeccompUnconfined && cfg.build.Workspace.Isolation == isolation.Chroot {
 		lg.Warn(seccompWarning)
+	}
+	for _, w := range cfg.warnings {
+		lg.Warn(w)
 	}
 	if err := os.MkdirAll(cfg.build.Workspace.StateDir, 0o700); err != nil {
 		return nil, fmt.Errorf("--state-dir: %w", err)
@@ -286,6 +291,8 @@ type serveConfig struct {
 	build         apiserver.BuildConfig
 	tls           *tls.Config
 	token         string
+	// warnings are logged at start.
+	warnings []string
 }
 
 // planServe checks the flags and turns them into a configuration, without creating
@@ -395,6 +402,14 @@ func planServe(f *serveFlags, h host, keychain authn.Keychain) (*serveConfig, er
 	if err != nil {
 		return nil, err
 	}
+	secretFiles := append(secretFlagFiles(f.secrets, nil, h.lookupEnv), f.tlsKey, f.authTokenFile)
+	sec, err := planInPlace(h, mode, f.inPlaceNS, secretFiles, own...)
+	if err != nil {
+		return nil, err
+	}
+	if sec.warning != "" {
+		cfg.warnings = append(cfg.warnings, sec.warning)
+	}
 	fetch, err := f.guard()
 	if err != nil {
 		return nil, err
@@ -408,6 +423,8 @@ func planServe(f *serveFlags, h host, keychain authn.Keychain) (*serveConfig, er
 			AllowInsecure:     allow,
 			SSHKnownHostsFile: knownHostsFile(f.knownHosts, h.lookupEnv),
 			SeccompUnconfined: unconfined,
+			InPlaceNamespaces: sec.namespaces,
+			Hidden:            sec.hidden,
 			Fetch:             fetch,
 			Isolation:         mode,
 			StateDir:          filepath.Join(stateDir, "builds"),

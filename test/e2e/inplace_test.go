@@ -1,10 +1,12 @@
 package e2e
 
 import (
+	"encoding/base64"
 	"net"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/kiln-build/kiln/test/testworld"
@@ -49,6 +51,66 @@ ENTRYPOINT ["/app/app.sh"]
 		"uid=1100(u) gid=1100(ug) groups=1100(ug),3000(dev)\n1100:1100\n"
 	if got != want {
 		t.Errorf("image built in place printed %q, want %q\nkiln output:\n%s", got, want, out)
+	}	// Docker's default seccomp profile refuses the RUN's user namespace: kiln says
+	// what that leaves open (--inplace-namespaces=auto).
+	if !strings.Contains(out, "In-place RUN gets no namespaces of its own here") {
+		t.Errorf("no warning about the missing namespaces in kiln's output:\n%s", out)
+	}
+}
+
+// TestInPlaceHidesSecrets runs an in-place build inside a container whose seccomp
+// profile allows user namespaces (Kubernetes' default, Unconfined): kiln gives each RUN
+// its own namespaces, and a RUN that tries to read the registry credentials mounted at
+// kaniko's path, kiln's own directory (/kiln, which holds kiln and its docker config)
+// or kiln's environment and root through /proc (kiln is PID 1) finds nothing, while the build itself pushes with those credentials. In a
+// container under Docker's default seccomp profile (TestInPlaceInUnprivilegedContainer)
+// kiln warns and runs RUN as kaniko does.
+func TestInPlaceHidesSecrets(t *testing.T) {
+	testworld.RequireRoot(t)
+	reg := testworld.Registry(t)
+	docker := testworld.Docker(t)
+	image := kilnImage(t, docker)
+
+	const fileSecret, envSecret = "file-secret-5f1c0a", "env-secret-77b2e9"
+	dockerCfg := t.TempDir()
+	auth := base64.StdEncoding.EncodeToString([]byte("robot:" + fileSecret))
+	if err := os.WriteFile(filepath.Join(dockerCfg, "config.json"),
+		[]byte(`{"auths":{"`+reg+`":{"auth":"`+auth+`"}}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx := writeContext(t, map[string]string{
+		"Dockerfile": `FROM ` + reg + `/busybox:1.35
+RUN (cat /kaniko/.docker/config.json; ls -A /kiln; cat /proc/1/environ; cat /proc/1/root/kaniko/.docker/config.json) \
+     > /leak 2>&1; echo ran >> /leak
+`,
+	})
+	// With --inplace-namespaces=off (kaniko's model) the same RUN reads the file: the
+	// control that shows the probe can see a leak.
+	for _, mode := range []string{"on", "off"} {
+		dest := reg + "/e2e/inplace-hidden:" + mode + uniqueTag()
+		removeImage(t, docker, dest)
+		out := run(t, docker, "run", "--rm", "--network", "host", "--security-opt", "seccomp=unconfined",
+			"-e", "KILN_TEST_ENV_SECRET="+envSecret,
+			"-v", ctx+":/workspace:ro", "-v", dockerCfg+":/kaniko/.docker:ro", image,
+			"--context", "dir:///workspace", "--destination", dest, "--insecure", "--insecure-pull",
+			"--inplace-namespaces="+mode)
+		run(t, docker, "pull", "-q", dest)
+		got := run(t, docker, "run", "--rm", "--network", "none", dest, "cat", "/leak")
+		t.Logf("--inplace-namespaces=%s: the RUN saw:\n%s", mode, got)
+		if !strings.HasSuffix(got, "ran\n") {
+			t.Errorf("the RUN's output %q lacks its last line", got)
+		}
+		if mode == "off" {
+			if !strings.Contains(got, auth) {
+				t.Errorf("--inplace-namespaces=off: the RUN did not read the credentials; the probe is blind")
+			}
+			continue
+		}
+		for _, secret := range []string{fileSecret, auth, envSecret, "kiln"} {
+			if strings.Contains(got, secret) {
+				t.Errorf("the RUN read %q\nkiln output:\n%s", secret, out)
+			}
+		}
 	}
 }
 
