@@ -51,7 +51,8 @@ ENTRYPOINT ["/app/app.sh"]
 		"uid=1100(u) gid=1100(ug) groups=1100(ug),3000(dev)\n1100:1100\n"
 	if got != want {
 		t.Errorf("image built in place printed %q, want %q\nkiln output:\n%s", got, want, out)
-	} // Docker's default seccomp profile refuses the RUN's user namespace: kiln says
+	}
+	// Docker's default seccomp profile refuses the RUN's user namespace: kiln says
 	// what that leaves open (--inplace-namespaces=auto).
 	if !strings.Contains(out, "In-place RUN gets no namespaces of its own here") {
 		t.Errorf("no warning about the missing namespaces in kiln's output:\n%s", out)
