@@ -3,7 +3,7 @@ package main
 import "fmt"
 
 // seccompUsage documents --seccomp of kiln build and kiln serve.
-const seccompUsage = "System call filter of RUN in chroot isolation: default (no_new_privs and Docker's default seccomp profile) or unconfined (neither; for debugging a build the filter breaks, never for untrusted Dockerfiles). In-place builds have no filter either way."
+const seccompUsage = "System call filter of RUN: default (no_new_privs and Docker's default seccomp profile) or unconfined (neither; for debugging a build the filter breaks, never for untrusted Dockerfiles). In place, the filter applies with --inplace-namespaces only."
 
 // seccompWarning is logged at start when --seccomp=unconfined.
 const seccompWarning = "--seccomp=unconfined: RUN runs WITHOUT the seccomp filter and no_new_privs; a hostile Dockerfile can reach every system call the kernel allows its capabilities. Use it for debugging only."
