@@ -268,6 +268,16 @@ func TestPlanServe(t *testing.T) {
 	if cfg, err := planServe(parseServeFlags(t, "--seccomp=unconfined"), fakeHost(t, false, nil), credentials.Chain()); err != nil || !cfg.build.Workspace.SeccompUnconfined {
 		t.Errorf("--seccomp=unconfined: %v, unconfined %v", err, err == nil && cfg.build.Workspace.SeccompUnconfined)
 	}
+	// In place, the server's own secrets are hidden from RUN where namespaces work.
+	inPlace := fakeHost(t, true, map[string]string{"HOME": "/root"})
+	inPlace.inPlaceNamespaces = func(context.Context) error { return nil }
+	tokenFile := writeTemp(t, "token")
+	if cfg, err := planServe(parseServeFlags(t, "--state-dir", t.TempDir(), "--auth-token-file", tokenFile), inPlace, credentials.Chain()); err != nil {
+		t.Errorf("in place: %v", err)
+	} else if ws := cfg.build.Workspace; !ws.InPlaceNamespaces || !slices.Contains(ws.Hidden, tokenFile) ||
+		!slices.Contains(ws.Hidden, "/root/.docker/config.json") || !slices.Contains(ws.Hidden, "/kiln") {
+		t.Errorf("in place: namespaces %v, hidden %q", ws.InPlaceNamespaces, ws.Hidden)
+	}
 	if want := (builder.InputLimits{MaxDockerfileBytes: 1 << 20, MaxInstructions: builder.DefaultMaxInstructions, MaxLayers: 125,
 		MaxArchiveBytes: 32 << 30, MaxArchiveRatio: 100}); b.Workspace.InputLimits != want || b.MaxContextRatio != 100 {
 		t.Errorf("default limits %+v, context ratio %d; want %+v, 100", b.Workspace.InputLimits, b.MaxContextRatio, want)
