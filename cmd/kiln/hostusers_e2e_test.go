@@ -30,15 +30,7 @@ func TestHostUsersFalsePod(t *testing.T) {
 		t.Skip("unshare (util-linux) is not installed")
 	}
 	const hostBase, size = 100000, 65536
-	dir, err := os.MkdirTemp("", "kiln-hostusers-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	bin := rootlessKiln(t, dir)
+	dir, bin := rootlessKiln(t, "kiln-hostusers-")
 	work := filepath.Join(dir, "pod")
 	ctxDir := filepath.Join(work, "ctx")
 	if err := os.MkdirAll(ctxDir, 0o755); err != nil {

@@ -39,15 +39,7 @@ func TestRootlessServe(t *testing.T) {
 		t.Skip("newuidmap is not installed")
 	}
 	_, cred := nobodyCred(t)
-	dir, err := os.MkdirTemp("", "kiln-rootless-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	bin := rootlessKiln(t, dir)
+	dir, bin := rootlessKiln(t, "kiln-rootless-")
 	work := filepath.Join(dir, "serve")
 	if err := os.Mkdir(work, 0o755); err != nil {
 		t.Fatal(err)
@@ -105,17 +97,25 @@ func TestRootlessServe(t *testing.T) {
 	}
 }
 
-// rootlessKiln builds this kiln into a directory every user may read, for running it
-// as another user.
-func rootlessKiln(t *testing.T, dir string) string {
+// rootlessKiln builds this kiln into a new directory every user may read (removed
+// when the test ends), for running it as another user, and returns both.
+func rootlessKiln(t *testing.T, prefix string) (dir, bin string) {
 	t.Helper()
-	bin := filepath.Join(dir, "kiln")
+	dir, err := os.MkdirTemp("", prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	bin = filepath.Join(dir, "kiln")
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
-	return bin
+	return dir, bin
 }
 
 // layerFiles reads every file of the image tarball's layers after the first (the
@@ -170,15 +170,7 @@ func TestRootlessChrootBuild(t *testing.T) {
 	}
 	nobody, cred := nobodyCred(t)
 	uid, gid := int(cred.Uid), int(cred.Gid)
-	dir, err := os.MkdirTemp("", "kiln-rootless-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	bin := rootlessKiln(t, dir)
+	dir, bin := rootlessKiln(t, "kiln-rootless-")
 
 	withChown := "FROM " + reg + "/busybox:1.35\nRUN echo hi > /made && id -u > /id\nCOPY --chown=1000:1000 f /f\n"
 	tests := []struct {
