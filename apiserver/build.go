@@ -77,7 +77,12 @@ func (s *Server) postBuild(w http.ResponseWriter, r *http.Request, q *builder.Qu
 			defer os.RemoveAll(memDir)
 		}
 	}
+	body := &countingBody{ReadCloser: r.Body}
+	r.Body = body
 	bctx, aerr := readContext(ctx, r, o, filepath.Join(dir, "context"), memDir, s.build)
+	if obs := s.build.Workspace.Observer; obs != nil {
+		obs.Transferred(builder.TransferContext, body.n.Load())
+	}
 	if aerr != nil {
 		fail(aerr)
 		return

@@ -193,7 +193,7 @@ func (o *buildOutput) fail(w http.ResponseWriter, err error) {
 		if errors.As(err, &ie) && ie.Line > 0 && !errors.As(err, &re) {
 			status, msg = http.StatusBadRequest, fmt.Sprintf("dockerfile parse error line %d: %v", ie.Line, ie.Err)
 		}
-		if builder.IsQueueFull(err) {
+		if builder.IsQueueFull(err) || builder.IsDraining(err) {
 			status = http.StatusServiceUnavailable
 		}
 		writeError(w, status, msg)
