@@ -49,6 +49,9 @@ type PushConfig struct {
 	// IgnoreImmutableTags lets a push refused because the tag is immutable pass,
 	// with a PushSkipped event (--push-ignore-immutable-tag-errors).
 	IgnoreImmutableTags bool
+	// Pushed, when set, is told the bytes of each successful push (a server's
+	// metrics).
+	Pushed func(n int64)
 }
 
 // Options are the push options for registry; onIgnored receives a push that
@@ -68,6 +71,9 @@ func (c PushConfig) Options(registry string, onIgnored func(ref name.Reference, 
 	}
 	if c.IgnoreImmutableTags {
 		opts = append(opts, WithIgnoreImmutableTagErrors(onIgnored))
+	}
+	if c.Pushed != nil {
+		opts = append(opts, WithPushedBytes(c.Pushed))
 	}
 	return opts
 }

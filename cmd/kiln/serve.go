@@ -499,7 +499,7 @@ func buildkitConfig(b apiserver.BuildConfig, st *store.Store, lg *logrus.Logger)
 		},
 		Push: output.PushConfig{
 			Transport: b.PushTransport, PlainHTTP: b.PlainHTTP, SkipTLSVerify: b.Insecure,
-			UserAgent: "kiln/" + version,
+			UserAgent: "kiln/" + version, Pushed: pushedBytes(b.Workspace.Observer),
 		},
 		MaxContextBytes:   b.MaxContextBytes,
 		MaxContextEntries: b.MaxContextEntries,

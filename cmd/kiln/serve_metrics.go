@@ -136,3 +136,11 @@ func (m *metrics) Transferred(direction string, n int64) {
 
 // QueueWaited records a build's wait for its slot.
 func (m *metrics) QueueWaited(d time.Duration) { m.queueWait.Observe(d.Seconds()) }
+
+// pushedBytes is output.PushConfig.Pushed for obs: nil when there is no observer.
+func pushedBytes(obs builder.Observer) func(int64) {
+	if obs == nil {
+		return nil
+	}
+	return func(n int64) { obs.Transferred(builder.TransferPushed, n) }
+}
