@@ -140,7 +140,7 @@ func (s *Server) postBuild(w http.ResponseWriter, r *http.Request, q *builder.Qu
 	// Build has put an in-place root back in its pristine state.
 	release()
 	if err != nil {
-		log.WithError(err).WithField("duration", time.Since(start)).Info("build failed")
+		log.WithError(err).WithFields(builder.Classify(err).Fields()).WithField("duration", time.Since(start)).Info("build failed")
 		out.fail(w, err)
 		return
 	}

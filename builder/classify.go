@@ -163,3 +163,54 @@ func registryReason(status int) string {
 	}
 	return "request refused"
 }
+
+// Fields are the classification as structured log fields: class, and reason,
+// exit_code and registry where they say something.
+func (c Classification) Fields() map[string]any {
+	f := map[string]any{"class": string(c.Class)}
+	if c.Reason != "" {
+		f["reason"] = c.Reason
+	}
+	if c.ExitCode != 0 {
+		f["exit_code"] = c.ExitCode
+	}
+	if c.Registry != "" {
+		f["registry"] = c.Registry
+	}
+	return f
+}
+
+// Annotate returns a failed build's final message with its classification after it,
+// as every door shows it: "<message> [registry error (host: authentication)]".
+func Annotate(msg string, err error) string {
+	c := Classify(err)
+	if c.Class == ClassSuccess {
+		return msg
+	}
+	return msg + " [" + c.String() + "]"
+}
+
+// ClassifiedError is a failed build's error whose message ends with its
+// classification (Annotate); errors.As and errors.Is see through it.
+type ClassifiedError struct {
+	Err            error
+	Classification Classification
+}
+
+// WithClass returns err annotated with its classification, nil for nil.
+func WithClass(err error) error {
+	if err == nil {
+		return nil
+	}
+	var ce *ClassifiedError
+	if errors.As(err, &ce) {
+		return err
+	}
+	return &ClassifiedError{Err: err, Classification: Classify(err)}
+}
+
+func (e *ClassifiedError) Error() string {
+	return e.Err.Error() + " [" + e.Classification.String() + "]"
+}
+
+func (e *ClassifiedError) Unwrap() error { return e.Err }

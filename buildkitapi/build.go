@@ -144,8 +144,9 @@ func (s *Server) build(ctx context.Context, j *job, attrs map[string]string, ses
 		}
 	}
 	if err != nil {
-		log.WithError(err).WithField("duration", time.Since(start)).Info("build failed")
-		return nil, buildError(solveError(err, src.dockerfile, src.dockerfileName))
+		log.WithError(err).WithFields(builder.Classify(err).Fields()).WithField("duration", time.Since(start)).Info("build failed")
+		// The message ends with whose problem the failure is (builder.Classify).
+		return nil, buildError(&builder.ClassifiedError{Err: solveError(err, src.dockerfile, src.dockerfileName), Classification: builder.Classify(err)})
 	}
 	log.WithFields(logrus.Fields{"id": res.ID.String(), "duration": time.Since(start)}).Info("build done")
 	return &built{res: res, dir: dir, opts: o, session: caller, sessionID: sessionID}, nil

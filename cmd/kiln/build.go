@@ -87,7 +87,9 @@ func runBuild(ctx context.Context, f *buildFlags, fs *pflag.FlagSet, h host, std
 		// The cache's pushes go on while the image is written out.
 		err = writeOutputs(ctx, log, res.Image, plan.outputs, plan.registry)
 	}
-	return finishCache(ctx, log, plan.cache, report, f.cacheReport, err)
+	// The message ends with whose problem a failure is (builder.Classify); the exit
+	// code stays a failed RUN's own, 1 otherwise (exitCode).
+	return builder.WithClass(finishCache(ctx, log, plan.cache, report, f.cacheReport, err))
 }
 
 // writeOutputs sends the image everywhere the flags asked for (output.Write: the
