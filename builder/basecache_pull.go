@@ -225,7 +225,7 @@ func (p *puller) cacheLayer(ctx context.Context, l v1.Layer) (v1.Layer, error) {
 		return nil, err
 	}
 	defer rc.Close()
-	n, err := p.cache.writeBlob(ctx, d, size, rc)
+	n, err := p.cache.writeBlob(ctx, d, size, newProgressReader(rc, p.emit, "Downloading", d.Hex, size))
 	p.observe.Transferred(TransferPulled, n)
 	if err != nil {
 		return nil, fmt.Errorf("layer %w", err)

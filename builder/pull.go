@@ -335,7 +335,8 @@ func (p *puller) fetchLayer(ctx context.Context, l v1.Layer) (v1.Layer, error) {
 		return nil, err
 	}
 	defer os.Remove(tmp.Name())
-	size, err := io.Copy(tmp, ctxio.NewReader(ctx, rc))
+	total, _ := l.Size()
+	size, err := io.Copy(tmp, newProgressReader(ctxio.NewReader(ctx, rc), p.emit, "Downloading", digest.Hex, total))
 	p.observe.Transferred(TransferPulled, size)
 	if cerr := tmp.Close(); err == nil {
 		err = cerr

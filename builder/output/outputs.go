@@ -52,6 +52,8 @@ type PushConfig struct {
 	// Pushed, when set, is told the bytes of each successful push (a server's
 	// metrics).
 	Pushed func(n int64)
+	// Progress, when set, receives each push's progress (WithProgress).
+	Progress func(ref name.Reference, update v1.Update)
 }
 
 // Options are the push options for registry; onIgnored receives a push that
@@ -74,6 +76,9 @@ func (c PushConfig) Options(registry string, onIgnored func(ref name.Reference, 
 	}
 	if c.Pushed != nil {
 		opts = append(opts, WithPushedBytes(c.Pushed))
+	}
+	if c.Progress != nil {
+		opts = append(opts, WithProgress(c.Progress))
 	}
 	return opts
 }
