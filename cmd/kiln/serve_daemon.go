@@ -166,7 +166,4 @@ func (d *daemon) closeListeners() {
 	for _, l := range append(slices.Clone(d.listeners), d.bkListeners...) {
 		_ = l.Close()
 	}
-	if d.ops != nil && d.ops.l != nil {
-		_ = d.ops.l.Close()
-	}
 }

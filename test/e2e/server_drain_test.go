@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -136,6 +137,9 @@ func TestServerDrain(t *testing.T) {
 	}
 	if code := s.cmd.ProcessState.ExitCode(); code != 0 {
 		t.Errorf("kiln serve exited %d after draining, want 0", code)
+	}
+	if log, _ := os.ReadFile(s.log.Name()); !strings.Contains(string(log), "Drained: every build finished") || strings.Contains(string(log), "level=error") {
+		t.Errorf("kiln serve's log after a clean drain:\n%s", tail(string(log), 3000))
 	}
 	checkAfterCrash(t, s.state)
 	s.launch(t)
