@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"os"
 	"os/signal"
 	"syscall"
@@ -77,22 +78,30 @@ func (d *daemon) drain() {
 		d.log.Info("Draining: accepting no new builds")
 	}
 	if err := d.queue.WaitIdle(ctx, drainPoll); err != nil {
-		d.log.Warnf("Shutting down: builds still running after --shutdown-grace %s are cancelled", d.grace)
+		d.graceOver(ctx, "builds")
 		return
 	}
 	// Builds are done; their requests may still store or push images. Shutdown
 	// closes the listeners and waits for those requests, within what is left of grace.
 	if err := d.srv.Shutdown(ctx); err != nil {
-		d.log.Warnf("Shutting down: requests still running after --shutdown-grace %s are cancelled", d.grace)
+		d.graceOver(ctx, "requests")
 		return
 	}
 	for d.bk != nil && d.bk.Active() > 0 {
 		select {
 		case <-ctx.Done():
-			d.log.Warnf("Shutting down: BuildKit solves still running after --shutdown-grace %s are cancelled", d.grace)
+			d.graceOver(ctx, "BuildKit solves")
 			return
 		case <-time.After(drainPoll):
 		}
 	}
 	d.log.Info("Drained: every build finished")
+}
+
+// graceOver logs why the drain stopped waiting for what: the grace ran out (ctx's
+// deadline), or a second signal came, which said so already.
+func (d *daemon) graceOver(ctx context.Context, what string) {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		d.log.Warnf("Shutting down: %s still running after --shutdown-grace %s are cancelled", what, d.grace)
+	}
 }
