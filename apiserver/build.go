@@ -77,7 +77,12 @@ func (s *Server) postBuild(w http.ResponseWriter, r *http.Request, q *builder.Qu
 			defer os.RemoveAll(memDir)
 		}
 	}
+	body := &countingBody{ReadCloser: r.Body}
+	r.Body = body
 	bctx, aerr := readContext(ctx, r, o, filepath.Join(dir, "context"), memDir, s.build)
+	if obs := s.build.Workspace.Observer; obs != nil {
+		obs.Transferred(builder.TransferContext, body.n.Load())
+	}
 	if aerr != nil {
 		fail(aerr)
 		return
@@ -135,7 +140,7 @@ func (s *Server) postBuild(w http.ResponseWriter, r *http.Request, q *builder.Qu
 	// Build has put an in-place root back in its pristine state.
 	release()
 	if err != nil {
-		log.WithError(err).WithField("duration", time.Since(start)).Info("build failed")
+		log.WithError(err).WithFields(builder.Classify(err).Fields()).WithField("duration", time.Since(start)).Info("build failed")
 		out.fail(w, err)
 		return
 	}

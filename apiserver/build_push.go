@@ -11,6 +11,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
+	"github.com/kiln-build/kiln/builder"
 	"github.com/kiln-build/kiln/builder/output"
 )
 
@@ -65,8 +66,12 @@ func (b BuildConfig) PushTransport(registry string) http.RoundTripper {
 // pushConfig is how the server pushes: credentials, the registry's own transport
 // (CA, client certificate) and whether its certificate is verified.
 func (s *Server) pushConfig(kc authn.Keychain) output.PushConfig {
-	return output.PushConfig{
+	c := output.PushConfig{
 		Keychain: kc, Transport: s.build.PushTransport,
 		PlainHTTP: s.build.PlainHTTP, SkipTLSVerify: s.build.Insecure,
 	}
+	if obs := s.build.Workspace.Observer; obs != nil {
+		c.Pushed = func(n int64) { obs.Transferred(builder.TransferPushed, n) }
+	}
+	return c
 }

@@ -177,6 +177,7 @@ func (o *buildOutput) built(id v1.Hash, tags []string) {
 func (o *buildOutput) fail(w http.ResponseWriter, err error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	cause := err // what Classify sees, before a shutdown's message replaces it
 	if errors.Is(err, context.Canceled) {
 		if !errors.Is(context.Cause(o.ctx), ErrShutdown) {
 			return // the client left: nobody reads an answer
@@ -193,7 +194,7 @@ func (o *buildOutput) fail(w http.ResponseWriter, err error) {
 		if errors.As(err, &ie) && ie.Line > 0 && !errors.As(err, &re) {
 			status, msg = http.StatusBadRequest, fmt.Sprintf("dockerfile parse error line %d: %v", ie.Line, ie.Err)
 		}
-		if builder.IsQueueFull(err) {
+		if builder.IsQueueFull(err) || builder.IsDraining(err) {
 			status = http.StatusServiceUnavailable
 		}
 		writeError(w, status, msg)
@@ -207,7 +208,8 @@ func (o *buildOutput) fail(w http.ResponseWriter, err error) {
 	if errors.As(err, &re) {
 		code, msg = re.Code, re.Error()
 	}
-	o.live.Error(code, msg)
+	// The message ends with whose problem the failure is (builder.Classify).
+	o.live.Error(code, builder.Annotate(msg, cause))
 }
 
 // shortID is the 12 hex digits docker prints for an image ID.

@@ -41,7 +41,7 @@ const lockRetryDelay = 10 * time.Millisecond
 // pullerOptions returns the options that give the build's puller its events and the
 // workspace's base cache.
 func (b *build) pullerOptions() ([]pullerOption, error) {
-	opts := []pullerOption{withPullEvents(b.emit), withLayerRetries(b.req.ExtractRetries)}
+	opts := []pullerOption{withPullEvents(b.emit), withLayerRetries(b.req.ExtractRetries), withObserver(b.ws.Observer)}
 	if b.ws.BaseCache != "" {
 		c, err := openBaseCache(b.ws.BaseCache)
 		if err != nil {
@@ -216,14 +216,18 @@ func (p *puller) cacheLayer(ctx context.Context, l v1.Layer) (v1.Layer, error) {
 		return nil, err
 	}
 	if !p.force && p.cache.hasBlob(d, size) {
+		p.observe.CacheLookup(CacheKindBaseLayer, true)
 		return l, nil
 	}
+	p.observe.CacheLookup(CacheKindBaseLayer, false)
 	rc, err := l.Compressed()
 	if err != nil {
 		return nil, err
 	}
 	defer rc.Close()
-	if _, err := p.cache.writeBlob(ctx, d, size, rc); err != nil {
+	n, err := p.cache.writeBlob(ctx, d, size, newProgressReader(rc, p.emit, "Downloading", d.Hex, size))
+	p.observe.Transferred(TransferPulled, n)
+	if err != nil {
 		return nil, fmt.Errorf("layer %w", err)
 	}
 	return l, nil

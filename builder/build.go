@@ -105,9 +105,21 @@ func Build(ctx context.Context, req *Request, opts ...Option) (*Result, error) {
 	if req.Context == nil {
 		return nil, errors.New("builder: the request has no build context")
 	}
+	obs := observerOf(ws.Observer)
+	obs.BuildStarted()
+	start := time.Now()
+	s.events = observeEvents(obs, s.events)
+	res, err := buildTimed(ctx, req, s)
+	obs.BuildFinished(Classify(err), time.Since(start))
+	return res, err
+}
+
+// buildTimed is Build under the workspace's build timeout.
+func buildTimed(ctx context.Context, req *Request, s settings) (*Result, error) {
+	ws := s.workspace
 	limits, err := effectiveLimits(req.Limits, ws)
 	if err != nil {
-		return nil, err
+		return nil, &UserError{Err: err}
 	}
 	if ws.Timeout > 0 {
 		var cancel context.CancelFunc
@@ -128,11 +140,11 @@ func runBuild(ctx context.Context, req *Request, s settings, limits isolation.Li
 	ws := s.workspace
 	platform, err := parsePlatform(req.Platform)
 	if err != nil {
-		return nil, err
+		return nil, &UserError{Err: err}
 	}
 	df, err := parseDockerfile(req, ws.InputLimits)
 	if err != nil {
-		return nil, err
+		return nil, &UserError{Err: err}
 	}
 	df.addLabels(req.Labels)
 

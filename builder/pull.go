@@ -43,6 +43,8 @@ type puller struct {
 	// retry, doubled before each further one.
 	layerRetries int
 	retryDelay   time.Duration
+	// observe is told the bytes downloaded and the base-cache lookups.
+	observe Observer
 
 	mu     sync.Mutex
 	images map[string]pulledImage // by reference as written (after expansion) and platform
@@ -71,11 +73,14 @@ func withBaseCache(c *baseCache, policy PullPolicy) pullerOption {
 // withLayerRetries tries a failed layer download n more times.
 func withLayerRetries(n int) pullerOption { return func(p *puller) { p.layerRetries = n } }
 
+// withObserver tells o what the puller downloads and finds in the base cache.
+func withObserver(o Observer) pullerOption { return func(p *puller) { p.observe = observerOf(o) } }
+
 // withForce re-downloads images and blobs the cache already holds.
 func withForce(force bool) pullerOption { return func(p *puller) { p.force = force } }
 
 func newPuller(reg Registry, platform v1.Platform, blobDir string, opts ...pullerOption) *puller {
-	p := &puller{reg: reg, platform: platform, blobDir: blobDir, images: map[string]pulledImage{}, emit: func(Event) {}, retryDelay: time.Second}
+	p := &puller{reg: reg, platform: platform, blobDir: blobDir, images: map[string]pulledImage{}, emit: func(Event) {}, observe: nopObserver{}, retryDelay: time.Second}
 	for _, o := range opts {
 		o(p)
 	}
@@ -330,7 +335,9 @@ func (p *puller) fetchLayer(ctx context.Context, l v1.Layer) (v1.Layer, error) {
 		return nil, err
 	}
 	defer os.Remove(tmp.Name())
-	size, err := io.Copy(tmp, ctxio.NewReader(ctx, rc))
+	total, _ := l.Size()
+	size, err := io.Copy(tmp, newProgressReader(ctxio.NewReader(ctx, rc), p.emit, "Downloading", digest.Hex, total))
+	p.observe.Transferred(TransferPulled, size)
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
 	}

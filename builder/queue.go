@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"time"
 )
 
 // Queue hands out build slots in arrival order: one for in-place isolation, where
@@ -21,9 +22,13 @@ type Queue struct {
 	// maxQueued bounds the builds waiting for a slot; 0 means no bound.
 	maxQueued int
 
-	mu      sync.Mutex
-	running int
-	waiting []*waiter
+	// observe is told how long each build waited (Workspace.Observer).
+	observe Observer
+
+	mu       sync.Mutex
+	running  int
+	waiting  []*waiter
+	draining bool // Drain was called: builds without a slot are refused
 }
 
 type waiter struct {
@@ -68,7 +73,7 @@ func NewQueue(ws Workspace, slots int, opts ...QueueOption) *Queue {
 	if slots < 1 {
 		slots = 1
 	}
-	q := &Queue{slots: slots}
+	q := &Queue{slots: slots, observe: observerOf(ws.Observer)}
 	for _, o := range opts {
 		o(q)
 	}
@@ -82,6 +87,9 @@ func NewQueue(ws Workspace, slots int, opts ...QueueOption) *Queue {
 func (q *Queue) Admit() error {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	if q.draining {
+		return &DrainingError{}
+	}
 	if q.fullLocked() {
 		return &QueueFullError{Max: q.maxQueued}
 	}
@@ -104,9 +112,11 @@ func (q *Queue) Waiting() int {
 // back, ctx's error if the client left first (its place in the queue is given up), or
 // a *QueueFullError without waiting when the queue is bounded and full.
 func (q *Queue) Acquire(ctx context.Context, report func(string)) (release func(), err error) {
+	start := time.Now()
 	if err := q.slot(ctx, report); err != nil {
 		return nil, err
 	}
+	q.observe.QueueWaited(time.Since(start))
 	var once sync.Once
 	return func() { once.Do(q.handOver) }, nil
 }
@@ -114,6 +124,10 @@ func (q *Queue) Acquire(ctx context.Context, report func(string)) (release func(
 // slot waits for an in-process slot.
 func (q *Queue) slot(ctx context.Context, report func(string)) error {
 	q.mu.Lock()
+	if q.draining {
+		q.mu.Unlock()
+		return &DrainingError{}
+	}
 	if q.running < q.slots && len(q.waiting) == 0 {
 		q.running++
 		q.mu.Unlock()
@@ -135,6 +149,12 @@ func (q *Queue) slot(ctx context.Context, report func(string)) error {
 		case <-w.moved:
 			q.mu.Lock()
 			i := slices.Index(q.waiting, w)
+			if q.draining && i >= 0 {
+				q.waiting = slices.Delete(q.waiting, i, i+1)
+				q.notifyLocked()
+				q.mu.Unlock()
+				return &DrainingError{}
+			}
 			now := q.running + i
 			q.mu.Unlock()
 			if i >= 0 && now != ahead {

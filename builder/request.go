@@ -150,6 +150,10 @@ type Workspace struct {
 	// operator configures and are not held to it.
 	Fetch nettimeout.Guard
 
+	// Observer is told what builds do (a server's metrics); nil tells nobody. A
+	// Queue made for the workspace reports its waits to it too.
+	Observer Observer
+
 	// Cgroups is where chroot RUNs get a cgroup of their own carrying the build's
 	// memory, pids and cpu limits (isolation.OpenCgroups); nil refuses such limits.
 	Cgroups *isolation.Cgroups

@@ -73,7 +73,7 @@ func (s *Server) build(ctx context.Context, j *job, attrs map[string]string, ses
 
 	// A full queue refuses before the context is received; Acquire decides for good.
 	if err := s.cfg.Queue.Admit(); err != nil {
-		return nil, codeError(codes.ResourceExhausted, "%w", err)
+		return nil, codeError(refusalCode(err), "%w", err)
 	}
 	dir, err := os.MkdirTemp(s.cfg.Workspace.StateDir, "bk-build-")
 	if err != nil {
@@ -92,8 +92,8 @@ func (s *Server) build(ctx context.Context, j *job, attrs map[string]string, ses
 	defer func() { src.release(keep) }()
 
 	release, err := s.cfg.Queue.Acquire(ctx, p.info)
-	if builder.IsQueueFull(err) {
-		return nil, codeError(codes.ResourceExhausted, "%w", err)
+	if builder.IsQueueFull(err) || builder.IsDraining(err) {
+		return nil, codeError(refusalCode(err), "%w", err)
 	}
 	if err != nil {
 		return nil, err
@@ -144,8 +144,9 @@ func (s *Server) build(ctx context.Context, j *job, attrs map[string]string, ses
 		}
 	}
 	if err != nil {
-		log.WithError(err).WithField("duration", time.Since(start)).Info("build failed")
-		return nil, buildError(solveError(err, src.dockerfile, src.dockerfileName))
+		log.WithError(err).WithFields(builder.Classify(err).Fields()).WithField("duration", time.Since(start)).Info("build failed")
+		// The message ends with whose problem the failure is (builder.Classify).
+		return nil, buildError(&builder.ClassifiedError{Err: solveError(err, src.dockerfile, src.dockerfileName), Classification: builder.Classify(err)})
 	}
 	log.WithFields(logrus.Fields{"id": res.ID.String(), "duration": time.Since(start)}).Info("build done")
 	return &built{res: res, dir: dir, opts: o, session: caller, sessionID: sessionID}, nil
@@ -159,4 +160,13 @@ func buildError(err error) error {
 		return codeError(codes.Canceled, "%w", err)
 	}
 	return err
+}
+
+// refusalCode is the gRPC code of a build the queue refused: Unavailable while the
+// server drains (try another server), ResourceExhausted when the queue is full.
+func refusalCode(err error) codes.Code {
+	if builder.IsDraining(err) {
+		return codes.Unavailable
+	}
+	return codes.ResourceExhausted
 }

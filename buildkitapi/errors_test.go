@@ -92,7 +92,7 @@ func checkSource(t *testing.T, err error, lines [2]int) {
 
 // TestSolveErrorsThroughClient builds failing Dockerfiles through BuildKit's client:
 // the error that reaches it has BuildKit's text, the RUN's exit code and the source
-// line, as buildx and buildctl print them.
+// line, as buildx and buildctl print them, and ends with the failure's class.
 func TestSolveErrorsThroughClient(t *testing.T) {
 	ts := newTestServer(t)
 	from := "FROM " + ts.busybox + "\n"
@@ -104,13 +104,13 @@ func TestSolveErrorsThroughClient(t *testing.T) {
 		wantLines  [2]int
 	}{
 		{"RUN exit 3", from + "RUN exit 3\n",
-			`process "/bin/sh -c exit 3" did not complete successfully: exit code: 3`, 3, [2]int{2, 2}},
+			`process "/bin/sh -c exit 3" did not complete successfully: exit code: 3 [RUN failed (exit code 3)]`, 3, [2]int{2, 2}},
 		{"RUN over two lines", from + "RUN true && \\\n  exit 4\n",
-			`process "/bin/sh -c true &&   exit 4" did not complete successfully: exit code: 4`, 4, [2]int{2, 3}},
+			`process "/bin/sh -c true &&   exit 4" did not complete successfully: exit code: 4 [RUN failed (exit code 4)]`, 4, [2]int{2, 3}},
 		{"unknown instruction on line 3", from + "ENV A=1\nFOO bar\n",
-			"dockerfile parse error on line 3: unknown instruction: FOO (did you mean FROM?)", -1, [2]int{3, 3}},
+			"dockerfile parse error on line 3: unknown instruction: FOO (did you mean FROM?) [user error (dockerfile or context)]", -1, [2]int{3, 3}},
 		{"syntax error on line 3", from + "ENV A=1\nCOPY onlyone\n",
-			"dockerfile parse error on line 3: COPY requires at least two arguments, but only one was provided. Destination could not be determined", -1, [2]int{3, 3}},
+			"dockerfile parse error on line 3: COPY requires at least two arguments, but only one was provided. Destination could not be determined [user error (dockerfile or context)]", -1, [2]int{3, 3}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -155,7 +155,8 @@ func TestSolveErrorThroughGateway(t *testing.T) {
 		t.Fatal("the build succeeded")
 	}
 	// buildx prints "ERROR: failed to build: " before it.
-	want := `failed to solve: process "/bin/sh -c exit 5" did not complete successfully: exit code: 5`
+	// The classification (builder.Classify) ends the message.
+	want := `failed to solve: process "/bin/sh -c exit 5" did not complete successfully: exit code: 5 [RUN failed (exit code 5)]`
 	if err.Error() != want {
 		t.Errorf("error %q, want %q", err, want)
 	}

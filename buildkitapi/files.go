@@ -121,6 +121,9 @@ func (s *Server) receive(ctx context.Context, caller session.Caller, o *frontend
 		return nil, err
 	}
 	s.cfg.Log.WithFields(map[string]any{"bytes": sent.Load(), "duration": time.Since(start)}).Debug("buildkit: context received")
+	if obs := s.cfg.Workspace.Observer; obs != nil {
+		obs.Transferred(builder.TransferContext, sent.Load())
+	}
 	return &sources{dockerfile: df, dockerfileName: dfName, context: bctx, release: release}, nil
 }
 

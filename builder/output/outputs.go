@@ -49,6 +49,11 @@ type PushConfig struct {
 	// IgnoreImmutableTags lets a push refused because the tag is immutable pass,
 	// with a PushSkipped event (--push-ignore-immutable-tag-errors).
 	IgnoreImmutableTags bool
+	// Pushed, when set, is told the bytes of each successful push (a server's
+	// metrics).
+	Pushed func(n int64)
+	// Progress, when set, receives each push's progress (WithProgress).
+	Progress func(ref name.Reference, update v1.Update)
 }
 
 // Options are the push options for registry; onIgnored receives a push that
@@ -68,6 +73,12 @@ func (c PushConfig) Options(registry string, onIgnored func(ref name.Reference, 
 	}
 	if c.IgnoreImmutableTags {
 		opts = append(opts, WithIgnoreImmutableTagErrors(onIgnored))
+	}
+	if c.Pushed != nil {
+		opts = append(opts, WithPushedBytes(c.Pushed))
+	}
+	if c.Progress != nil {
+		opts = append(opts, WithProgress(c.Progress))
 	}
 	return opts
 }

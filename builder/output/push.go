@@ -31,6 +31,15 @@ type pushSettings struct {
 	// onImmutable, when set, turns a push refused because the tag is immutable into
 	// a success, reported to it.
 	onImmutable func(name.Reference, error)
+	// pushed, when set, is told the bytes of each successful write (WithPushedBytes).
+	pushed func(int64)
+}
+
+// WithPushedBytes calls fn after each successful push of a reference with the bytes
+// of the image's blobs as the registry client counts them (blobs the registry
+// already had count too), for a server's metrics.
+func WithPushedBytes(fn func(n int64)) PushOption {
+	return func(s *pushSettings) { s.pushed = fn }
 }
 
 // WithKeychain sets where registry credentials come from. Without it pushes are
@@ -153,20 +162,29 @@ func (s *pushSettings) write(ctx context.Context, img v1.Image, ref name.Referen
 	if s.userAgent != "" {
 		ropts = append(ropts, remote.WithUserAgent(s.userAgent))
 	}
-	if s.progress == nil {
+	if s.progress == nil && s.pushed == nil {
 		return remote.Write(ref, img, ropts...)
 	}
 
 	updates := make(chan v1.Update, 64)
 	done := make(chan struct{})
 	forwarded := make(chan struct{})
+	var complete int64 // the last update's count; read after forwarded is closed
 	go func() {
 		defer close(forwarded)
-		forwardProgress(ref, updates, done, s.progress)
+		forwardProgress(ref, updates, done, func(ref name.Reference, u v1.Update) {
+			complete = u.Complete
+			if s.progress != nil {
+				s.progress(ref, u)
+			}
+		})
 	}()
 	err := remote.Write(ref, img, append(ropts, remote.WithProgress(updates))...)
 	close(done)
 	<-forwarded
+	if err == nil && s.pushed != nil {
+		s.pushed(complete)
+	}
 	return err
 }
 

@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 
+	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/sirupsen/logrus"
 	"github.com/spf13/pflag"
@@ -72,7 +73,7 @@ func runBuild(ctx context.Context, f *buildFlags, fs *pflag.FlagSet, h host, std
 		}
 	}
 
-	r := &renderer{log: log, stdout: stdout, stderr: stderr}
+	r := &renderer{log: log, stdout: stdout, stderr: stderr, bars: newProgressBars(stderr, f.logFormat, log)}
 	report := &cacheReport{}
 	if plan.cache != nil {
 		plan.cache.logf = log.Infof
@@ -88,27 +89,32 @@ func runBuild(ctx context.Context, f *buildFlags, fs *pflag.FlagSet, h host, std
 	if err == nil {
 		log.Infof("Built image %s", res.ID)
 		// The cache's pushes go on while the image is written out.
-		err = writeOutputs(ctx, log, res.Image, plan.outputs, plan.registry)
+		err = writeOutputs(ctx, log, res.Image, plan.outputs, plan.registry, r.bars)
 	}
-	return finishCache(ctx, log, plan.cache, report, f.cacheReport, err)
+	// The message ends with whose problem a failure is (builder.Classify); the exit
+	// code stays a failed RUN's own, 1 otherwise (exitCode).
+	return builder.WithClass(finishCache(ctx, log, plan.cache, report, f.cacheReport, err))
 }
 
 // writeOutputs sends the image everywhere the flags asked for (output.Write: the
 // local files, the registries, the digest files) and then to kaniko's BUILDER_OUTPUT,
 // logging each step as kaniko does.
-func writeOutputs(ctx context.Context, log *logrus.Logger, img v1.Image, out outputs, reg builder.Registry) error {
+func writeOutputs(ctx context.Context, log *logrus.Logger, img v1.Image, out outputs, reg builder.Registry, bars *progressBars) error {
 	spec := output.Spec{
 		Names:   out.destinations,
 		Tarball: out.tarPath, Layout: out.layoutPath,
 		PushConfig: out.pushConfig(reg.Keychain),
 		DigestFile: out.digestFile, NameDigestFile: out.nameDigestFile, NameTagDigestFile: out.nameTagDigestFile,
 	}
+	spec.PushConfig.Progress = func(ref name.Reference, u v1.Update) {
+		bars.update(ref.String(), "Pushing", u.Complete, u.Total)
+	}
 	if out.push {
 		for _, t := range out.destinations {
 			spec.Push = append(spec.Push, t)
 		}
 	}
-	if err := output.Write(ctx, img, spec, func(e output.Event) { renderOutput(log, e) }); err != nil {
+	if err := output.Write(ctx, img, spec, func(e output.Event) { bars.reset(); renderOutput(log, e) }); err != nil {
 		return err
 	}
 	if !out.push {

@@ -42,10 +42,17 @@ func newLogger(w io.Writer, level, format string, timestamps bool) (*logrus.Logg
 type renderer struct {
 	log            *logrus.Logger
 	stdout, stderr io.Writer
+	// bars shows download progress; nil shows none.
+	bars *progressBars
 }
 
 // event renders one event. The builder calls it in order from one goroutine.
 func (r *renderer) event(e builder.Event) {
+	if p, ok := e.(builder.Progress); ok {
+		r.bars.update(p.ID, p.Action, p.Current, p.Total)
+		return
+	}
+	r.bars.reset() // what follows scrolls the bars away
 	switch e := e.(type) {
 	case builder.StepStarted:
 		r.log.Infof("Step %d/%d : %s", e.Step, e.Total, e.Text)

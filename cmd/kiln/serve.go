@@ -75,6 +75,9 @@ type serveFlags struct {
 	tlsCACert, tlsCert, tlsKey string
 	authTokenFile              string
 
+	metricsAddr   string        // --metrics-addr: /metrics, /healthz, /readyz
+	shutdownGrace time.Duration // --shutdown-grace
+
 	verbosity    string
 	logFormat    string
 	logTimestamp bool
@@ -104,8 +107,11 @@ RUN instructions are isolated by chroot (a root directory per build under
 kaniko does, one build at a time. By default kiln builds in place inside a container
 and in a chroot elsewhere.
 
-SIGINT or SIGTERM stops accepting connections, cancels the running builds and
-removes the unix sockets.`,
+SIGTERM (what Kubernetes and docker stop send) drains: new builds are refused
+(HTTP 503, /readyz false) while running ones get --shutdown-grace to finish; then
+they are cancelled, the listeners close and the unix sockets go. SIGINT (and a
+second SIGTERM) cancels the running builds at once. --metrics-addr serves
+/metrics, /healthz and /readyz.`,
 		Example: `  kiln serve --state-dir=$HOME/.kiln
   kiln serve -H unix:///run/kiln.sock -H tcp://0.0.0.0:2376 --tlsverify \
       --tlscacert=ca.pem --tlscert=server-cert.pem --tlskey=server-key.pem
@@ -166,6 +172,8 @@ func addServeFlags(fs *pflag.FlagSet, f *serveFlags) {
 	fs.StringVar(&f.tlsKey, "tlskey", "", "The server's TLS key (PEM).")
 	fs.StringVar(&f.authTokenFile, "auth-token-file", "", "File holding a bearer token every request but /_ping must carry (Authorization: Bearer <token>).")
 
+	fs.StringVar(&f.metricsAddr, "metrics-addr", "", "Address to serve Prometheus /metrics and the /healthz and /readyz probes on, without the Docker API's TLS or token: unix:///path or tcp://host:port. Default: none.")
+	fs.DurationVar(&f.shutdownGrace, "shutdown-grace", defaultShutdownGrace, "On SIGTERM, how long running builds may take to finish while new ones are refused (HTTP 503, /readyz false); then they are cancelled. 0 cancels at once, as SIGINT and a second SIGTERM do.")
 	fs.StringVarP(&f.verbosity, "verbosity", "v", "info", "Log level: panic, fatal, error, warn, info, debug or trace.")
 	fs.StringVar(&f.logFormat, "log-format", "text", "Log format: text, color or json.")
 	fs.BoolVar(&f.logTimestamp, "log-timestamp", true, "Timestamp log lines.")
@@ -260,6 +268,14 @@ func startDaemon(ctx context.Context, f *serveFlags, h host, stderr io.Writer) (
 		lg.Infof("Collected %d bytes of unreferenced blobs in the image store", n)
 	}
 	opts = append(opts, apiserver.WithStore(st))
+	ops, err := newOpsServer(f.metricsAddr, lg)
+	if err != nil {
+		return nil, err
+	}
+	if ops != nil {
+		cfg.build.Workspace.Observer = ops.metrics // every door's builds, through the engine
+		ops.stateDir, ops.storeDir = cfg.stateDir, storeDir
+	}
 	// Both front doors take their build slots from one queue.
 	cfg.build.Queue = builder.NewQueue(cfg.build.Workspace, cfg.build.MaxConcurrent, builder.WithMaxQueued(f.maxQueuedBuilds))
 	bk, err := buildkitapi.New(buildkitConfig(cfg.build, st, lg))
@@ -274,9 +290,21 @@ func startDaemon(ctx context.Context, f *serveFlags, h host, stderr io.Writer) (
 		bk.Close()
 		return nil, err
 	}
+	d.queue, d.grace, d.ops = cfg.build.Queue, f.shutdownGrace, ops
+	if ops != nil {
+		ops.queue = cfg.build.Queue
+		if err := ops.listen(ctx); err != nil {
+			d.closeListeners()
+			bk.Close()
+			return nil, err
+		}
+	}
 	d.stateLock = lock
 	ok = true
 	d.start(api.Handler(), bk)
+	if ops != nil {
+		ops.serve()
+	}
 	lg.Infof("kiln %s serving the Docker Engine API %s (isolation %s, state in %s, fetch policy %s)",
 		version, apiserver.APIVersion, cfg.build.Workspace.Isolation, cfg.stateDir, fetchPolicyName(cfg.build.Workspace.Fetch))
 	return d, nil
@@ -488,7 +516,7 @@ func buildkitConfig(b apiserver.BuildConfig, st *store.Store, lg *logrus.Logger)
 		},
 		Push: output.PushConfig{
 			Transport: b.PushTransport, PlainHTTP: b.PlainHTTP, SkipTLSVerify: b.Insecure,
-			UserAgent: "kiln/" + version,
+			UserAgent: "kiln/" + version, Pushed: pushedBytes(b.Workspace.Observer),
 		},
 		MaxContextBytes:   b.MaxContextBytes,
 		MaxContextEntries: b.MaxContextEntries,

@@ -9,12 +9,15 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"os"
+	"os/signal"
 	"slices"
 	"time"
 
 	"github.com/sirupsen/logrus"
 
 	"github.com/kiln-build/kiln/apiserver"
+	"github.com/kiln-build/kiln/builder"
 	"github.com/kiln-build/kiln/buildkitapi"
 )
 
@@ -37,6 +40,14 @@ type daemon struct {
 	logWriter io.Closer
 	// stateLock is the server's hold on --state-dir (recoverState).
 	stateLock io.Closer
+	// queue is the build queue every door shares; a stopping server drains it for
+	// up to grace (--shutdown-grace) before it cancels builds (drain).
+	queue *builder.Queue
+	grace time.Duration
+	// term receives SIGTERM, which drains; SIGINT cancels at once (watchTerm).
+	term chan os.Signal
+	// ops serves --metrics-addr; nil without it.
+	ops *opsServer
 }
 
 // listenAll opens every listener cfg names. Nothing is left listening when one fails.
@@ -78,6 +89,7 @@ func listenAll(ctx context.Context, lg *logrus.Logger, cfg *serveConfig) (*daemo
 // start serves h on every listener, and bk's gRPC API on the BuildKit listeners.
 func (d *daemon) start(h http.Handler, bk *buildkitapi.Server) {
 	d.bk = bk
+	d.watchTerm()
 	// The base context ends with apiserver.ErrShutdown as its cause when the server
 	// stops, so running builds are cancelled and can tell their clients why.
 	base, cancel := context.WithCancelCause(context.Background())
@@ -119,7 +131,11 @@ func (d *daemon) wait(ctx context.Context) error {
 	var err error
 	select {
 	case <-ctx.Done():
-		d.log.Info("Shutting down: cancelling running builds")
+		if d.terminated() {
+			d.drain()
+		} else {
+			d.log.Info("Shutting down: cancelling running builds")
+		}
 	case err = <-d.errc:
 		d.log.WithError(err).Error("Shutting down")
 	}
@@ -134,6 +150,10 @@ func (d *daemon) wait(ctx context.Context) error {
 		_ = d.srv.Close()
 	}
 	d.closeListeners() // Shutdown closed them; this removes what a failed Serve left
+	d.ops.close()
+	if d.term != nil {
+		signal.Stop(d.term)
+	}
 	_ = d.logWriter.Close()
 	if d.stateLock != nil {
 		_ = d.stateLock.Close()
