@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/gofrs/flock"
 
@@ -60,6 +61,8 @@ func (c *rootfsCache) baseTree(ctx context.Context, layers []v1.Layer, ig *snaps
 	}
 	tree := filepath.Join(c.dir, key)
 	if isDir(tree) {
+		now := time.Now()
+		_ = os.Chtimes(tree, now, now) // its last use, for CacheBudget; best effort
 		return tree, nil
 	}
 	if err := os.MkdirAll(c.dir, 0o700); err != nil {
