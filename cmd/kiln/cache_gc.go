@@ -129,4 +129,3 @@ func gcRepo(ctx context.Context, f *cacheGCFlags, stdout io.Writer) error {
 	fmt.Fprintf(stdout, "Deleted %d of %d cache entries older than %s from %s\n", len(rep.Deleted), rep.Tags, f.cacheTTL, repo)
 	return err
 }
-

@@ -80,7 +80,6 @@ func serveCacheRepository(spec string, plainHTTP func(string) bool) (name.Reposi
 	return repo, nil
 }
 
-
 // openFleetCache sets the workspace's shared cache (--cache-repo) and its cache
 // budget (--cache-max-size), and applies the budget once now, before any build.
 func (f *serveCacheFlags) openFleetCache(ctx context.Context, cfg *serveConfig, steps *builder.LocalCache, lg *logrus.Logger) error {
