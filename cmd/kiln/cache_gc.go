@@ -120,9 +120,9 @@ func gcLocal(ctx context.Context, f *cacheGCFlags, maxBytes int64, stdout io.Wri
 
 // gcRepo deletes the repository's entries older than --cache-ttl.
 func gcRepo(ctx context.Context, f *cacheGCFlags, stdout io.Writer) error {
-	repo, err := serveCacheRepository(f.repo, func(reg string) bool { return slices.Contains(f.insecureRegistries, reg) })
+	repo, err := serveCacheRepository("--repo", f.repo, func(reg string) bool { return slices.Contains(f.insecureRegistries, reg) })
 	if err != nil {
-		return fmt.Errorf("%w", err)
+		return err
 	}
 	rep, err := registrycache.GC(ctx, repo, f.cacheTTL, time.Now(),
 		remote.WithAuthFromKeychain(credentials.Chain()), remote.WithUserAgent("kiln/"+version))

@@ -42,7 +42,7 @@ func (f *serveCacheFlags) sharedCache(b *apiserver.BuildConfig, stateDir string,
 	if f.cacheRepo == "" {
 		return nil, nil
 	}
-	repo, err := serveCacheRepository(f.cacheRepo, b.PlainHTTP)
+	repo, err := serveCacheRepository("--cache-repo", f.cacheRepo, b.PlainHTTP)
 	if err != nil {
 		return nil, err
 	}
@@ -64,17 +64,17 @@ func (f *serveCacheFlags) sharedCache(b *apiserver.BuildConfig, stateDir string,
 
 // serveCacheRepository parses --cache-repo: a repository, without tag or digest, over
 // plain HTTP when its registry is an --insecure-registry.
-func serveCacheRepository(spec string, plainHTTP func(string) bool) (name.Repository, error) {
+func serveCacheRepository(flag, spec string, plainHTTP func(string) bool) (name.Repository, error) {
 	if strings.ContainsAny(spec[strings.LastIndex(spec, "/")+1:], ":@") {
-		return name.Repository{}, fmt.Errorf("--cache-repo %q: give a repository, without a tag or digest: each step is tagged with its cache key", spec)
+		return name.Repository{}, fmt.Errorf("%s %q: give a repository, without a tag or digest: each step is tagged with its cache key", flag, spec)
 	}
 	repo, err := name.NewRepository(spec, name.WeakValidation)
 	if err != nil {
-		return name.Repository{}, fmt.Errorf("--cache-repo %q: %w", spec, err)
+		return name.Repository{}, fmt.Errorf("%s %q: %w", flag, spec, err)
 	}
 	if plainHTTP != nil && plainHTTP(repo.RegistryStr()) {
 		if repo, err = name.NewRepository(spec, name.WeakValidation, name.Insecure); err != nil {
-			return name.Repository{}, fmt.Errorf("--cache-repo %q: %w", spec, err)
+			return name.Repository{}, fmt.Errorf("%s %q: %w", flag, spec, err)
 		}
 	}
 	return repo, nil
