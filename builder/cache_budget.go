@@ -24,6 +24,11 @@ import (
 // RootfsType is the CacheRecord type of an extracted base tree (chroot isolation).
 const RootfsType = "extracted-base"
 
+// baseBlobGrace keeps the base cache's unnamed blobs written lately: a pull writes its
+// blobs before index.json names its image, maybe in another process (kiln warm, a
+// server beside kiln cache gc) that no busySince covers.
+const baseBlobGrace = 10 * time.Minute
+
 // CacheBudget is a server's local caches taken together — the step cache, the base
 // image cache, the extracted base trees and the RUN --mount=type=cache directories —
 // with the rule that bounds them: kiln serve's --cache-max-size after each build and
@@ -140,7 +145,11 @@ func (c *CacheBudget) Collect(ctx context.Context, p CachePrune, now, busySince 
 		removed, errs = append(removed, recs...), append(errs, err)
 	}
 	if ids := byType["base-image"]; len(ids) > 0 {
-		recs, err := removeBaseImages(ctx, c.BaseCache, chosen, ids, busySince)
+		fresh := now.Add(-baseBlobGrace)
+		if !busySince.IsZero() && busySince.Before(fresh) {
+			fresh = busySince
+		}
+		recs, err := removeBaseImages(ctx, c.BaseCache, chosen, ids, fresh)
 		removed, errs = append(removed, recs...), append(errs, err)
 	}
 	return removed, errors.Join(errs...)
@@ -238,9 +247,8 @@ func removeRootfs(dir string, recs []CacheRecord, ids map[string]bool) ([]CacheR
 // removeBaseImages drops the images named by ids (manifest digests) from the base
 // cache's index.json, under the index lock, then the blobs no remaining image names.
 // When a remaining image cannot be read, no blob is removed (it might be one of its);
-// nor is a blob written at or after busySince (a pull records its image after its
-// blobs).
-func removeBaseImages(ctx context.Context, dir string, recs []CacheRecord, ids map[string]bool, busySince time.Time) ([]CacheRecord, error) {
+// nor is a blob written at or after fresh (a pull records its image after its blobs).
+func removeBaseImages(ctx context.Context, dir string, recs []CacheRecord, ids map[string]bool, fresh time.Time) ([]CacheRecord, error) {
 	c := &baseCache{dir: dir}
 	lock := flock.New(filepath.Join(dir, "index.json.lock"))
 	if _, err := lock.TryLockContext(ctx, lockRetryDelay); err != nil {
@@ -282,7 +290,7 @@ func removeBaseImages(ctx context.Context, dir string, recs []CacheRecord, ids m
 		return removed, err
 	}
 	for _, e := range ents {
-		if fi, err := e.Info(); err != nil || (!busySince.IsZero() && !fi.ModTime().Before(busySince)) {
+		if fi, err := e.Info(); err != nil || !fi.ModTime().Before(fresh) {
 			continue
 		}
 		if !live[e.Name()] && !strings.Contains(e.Name(), ".tmp") {
