@@ -48,7 +48,6 @@ defaults
 frontend fleet
     bind %s
     default_backend pods
-    http-response set-header X-Kiln-Pod %%s
 backend pods
     balance roundrobin
 %s`, addr, servers.String())
