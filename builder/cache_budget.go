@@ -102,12 +102,8 @@ func (c *CacheBudget) Collect(ctx context.Context, p CachePrune, now, busySince 
 	}
 	keep := p.MaxUsedSpace
 	if p.MinFreeSpace > 0 || p.ReservedSpace > 0 {
-		dir := c.RootfsDir
-		for _, d := range []string{c.MountCacheDir, c.BaseCache} {
-			if d != "" {
-				dir = d
-			}
-		}
+		// The disk whose free space counts: the caches share the state directory's.
+		dir := c.BaseCache
 		if c.Steps != nil {
 			dir = c.Steps.dir
 		}

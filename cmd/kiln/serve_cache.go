@@ -47,12 +47,13 @@ func (f *serveCacheFlags) sharedCache(b *apiserver.BuildConfig, stateDir string,
 		return nil, err
 	}
 	reg := repo.RegistryStr()
-	ro := []remote.Option{remote.WithUserAgent("kiln/" + version), remote.WithTransport(b.PushTransport(reg))}
+	tr := b.PushTransport(reg)
+	if b.Insecure != nil && b.Insecure(reg) { // --skip-tls-verify-registry
+		tr = skipVerify(tr)
+	}
+	ro := []remote.Option{remote.WithUserAgent("kiln/" + version), remote.WithTransport(tr)}
 	if b.Keychain != nil {
 		ro = append(ro, remote.WithAuthFromKeychain(b.Keychain))
-	}
-	if b.Insecure != nil && b.Insecure(reg) {
-		ro[1] = remote.WithTransport(skipVerify(b.PushTransport(reg)))
 	}
 	return registrycache.New(repo,
 		registrycache.WithRemoteOptions(ro...),

@@ -15,6 +15,9 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/sirupsen/logrus"
+
+	"github.com/kiln-build/kiln/apiserver"
 )
 
 // TestServeCacheFlagsRefuse: bad fleet cache flags stop kiln serve and kiln cache gc
@@ -172,5 +175,36 @@ func TestServeCacheMaxSize(t *testing.T) {
 	}
 	if s, b, tr := entries(); s+b+tr != 0 {
 		t.Errorf("after kiln cache gc --max-size 1: %d steps, %d base images, %d trees left:\n%s", s, b, tr, stdout.String())
+	}
+}
+
+// TestServeSharedCacheRepository: --cache-repo names the repository the shared cache
+// uses, over plain HTTP only for an --insecure-registry; none without the flag.
+func TestServeSharedCacheRepository(t *testing.T) {
+	t.Parallel()
+	lg := logrus.New()
+	lg.SetOutput(io.Discard)
+	for _, tc := range []struct {
+		repo, insecure, want, scheme string
+	}{
+		{"", "", "", ""},
+		{"registry.example.com/team/cache", "", "registry.example.com/team/cache", "https"},
+		{"registry.example.com:5000/cache", "registry.example.com:5000", "registry.example.com:5000/cache", "http"},
+	} {
+		f := &serveCacheFlags{cacheRepo: tc.repo, cacheTTL: time.Hour}
+		b := &apiserver.BuildConfig{PlainHTTP: func(r string) bool { return r == tc.insecure }}
+		c, err := f.sharedCache(b, t.TempDir(), lg)
+		if err != nil {
+			t.Fatalf("%q: %v", tc.repo, err)
+		}
+		if tc.want == "" {
+			if c != nil {
+				t.Errorf("no --cache-repo: a shared cache %v", c.Repository())
+			}
+			continue
+		}
+		if got := c.Repository(); got.String() != tc.want || got.Scheme() != tc.scheme {
+			t.Errorf("%q: repository %s over %s, want %s over %s", tc.repo, got, got.Scheme(), tc.want, tc.scheme)
+		}
 	}
 }
