@@ -12,6 +12,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/gofrs/flock"
 	"github.com/google/go-containerregistry/pkg/v1/types"
@@ -233,6 +234,8 @@ func (c *baseCache) image(d v1.Hash, platform v1.Platform) (*cachedImage, bool) 
 	if err != nil {
 		return nil, false
 	}
+	now := time.Now()
+	_ = os.Chtimes(c.blobPath(d), now, now) // its last use, for CacheBudget; best effort
 	var probe struct {
 		MediaType types.MediaType `json:"mediaType"`
 		Manifests []v1.Descriptor `json:"manifests"`

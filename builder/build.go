@@ -173,6 +173,7 @@ func runBuild(ctx context.Context, req *Request, s settings, limits isolation.Li
 		return nil, err
 	}
 	defer release()
+	defer b.keepBudget(ctx, ws.Budget.Begin())
 	b.blobDir = filepath.Join(ws.StateDir, "blobs")
 	b.tmpDir, err = os.MkdirTemp(ws.StateDir, "build-")
 	if err != nil {
@@ -198,7 +199,8 @@ func runBuild(ctx context.Context, req *Request, s settings, limits isolation.Li
 		return nil, err
 	}
 	b.puller = newPuller(s.registry, platform, b.blobDir, pullOpts...)
-	b.useCache(ws.Cache)
+	b.useCache(withSharedCache(ws.Cache, ws.SharedCache))
+	defer b.flushShared(ctx)
 	return b.run(ctx)
 }
 

@@ -106,6 +106,12 @@ type Workspace struct {
 	// nil builds without one. It lives here rather than in the Request because, like
 	// StateDir, it outlives a build and is shared by all builds of a front door.
 	Cache Cache
+	// SharedCache is a second-level step cache several servers share (kiln serve
+	// --cache-repo: a registry repository, builder/registrycache); nil means none.
+	// A step missing from Cache is looked up there and, when found, stored in Cache;
+	// every step stored goes to both. A SharedCache that is a CacheFlusher is flushed
+	// before Build returns, so the steps are there for the next build on any server.
+	SharedCache Cache
 	// BaseCache is the directory of the persistent base-image cache (kaniko's
 	// --cache-dir, filled by builds and by `kiln warm`): an OCI image layout shared by
 	// concurrent builds. Empty means none: every build downloads its base layers into
@@ -121,6 +127,10 @@ type Workspace struct {
 	// least recently used beyond it are removed (0: DefaultMountCacheMaxBytes).
 	MountCacheDir      string
 	MountCacheMaxBytes int64
+	// Budget bounds the local caches together (kiln serve --cache-max-size): after
+	// each build, the least recently used entries go until they fit. nil: no bound
+	// but MountCacheMaxBytes. Shared by every build of a server, like Cache.
+	Budget *CacheBudget
 
 	// AllowInsecure allows RUN --security=insecure, the server's entitlement
 	// (buildkitd's and kiln's --allow-insecure-entitlement=security.insecure): such a

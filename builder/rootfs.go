@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/gofrs/flock"
 
@@ -40,8 +41,9 @@ import (
 //
 // Nothing writes a cached tree after the rename: overlayfs never writes its lower
 // layers, and the build removes its scratch directory only after unmounting every
-// root (see releaseRoots). kiln does not prune the trees; they are as disposable as
-// the rest of the cache directory, when no build is running.
+// root (see releaseRoots). A tree's modification time is its last use; CacheBudget
+// (kiln serve --cache-max-size, kiln cache gc) removes the least recently used trees
+// that no overlay mounts, under their lock, after moving them aside.
 
 // rootfsDirName is the cache's directory under the base cache or the state directory.
 const rootfsDirName = "rootfs"
@@ -60,6 +62,8 @@ func (c *rootfsCache) baseTree(ctx context.Context, layers []v1.Layer, ig *snaps
 	}
 	tree := filepath.Join(c.dir, key)
 	if isDir(tree) {
+		now := time.Now()
+		_ = os.Chtimes(tree, now, now) // its last use, for CacheBudget; best effort
 		return tree, nil
 	}
 	if err := os.MkdirAll(c.dir, 0o700); err != nil {

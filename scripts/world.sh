@@ -102,7 +102,7 @@ pid_alive() {
 
 install_packages() {
   local want=(docker-registry busybox-static debootstrap skopeo jq curl debian-archive-keyring
-    buildah git apache2-utils ca-certificates)
+    buildah git apache2-utils ca-certificates haproxy)
   [ "$NO_DOCKERD" = 1 ] || want+=(docker.io)
   local missing=() p
   for p in "${want[@]}"; do

@@ -273,6 +273,14 @@ func TestRefusedPushesAreReportedNotReturned(t *testing.T) {
 	if err := c.Flush(ctx); err != nil {
 		t.Errorf("second Flush = %v, want nil", err)
 	}
+	// After a Flush (a server's next build), a store is tried again.
+	before := writes.Load()
+	if err := c.Put(ctx, key("after flush"), runStep(t, randomLayer(t))); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Flush(ctx); err == nil || writes.Load() == before {
+		t.Errorf("a store after Flush: Flush = %v, %d writes tried, want it tried and refused again", err, writes.Load()-before)
+	}
 }
 
 func TestReadOnly(t *testing.T) {

@@ -157,7 +157,8 @@ func (c *Cache) spoolLayer(l v1.Layer) (v1.Layer, func()) {
 }
 
 // Flush waits for the stores queued so far and reports the pushes that failed since
-// the last Flush, nil when none did. Waiting ends early when ctx is done; the pushes
+// the last Flush, nil when none did; stores after it are tried again even if the
+// registry refused the credentials before. Waiting ends early when ctx is done; the pushes
 // still running then go on.
 func (c *Cache) Flush(ctx context.Context) error {
 	done := make(chan struct{})
@@ -173,6 +174,10 @@ func (c *Cache) Flush(ctx context.Context) error {
 	c.mu.Lock()
 	errs, skipped, stored := c.errs, c.skipped, c.stored
 	c.errs, c.skipped, c.stored = nil, 0, 0
+	// A refusal holds until the next Flush: a server (kiln serve --cache-repo) flushes
+	// after each build, and tries again with the next one, after its credentials may
+	// have been fixed.
+	c.refused = nil
 	c.mu.Unlock()
 	if len(errs) == 0 && skipped == 0 {
 		return nil

@@ -20,7 +20,7 @@ func newRootCommand(stdout, stderr io.Writer, h host) *cobra.Command {
 	root.SetOut(stdout)
 	root.SetFlagErrorFunc(flagError)
 	root.SetErr(stderr)
-	root.AddCommand(newBuildCommand(stdout, stderr, h), newServeCommand(stderr, h), newWarmCommand(stderr, h), newVersionCommand(stdout))
+	root.AddCommand(newBuildCommand(stdout, stderr, h), newServeCommand(stderr, h), newWarmCommand(stderr, h), newCacheCommand(stdout), newVersionCommand(stdout))
 	return root
 }
 

@@ -70,6 +70,7 @@ type serveFlags struct {
 	registryFlags
 	fetchFlags
 	inputLimitFlags
+	serveCacheFlags
 
 	tls, tlsVerify             bool
 	tlsCACert, tlsCert, tlsKey string
@@ -164,6 +165,7 @@ func addServeFlags(fs *pflag.FlagSet, f *serveFlags) {
 	fs.StringArrayVar(&f.skipTLSVerifyRegistries, "skip-tls-verify-registry", nil, "Registry (host[:port]) whose TLS certificate is not verified. Repeat for several.")
 	addRegistryFlags(fs, &f.registryFlags)
 	addFetchFlags(fs, &f.fetchFlags, fetchpolicy.Strict)
+	addServeCacheFlags(fs, &f.serveCacheFlags)
 
 	fs.BoolVar(&f.tls, "tls", false, "Serve TCP listeners over TLS (--tlscert, --tlskey).")
 	fs.BoolVar(&f.tlsVerify, "tlsverify", false, "Serve TCP listeners over TLS and accept only clients with a certificate signed by --tlscacert.")
@@ -241,6 +243,9 @@ func startDaemon(ctx context.Context, f *serveFlags, h host, stderr io.Writer) (
 		return nil, fmt.Errorf("opening the build cache: %w", err)
 	}
 	cfg.build.Workspace.Cache = steps
+	if err := f.openFleetCache(ctx, cfg, steps, lg); err != nil {
+		return nil, err
+	}
 	if err := openCgroups(lg, &cfg.build.Workspace); err != nil {
 		return nil, err
 	}
