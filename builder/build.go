@@ -199,7 +199,7 @@ func runBuild(ctx context.Context, req *Request, s settings, limits isolation.Li
 		return nil, err
 	}
 	b.puller = newPuller(s.registry, platform, b.blobDir, pullOpts...)
-	b.useCache(withSharedCache(ws.Cache, ws.SharedCache))
+	b.useCache(withSharedCache(ws.Cache, ws.SharedCache, ws.Observer))
 	defer b.flushShared(ctx)
 	return b.run(ctx)
 }

@@ -22,20 +22,22 @@ type CacheFlusher interface {
 // here finds it without asking the registry; every step stored goes to both.
 type tieredCache struct {
 	local, shared Cache
+	observe       Observer // told of each lookup in the shared cache (CacheKindShared)
 }
 
 var _ InputIndex = tieredCache{}
 
 // withSharedCache returns the cache a build uses: local alone without a shared cache,
-// the shared one alone without a local one, else both as two levels.
-func withSharedCache(local, shared Cache) Cache {
+// the shared one alone without a local one, else both as two levels whose shared
+// lookups o is told of.
+func withSharedCache(local, shared Cache, o Observer) Cache {
 	switch {
 	case shared == nil:
 		return local
 	case local == nil:
 		return shared
 	}
-	return tieredCache{local: local, shared: shared}
+	return tieredCache{local: local, shared: shared, observe: observerOf(o)}
 }
 
 // Get looks in the local cache, then in the shared one. A local error other than a
@@ -47,6 +49,7 @@ func (t tieredCache) Get(ctx context.Context, key v1.Hash) (*CachedStep, error) 
 		return step, nil
 	}
 	step, err := t.shared.Get(ctx, key)
+	t.observe.CacheLookup(CacheKindShared, err == nil)
 	if err != nil {
 		if errors.Is(err, ErrCacheMiss) && !errors.Is(lerr, ErrCacheMiss) {
 			return nil, lerr // the local cache's problem is the one worth a warning

@@ -13,7 +13,7 @@ import (
 // TestTieredCache runs the Cache suite on a local cache with a shared second level.
 func TestTieredCache(t *testing.T) {
 	testCacheSuite(t, func(t *testing.T) Cache {
-		return withSharedCache(newTestLocalCache(t), newTestLocalCache(t))
+		return withSharedCache(newTestLocalCache(t), newTestLocalCache(t), nil)
 	})
 }
 
@@ -63,14 +63,15 @@ func (c *countingCache) Flush(context.Context) error {
 func TestTieredCacheSharedHitIsKeptLocally(t *testing.T) {
 	ctx := context.Background()
 	shared := &countingCache{steps: map[v1.Hash]*CachedStep{}}
-	other := withSharedCache(newTestLocalCache(t), shared) // the server that built it
+	other := withSharedCache(newTestLocalCache(t), shared, nil) // the server that built it
 	key := digestOf("RUN make")
 	step := &CachedStep{Layer: mustRandomLayer(t), History: v1.History{Created: v1.Time{Time: time.Unix(1_700_000_000, 0)}, CreatedBy: "RUN make"}}
 	if err := other.Put(ctx, key, step); err != nil {
 		t.Fatal(err)
 	}
 	local := newTestLocalCache(t)
-	c := withSharedCache(local, shared)
+	obs := &recordingObserver{}
+	c := withSharedCache(local, shared, obs)
 	for i := range 2 {
 		got, err := c.Get(ctx, key)
 		if err != nil {
@@ -89,6 +90,10 @@ func TestTieredCacheSharedHitIsKeptLocally(t *testing.T) {
 	if _, err := c.Get(ctx, digestOf("other")); !errors.Is(err, ErrCacheMiss) {
 		t.Errorf("unknown key: %v, want ErrCacheMiss", err)
 	}
+	// One shared hit (the first lookup), one shared miss (the unknown key).
+	if got := obs.lookups[CacheKindShared]; got != [2]int{1, 1} {
+		t.Errorf("shared lookups observed (hits, misses) = %v, want [1 1]", got)
+	}
 }
 
 // TestWithSharedCache: either level alone is used as it is.
@@ -102,9 +107,9 @@ func TestWithSharedCache(t *testing.T) {
 		{"none", nil, nil, nil},
 		{"local only", l, nil, l},
 		{"shared only", nil, s, s},
-		{"both", l, s, tieredCache{local: l, shared: s}},
+		{"both", l, s, tieredCache{local: l, shared: s, observe: nopObserver{}}},
 	} {
-		if got := withSharedCache(tc.local, tc.shared); got != tc.want {
+		if got := withSharedCache(tc.local, tc.shared, nil); got != tc.want {
 			t.Errorf("%s: got %#v, want %#v", tc.name, got, tc.want)
 		}
 	}

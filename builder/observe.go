@@ -17,8 +17,9 @@ type Observer interface {
 	// StepFinished is called after each instruction with its keyword ("run", "copy")
 	// and how long it took, whether it ran or came from the cache.
 	StepFinished(instruction string, d time.Duration)
-	// CacheLookup is called for each lookup in a cache: kind "step" (the step cache)
-	// or "base-layer" (the base-image cache), and whether it was a hit.
+	// CacheLookup is called for each lookup in a cache: kind "step" (the step cache),
+	// "step-shared" (its registry level, after a local miss) or "base-layer" (the
+	// base-image cache), and whether it was a hit.
 	CacheLookup(kind string, hit bool)
 	// Transferred counts bytes moved: direction "pulled" (base layers from a
 	// registry), "pushed" (to a registry) or "context" (build contexts received).
@@ -38,6 +39,9 @@ const (
 const (
 	CacheKindStep      = "step"
 	CacheKindBaseLayer = "base-layer"
+	// CacheKindShared: the step cache's second level, a registry shared by a fleet
+	// (Workspace.SharedCache), asked after a local miss.
+	CacheKindShared = "step-shared"
 )
 
 // nopObserver is the Observer of a workspace that has none.
