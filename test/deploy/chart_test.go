@@ -221,11 +221,15 @@ buildJob:
 	}
 }
 
-// TestChartRefuses checks that values the chart cannot honour fail the render.
+// TestChartRefuses checks that values the chart cannot honour fail the render, by
+// values.schema.json (a misspelt or mistyped value) or by the templates.
 func TestChartRefuses(t *testing.T) {
 	tl := findTools(t)
 	for _, c := range []struct{ name, values, want string }{
-		{"unknown isolation", "isolation: privileged\n", `isolation "privileged"`},
+		{"unknown isolation", "isolation: privileged\n", "at '/isolation': value must be one of"},
+		{"a misspelt value", "serve:\n  metrcs: {enabled: false}\n", "metrcs"},
+		{"a port that is not a number", "serve:\n  port: http\n", "at '/serve/port'"},
+		{"a Job in an unknown isolation", "buildJob: {isolation: privileged}\n", "at '/buildJob/isolation'"},
 		{"a Job without a context", "buildJob: {enabled: true, destinations: [r/a:1]}\n", "buildJob.context is required"},
 		{"a Job with nowhere to put the image", "buildJob: {enabled: true, context: 'git://g/a.git'}\n", "buildJob.destinations"},
 	} {
@@ -482,6 +486,22 @@ func absent(objKeys ...string) checker {
 			if _, ok := objs[k]; ok {
 				t.Errorf("%s rendered", k)
 			}
+		}
+	}
+}
+
+// TestChartLint runs helm lint --strict on the chart with its defaults and with the
+// build Job and chroot isolation turned on.
+func TestChartLint(t *testing.T) {
+	tl := findTools(t)
+	dir := t.TempDir()
+	for _, set := range [][]string{nil, {"--set", "isolation=chroot", "--set", "buildJob.enabled=true",
+		"--set", "buildJob.context=git://g/a.git", "--set", "buildJob.destinations={r/a:1}"}} {
+		args := append([]string{"lint", "--strict", filepath.Join(repoRoot(t), "deploy", "helm", "kiln")}, set...)
+		cmd := exec.Command(tl.helm, args...)
+		cmd.Env = append(os.Environ(), "HELM_CACHE_HOME="+dir+"/cache", "HELM_CONFIG_HOME="+dir+"/config", "HELM_DATA_HOME="+dir+"/data")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Errorf("helm %q: %v\n%s", args, err, out)
 		}
 	}
 }
