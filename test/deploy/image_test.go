@@ -16,6 +16,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/kiln-build/kiln/test/testworld"
 )
@@ -150,8 +151,9 @@ echo KANIKO-SWITCH-OK
 `
 
 // runKanikoScript loads the debug image into the test world's docker engine and runs
-// kanikoScript in it, as a CI runner would: /busybox/sh, the image's own environment,
-// the workspace a volume.
+// kanikoScript in it, then the kaniko-style job of deploy/examples/gitlab as written,
+// as a CI runner would: /busybox/sh, the image's own environment, the workspace a
+// volume.
 func runKanikoScript(t *testing.T, tarPath, tag string) {
 	t.Helper()
 	docker := testworld.Docker(t)
@@ -165,17 +167,62 @@ func runKanikoScript(t *testing.T, tarPath, tag string) {
 		t.Fatalf("docker load: %v\n%s", err, b)
 	}
 	t.Cleanup(func() { _ = exec.Command(docker, "rmi", "-f", tag).Run() })
+	run := func(ws, script string, env ...string) string {
+		t.Helper()
+		name := fmt.Sprintf("kiln-test-kaniko-switch-%d", os.Getpid())
+		args := []string{"run", "--rm", "--name", name, "--network", "host", "-v", ws + ":/workspace"}
+		for _, e := range env {
+			args = append(args, "-e", e)
+		}
+		args = append(args, "--entrypoint", "/busybox/sh", tag, "-c", script)
+		out, err := exec.CommandContext(ctx, docker, args...).CombinedOutput()
+		if err != nil {
+			_ = exec.Command(docker, "rm", "-f", name).Run()
+			t.Fatalf("in kiln's debug image: %v\n%s\nscript:\n%s", err, out, script)
+		}
+		return string(out)
+	}
+
 	ws := t.TempDir()
-	name := fmt.Sprintf("kiln-test-kaniko-switch-%d", os.Getpid())
-	cmd := exec.CommandContext(ctx, docker, "run", "--rm", "--name", name, "--network", "host",
-		"-v", ws+":/workspace", "-e", "BASE="+reg+"/"+testworld.BusyboxRepoTag, "-e", "REG="+reg,
-		"--entrypoint", "/busybox/sh", tag, "-c", kanikoScript)
-	out, err := cmd.CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "KANIKO-SWITCH-OK") {
-		_ = exec.Command(docker, "rm", "-f", name).Run()
-		t.Fatalf("kaniko's script in kiln's debug image: %v\n%s", err, out)
+	if out := run(ws, kanikoScript, "BASE="+reg+"/"+testworld.BusyboxRepoTag, "REG="+reg); !strings.Contains(out, "KANIKO-SWITCH-OK") {
+		t.Fatalf("kaniko's script did not finish:\n%s", out)
 	}
 	if d, err := os.ReadFile(filepath.Join(ws, "digest")); err != nil || !strings.HasPrefix(string(d), "sha256:") {
 		t.Errorf("--digest-file: %q, %v", d, err)
 	}
+
+	// deploy/examples/gitlab's kaniko-style job, its script lines as GitLab runs them
+	ws = t.TempDir()
+	df := "FROM " + reg + "/" + testworld.BusyboxRepoTag + " AS test\nRUN echo tested > /tested\n" +
+		"FROM " + reg + "/" + testworld.BusyboxRepoTag + "\nARG VERSION\nRUN echo \"$VERSION\" > /version\n"
+	if err := os.WriteFile(filepath.Join(ws, "Dockerfile"), []byte(df), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	script := "set -e\n" + strings.Join(gitlabScript(t, "build-image"), "\n") + "\necho GITLAB-JOB-OK\n"
+	out := run(ws, script, "CI_REGISTRY="+reg, "CI_REGISTRY_USER=kiln", "CI_REGISTRY_PASSWORD=test",
+		"CI_PROJECT_DIR=/workspace", "CI_REGISTRY_IMAGE="+reg+"/kiln-test/gitlab-recipe", "CI_COMMIT_SHORT_SHA=0123abc")
+	if !strings.Contains(out, "GITLAB-JOB-OK") {
+		t.Fatalf("the GitLab job did not finish:\n%s", out)
+	}
+}
+
+// gitlabScript returns the script lines of a job in deploy/examples/gitlab/gitlab-ci.yml.
+func gitlabScript(t *testing.T, job string) []string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(repoRoot(t), "deploy", "examples", "gitlab", "gitlab-ci.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc map[string]yaml.Node // jobs, and stages:, variables: of other shapes
+	if err := yaml.Unmarshal(b, &doc); err != nil {
+		t.Fatal(err)
+	}
+	node := doc[job]
+	var j struct {
+		Script []string `yaml:"script"`
+	}
+	if err := node.Decode(&j); err != nil || len(j.Script) == 0 {
+		t.Fatalf("gitlab-ci.yml: job %s has no script (%v)", job, err)
+	}
+	return j.Script
 }
