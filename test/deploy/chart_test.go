@@ -173,7 +173,7 @@ buildJob:
 			equal("Secret/rel-kiln-registry", "kubernetes.io/dockerconfigjson", "type"),
 			dockerConfig("Deployment/rel-kiln", "rel-kiln-registry"),
 			dockerConfig("Job/rel-kiln-build", "rel-kiln-registry"),
-			args("Deployment/rel-kiln", "--shutdown-grace=1200s", "--auth-token-file=/etc/kiln/auth/token", "--push-on-build", "--insecure-registry=registry.internal:5000"),
+			args("Deployment/rel-kiln", "--shutdown-grace=1200s", "--auth-token-file=/kiln/auth/token", "--push-on-build", "--insecure-registry=registry.internal:5000"),
 			equal("Deployment/rel-kiln", 1230, "spec", "template", "spec", "terminationGracePeriodSeconds"),
 			equal("Deployment/rel-kiln", "rel-kiln-state", "spec", "template", "spec", "volumes", "0", "persistentVolumeClaim", "claimName"),
 			equal("PersistentVolumeClaim/rel-kiln-state", "100Gi", "spec", "resources", "requests", "storage"),
