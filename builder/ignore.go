@@ -48,8 +48,10 @@ func IgnoreSet(mode isolation.Mode, h InPlaceHost, extra ...string) *snapshot.Ig
 	if mode != isolation.InPlace {
 		return snapshot.NewIgnore(extra...)
 	}
-	// /busybox is the debug image's shell (kaniko's convention).
-	paths := []string{"/proc", "/sys", "/dev", "/busybox"}
+	// /busybox is the debug image's shell and /kaniko kaniko's directory, which kiln's
+	// image keeps (/kaniko/executor, /kaniko/.docker) for pipelines that name its paths;
+	// kaniko leaves both alone too.
+	paths := []string{"/proc", "/sys", "/dev", "/busybox", "/kaniko"}
 	paths = append(paths, h.StateDirs...)
 	for _, m := range h.Mounts {
 		if filepath.Clean(m) != "/" { // the root mount is the build root itself

@@ -27,10 +27,10 @@ func TestIgnoreSet(t *testing.T) {
 	}{
 		{name: "chroot ignores only the extra paths", mode: isolation.Chroot, host: host, extra: []string{"/cache"}, want: []string{"/cache"}},
 		{name: "in place", mode: isolation.InPlace, host: host, extra: []string{"/cache"},
-			want: []string{"/busybox", "/cache", "/dev", "/etc/hosts", "/kiln", "/proc", "/sys", "/tmp/kiln.sock", "/var/run", "/workspace"}},
+			want: []string{"/busybox", "/cache", "/dev", "/etc/hosts", "/kaniko", "/kiln", "/proc", "/sys", "/tmp/kiln.sock", "/var/run", "/workspace"}},
 		{name: "in place, binary in a system directory, /var/run not kept", mode: isolation.InPlace,
 			host: builder.InPlaceHost{Executable: "/usr/local/bin/kiln", StateDirs: []string{"/state"}},
-			want: []string{"/busybox", "/dev", "/proc", "/state", "/sys", "/usr/local/bin/kiln"}},
+			want: []string{"/busybox", "/dev", "/kaniko", "/proc", "/state", "/sys", "/usr/local/bin/kiln"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -30,6 +30,8 @@
 #   KILN_WORLD_NO_BUILDKIT=1         skip scripts/buildkit-tools.sh install (buildx, buildctl,
 #                                    buildkitd built from the Go module proxy, cached in
 #                                    KILN_TOOLS_CACHE=/var/cache/kiln-tools)
+#   KILN_WORLD_NO_DEPLOY_TOOLS=1     skip scripts/deploy-tools.sh install (helm, kubeconform and
+#                                    Kubernetes schemas for test/deploy, from the Go module proxy)
 #   KILN_WORLD_NO_APT=1              never call apt-get (fail instead if something is missing)
 #   KILN_WORLD_PULL=0                do not pull the base images into the docker engine
 #   FORCE=1                          rebuild the cached images and re-push them
@@ -50,6 +52,8 @@ NO_APT=${KILN_WORLD_NO_APT:-0}
 NO_EMULATORS=${KILN_WORLD_NO_EMULATORS:-0}
 NO_BUILDKIT=${KILN_WORLD_NO_BUILDKIT:-0}
 BUILDKIT_TOOLS=$(dirname "${BASH_SOURCE[0]}")/buildkit-tools.sh
+NO_DEPLOY_TOOLS=${KILN_WORLD_NO_DEPLOY_TOOLS:-0}
+DEPLOY_TOOLS=$(dirname "${BASH_SOURCE[0]}")/deploy-tools.sh
 PULL=${KILN_WORLD_PULL:-1}
 FORCE=${FORCE:-0}
 
@@ -288,6 +292,7 @@ print_env() {
   fi
   # the BuildKit clients and reference daemon, for whatever is installed
   "$BUILDKIT_TOOLS" env
+  "$DEPLOY_TOOLS" env
 }
 
 cmd_up() {
@@ -307,6 +312,11 @@ cmd_up() {
   else
     # fails (and with it `up`) when a build fails: CI must not silently skip BuildKit tests
     "$BUILDKIT_TOOLS" install || die "scripts/buildkit-tools.sh install failed"
+  fi
+  if [ "$NO_DEPLOY_TOOLS" = 1 ]; then
+    log "helm, kubeconform, schemas: skipped (KILN_WORLD_NO_DEPLOY_TOOLS=1)"
+  else
+    "$DEPLOY_TOOLS" install || die "scripts/deploy-tools.sh install failed"
   fi
   start_registry
   ensure_busybox

@@ -37,6 +37,8 @@ var allowed = map[string][]string{
 	"test/testworld":              {"*"},
 	"test/e2e":                    {"*"},
 	"test/conformance":            {"*"},
+	"test/deploy":                 {"*"},
+	"test/kubeschema":             {"*"},
 }
 
 // engineOnly lists libraries that carry a rule of the engine, which front doors get

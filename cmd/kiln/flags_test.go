@@ -25,6 +25,9 @@ func TestCheckUnsupported(t *testing.T) {
 		{args: []string{"--force-build-metadata=false"}},
 		{args: []string{"--force-build-metadata"}, wantErr: "--force-build-metadata=true: not supported: kiln adds no layer"},
 		{args: []string{"--compression=zstd", "--compression-level=9"}}, // implemented
+		{args: []string{"--upload-tar-retry=0"}},
+		{args: []string{"--upload-tar=https://up.example/image.tar"}, wantErr: "--upload-tar=https://up.example/image.tar: not supported: kiln does not upload tarballs"},
+		{args: []string{"--upload-tar-retry=3"}, wantErr: "--upload-tar-retry=3: not supported"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {

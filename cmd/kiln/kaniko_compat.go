@@ -53,7 +53,26 @@ func unsupportedFlags() []unsupportedFlag {
 		usage:    "kaniko's empty layers for instructions that change no files. Not supported: kiln, like docker build, adds no layer for ENV, LABEL, WORKDIR of an existing directory and the like; true is refused, false accepted.",
 		reason:   "kiln adds no layer for an instruction that changes no files, as docker build does; leave the flag out to get the image Docker builds",
 		register: boolFlag(false),
+	}, {
+		// kaniko's maintained fork (chainguard-dev/kaniko) adds these two
+		name:     "upload-tar",
+		usage:    "kaniko's HTTP POST of the --tar-path tarball to a URL. Not supported: write the tarball with --tar-path and upload it with curl; a URL is refused.",
+		reason:   "kiln does not upload tarballs; write it with --tar-path and upload it yourself (curl -X POST --data-binary @FILE URL)",
+		register: stringFlag(""),
+	}, {
+		name:     "upload-tar-retry",
+		usage:    "retries for kaniko's --upload-tar. Not supported, as --upload-tar; 0 is accepted.",
+		reason:   "kiln does not upload tarballs (see --upload-tar)",
+		register: intFlag(0),
 	}}
+}
+
+func stringFlag(def string) func(*pflag.FlagSet, string, string) {
+	return func(fs *pflag.FlagSet, name, usage string) { fs.String(name, def, usage) }
+}
+
+func intFlag(def int) func(*pflag.FlagSet, string, string) {
+	return func(fs *pflag.FlagSet, name, usage string) { fs.Int(name, def, usage) }
 }
 
 func boolFlag(def bool) func(*pflag.FlagSet, string, string) {

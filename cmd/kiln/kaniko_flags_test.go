@@ -11,7 +11,8 @@ import (
 )
 
 // kanikoFlag is one flag of kaniko's executor or warmer (kaniko v1.24's
-// cmd/executor/cmd/root.go and cmd/warmer/cmd/root.go): its name and shorthand.
+// cmd/executor/cmd/root.go and cmd/warmer/cmd/root.go, and the executor flags its
+// maintained fork chainguard-dev/kaniko added): its name and shorthand.
 // deprecated marks kaniko's old spellings, which kiln accepts hidden from the flag
 // list and names in the command's description instead.
 type kanikoFlag struct {
@@ -39,6 +40,7 @@ func kanikoExecutorFlags() []kanikoFlag {
 		{name: "ignore-var-run"}, {name: "label"}, {name: "skip-unused-stages"}, {name: "use-new-run"},
 		{name: "git"}, {name: "cache-copy-layers"}, {name: "cache-run-layers"}, {name: "ignore-path"},
 		{name: "force-build-metadata"}, {name: "skip-push-permission-check"},
+		{name: "upload-tar"}, {name: "upload-tar-retry"}, // chainguard-dev/kaniko, kaniko's maintained fork
 		{name: "whitelist-var-run", deprecated: true}, {name: "snapshotMode", deprecated: true},
 		{name: "customPlatform", deprecated: true}, {name: "tarPath", deprecated: true},
 	}

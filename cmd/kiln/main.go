@@ -21,7 +21,7 @@ func main() {
 	// RUN's chroot child re-executes this binary; Init takes that path before anything
 	// else runs.
 	isolation.Init()
-	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr, realHost()))
+	os.Exit(run(kanikoArgs(os.Args[0], os.Args[1:]), os.Stdout, os.Stderr, realHost()))
 }
 
 // run executes the command line args and returns the process exit code.

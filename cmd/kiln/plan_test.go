@@ -188,7 +188,7 @@ func TestPlanBuildWorkspace(t *testing.T) {
 			name:        "auto inside a container is in place",
 			inContainer: true,
 			wantMode:    isolation.InPlace,
-			wantIgnore: []string{"/busybox", "/dev", "/etc/hosts", "/kiln", "/proc", "/sys", "STATE",
+			wantIgnore: []string{"/busybox", "/dev", "/etc/hosts", "/kaniko", "/kiln", "/proc", "/sys", "STATE",
 				"/var/run", "/workspace"},
 			wantOwnState: true,
 		},
@@ -197,7 +197,7 @@ func TestPlanBuildWorkspace(t *testing.T) {
 			args:        []string{"--isolation=inplace", "--ignore-var-run=false", "--ignore-path=/cache"},
 			inContainer: true,
 			wantMode:    isolation.InPlace,
-			wantIgnore: []string{"/busybox", "/cache", "/dev", "/etc/hosts", "/kiln", "/proc", "/sys", "STATE",
+			wantIgnore: []string{"/busybox", "/cache", "/dev", "/etc/hosts", "/kaniko", "/kiln", "/proc", "/sys", "STATE",
 				"/var/run/secrets", "/workspace"},
 			wantOwnState: true,
 		},
@@ -205,7 +205,7 @@ func TestPlanBuildWorkspace(t *testing.T) {
 			name:       "forced in place outside a container, given state dir",
 			args:       []string{"--isolation=in-place", "--force", "--state-dir", given},
 			wantMode:   isolation.InPlace,
-			wantIgnore: []string{"/busybox", "/dev", "/etc/hosts", given, "/kiln", "/proc", "/sys", "/var/run", "/workspace"},
+			wantIgnore: []string{"/busybox", "/dev", "/etc/hosts", given, "/kaniko", "/kiln", "/proc", "/sys", "/var/run", "/workspace"},
 		},
 	}
 	for _, tt := range tests {

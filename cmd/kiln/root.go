@@ -38,8 +38,8 @@ The flags are kaniko's executor flags, so an existing kaniko invocation works wi
 GIT_USERNAME, GIT_PASSWORD, S3_ENDPOINT, S3_FORCE_PATH_STYLE, AZURE_STORAGE_ACCESS_KEY,
 DOCKER_CONFIG, BUILDER_OUTPUT). kaniko's deprecated spellings --snapshotMode,
 --customPlatform, --tarPath and --whitelist-var-run are accepted too. A kaniko flag
-kiln cannot honour (--force-build-metadata) is an error when it would change the
-image, never silently ignored. docs/kaniko-flags.md maps every kaniko flag.
+kiln cannot honour (--force-build-metadata, --upload-tar) is an error when it would
+change the outcome, never silently ignored. docs/kaniko-flags.md maps every kaniko flag.
 
 RUN instructions are isolated by chroot (a root directory per stage under --state-dir;
 needs root) or run in place in the container's own root filesystem, as kaniko does.

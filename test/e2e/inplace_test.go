@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -115,25 +116,19 @@ RUN (cat /kaniko/.docker/config.json; ls -A /kiln; cat /proc/1/environ; cat /pro
 	}
 }
 
-func copyFile(t *testing.T, src, dst string, mode os.FileMode) {
-	t.Helper()
-	data, err := os.ReadFile(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(dst, data, mode); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // kilnImage builds kiln's own image with kiln (deploy/Dockerfile), loads it into
 // dockerd and returns its tag; it is removed when the test ends.
 func kilnImage(t *testing.T, docker string) string {
 	t.Helper()
 	kiln := testworld.KilnBinary(t)
 	imgCtx := t.TempDir()
-	copyFile(t, kiln, filepath.Join(imgCtx, "kiln"), 0o755)
-	copyFile(t, "/etc/ssl/certs/ca-certificates.crt", filepath.Join(imgCtx, "ca-certificates.crt"), 0o644)
+	// the context deploy/Dockerfile copies from, as scripts/image.sh makes it (the
+	// binary, CA certificates, kaniko's paths)
+	fill := exec.Command("../../scripts/image.sh", "context", imgCtx)
+	fill.Env = append(os.Environ(), "KILN_BIN="+kiln)
+	if out, err := fill.CombinedOutput(); err != nil {
+		t.Fatalf("scripts/image.sh context: %v\n%s", err, out)
+	}
 	dockerfile, err := filepath.Abs("../../deploy/Dockerfile")
 	if err != nil {
 		t.Fatal(err)
