@@ -117,7 +117,10 @@ func TestChart(t *testing.T) {
 		values: "{}",
 		checks: []checker{
 			podSecurity("Deployment/rel-kiln", false),
-			args("Deployment/rel-kiln", "serve", "--isolation=inplace", "--host=tcp://0.0.0.0:2375",
+			// In place, the pod lets kiln give each RUN the namespaces that hide its
+			// credentials (docs/security.md), and kiln refuses to start without them.
+			equal("Deployment/rel-kiln", "Unconfined", "spec", "template", "spec", "securityContext", "seccompProfile", "type"),
+			args("Deployment/rel-kiln", "serve", "--isolation=inplace", "--inplace-namespaces=on", "--host=tcp://0.0.0.0:2375",
 				"--buildkit-addr=tcp://0.0.0.0:1234", "--metrics-addr=0.0.0.0:9090", "--shutdown-grace=600s", "--state-dir=/var/lib/kiln"),
 			ports("Deployment/rel-kiln", map[string]int{"engine": 2375, "buildkit": 1234, "metrics": 9090}),
 			servicePorts("Service/rel-kiln", map[string]int{"engine": 2375, "buildkit": 1234, "metrics": 9090}),
@@ -134,6 +137,7 @@ func TestChart(t *testing.T) {
 		checks: []checker{
 			podSecurity("Deployment/rel-kiln", true),
 			args("Deployment/rel-kiln", "--isolation=chroot"),
+			noArgs("Deployment/rel-kiln", "--inplace-namespaces"),
 		},
 	}, {
 		name: "a kiln without --metrics-addr and --shutdown-grace, no BuildKit listener",
@@ -179,7 +183,7 @@ buildJob:
 			equal("PersistentVolumeClaim/rel-kiln-state", "100Gi", "spec", "resources", "requests", "storage"),
 			podSecurity("Job/rel-kiln-build", false),
 			args("Job/rel-kiln-build", "build", "--context=git://git.example/app.git#refs/heads/main", "--destination=registry.example/app:1.0",
-				"--build-arg=VERSION=1.0", "--cache=true", "--cache-repo=registry.example/app/cache", "--isolation=inplace"),
+				"--build-arg=VERSION=1.0", "--cache=true", "--cache-repo=registry.example/app/cache", "--isolation=inplace", "--inplace-namespaces=on"),
 			equal("Job/rel-kiln-build", "Never", "spec", "template", "spec", "restartPolicy"),
 			equal("Job/rel-kiln-build", "git-token", "spec", "template", "spec", "containers", "0", "envFrom", "0", "secretRef", "name"),
 		},

@@ -55,7 +55,8 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 
 {{/*
 Pod-level security for an isolation mode. Called with (dict "isolation" MODE "root" $).
-inplace: uid 0 inside the container (a RUN writes the container's own /), no privileges.
+inplace: uid 0 inside the container (a RUN writes the container's own /), no privileges;
+the seccomp profile of .Values.inplace (Unconfined lets kiln give RUN its namespaces).
 chroot: non-root; kiln makes its own user namespace (docs/security.md).
 */}}
 {{- define "kiln.podSecurity" -}}
@@ -74,7 +75,7 @@ securityContext:
   runAsUser: 0
   runAsGroup: 0
   seccompProfile:
-    type: RuntimeDefault
+    {{- toYaml .root.Values.inplace.seccompProfile | nindent 4 }}
 {{- end }}
 {{- end -}}
 
