@@ -63,7 +63,7 @@ func TestInPlaceHidden(t *testing.T) {
 		script   string
 		keepProc bool
 		noCover  bool
-		plain    bool // no namespaces at all: kaniko's model
+		plain    bool   // no namespaces at all: kaniko's model
 		wantOut  string // stdout must contain it
 	}{
 		{name: "file reads empty", script: "cat " + cfg + "; echo end", wantOut: "end"},
