@@ -38,6 +38,10 @@ fill_context() {
   ln -s /kiln/kiln "$ctx/compat/kaniko/executor"
   ln -s /kiln/kiln "$ctx/compat/kaniko/warmer"
   ln -s /kiln/ssl "$ctx/compat/kaniko/ssl"
+  # the credential helpers kaniko's image ships, answered by kiln's cloud keychains
+  for helper in ecr-login gcr acr-env; do
+    ln -s /kiln/kiln "$ctx/compat/kaniko/docker-credential-$helper"
+  done
   ln -s /kaniko/.docker "$ctx/compat/kiln/.docker"
 }
 

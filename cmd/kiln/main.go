@@ -9,8 +9,10 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 
+	"github.com/kiln-build/kiln/credentials"
 	"github.com/kiln-build/kiln/isolation"
 )
 
@@ -21,6 +23,9 @@ func main() {
 	// RUN's chroot child re-executes this binary; Init takes that path before anything
 	// else runs.
 	isolation.Init()
+	if helper, ok := credentials.HelperName(filepath.Base(os.Args[0])); ok {
+		os.Exit(credentialHelper(helper, os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+	}
 	os.Exit(run(kanikoArgs(os.Args[0], os.Args[1:]), os.Stdout, os.Stderr, realHost()))
 }
 

@@ -95,6 +95,9 @@ func TestImageKanikoPaths(t *testing.T) {
 		"/kaniko/.docker":                     {typ: tar.TypeDir},
 		"/kiln/.docker":                       {typ: tar.TypeSymlink, target: "/kaniko/.docker"},
 		"/kaniko/ssl":                         {typ: tar.TypeSymlink, target: "/kiln/ssl"},
+		"/kaniko/docker-credential-ecr-login": {typ: tar.TypeSymlink, target: "/kiln/kiln"},
+		"/kaniko/docker-credential-gcr":       {typ: tar.TypeSymlink, target: "/kiln/kiln"},
+		"/kaniko/docker-credential-acr-env":   {typ: tar.TypeSymlink, target: "/kiln/kiln"},
 		"/kiln/ssl/certs/ca-certificates.crt": {typ: tar.TypeReg},
 	}
 	for _, c := range []struct {
@@ -143,6 +146,12 @@ if /kaniko/executor --context "$PWD" --dockerfile Dockerfile --destination "$REG
   echo "built although config.json names a missing credential helper"; exit 10
 fi
 grep -q kiln-test-missing /workspace/err || { echo "the failure does not name the helper:"; cat /workspace/err; exit 11; }
+# kaniko's documented ECR setup names the helper its image ships; kiln answers for it,
+# and for a registry ECR does not own the answer is "not found": anonymous.
+echo '{"credsStore":"ecr-login","credHelpers":{"gcr.io":"gcr","kiln.azurecr.io":"acr-env"}}' > /kaniko/.docker/config.json
+/kaniko/executor --context "$PWD" --dockerfile Dockerfile --destination "$REG/kiln-test/kaniko-switch:0" --insecure --insecure-pull
+echo "$REG" | docker-credential-ecr-login get | grep -q "credentials not found in native keychain"
+docker-credential-gcr list | grep -q '{}'
 echo "{\"auths\":{\"$REG\":{\"auth\":\"a2lsbjp0ZXN0\"}}}" > /kaniko/.docker/config.json
 /kaniko/executor --context "$PWD" --dockerfile Dockerfile --destination "$REG/kiln-test/kaniko-switch:1" --insecure --insecure-pull --digest-file /workspace/digest
 /kaniko/warmer --help | grep -q "kiln warm"
