@@ -72,8 +72,13 @@ func TestBuildLimits(t *testing.T) {
 			if tc.wantLimit != errors.As(err, &le) || tc.wantTimeout != errors.As(err, &te) {
 				t.Errorf("error %T %v: want LimitError %v, TimeoutError %v", err, err, tc.wantLimit, tc.wantTimeout)
 			}
-			// The next build under the same caps is unaffected.
-			res, _, err := w.build(t, buildCase{dockerfile: "FROM BUSYBOX\nRUN echo fine > /ok\n", workspace: caps})
+			// The next build under the same caps is unaffected (with a timeout it
+			// cannot reach on a loaded machine: a 2s one failed it under load 10).
+			after := caps
+			if tc.timeout > 0 {
+				after = serverCaps(t, tc.memory, tc.pids, 2*time.Minute)
+			}
+			res, _, err := w.build(t, buildCase{dockerfile: "FROM BUSYBOX\nRUN echo fine > /ok\n", workspace: after})
 			if err != nil || res == nil {
 				t.Fatalf("the build after: %v", err)
 			}
