@@ -200,6 +200,7 @@ func runBuild(ctx context.Context, req *Request, s settings, limits isolation.Li
 	}
 	b.puller = newPuller(s.registry, platform, b.blobDir, pullOpts...)
 	b.useCache(withSharedCache(ws.Cache, ws.SharedCache, ws.Observer))
+	ctx = WithCacheScope(ctx) // the shared cache's pushes of this build, flushed below
 	defer b.flushShared(ctx)
 	return b.run(ctx)
 }

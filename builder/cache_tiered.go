@@ -105,3 +105,19 @@ func (b *build) flushShared(ctx context.Context) {
 		b.emit(Warning{Message: fmt.Sprintf("Storing steps in the shared cache: %v", err)})
 	}
 }
+
+// cacheScopeKey is the context key of WithCacheScope.
+type cacheScopeKey struct{}
+
+// WithCacheScope returns ctx marked as one scope of cache stores: a Cache that stores
+// in the background (CacheFlusher) counts the stores Put with it apart from the others,
+// and its Flush with it waits for and reports those only. Build gives each build one,
+// so that on a server a build waits for its own pushes and hears of its own failures.
+func WithCacheScope(ctx context.Context) context.Context {
+	return context.WithValue(ctx, cacheScopeKey{}, new(byte))
+}
+
+// CacheScope returns ctx's scope (WithCacheScope), nil when it has none.
+func CacheScope(ctx context.Context) any {
+	return ctx.Value(cacheScopeKey{})
+}

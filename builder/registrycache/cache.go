@@ -41,14 +41,20 @@ type Cache struct {
 
 	slots   chan struct{} // one per store queued or running: Put waits when full
 	workers chan struct{} // one per store running
-	wg      sync.WaitGroup
 
 	mu      sync.Mutex
 	pending map[v1.Hash]*builder.CachedStep // stored by Put, not pushed yet
-	stored  int                             // pushes done since the last Flush
-	errs    []error                         // pushes failed since the last Flush
-	skipped int                             // stores dropped after refused
+	tallies map[any]*tally                  // by builder.CacheScope of Put's context
 	refused error                           // the registry refused a push's credentials
+}
+
+// tally is what one scope's stores (one build's, builder.WithCacheScope) came to since
+// its last Flush.
+type tally struct {
+	wg      sync.WaitGroup
+	stored  int     // pushes done
+	errs    []error // pushes failed
+	skipped int     // stores dropped after refused
 }
 
 var _ builder.Cache = (*Cache)(nil)
@@ -109,6 +115,7 @@ func New(repo name.Repository, opts ...Option) *Cache {
 		logf:    func(string, ...any) {},
 		now:     time.Now,
 		pending: map[v1.Hash]*builder.CachedStep{},
+		tallies: map[any]*tally{},
 	}
 	WithUploads(3, 16)(c)
 	for _, o := range opts {

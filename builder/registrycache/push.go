@@ -30,9 +30,10 @@ func (c *Cache) Put(ctx context.Context, key v1.Hash, step *builder.CachedStep) 
 		return nil
 	}
 	c.mu.Lock()
+	t := c.tallyOf(ctx)
 	refused := c.refused != nil
 	if refused {
-		c.skipped++
+		t.skipped++
 	}
 	c.mu.Unlock()
 	if refused {
@@ -54,9 +55,9 @@ func (c *Cache) Put(ctx context.Context, key v1.Hash, step *builder.CachedStep) 
 	c.mu.Lock()
 	c.pending[key] = served
 	c.mu.Unlock()
-	c.wg.Add(1)
+	t.wg.Add(1)
 	go func() {
-		defer c.wg.Done()
+		defer t.wg.Done()
 		defer func() { <-c.slots }()
 		defer release()
 		c.workers <- struct{}{}
@@ -68,13 +69,13 @@ func (c *Cache) Put(ctx context.Context, key v1.Hash, step *builder.CachedStep) 
 			delete(c.pending, key)
 		}
 		if err != nil {
-			c.errs = append(c.errs, err)
+			t.errs = append(t.errs, err)
 			if refusal(err) && c.refused == nil {
 				c.refused = err
 			}
 			return
 		}
-		c.stored++
+		t.stored++
 	}()
 	return nil
 }
@@ -156,14 +157,39 @@ func (c *Cache) spoolLayer(l v1.Layer) (v1.Layer, func()) {
 	return snapshot.LayerFromFile(link, digest, diffID, size, mt), func() { os.Remove(link) }
 }
 
-// Flush waits for the stores queued so far and reports the pushes that failed since
-// the last Flush, nil when none did; stores after it are tried again even if the
-// registry refused the credentials before. Waiting ends early when ctx is done; the pushes
-// still running then go on.
+// tallyOf returns the tally of ctx's scope (builder.CacheScope), made on first use.
+// c.mu must be held.
+func (c *Cache) tallyOf(ctx context.Context) *tally {
+	scope := builder.CacheScope(ctx)
+	t := c.tallies[scope]
+	if t == nil {
+		t = &tally{}
+		c.tallies[scope] = t
+	}
+	return t
+}
+
+// Flush waits for the stores queued so far in ctx's scope (builder.WithCacheScope: one
+// build's, on a server running several) and reports those of its pushes that failed,
+// nil when none did; without a scope, it waits for every store. Stores after it are
+// tried again even if the registry refused the credentials before. Waiting ends early
+// when ctx is done; the pushes still running then go on.
 func (c *Cache) Flush(ctx context.Context) error {
+	scope := builder.CacheScope(ctx)
+	c.mu.Lock()
+	var ts []*tally
+	for s, t := range c.tallies {
+		if scope == nil || s == scope {
+			ts = append(ts, t)
+			delete(c.tallies, s)
+		}
+	}
+	c.mu.Unlock()
 	done := make(chan struct{})
 	go func() {
-		c.wg.Wait()
+		for _, t := range ts {
+			t.wg.Wait()
+		}
 		close(done)
 	}()
 	select {
@@ -172,8 +198,13 @@ func (c *Cache) Flush(ctx context.Context) error {
 		return fmt.Errorf("waiting for cache pushes to %s: %w", c.repo, ctx.Err())
 	}
 	c.mu.Lock()
-	errs, skipped, stored := c.errs, c.skipped, c.stored
-	c.errs, c.skipped, c.stored = nil, 0, 0
+	var errs []error
+	skipped, stored := 0, 0
+	for _, t := range ts {
+		errs = append(errs, t.errs...)
+		skipped += t.skipped
+		stored += t.stored
+	}
 	// A refusal holds until the next Flush: a server (kiln serve --cache-repo) flushes
 	// after each build, and tries again with the next one, after its credentials may
 	// have been fixed.
