@@ -118,6 +118,23 @@ func rootlessKiln(t *testing.T, prefix string) (dir, bin string) {
 	return dir, bin
 }
 
+// checkLayerFiles checks the files of the image tarball's layers after the base
+// (layerFiles): name → "uid:gid:content".
+func checkLayerFiles(t *testing.T, path string, want map[string]string) {
+	t.Helper()
+	files := layerFiles(t, path)
+	for name, w := range want {
+		hdr, ok := files[name]
+		if !ok {
+			t.Errorf("%s missing from the image's layers", name)
+			continue
+		}
+		if got := strconv.Itoa(hdr.Uid) + ":" + strconv.Itoa(hdr.Gid) + ":" + hdr.Linkname; got != w {
+			t.Errorf("%s: got %q, want %q", name, got, w)
+		}
+	}
+}
+
 // layerFiles reads every file of the image tarball's layers after the first (the
 // base): name → header and content, the last layer winning.
 func layerFiles(t *testing.T, path string) map[string]*tar.Header {
@@ -234,17 +251,7 @@ func TestRootlessChrootBuild(t *testing.T) {
 			if !strings.Contains(string(log), "Rootless: chroot isolation in a user namespace") {
 				t.Errorf("no rootless note in the output:\n%s", log)
 			}
-			files := layerFiles(t, out)
-			for name, want := range tt.wantFiles {
-				hdr, ok := files[name]
-				if !ok {
-					t.Errorf("%s missing from the image's layers", name)
-					continue
-				}
-				if got := strconv.Itoa(hdr.Uid) + ":" + strconv.Itoa(hdr.Gid) + ":" + hdr.Linkname; got != want {
-					t.Errorf("%s: got %q, want %q", name, got, want)
-				}
-			}
+			checkLayerFiles(t, out, tt.wantFiles)
 		})
 	}
 }
