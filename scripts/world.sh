@@ -307,16 +307,22 @@ cmd_up() {
     DOCKER_OK=1
   fi
   ensure_emulators
+  # The tools compile (CPU) while the base images are made (debootstrap: network), in
+  # the background; on a cold machine that saves the minutes of debootstrap. Their
+  # output is shown when they end; a failure fails `up` (CI must not silently skip
+  # the BuildKit or deploy tests).
+  local tools_dir; tools_dir=$(mktemp -d)
   if [ "$NO_BUILDKIT" = 1 ]; then
     log "buildx, buildctl, buildkitd: skipped (KILN_WORLD_NO_BUILDKIT=1)"
   else
-    # fails (and with it `up`) when a build fails: CI must not silently skip BuildKit tests
-    "$BUILDKIT_TOOLS" install || die "scripts/buildkit-tools.sh install failed"
+    "$BUILDKIT_TOOLS" install >"$tools_dir/buildkit.log" 2>&1 &
+    echo $! >"$tools_dir/buildkit.pid"
   fi
   if [ "$NO_DEPLOY_TOOLS" = 1 ]; then
     log "helm, kubeconform, schemas: skipped (KILN_WORLD_NO_DEPLOY_TOOLS=1)"
   else
-    "$DEPLOY_TOOLS" install || die "scripts/deploy-tools.sh install failed"
+    "$DEPLOY_TOOLS" install >"$tools_dir/deploy.log" 2>&1 &
+    echo $! >"$tools_dir/deploy.pid"
   fi
   start_registry
   ensure_busybox
@@ -325,6 +331,17 @@ cmd_up() {
   else
     ensure_debian
   fi
+  local tool failed=0
+  for tool in buildkit deploy; do
+    [ -f "$tools_dir/$tool.pid" ] || continue
+    if ! wait "$(cat "$tools_dir/$tool.pid")"; then
+      failed=1
+      log "scripts/$tool-tools.sh install failed:"
+    fi
+    cat "$tools_dir/$tool.log" >&2
+  done
+  rm -rf "$tools_dir"
+  [ "$failed" = 0 ] || die "a tool install failed (output above)"
   log "world up in $(($(date +%s) - t0))s: registry $REGISTRY_ADDR, dockerd $([ "$DOCKER_OK" = 1 ] && echo up || echo skipped), state $STATE"
   print_env
 }
