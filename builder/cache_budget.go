@@ -49,6 +49,9 @@ type CacheBudget struct {
 
 	mu      sync.Mutex
 	running map[*int]time.Time // builds of this process and when they started
+	// treeSizes remembers the size of each extracted tree: a tree is renamed into
+	// place whole and never changes, so a server walks each once, not after every build.
+	treeSizes map[string]int64
 }
 
 // Usage lists every entry of the caches, least recently used first.
@@ -69,7 +72,7 @@ func (c *CacheBudget) Usage(ctx context.Context) ([]CacheRecord, error) {
 		all = append(all, recs...)
 	}
 	if c.RootfsDir != "" {
-		recs, err := rootfsUsage(c.RootfsDir)
+		recs, err := rootfsUsage(c.RootfsDir, c.treeSize)
 		if err != nil {
 			return nil, err
 		}
@@ -182,9 +185,27 @@ func (c *CacheBudget) Begin() (end func(ctx context.Context) ([]CacheRecord, err
 	}
 }
 
-// rootfsUsage lists the extracted base trees in dir. A tree an overlay mount of this
-// machine's mount namespace uses is in use.
-func rootfsUsage(dir string) ([]CacheRecord, error) {
+// treeSize is DirSize of an extracted tree, walked once per tree and process.
+func (c *CacheBudget) treeSize(tree string) int64 {
+	c.mu.Lock()
+	n, ok := c.treeSizes[tree]
+	c.mu.Unlock()
+	if ok {
+		return n
+	}
+	n = DirSize(tree)
+	c.mu.Lock()
+	if c.treeSizes == nil {
+		c.treeSizes = map[string]int64{}
+	}
+	c.treeSizes[tree] = n
+	c.mu.Unlock()
+	return n
+}
+
+// rootfsUsage lists the extracted base trees in dir, sized by size. A tree an overlay
+// mount of this machine's mount namespace uses is in use.
+func rootfsUsage(dir string, size func(tree string) int64) ([]CacheRecord, error) {
 	ents, err := os.ReadDir(dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
@@ -205,7 +226,7 @@ func rootfsUsage(dir string) ([]CacheRecord, error) {
 		}
 		out = append(out, CacheRecord{
 			ID: e.Name(), Type: RootfsType, Description: "extracted base " + e.Name()[:12],
-			Size: DirSize(tree), CreatedAt: fi.ModTime(), LastUsedAt: fi.ModTime(),
+			Size: size(tree), CreatedAt: fi.ModTime(), LastUsedAt: fi.ModTime(),
 			InUse: bytes.Contains(mounts, []byte("lowerdir="+tree)),
 		})
 	}
