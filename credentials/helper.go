@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -62,7 +61,7 @@ func ServeHelper(ctx context.Context, helper, action string, in io.Reader, out i
 		return fmt.Errorf("read the server URL: %w", err)
 	}
 	serverURL := strings.TrimSpace(line)
-	registry := registryOf(serverURL)
+	registry := registryHost(serverURL)
 	if registry == "" {
 		return errNotFound
 	}
@@ -96,21 +95,6 @@ func ServeHelper(ctx context.Context, helper, action string, in io.Reader, out i
 		return errNotFound
 	}
 	return json.NewEncoder(out).Encode(answer)
-}
-
-// registryOf reduces a server URL as docker passes it (https://host/v1/, host) to
-// its registry host[:port].
-func registryOf(serverURL string) string {
-	s := serverURL
-	if strings.Contains(s, "://") {
-		u, err := url.Parse(s)
-		if err != nil {
-			return ""
-		}
-		return u.Host
-	}
-	host, _, _ := strings.Cut(s, "/")
-	return host
 }
 
 // NotFound reports whether err is the protocol's "not found" answer, which the
