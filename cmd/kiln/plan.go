@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"unicode"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -407,6 +408,11 @@ func checkOutputPaths(f *buildFlags) error {
 // reached over plain HTTP under --insecure or when its registry is an
 // --insecure-registry.
 func parseDestination(d string, f *buildFlags) (name.Tag, error) {
+	// go-containerregistry's message quotes the bad part last, which is invisible when
+	// it is blank ("repository can only contain ...: "), so whitespace is named here.
+	if i := strings.IndexFunc(d, unicode.IsSpace); i >= 0 {
+		return name.Tag{}, fmt.Errorf("--destination %q: white space at byte %d; an image reference has none", d, i)
+	}
 	tag, err := name.NewTag(d, name.WeakValidation)
 	if err != nil {
 		return name.Tag{}, fmt.Errorf("--destination %q: %w", d, err)
