@@ -26,6 +26,7 @@ type settings struct {
 	workspace Workspace
 	events    func(Event)
 	registry  Registry
+	phases    *Phases
 }
 
 // WithWorkspace sets where the build runs. Required.
@@ -43,6 +44,8 @@ type build struct {
 	req  *Request
 	ws   Workspace
 	emit func(Event)
+	// phases accumulates the build's time per phase.
+	phases *Phases
 	// limits are the request's resource limits under the workspace's caps.
 	limits isolation.Limits
 	df     *dockerfile
@@ -108,8 +111,13 @@ func Build(ctx context.Context, req *Request, opts ...Option) (*Result, error) {
 	obs := observerOf(ws.Observer)
 	obs.BuildStarted()
 	start := time.Now()
+	s.phases = req.Phases
+	if s.phases == nil {
+		s.phases = NewPhases()
+	}
 	s.events = observeEvents(obs, s.events)
 	res, err := buildTimed(ctx, req, s)
+	s.events(s.phases.Times()) // the breakdown, once, last
 	obs.BuildFinished(Classify(err), time.Since(start))
 	return res, err
 }
@@ -153,6 +161,7 @@ func runBuild(ctx context.Context, req *Request, s settings, limits isolation.Li
 		ws:       ws,
 		limits:   limits,
 		emit:     s.events,
+		phases:   s.phases,
 		df:       df,
 		args:     newBuildArgs(req.BuildArgs),
 		lex:      shell.NewLex(df.escape),

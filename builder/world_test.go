@@ -67,6 +67,7 @@ type buildCase struct {
 	limits      isolation.Limits
 	workspace   func(*builder.Workspace) // edits the workspace before the build
 	inputLimits builder.InputLimits
+	phases      *builder.Phases // Request.Phases
 }
 
 func (w *world) build(t *testing.T, c buildCase) (*builder.Result, []builder.Event, error) {
@@ -101,6 +102,7 @@ func (w *world) build(t *testing.T, c buildCase) (*builder.Result, []builder.Eve
 		NoNetwork:      c.noNetwork,
 		SSH:            c.ssh,
 		Limits:         c.limits,
+		Phases:         c.phases,
 	},
 		builder.WithWorkspace(ws),
 		builder.WithEvents(func(e builder.Event) { events = append(events, e) }),

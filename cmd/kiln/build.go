@@ -89,11 +89,24 @@ func runBuild(ctx context.Context, f *buildFlags, fs *pflag.FlagSet, h host, std
 	if err == nil {
 		log.Infof("Built image %s", res.ID)
 		// The cache's pushes go on while the image is written out.
-		err = writeOutputs(ctx, log, res.Image, plan.outputs, plan.registry, r.bars)
+		err = plan.req.Phases.Exclusive(builder.PhaseExport, func() error {
+			return writeOutputs(ctx, log, res.Image, plan.outputs, plan.registry, r.bars)
+		})
+		logPhases(log, plan.req.Phases.Times(), f.phaseTimes)
 	}
 	// The message ends with whose problem a failure is (builder.Classify); the exit
 	// code stays a failed RUN's own, 1 otherwise (exitCode).
 	return builder.WithClass(finishCache(ctx, log, plan.cache, report, f.cacheReport, err))
+}
+
+// logPhases logs the build's breakdown per phase as one "Phases: …" line (the line
+// scripts/bench reads): at info level with --phase-times, else at debug level.
+func logPhases(log *logrus.Logger, t builder.PhaseTimes, info bool) {
+	if info {
+		log.Info(t.String())
+	} else {
+		log.Debug(t.String())
+	}
 }
 
 // writeOutputs sends the image everywhere the flags asked for (output.Write: the
