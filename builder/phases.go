@@ -35,6 +35,9 @@ const (
 	PhaseCompress
 	// PhaseCopy is COPY and ADD, less the phases above they contain.
 	PhaseCopy
+	// PhaseCache is the step cache: computing steps' keys (hashing the files a COPY
+	// reads), looking them up and storing what ran.
+	PhaseCache
 	// PhaseExport is writing the outputs: the image store, tarballs, OCI layouts,
 	// pushes. Doors write outputs after Build returns and record it themselves.
 	PhaseExport
@@ -59,6 +62,8 @@ func (p Phase) String() string {
 		return "compress"
 	case PhaseCopy:
 		return "copy"
+	case PhaseCache:
+		return "cache"
 	case PhaseExport:
 		return "export"
 	}
@@ -183,7 +188,7 @@ const PhaseLinePrefix = "Phases:"
 // String is the one-line breakdown, seconds with millisecond precision, every phase
 // always present, in order:
 //
-//	Phases: wall=1.532s context=0.000s base=0.120s run=0.800s snapshot=0.100s layer=0.200s compress=0.000s copy=0.000s export=0.000s other=0.312s
+//	Phases: wall=1.532s context=0.000s base=0.120s run=0.800s snapshot=0.100s layer=0.200s compress=0.000s copy=0.000s cache=0.000s export=0.000s other=0.312s
 func (t PhaseTimes) String() string {
 	var sb strings.Builder
 	sb.WriteString(PhaseLinePrefix)

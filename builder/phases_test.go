@@ -53,6 +53,7 @@ func TestBuildPhases(t *testing.T) {
 		files      map[string]string
 		nonZero    []builder.Phase
 		zero       []builder.Phase
+		cache      bool // a local step cache
 	}{
 		{
 			name: "run",
@@ -60,7 +61,14 @@ func TestBuildPhases(t *testing.T) {
 RUN mkdir /many && for i in 1 2 3 4 5 6 7 8 9 10; do echo $i > /many/$i; done
 `,
 			nonZero: []builder.Phase{builder.PhaseBase, builder.PhaseRun, builder.PhaseSnapshot, builder.PhaseLayer},
-			zero:    []builder.Phase{builder.PhaseCopy, builder.PhaseExport, builder.PhaseCompress, builder.PhaseContext},
+			zero:    []builder.Phase{builder.PhaseCopy, builder.PhaseExport, builder.PhaseCompress, builder.PhaseContext, builder.PhaseCache},
+		},
+		{
+			name:       "cached",
+			dockerfile: "FROM BUSYBOX\nCOPY a.txt /a.txt\nRUN echo x > /x\n",
+			files:      map[string]string{"a.txt": "a"},
+			cache:      true,
+			nonZero:    []builder.Phase{builder.PhaseCache, builder.PhaseCopy, builder.PhaseRun, builder.PhaseLayer},
 		},
 		{
 			name:       "copy",
@@ -72,7 +80,17 @@ RUN mkdir /many && for i in 1 2 3 4 5 6 7 8 9 10; do echo $i > /many/$i; done
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			_, events := mustBuild(t, w, buildCase{dockerfile: c.dockerfile, files: c.files})
+			bc := buildCase{dockerfile: c.dockerfile, files: c.files}
+			if c.cache {
+				bc.workspace = func(ws *builder.Workspace) {
+					lc, err := builder.NewLocalCache(t.TempDir())
+					if err != nil {
+						t.Fatal(err)
+					}
+					ws.Cache = lc
+				}
+			}
+			_, events := mustBuild(t, w, bc)
 			pt := phaseTimesOf(t, events)
 			for _, ph := range c.nonZero {
 				if pt.Of(ph) <= 0 {
@@ -174,7 +192,7 @@ func TestPhaseTimesString(t *testing.T) {
 	pt.Times[builder.PhaseRun] = 1234 * time.Millisecond
 	pt.Times[builder.PhaseLayer] = 500 * time.Millisecond
 	got := pt.String()
-	want := "Phases: wall=2.000s context=0.000s base=0.000s run=1.234s snapshot=0.000s layer=0.500s compress=0.000s copy=0.000s export=0.000s other=0.266s"
+	want := "Phases: wall=2.000s context=0.000s base=0.000s run=1.234s snapshot=0.000s layer=0.500s compress=0.000s copy=0.000s cache=0.000s export=0.000s other=0.266s"
 	if got != want {
 		t.Errorf("String() =\n %s\nwant\n %s", got, want)
 	}

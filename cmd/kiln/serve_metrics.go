@@ -50,7 +50,7 @@ func newMetrics(queued func() int, draining func() bool) *metrics {
 		Buckets: []float64{0.01, 0.1, 0.5, 1, 5, 15, 60, 300, 1200},
 	}, []string{"instruction"})
 	m.phases = prometheus.NewHistogramVec(prometheus.HistogramOpts{
-		Name: "kiln_build_phase_seconds", Help: "Where builds spent their time, by phase (context, base, run, snapshot, layer, compress, copy, export: see docs/performance.md), per build; export is not in it (it follows the build).",
+		Name: "kiln_build_phase_seconds", Help: "Where builds spent their time, by phase (context, base, run, snapshot, layer, compress, copy, cache, export: see docs/performance.md), per build; export is not in it (it follows the build).",
 		Buckets: []float64{0.01, 0.1, 0.5, 1, 5, 15, 60, 300, 1200},
 	}, []string{"phase"})
 	m.running = prometheus.NewGauge(prometheus.GaugeOpts{
