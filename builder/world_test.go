@@ -68,6 +68,7 @@ type buildCase struct {
 	workspace   func(*builder.Workspace) // edits the workspace before the build
 	inputLimits builder.InputLimits
 	phases      *builder.Phases // Request.Phases
+	options     []builder.Option
 }
 
 func (w *world) build(t *testing.T, c buildCase) (*builder.Result, []builder.Event, error) {
@@ -104,8 +105,10 @@ func (w *world) build(t *testing.T, c buildCase) (*builder.Result, []builder.Eve
 		Limits:         c.limits,
 		Phases:         c.phases,
 	},
-		builder.WithWorkspace(ws),
-		builder.WithEvents(func(e builder.Event) { events = append(events, e) }),
+		append([]builder.Option{
+			builder.WithWorkspace(ws),
+			builder.WithEvents(func(e builder.Event) { events = append(events, e) }),
+		}, c.options...)...,
 	)
 	return res, events, err
 }
