@@ -79,7 +79,10 @@ func (s *Server) postBuild(w http.ResponseWriter, r *http.Request, q *builder.Qu
 	}
 	body := &countingBody{ReadCloser: r.Body}
 	r.Body = body
+	phases := builder.NewPhases() // logged with the build: where its time went
+	readStart := time.Now()
 	bctx, aerr := readContext(ctx, r, o, filepath.Join(dir, "context"), memDir, s.build)
+	phases.Since(builder.PhaseContext, readStart)
 	if obs := s.build.Workspace.Observer; obs != nil {
 		obs.Transferred(builder.TransferContext, body.n.Load())
 	}
@@ -128,6 +131,7 @@ func (s *Server) postBuild(w http.ResponseWriter, r *http.Request, q *builder.Qu
 		NoNetwork:      o.noNetwork,
 		Limits:         o.limits,
 		Secrets:        s.build.Secrets,
+		Phases:         phases,
 	},
 		builder.WithWorkspace(ws),
 		builder.WithEvents(out.event),
@@ -140,16 +144,16 @@ func (s *Server) postBuild(w http.ResponseWriter, r *http.Request, q *builder.Qu
 	// Build has put an in-place root back in its pristine state.
 	release()
 	if err != nil {
-		log.WithError(err).WithFields(builder.Classify(err).Fields()).WithField("duration", time.Since(start)).Info("build failed")
+		log.WithError(err).WithFields(builder.Classify(err).Fields()).WithFields(phases.Times().Fields()).WithField("duration", time.Since(start)).Info("build failed")
 		out.fail(w, err)
 		return
 	}
-	if err := s.finishBuild(ctx, out, res, o, kc); err != nil {
+	if err := phases.Exclusive(builder.PhaseExport, func() error { return s.finishBuild(ctx, out, res, o, kc) }); err != nil {
 		log.WithError(err).Info("storing or pushing the build failed")
 		out.fail(w, err)
 		return
 	}
-	log.WithFields(logrus.Fields{"id": res.ID.String(), "duration": time.Since(start)}).Info("build done")
+	log.WithFields(logrus.Fields{"id": res.ID.String(), "duration": time.Since(start)}).WithFields(phases.Times().Fields()).Info("build done")
 }
 
 // finishBuild stores the image under its tags, reports it, and pushes when configured.

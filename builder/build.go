@@ -26,6 +26,8 @@ type settings struct {
 	workspace Workspace
 	events    func(Event)
 	registry  Registry
+	phases    *Phases
+	cleanup   func(func() error)
 }
 
 // WithWorkspace sets where the build runs. Required.
@@ -35,6 +37,17 @@ func WithWorkspace(ws Workspace) Option { return func(s *settings) { s.workspace
 // build's goroutine, in order, and must not block for long.
 func WithEvents(fn func(Event)) Option { return func(s *settings) { s.events = fn } }
 
+// WithDeferredCleanup hands the removal of the build's scratch files (stage roots and
+// their overlays, downloads; never the layers of the image Build returns) to hand
+// instead of removing them before Build returns. hand is called at most once, before
+// Build returns; the caller must then call the function it got, once, from any
+// goroutine, before it removes the state directory, and reports its error as a
+// warning. kiln build runs it while it writes the outputs: a RUN that created
+// thousands of files leaves as many to delete, which on ext4 takes tenths of a second.
+func WithDeferredCleanup(hand func(cleanup func() error)) Option {
+	return func(s *settings) { s.cleanup = hand }
+}
+
 // WithRegistry sets how base images are pulled.
 func WithRegistry(r Registry) Option { return func(s *settings) { s.registry = r } }
 
@@ -43,6 +56,8 @@ type build struct {
 	req  *Request
 	ws   Workspace
 	emit func(Event)
+	// phases accumulates the build's time per phase.
+	phases *Phases
 	// limits are the request's resource limits under the workspace's caps.
 	limits isolation.Limits
 	df     *dockerfile
@@ -108,8 +123,13 @@ func Build(ctx context.Context, req *Request, opts ...Option) (*Result, error) {
 	obs := observerOf(ws.Observer)
 	obs.BuildStarted()
 	start := time.Now()
+	s.phases = req.Phases
+	if s.phases == nil {
+		s.phases = NewPhases()
+	}
 	s.events = observeEvents(obs, s.events)
 	res, err := buildTimed(ctx, req, s)
+	s.events(s.phases.Times()) // the breakdown, once, last
 	obs.BuildFinished(Classify(err), time.Since(start))
 	return res, err
 }
@@ -153,6 +173,7 @@ func runBuild(ctx context.Context, req *Request, s settings, limits isolation.Li
 		ws:       ws,
 		limits:   limits,
 		emit:     s.events,
+		phases:   s.phases,
 		df:       df,
 		args:     newBuildArgs(req.BuildArgs),
 		lex:      shell.NewLex(df.escape),
@@ -179,7 +200,13 @@ func runBuild(ctx context.Context, req *Request, s settings, limits isolation.Li
 	if err != nil {
 		return nil, fmt.Errorf("creating build directory: %w", err)
 	}
-	defer b.removeScratch()
+	defer func() {
+		if s.cleanup != nil {
+			s.cleanup(b.removeScratch)
+		} else if err := b.removeScratch(); err != nil {
+			b.emit(Warning{Message: "Removing the build's scratch files: " + err.Error()})
+		}
+	}()
 	defer b.trimMountCache()
 	b.rootsDir = filepath.Join(b.tmpDir, "roots")
 	if ws.Isolation == isolation.Chroot {
@@ -214,13 +241,13 @@ func (b *build) fetchNet() nettimeout.Limits {
 
 // removeScratch unmounts the stage roots and then removes the build's scratch
 // directory. A root that cannot be unmounted keeps the directory: removing through a
-// mount is never done.
-func (b *build) removeScratch() {
+// mount is never done. The error is the warning to show.
+func (b *build) removeScratch() error {
 	if err := b.overlays.release(); err != nil {
-		b.emit(Warning{Message: fmt.Sprintf("Leaving %s in place: %v", b.tmpDir, err)})
-		return
+		return fmt.Errorf("leaving %s in place: %w", b.tmpDir, err)
 	}
 	os.RemoveAll(b.tmpDir)
+	return nil
 }
 
 func (b *build) run(ctx context.Context) (*Result, error) {

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
+	"time"
 
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 
@@ -93,7 +94,7 @@ func (s *stage) execute(ctx context.Context, cmd instructions.Command, text stri
 		// still chains the identity of the states after it (see identity), so that the
 		// steps after an unchanged COPY hit as they do in kaniko.
 		b.emit(CacheMiss{Step: s.step, Text: text, Reason: strings.ToUpper(cmd.Name()) + " steps are not cached"})
-		k, kerr := s.stepKey(ctx, cmd)
+		k, kerr := s.timedKey(ctx, cmd)
 		if err := s.apply(ctx, cmd); err != nil {
 			return err
 		}
@@ -103,7 +104,7 @@ func (s *stage) execute(ctx context.Context, cmd instructions.Command, text stri
 		}
 		return nil
 	}
-	k, err := s.stepKey(ctx, cmd)
+	k, err := s.timedKey(ctx, cmd)
 	if err != nil {
 		// Not cacheable (an ADD of a URL) or its sources cannot be read: the step runs
 		// and reports any real problem itself.
@@ -113,7 +114,9 @@ func (s *stage) execute(ctx context.Context, cmd instructions.Command, text stri
 		return s.apply(ctx, cmd)
 	}
 	if !b.req.NoCache {
+		getStart := time.Now()
 		hit, err := b.cache.Get(ctx, k.key)
+		b.phases.Since(PhaseCache, getStart)
 		switch {
 		case err == nil:
 			ok, err := s.applyCached(ctx, cmd, hit)
@@ -131,15 +134,25 @@ func (s *stage) execute(ctx context.Context, cmd instructions.Command, text stri
 			b.emit(Warning{Message: fmt.Sprintf("Reading the cache entry for %q: %v; running the step", text, err)})
 		}
 	}
+	missStart := time.Now()
 	b.emit(CacheMiss{Step: s.step, Text: text, Reason: s.missReason(ctx, k)})
+	b.phases.Since(PhaseCache, missStart)
 	layers := len(s.state.layers)
 	if err := s.apply(ctx, cmd); err != nil {
 		return err
 	}
+	storeStart := time.Now()
 	s.store(ctx, k, layers, text)
+	b.phases.Since(PhaseCache, storeStart)
 	s.ran(fmt.Sprintf("step %d (%s) ran again and changed the image", s.step, truncate(text, 60)))
 	s.chainOn(k)
 	return nil
+}
+
+// timedKey is stepKey, its time counted in PhaseCache.
+func (s *stage) timedKey(ctx context.Context, cmd instructions.Command) (*stepKey, error) {
+	defer s.b.phases.Since(PhaseCache, time.Now())
+	return s.stepKey(ctx, cmd)
 }
 
 // chainOn moves a key-chained identity (see imageState.identity) past the step k.

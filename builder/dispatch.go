@@ -87,9 +87,9 @@ func (s *stage) apply(ctx context.Context, cmd instructions.Command) error {
 	case *instructions.RunCommand:
 		return s.run(ctx, c)
 	case *instructions.CopyCommand:
-		return s.copy(ctx, c)
+		return s.b.phases.Exclusive(PhaseCopy, func() error { return s.copy(ctx, c) })
 	case *instructions.AddCommand:
-		return s.add(ctx, c)
+		return s.b.phases.Exclusive(PhaseCopy, func() error { return s.add(ctx, c) })
 	}
 	return fmt.Errorf("%s: %w", cmd.Name(), ErrUnsupported)
 }

@@ -84,6 +84,12 @@ func observeEvents(o Observer, emit func(Event)) func(Event) {
 			o.CacheLookup(CacheKindStep, true)
 		case CacheMiss:
 			o.CacheLookup(CacheKindStep, false)
+		case PhaseTimes:
+			if po, ok := o.(PhaseObserver); ok {
+				for _, ph := range AllPhases() {
+					po.PhaseFinished(ph.String(), e.Of(ph))
+				}
+			}
 		}
 		emit(e)
 	}

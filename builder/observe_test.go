@@ -89,3 +89,38 @@ func TestObserveEvents(t *testing.T) {
 		t.Errorf("step cache hits, misses = %v, want [1 1]", got)
 	}
 }
+
+// phaseObserver is a recordingObserver that is also a PhaseObserver.
+type phaseObserver struct {
+	recordingObserver
+	phases map[string]time.Duration
+}
+
+func (o *phaseObserver) PhaseFinished(phase string, d time.Duration) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.phases == nil {
+		o.phases = map[string]time.Duration{}
+	}
+	o.phases[phase] += d
+}
+
+// A build's breakdown reaches an Observer that is a PhaseObserver, one call per phase;
+// a plain Observer just does not get it.
+func TestObservePhases(t *testing.T) {
+	t.Parallel()
+	var pt PhaseTimes
+	pt.Wall = 3 * time.Second
+	pt.Times[PhaseRun] = 2 * time.Second
+	pt.Times[PhaseLayer] = 500 * time.Millisecond
+	obs := &phaseObserver{}
+	var passed int
+	observeEvents(obs, func(Event) { passed++ })(pt)
+	if passed != 1 {
+		t.Errorf("%d events reached the door, want 1", passed)
+	}
+	if len(obs.phases) != len(AllPhases()) || obs.phases["run"] != 2*time.Second || obs.phases["layer"] != 500*time.Millisecond || obs.phases["copy"] != 0 {
+		t.Errorf("phases observed: %v", obs.phases)
+	}
+	observeEvents(&recordingObserver{}, func(Event) {})(pt) // no PhaseObserver: nothing to call
+}

@@ -85,6 +85,12 @@ type Request struct {
 	// SSH supplies RUN --mount=type=ssh (kiln build --ssh, the BuildKit session's
 	// sshforward); nil means no agents, with the same rules as Secrets.
 	SSH SSHAgents
+
+	// Phases receives the build's time per phase (see PhaseTimes). A door that does
+	// work for the build outside Build (receiving the context before, writing the
+	// outputs after) makes it with NewPhases, records that work in it and reads the
+	// whole breakdown from it at the end; nil: Build keeps its own.
+	Phases *Phases
 }
 
 // Workspace is where a build runs: how RUN is isolated, where build roots and

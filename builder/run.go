@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	securejoin "github.com/cyphar/filepath-securejoin"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
@@ -93,6 +94,7 @@ func (s *stage) run(ctx context.Context, c *instructions.RunCommand) error {
 	}
 	s.b.emit(Running{Step: s.step, ID: id[:12]})
 	var mu sync.Mutex // the runner may write stdout and stderr from two goroutines
+	runStart := time.Now()
 	err = s.runner.Run(ctx, isolation.Process{
 		Args:   args,
 		Env:    env,
@@ -108,6 +110,7 @@ func (s *stage) run(ctx context.Context, c *instructions.RunCommand) error {
 		Insecure:  insecure,
 		Limits:    s.b.limits,
 	})
+	s.b.phases.Since(PhaseRun, runStart)
 	pm.close() // before the snapshot: no agent proxy outlives its RUN
 	if aerr := pm.agentError(); aerr != nil {
 		// Emitted here, not by the proxy: events come from the build's goroutine.
@@ -218,7 +221,9 @@ func (e *RunError) Unwrap() error { return e.Err }
 // writes a layer; either way the instruction is recorded in the history.
 // existingVolumes are the volume directories that existed before a RUN (see volumes.go).
 func (s *stage) snapshot(ctx context.Context, history string, existingVolumes []string) error {
+	diffStart := time.Now()
 	ch, files, err := s.files.Diff(ctx, s.root)
+	s.b.phases.Since(PhaseSnapshot, diffStart)
 	if err != nil {
 		return fmt.Errorf("finding changes: %w", err)
 	}
@@ -233,11 +238,13 @@ func (s *stage) snapshot(ctx context.Context, history string, existingVolumes []
 
 // writeLayer writes the changes as a layer and appends it to the stage's image.
 func (s *stage) writeLayer(ctx context.Context, ch *snapshot.Changes, history string) error {
+	writeStart := time.Now()
 	l, err := snapshot.WriteLayer(ctx, s.root, s.b.blobDir, ch,
 		snapshot.WithLayerIgnore(s.b.ws.Ignore),
 		snapshot.WithReproducible(s.b.req.Reproducible),
 		snapshot.WithCompression(s.b.req.Compression),
 		snapshot.WithLevel(s.b.req.CompressionLevel))
+	s.b.phases.Since(PhaseLayer, writeStart)
 	if err != nil {
 		return fmt.Errorf("writing layer: %w", err)
 	}

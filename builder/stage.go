@@ -201,7 +201,9 @@ func (b *build) resolveBase(ctx context.Context, def *instructions.Stage) (resol
 		return resolvedBase{state: scratchState(platform.Platform)}, nil
 	}
 	b.emit(Info{Message: fmt.Sprintf("Retrieving image %s", name)})
+	pullStart := time.Now()
 	got, err := b.puller.pullImage(ctx, name, platform)
+	b.phases.Since(PhaseBase, pullStart)
 	if err != nil {
 		return resolvedBase{}, err
 	}
@@ -292,7 +294,9 @@ func (s *stage) materialise(ctx context.Context) error {
 	if s.overlay {
 		opts = append(opts, snapshot.WithoutBirthTime())
 	}
+	scanStart := time.Now()
 	files, err := snapshot.Scan(ctx, s.root, opts...)
+	s.b.phases.Since(PhaseSnapshot, scanStart)
 	if err != nil {
 		return fmt.Errorf("recording the root filesystem: %w", err)
 	}
@@ -305,6 +309,7 @@ func (s *stage) materialise(ctx context.Context) error {
 // stage's root, which needs no record.
 func (s *stage) catchUp(ctx context.Context) (bool, error) {
 	b := s.b
+	defer b.phases.Since(PhaseBase, time.Now())
 	if !s.ready {
 		if b.ws.InPlace() {
 			if err := snapshot.Reset(ctx, s.root, b.ws.Ignore); err != nil {

@@ -67,6 +67,8 @@ type buildCase struct {
 	limits      isolation.Limits
 	workspace   func(*builder.Workspace) // edits the workspace before the build
 	inputLimits builder.InputLimits
+	phases      *builder.Phases // Request.Phases
+	options     []builder.Option
 }
 
 func (w *world) build(t *testing.T, c buildCase) (*builder.Result, []builder.Event, error) {
@@ -101,9 +103,12 @@ func (w *world) build(t *testing.T, c buildCase) (*builder.Result, []builder.Eve
 		NoNetwork:      c.noNetwork,
 		SSH:            c.ssh,
 		Limits:         c.limits,
+		Phases:         c.phases,
 	},
-		builder.WithWorkspace(ws),
-		builder.WithEvents(func(e builder.Event) { events = append(events, e) }),
+		append([]builder.Option{
+			builder.WithWorkspace(ws),
+			builder.WithEvents(func(e builder.Event) { events = append(events, e) }),
+		}, c.options...)...,
 	)
 	return res, events, err
 }

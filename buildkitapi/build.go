@@ -84,7 +84,10 @@ func (s *Server) build(ctx context.Context, j *job, attrs map[string]string, ses
 			os.RemoveAll(dir)
 		}
 	}()
+	phases := builder.NewPhases() // logged with the build; the export comes after
+	recvStart := time.Now()
 	src, err := s.receive(ctx, caller, o, p)
+	phases.Since(builder.PhaseContext, recvStart)
 	if err != nil {
 		return nil, err
 	}
@@ -136,6 +139,7 @@ func (s *Server) build(ctx context.Context, j *job, attrs map[string]string, ses
 		Syntax:         o.syntax,
 		Secrets:        sessionSecrets{caller},
 		SSH:            sessionSSH{caller},
+		Phases:         phases,
 	}, builder.WithWorkspace(ws), builder.WithEvents(p.event), builder.WithRegistry(reg))
 	keep = true // the transfer was complete, whatever the build did with it
 	if flush != nil {
@@ -148,7 +152,7 @@ func (s *Server) build(ctx context.Context, j *job, attrs map[string]string, ses
 		// The message ends with whose problem the failure is (builder.Classify).
 		return nil, buildError(&builder.ClassifiedError{Err: solveError(err, src.dockerfile, src.dockerfileName), Classification: builder.Classify(err)})
 	}
-	log.WithFields(logrus.Fields{"id": res.ID.String(), "duration": time.Since(start)}).Info("build done")
+	log.WithFields(logrus.Fields{"id": res.ID.String(), "duration": time.Since(start)}).WithFields(phases.Times().Fields()).Info("build done")
 	return &built{res: res, dir: dir, opts: o, session: caller, sessionID: sessionID}, nil
 }
 

@@ -82,18 +82,45 @@ func runBuild(ctx context.Context, f *buildFlags, fs *pflag.FlagSet, h host, std
 			log.Debug("--compressed-caching=false changes nothing: kiln compresses each layer once, to a file")
 		}
 	}
+	// The build's scratch files (stage roots: a RUN's every new file) are deleted while
+	// the image is written out, not before.
+	var cleaning chan error // set when Build hands the removal over (before it returns)
 	res, err := builder.Build(ctx, plan.req,
 		builder.WithWorkspace(plan.workspace),
 		builder.WithRegistry(plan.registry),
-		builder.WithEvents(report.tee(r.event)))
+		builder.WithEvents(report.tee(r.event)),
+		builder.WithDeferredCleanup(func(cleanup func() error) {
+			cleaning = make(chan error, 1)
+			go func() { cleaning <- cleanup() }()
+		}))
 	if err == nil {
 		log.Infof("Built image %s", res.ID)
 		// The cache's pushes go on while the image is written out.
-		err = writeOutputs(ctx, log, res.Image, plan.outputs, plan.registry, r.bars)
+		err = plan.req.Phases.Exclusive(builder.PhaseExport, func() error {
+			return writeOutputs(ctx, log, res.Image, plan.outputs, plan.registry, r.bars)
+		})
+	}
+	if cleaning != nil {
+		if cerr := <-cleaning; cerr != nil {
+			log.Warnf("Removing the build's scratch files: %v", cerr)
+		}
+	}
+	if res != nil {
+		logPhases(log, plan.req.Phases.Times(), f.phaseTimes)
 	}
 	// The message ends with whose problem a failure is (builder.Classify); the exit
 	// code stays a failed RUN's own, 1 otherwise (exitCode).
 	return builder.WithClass(finishCache(ctx, log, plan.cache, report, f.cacheReport, err))
+}
+
+// logPhases logs the build's breakdown per phase as one "Phases: …" line (the line
+// scripts/bench reads): at info level with --phase-times, else at debug level.
+func logPhases(log *logrus.Logger, t builder.PhaseTimes, info bool) {
+	if info {
+		log.Info(t.String())
+	} else {
+		log.Debug(t.String())
+	}
 }
 
 // writeOutputs sends the image everywhere the flags asked for (output.Write: the

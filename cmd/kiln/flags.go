@@ -95,6 +95,7 @@ type buildFlags struct {
 	verbosity    string
 	logFormat    string
 	logTimestamp bool
+	phaseTimes   bool // --phase-times: the per-phase breakdown at info level
 
 	limits limitFlags // --build-memory, --build-pids, --build-timeout
 }
@@ -159,6 +160,7 @@ func addBuildFlags(fs *pflag.FlagSet, f *buildFlags) {
 	fs.StringVarP(&f.verbosity, "verbosity", "v", "info", "Log level: panic, fatal, error, warn, info, debug or trace.")
 	fs.StringVar(&f.logFormat, "log-format", "color", "Log format: text, color or json.")
 	fs.BoolVar(&f.logTimestamp, "log-timestamp", false, "Timestamp log lines.")
+	fs.BoolVar(&f.phaseTimes, "phase-times", false, "Log where the build's time went (context, base, run, snapshot, layer, compress, copy, cache, export) as one \"Phases:\" line at info level; it is logged at debug level anyway.")
 
 	addCacheFlags(fs, &f.cacheFlags)
 	addKanikoFlags(fs, f)

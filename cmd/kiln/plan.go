@@ -179,7 +179,12 @@ func planBuild(ctx context.Context, f *buildFlags, h host) (*buildPlan, error) {
 	if err := checkPushPermissions(ctx, out, pull.Keychain, h.checkPush); err != nil {
 		return nil, err
 	}
-	bctx, err := contexts.Open(ctx, contextSpec(f), ctxOpts...)
+	phases := builder.NewPhases() // the build's wall clock starts with its context
+	var bctx *contexts.Context
+	err = phases.Time(builder.PhaseContext, func() (err error) {
+		bctx, err = contexts.Open(ctx, contextSpec(f), ctxOpts...)
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -199,6 +204,7 @@ func planBuild(ctx context.Context, f *buildFlags, h host) (*buildPlan, error) {
 			Dockerfile:       dockerfile,
 			DockerfileName:   f.dockerfile,
 			Context:          bctx,
+			Phases:           phases,
 			BuildArgs:        resolveBuildArgs(f.buildArgs, h.lookupEnv),
 			Labels:           labels,
 			Target:           f.target,

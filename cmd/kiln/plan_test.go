@@ -145,8 +145,11 @@ func TestPlanBuildRequest(t *testing.T) {
 			if p.req.Context == nil || p.req.Context.Dir != ctxDir {
 				t.Errorf("context = %+v, want the directory %s", p.req.Context, ctxDir)
 			}
+			if p.req.Phases == nil {
+				t.Error("no Phases in the request: the context's time and the export's go nowhere")
+			}
 			got := *p.req
-			got.Context = nil
+			got.Context, got.Phases = nil, nil
 			want := tt.want
 			if want.Dockerfile == nil {
 				want.Dockerfile, want.DockerfileName = []byte(testDockerfile), "Dockerfile"

@@ -79,6 +79,8 @@ func (r *renderer) event(e builder.Event) {
 		r.log.Warn(e.Message)
 	case builder.Debug:
 		r.log.Debug(e.Message)
+	case builder.PhaseTimes:
+		// Logged by runBuild once the outputs are written, export time included.
 	default:
 		r.log.Tracef("event %#v", e)
 	}

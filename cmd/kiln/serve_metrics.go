@@ -20,6 +20,7 @@ type metrics struct {
 	finished  *prometheus.CounterVec
 	duration  *prometheus.HistogramVec
 	steps     *prometheus.HistogramVec
+	phases    *prometheus.HistogramVec
 	running   prometheus.Gauge
 	queueWait prometheus.Histogram
 	cacheHits *prometheus.CounterVec
@@ -48,6 +49,10 @@ func newMetrics(queued func() int, draining func() bool) *metrics {
 		Name: "kiln_step_duration_seconds", Help: "How long Dockerfile instructions took, by instruction (from, run, copy, ...), cached ones included.",
 		Buckets: []float64{0.01, 0.1, 0.5, 1, 5, 15, 60, 300, 1200},
 	}, []string{"instruction"})
+	m.phases = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "kiln_build_phase_seconds", Help: "Where builds spent their time, by phase (context, base, run, snapshot, layer, compress, copy, cache, export: see docs/performance.md), per build; export is not in it (it follows the build).",
+		Buckets: []float64{0.01, 0.1, 0.5, 1, 5, 15, 60, 300, 1200},
+	}, []string{"phase"})
 	m.running = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "kiln_builds_running", Help: "Builds running now.",
 	})
@@ -72,7 +77,7 @@ func newMetrics(queued func() int, draining func() bool) *metrics {
 			Name: "kiln_context_received_bytes_total", Help: "Bytes of build contexts received from clients (/build bodies, as sent).",
 		}),
 	}
-	m.reg.MustRegister(m.started, m.finished, m.duration, m.steps, m.running, m.queueWait, m.cacheHits, m.cacheMiss,
+	m.reg.MustRegister(m.started, m.finished, m.duration, m.steps, m.phases, m.running, m.queueWait, m.cacheHits, m.cacheMiss,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, c := range m.bytes {
 		m.reg.MustRegister(c)
@@ -116,6 +121,11 @@ func (m *metrics) BuildFinished(c builder.Classification, d time.Duration) {
 // StepFinished records an instruction's duration.
 func (m *metrics) StepFinished(instruction string, d time.Duration) {
 	m.steps.WithLabelValues(instruction).Observe(d.Seconds())
+}
+
+// PhaseFinished records a finished build's time in one phase (builder.PhaseObserver).
+func (m *metrics) PhaseFinished(phase string, d time.Duration) {
+	m.phases.WithLabelValues(phase).Observe(d.Seconds())
 }
 
 // CacheLookup counts a hit or a miss.

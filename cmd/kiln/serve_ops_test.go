@@ -75,6 +75,7 @@ func TestMetricsNames(t *testing.T) {
 	o.metrics.BuildStarted()
 	o.metrics.BuildFinished(builder.Classify(&builder.RunError{Code: 1}), 0)
 	o.metrics.StepFinished("run", 0)
+	o.metrics.PhaseFinished("run", 0)
 	o.metrics.QueueWaited(0)
 	resp, err := http.Get(srv.URL + "/metrics")
 	if err != nil {
@@ -89,6 +90,7 @@ func TestMetricsNames(t *testing.T) {
 		`kiln_step_duration_seconds_count{instruction="run"} 1`, `kiln_cache_hits_total{kind="base-layer"} 0`,
 		"kiln_pulled_bytes_total 0", "kiln_pushed_bytes_total 0", "kiln_context_received_bytes_total 0",
 		`kiln_build_duration_seconds_bucket{result="run_failed",le="1"} 1`,
+		`kiln_build_phase_seconds_count{phase="run"} 1`,
 	} {
 		if !strings.Contains(string(body), want+"\n") {
 			t.Errorf("/metrics lacks %q", want)

@@ -25,11 +25,12 @@ default_builders() {
   echo "$b"
 }
 
-# bx_cases BUILDER: the cases BUILDER measures (nothing: every case).
+# bx_cases BUILDER: the cases BUILDER measures (nothing: every case). kiln-bx also
+# runs g, for kiln serve's peak RSS on a 1 GiB context.
 bx_cases() {
   case $1 in
-    kiln-bx | docker-bx) echo "a c d fd dc" ;;
-    buildkitd-034) echo "a c d" ;;
+    kiln-bx) echo "a c d fd dc g" ;;
+    docker-bx | buildkitd-034) echo "a c d fd dc" ;;
   esac
 }
 
@@ -82,11 +83,26 @@ bx_timed_build() {
       >"$logf.prebuild" 2>&1 </dev/null || true
     case_between "$CURRENT_CASE" "$ctx"
     bx_cli "$cfg" "$host"
+    bx_before_timed "$b"
     timed "$logf" "" "${BX[@]}" build --progress=plain "$@" -t "bench-bx-$name" "$ctx"
   else
     bx_cli "$cfg" "$host"
+    bx_before_timed "$b"
     timed "$logf" "" "${BX[@]}" build --progress=plain --no-cache "$@" -t "bench-bx-$name" "$ctx"
   fi
+  bx_after_timed "$b"
+}
+
+# bx_before_timed BUILDER, bx_after_timed BUILDER: around the timed build. For kiln-bx
+# the peak RSS is kiln serve's own (VmHWM, reset before the build through clear_refs),
+# not the client's: the build runs in the server.
+bx_before_timed() {
+  [ "$1" = kiln-bx ] && [ -n "$KILN_BX_PID" ] || return 0
+  echo 5 >"/proc/$KILN_BX_PID/clear_refs" 2>/dev/null || true
+}
+bx_after_timed() {
+  [ "$1" = kiln-bx ] && [ -n "$KILN_BX_PID" ] || return 0
+  TIMED_RSS=$(awk '$1 == "VmHWM:" {print $2}' "/proc/$KILN_BX_PID/status" 2>/dev/null || true)
 }
 
 # ---------------------------------------------------------------- kiln-bx
@@ -314,7 +330,9 @@ bk_build() {
 
 # buildkitd_034_run: prunes the whole cache, pulls the base again with an untimed build
 # of a FROM-only-and-RUN-true Dockerfile (the other builders have their bases beforehand),
-# then times the case's build, whose FROM is the only cache hit.
+# then times the case's build, whose FROM is the only cache hit. A warm case (fd, dc)
+# builds the case once more, untimed, before the timed build: its cache (steps and the
+# context buildkitd received) is kept between the two.
 buildkitd_034_run() {
   local ctx=$1 name=$2 logf=$3 pre=$SCRATCH/buildkitd-pre
   "$BK_CTL" --addr "unix://$BK_SOCK" prune --all >"$logf.prune" 2>&1 </dev/null || true
@@ -323,6 +341,11 @@ buildkitd_034_run() {
   bk_build "$pre" pre
   "${BKB[@]}" >"$logf.prebuild" 2>&1 </dev/null || true
   bk_build "$ctx" "$name"
+  if [ -n "$(case_warm "$CURRENT_CASE")" ]; then
+    case_before "$CURRENT_CASE" "$ctx"
+    "${BKB[@]}" >"$logf.warmup" 2>&1 </dev/null || true
+    case_between "$CURRENT_CASE" "$ctx"
+  fi
   timed "$logf" "" "${BKB[@]}"
 }
 
@@ -344,5 +367,6 @@ buildkitd_034_teardown() {
 buildkitd_034_command() {
   echo "buildkitd-034: buildctl --addr unix://BUILDKITD_SOCK build --progress=plain --frontend dockerfile.v0" \
     "--local context=CTX --local dockerfile=CTX --output type=image,name=bench-bk-NAME, after" \
-    "\`buildctl prune --all\` and an untimed build pulling the base (buildkitd: OCI worker, runc, host network)"
+    "\`buildctl prune --all\` and an untimed build pulling the base (buildkitd: OCI worker, runc, host network);" \
+    "warm cases (fd, dc): the case built once more, untimed, its cache kept, before the timed build"
 }

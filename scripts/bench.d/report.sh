@@ -123,30 +123,79 @@ results_table() {
   done
 }
 
-# bx_table: the BuildKit clients' cases, kiln-bx against docker-bx, with kiln's own
-# column (kiln build; warm cases through /build) against docker-bx when kiln was run, and
-# buildkitd-034 when selected.
+# measured_by_bk CASE: does a BuildKit-side builder (kiln-bx, docker-bx, buildkitd-034)
+# measure CASE?
+measured_by_bk() {
+  local b
+  for b in kiln-bx docker-bx buildkitd-034; do
+    case " $BUILDERS " in *" $b "*) ;; *) continue ;; esac
+    builder_measures "$b" "$1" && return 0
+  done
+  return 1
+}
+
+# bk_cell CASE BUILDER: cell, or "–" when BUILDER does not measure CASE.
+bk_cell() { if builder_measures "$2" "$1"; then cell "$1" "$2"; else echo "–"; fi; }
+
+# bx_table: kiln against BuildKit, case by case: kiln build and kiln-bx (buildx → kiln
+# serve) against docker-bx (buildx → dockerd's BuildKit) and buildkitd-034 (buildctl →
+# buildkitd v0.34), with the ratios of medians and kiln's peak RSS (kiln build's
+# process; kiln serve's own VmHWM for kiln-bx).
 bx_table() {
-  local c k="" bk="" head="| case | what | kiln-bx | docker-bx | kiln-bx / docker-bx |" rule="|---|---|---|---|---|"
-  case " $BUILDERS " in *" kiln "*) k=1 ;; esac
-  case " $BUILDERS " in *" buildkitd-034 "*) bk=1 ;; esac
-  [ -z "$k" ] || { head="$head kiln | kiln / docker-bx |"; rule="$rule---|---|"; }
-  [ -z "$bk" ] || { head="$head buildkitd 0.34 | kiln-bx / buildkitd |"; rule="$rule---|---|"; }
-  echo "$head"
-  echo "$rule"
+  local c
+  echo "| case | kiln | kiln-bx | docker-bx | buildkitd 0.34 | kiln / docker-bx | kiln / buildkitd | kiln-bx / docker-bx | kiln-bx / buildkitd | kiln peak RSS | kiln serve peak RSS (kiln-bx) |"
+  echo "|---|---|---|---|---|---|---|---|---|---|---|"
   for c in $CASES; do
-    builder_measures kiln-bx "$c" || continue
-    printf '| %s | %s | %s | %s | %s |' "$c" "$(case_desc "$c")" \
-      "$(cell "$c" kiln-bx)" "$(cell "$c" docker-bx)" "$(ratio_cell "$c" kiln-bx docker-bx)"
-    [ -z "$k" ] || printf ' %s | %s |' "$(cell "$c" kiln)" "$(ratio_cell "$c" kiln docker-bx)"
-    if [ -n "$bk" ]; then
-      if builder_measures buildkitd-034 "$c"; then
-        printf ' %s | %s |' "$(cell "$c" buildkitd-034)" "$(ratio_cell "$c" kiln-bx buildkitd-034)"
-      else
-        printf ' – | – |'
-      fi
-    fi
-    echo
+    measured_by_bk "$c" || continue
+    printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$c" \
+      "$(cell "$c" kiln)" "$(bk_cell "$c" kiln-bx)" "$(bk_cell "$c" docker-bx)" "$(bk_cell "$c" buildkitd-034)" \
+      "$(ratio_cell "$c" kiln docker-bx)" "$(ratio_cell "$c" kiln buildkitd-034)" \
+      "$(ratio_cell "$c" kiln-bx docker-bx)" "$(ratio_cell "$c" kiln-bx buildkitd-034)" \
+      "$(rss_cell "$c" kiln)" "$(rss_cell "$c" kiln-bx)"
+  done
+}
+
+# KILN_PHASE_KEYS: the columns of the phase table, in the order of kiln's line.
+KILN_PHASE_KEYS="wall context base run snapshot layer compress copy cache export other"
+
+# kiln_phases_cells CASE: the medians of the ok kiln runs' phases (bench.d/phases.awk on
+# each log), one " x.xx |" cell per key of KILN_PHASE_KEYS; nothing when no log has a
+# "Phases:" line.
+kiln_phases_cells() {
+  local logs l
+  logs=$(awk -F'\t' -v c="$1" '$1 == c && $2 == "kiln" && $4 == "ok" {print $7}' "$TSV")
+  [ -n "$logs" ] || return 0
+  for l in $logs; do awk -f "$HERE/bench.d/phases.awk" "$STATE/$l"; done |
+    awk -v keys="$KILN_PHASE_KEYS" '
+      { for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1], NR] = kv[2] + 0 } }
+      END {
+        if (NR == 0) exit
+        nk = split(keys, k, " ")
+        for (i = 1; i <= nk; i++) {
+          n = 0
+          for (r = 1; r <= NR; r++) a[++n] = v[k[i], r] + 0
+          for (x = 1; x <= n; x++) for (y = x + 1; y <= n; y++) if (a[y] < a[x]) { t = a[x]; a[x] = a[y]; a[y] = t }
+          m = (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+          printf " %.2f |", m
+        }
+        printf "\n"
+      }'
+}
+
+# kiln_phases_table: where kiln build's time goes, per case, from the "Phases:" line
+# `kiln build --phase-times` logs (seconds, medians of each phase over the ok runs).
+kiln_phases_table() {
+  local c k cells
+  printf '| case |'
+  for k in $KILN_PHASE_KEYS; do printf ' %s |' "$k"; done
+  echo
+  printf '|---|'
+  for k in $KILN_PHASE_KEYS; do printf -- '---|'; done
+  echo
+  for c in $CASES; do
+    cells=$(kiln_phases_cells "$c")
+    [ -n "$cells" ] || continue
+    echo "| $c |$cells"
   done
 }
 
@@ -231,18 +280,45 @@ there are several. Ratios (of medians) below 1× mean kiln is faster. Cases run:
 
 $(results_table)
 
-## BuildKit clients
+## kiln vs BuildKit
 
-The same kind of cell for \`docker build\` through the buildx plugin (docker driver): kiln-bx
-at \`kiln serve\`, docker-bx at dockerd's built-in BuildKit, in the same run. Cold cases (a,
-c, d) start without step cache and without the context the client sent before; fd rebuilds
-d unchanged; dc rebuilds d after one file changed, where BuildKit's incremental context
-transfer sends only that file. The kiln column, when run, is the one of the table above
-(\`kiln build\`; fd and dc through \`/build\`, the whole context sent again).
+The same kind of cell for the BuildKit clients, in the same run: kiln-bx is \`docker
+build\` through the buildx plugin (docker driver) at \`kiln serve\`, docker-bx the same at
+dockerd's built-in BuildKit, buildkitd 0.34 is buildctl at buildkitd v0.34. The kiln
+column is \`kiln build\` (the table above). Cold cases (a, c, d, g) start without step
+cache and without the context the client sent before; fd rebuilds d unchanged; dc
+rebuilds d after one file changed, where BuildKit's incremental context transfer sends
+only that file. kiln build's warm cases run twice on one \`--state-dir\`, whose step cache
+stays, as kiln serve's does. Ratios are of medians; below 1× kiln is faster (the issue's
+targets: cold ≤ 0.6×, dc ≤ 0.4×, fd ≤ 0.3 s, peak RSS ≤ 64 MiB). kiln serve's peak RSS
+is its own VmHWM over the timed build (reset before it), not the client's; case g runs
+through kiln-bx for it.
 
 $(bx_table)
 
-Where the time goes, from each client's \`--progress=plain\` output (medians of the runs):
+## Where kiln's time goes (phases)
+
+\`kiln build --phase-times\` logs one line per build, \`Phases: wall=… context=… base=… run=…
+snapshot=… layer=… compress=… copy=… cache=… export=… other=…\` (seconds; at debug level without
+the flag), which the bench reads from each kiln run's log; the table shows the medians.
+**context** is obtaining the build context (fetching a remote one; a \`dir://\` context
+costs nothing here), **base** pulling and mounting or extracting base layers, **run**
+the RUN processes (namespace setup included), **snapshot** walking the root to record it
+and to find what a RUN changed, **layer** writing layer tars (with their compression
+while that happens there), **compress** compression where it is a step of its own,
+**copy** COPY and ADD less the phases they contain, **cache** the step cache (computing
+keys, which hashes the files a COPY reads, looking steps up, storing them; the warm
+cases), **export** writing the outputs
+(here the \`--tar-path\` tarball), **other** the rest of the wall time (parsing,
+image configs, removing the build's scratch files). The phases are disjoint and
+sum to at most the wall time, which runs from opening the context to the end of the
+export (the process's start and exit are not in it). \`kiln serve\` logs the same
+breakdown as \`phase_*\` fields of its "build done" line and exports it as the
+\`kiln_build_phase_seconds\` histogram.
+
+$(kiln_phases_table)
+
+Where the BuildKit clients' time goes, from each client's \`--progress=plain\` output (medians of the runs):
 context transfer / build steps / exporting the image. The rest of the wall-clock time is
 the client's own: starting buildx, opening the session, resolving the base (a few tenths
 of a second), waiting for the session to close.
@@ -262,13 +338,13 @@ $(machine_facts)
   includes writing the image as a docker-archive tarball with gzip-compressed layers
   (\`--tar-path\`); Docker and buildah only commit into their local stores, uncompressed.
 - The warm cases (fa, fd) build the same context twice and time the second build: kiln
-  through \`kiln serve\` with the real docker CLI (\`DOCKER_BUILDKIT=0\`, the context
-  uploaded each time, the server's step cache in place), Docker without \`--no-cache\`,
-  buildah with \`--layers\` and no \`--no-cache\`.
+  build twice on one \`--state-dir\` with \`--cache --cache-copy-layers\` (its local step
+  cache kept between them, as kiln serve keeps it) and no \`--tar-path\` (the image is
+  already built, as in a daemon's store), Docker without \`--no-cache\`, buildah with
+  \`--layers\` and no \`--no-cache\`.
 - Case dc builds d's context once untimed, then rewrites one of its 10,000 files (same
-  size, new first line, current mtime) and times the rebuild: the COPY of all 10,000 files
-  runs again. kiln (through \`kiln serve\`, \`DOCKER_BUILDKIT=0\`) and Docker's classic
-  builder receive the whole context again as a tar; buildah reads the directory.
+  size, new first line, current mtime) and times the rebuild. kiln build and buildah read
+  the directory; Docker's classic builder receives the whole context again as a tar.
 - **kiln-bx** and **docker-bx** run the docker CLI with a private \`DOCKER_CONFIG\` holding
   only the buildx plugin (\`scripts/buildkit-tools.sh\`), \`--progress=plain\`, no
   attestations. kiln-bx talks to one \`kiln serve --isolation=chroot\` with a warmed
@@ -277,13 +353,14 @@ $(machine_facts)
   pre-pulled base in its image store. Both cold runs add \`--no-cache\`; the warm ones
   (fd, dc) build twice and time the second build, as above. The image is stored in the
   server's image store in both (buildx's default output, no \`--load\` copy).
-- **buildkitd-034** (cases a, c, d) is the reference daemon, BuildKit v0.34 as
+- **buildkitd-034** (cases a, c, d, fd, dc) is the reference daemon, BuildKit v0.34 as
   \`scripts/buildkit-tools.sh\` builds it, run as root by the bench with the OCI worker
   (runc, its default snapshotter, \`--oci-worker-net=host\`) and the test registry over
   HTTP; buildctl sends the build (\`--frontend dockerfile.v0\`, no buildx). Before each run
   \`buildctl prune --all\` empties its cache and an untimed build pulls the base again, so
-  the timed build starts with the base only. The image goes to buildkitd's own image store
-  (\`--output type=image\`, not pushed).
+  the timed build starts with the base only; the warm cases (fd, dc) build the case once
+  more, untimed, before the timed build, keeping buildkitd's cache. The image goes to
+  buildkitd's own image store (\`--output type=image\`, not pushed).
 - Case h is a Go benchmark of kiln's snapshot code (\`BenchmarkDiffUnchanged/100k\`,
   10 iterations per run): the time to find that nothing changed in a 100,000-file root
   after a RUN. The other builders expose no such step.
@@ -297,7 +374,8 @@ $(machine_facts)
   $(buildah_driver_note)
 - Peak RSS is \`/usr/bin/time -f %M\` of the builder's command: the peak of the largest
   single process in its tree. Docker has no column: the work happens in dockerd, which the
-  client's RSS does not show.
+  client's RSS does not show. kiln-bx's is kiln serve's own: \`VmHWM\` of the server
+  process, reset through \`/proc/PID/clear_refs\` before the timed build.
 - Before each timed run the script calls \`sync\`, so one builder's write-back does not land
   in the next one's time. Page cache is not dropped: contexts are warm for every builder.
 - Other work on the machine shows up as noise; see the load average above.
