@@ -79,7 +79,7 @@ func runBuild(ctx context.Context, f *buildFlags, fs *pflag.FlagSet, h host, std
 		plan.cache.logf = log.Infof
 		log.Debugf("Step cache: %s", plan.cache.where)
 		if !f.compressedCaching {
-			log.Debug("--compressed-caching=false changes nothing: kiln compresses each layer once, to a file")
+			log.Debug("--compressed-caching=false changes nothing: kiln caches layers uncompressed and compresses them once, for the outputs")
 		}
 	}
 	res, err := builder.Build(ctx, plan.req,
@@ -100,7 +100,12 @@ func runBuild(ctx context.Context, f *buildFlags, fs *pflag.FlagSet, h host, std
 // local files, the registries, the digest files) and then to kaniko's BUILDER_OUTPUT,
 // logging each step as kaniko does.
 func writeOutputs(ctx context.Context, log *logrus.Logger, img v1.Image, out outputs, reg builder.Registry, bars *progressBars) error {
+	comp, err := output.NewCompressor(out.compressMemo, out.compression, out.compressionLevel)
+	if err != nil {
+		return err
+	}
 	spec := output.Spec{
+		Compressor: comp,
 		Names:   out.destinations,
 		Tarball: out.tarPath, Layout: out.layoutPath,
 		PushConfig: out.pushConfig(reg.Keychain),
@@ -112,6 +117,12 @@ func writeOutputs(ctx context.Context, log *logrus.Logger, img v1.Image, out out
 	if out.push {
 		for _, t := range out.destinations {
 			spec.Push = append(spec.Push, t)
+		}
+	}
+	if out.builderOutput != "" {
+		// BUILDER_OUTPUT names the digest the outputs got: the compressed image's.
+		if img, _, err = spec.Compress(ctx, img); err != nil {
+			return err
 		}
 	}
 	if err := output.Write(ctx, img, spec, func(e output.Event) { bars.reset(); renderOutput(log, e) }); err != nil {

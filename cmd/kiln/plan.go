@@ -109,6 +109,11 @@ type outputs struct {
 	pushTransport func(registry string) http.RoundTripper
 	// builderOutput is kaniko's BUILDER_OUTPUT directory, "" for none.
 	builderOutput string
+	// compression and compressionLevel are how layers leave kiln (--compression,
+	// --compression-level); compressMemo is where compressed blobs are memoized.
+	compression      output.Compression
+	compressionLevel int
+	compressMemo     string
 }
 
 // planBuild checks the flags and turns them into a build. It reads the Dockerfile and
@@ -282,6 +287,8 @@ func planBuild(ctx context.Context, f *buildFlags, h host) (*buildPlan, error) {
 	if baseCache != "" && mode == isolation.InPlace {
 		ignore = ignore.With(baseCache) // the cache must survive the build in "/"
 	}
+	p.outputs.compression, p.outputs.compressionLevel = output.Compression(compression.String()), level
+	p.outputs.compressMemo = compressMemoDir(stateDir)
 	p.workspace = builder.Workspace{Isolation: mode, StateDir: stateDir, Ignore: ignore, BaseCache: baseCache, LockFile: lockFile,
 		SSHKnownHostsFile: knownHostsFile(f.knownHosts, h.lookupEnv)}
 	sec, err := planInPlace(h, mode, f.inPlaceNS, secretFlagFiles(f.secrets, f.ssh, h.lookupEnv), append(own, baseCache)...)
@@ -563,6 +570,12 @@ func readHostDockerfile(contextDir, spec string) ([]byte, error) {
 		return nil, fmt.Errorf("reading Dockerfile: %w", err)
 	}
 	return data, nil
+}
+
+// compressMemoDir is where a state directory memoizes compressed layers: next to the
+// local build cache, which kiln serve shares.
+func compressMemoDir(stateDir string) string {
+	return filepath.Join(stateDir, "cache", "build", "compressed")
 }
 
 // parseCompression checks --compression and --compression-level. kaniko's level
