@@ -119,7 +119,9 @@ func (i *compressedImage) RawManifest() ([]byte, error)        { return bytes.Cl
 func (i *compressedImage) Manifest() (*v1.Manifest, error)     { return i.manifest.DeepCopy(), nil }
 func (i *compressedImage) Digest() (v1.Hash, error)            { return i.digest, nil }
 func (i *compressedImage) Size() (int64, error)                { return int64(len(i.raw)), nil }
-func (i *compressedImage) Layers() ([]v1.Layer, error)         { return append([]v1.Layer(nil), i.layers...), nil }
+func (i *compressedImage) Layers() ([]v1.Layer, error) {
+	return append([]v1.Layer(nil), i.layers...), nil
+}
 
 func (i *compressedImage) LayerByDigest(h v1.Hash) (v1.Layer, error) {
 	if l, ok := i.byDigest[h]; ok {

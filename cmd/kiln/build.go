@@ -106,8 +106,8 @@ func writeOutputs(ctx context.Context, log *logrus.Logger, img v1.Image, out out
 	}
 	spec := output.Spec{
 		Compressor: comp,
-		Names:   out.destinations,
-		Tarball: out.tarPath, Layout: out.layoutPath,
+		Names:      out.destinations,
+		Tarball:    out.tarPath, Layout: out.layoutPath,
 		PushConfig: out.pushConfig(reg.Keychain),
 		DigestFile: out.digestFile, NameDigestFile: out.nameDigestFile, NameTagDigestFile: out.nameTagDigestFile,
 	}
