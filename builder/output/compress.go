@@ -405,3 +405,32 @@ func (l *compressedLayer) Compressed() (io.ReadCloser, error) {
 	}
 	return f, err
 }
+
+// CompressLayer returns l compressed as CompressImage would compress it in a Docker
+// manifest (an OCI one for zstd), l itself when it is not a plain tar.
+func (c *Compressor) CompressLayer(ctx context.Context, l v1.Layer) (v1.Layer, error) {
+	mt, err := l.MediaType()
+	if err != nil || !isUncompressed(mt) {
+		return l, err
+	}
+	diffID, err := l.DiffID()
+	if err != nil {
+		return nil, err
+	}
+	want := layerType(c.kind, false)
+	if c.kind == Uncompressed {
+		return &typedLayer{Layer: l, mt: want}, nil
+	}
+	cl, err := c.layer(ctx, diffID, l)
+	if err != nil {
+		return nil, err
+	}
+	cl.mt = want
+	return cl, nil
+}
+
+// Produces reports whether mt is the media type of a layer this compressor makes, in
+// a Docker or an OCI manifest.
+func (c *Compressor) Produces(mt types.MediaType) bool {
+	return mt == layerType(c.kind, false) || mt == layerType(c.kind, true)
+}

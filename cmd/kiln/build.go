@@ -100,12 +100,8 @@ func runBuild(ctx context.Context, f *buildFlags, fs *pflag.FlagSet, h host, std
 // local files, the registries, the digest files) and then to kaniko's BUILDER_OUTPUT,
 // logging each step as kaniko does.
 func writeOutputs(ctx context.Context, log *logrus.Logger, img v1.Image, out outputs, reg builder.Registry, bars *progressBars) error {
-	comp, err := output.NewCompressor(out.compressMemo, out.compression, out.compressionLevel)
-	if err != nil {
-		return err
-	}
 	spec := output.Spec{
-		Compressor: comp,
+		Compressor: out.compressor,
 		Names:      out.destinations,
 		Tarball:    out.tarPath, Layout: out.layoutPath,
 		PushConfig: out.pushConfig(reg.Keychain),
@@ -121,6 +117,7 @@ func writeOutputs(ctx context.Context, log *logrus.Logger, img v1.Image, out out
 	}
 	if out.builderOutput != "" {
 		// BUILDER_OUTPUT names the digest the outputs got: the compressed image's.
+		var err error
 		if img, _, err = spec.Compress(ctx, img); err != nil {
 			return err
 		}

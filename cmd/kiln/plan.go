@@ -109,11 +109,9 @@ type outputs struct {
 	pushTransport func(registry string) http.RoundTripper
 	// builderOutput is kaniko's BUILDER_OUTPUT directory, "" for none.
 	builderOutput string
-	// compression and compressionLevel are how layers leave kiln (--compression,
-	// --compression-level); compressMemo is where compressed blobs are memoized.
-	compression      output.Compression
-	compressionLevel int
-	compressMemo     string
+	// compressor is how layers leave kiln (--compression, --compression-level),
+	// memoized in the state directory.
+	compressor *output.Compressor
 }
 
 // planBuild checks the flags and turns them into a build. It reads the Dockerfile and
@@ -287,8 +285,12 @@ func planBuild(ctx context.Context, f *buildFlags, h host) (*buildPlan, error) {
 	if baseCache != "" && mode == isolation.InPlace {
 		ignore = ignore.With(baseCache) // the cache must survive the build in "/"
 	}
-	p.outputs.compression, p.outputs.compressionLevel = output.Compression(compression.String()), level
-	p.outputs.compressMemo = compressMemoDir(stateDir)
+	if p.outputs.compressor, err = output.NewCompressor(compressMemoDir(stateDir), output.Compression(compression.String()), level); err != nil {
+		if p.ownStateDir {
+			os.RemoveAll(stateDir)
+		}
+		return nil, err
+	}
 	p.workspace = builder.Workspace{Isolation: mode, StateDir: stateDir, Ignore: ignore, BaseCache: baseCache, LockFile: lockFile,
 		SSHKnownHostsFile: knownHostsFile(f.knownHosts, h.lookupEnv)}
 	sec, err := planInPlace(h, mode, f.inPlaceNS, secretFlagFiles(f.secrets, f.ssh, h.lookupEnv), append(own, baseCache)...)
@@ -324,7 +326,7 @@ func planBuild(ctx context.Context, f *buildFlags, h host) (*buildPlan, error) {
 		return nil, err
 	}
 	if cacheAt != nil {
-		if p.cache, err = cacheAt.open(f, stateDir); err != nil {
+		if p.cache, err = cacheAt.open(f, stateDir, p.outputs.compressor); err != nil {
 			if p.ownStateDir {
 				os.RemoveAll(stateDir)
 			}
