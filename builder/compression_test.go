@@ -17,15 +17,20 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/validate"
 
 	"github.com/kiln-build/kiln/builder"
+	"github.com/kiln-build/kiln/builder/output"
+	"github.com/kiln-build/kiln/compression"
 	"github.com/kiln-build/kiln/contexts"
 	"github.com/kiln-build/kiln/isolation"
 	"github.com/kiln-build/kiln/snapshot"
 )
 
-// TestCompression builds with each layer compression, pushes the image to the test
-// registry and reads it back with go-containerregistry: zstd layers make an OCI
-// image whose base layers keep their bytes under OCI media types; gzip stays
-// Docker's schema 2.
+// TestCompression builds with each layer compression, compresses the image as the
+// outputs do (output.Compressor), pushes it to the test registry and reads it back
+// with go-containerregistry: zstd layers make an OCI image whose base layers keep
+// their bytes under OCI media types; gzip stays Docker's schema 2, and so does
+// "none", with Docker's plain-tar type. The build itself writes plain tars whatever
+// the compression: each new layer's digest is its diff ID. Every pushed blob
+// hashes to its manifest digest and size, and decompresses to its config diff ID.
 func TestCompression(t *testing.T) {
 	w := newWorld(t)
 	tests := []struct {
@@ -37,6 +42,7 @@ func TestCompression(t *testing.T) {
 		{snapshot.Gzip, 0, types.DockerManifestSchema2, types.DockerLayer, types.DockerLayer},
 		{snapshot.Zstd, 0, types.OCIManifestSchema1, types.OCILayer, types.OCILayerZStd},
 		{snapshot.Zstd, 19, types.OCIManifestSchema1, types.OCILayer, types.OCILayerZStd},
+		{snapshot.Uncompressed, 0, types.DockerManifestSchema2, types.DockerLayer, types.DockerUncompressedLayer},
 	}
 	for _, tt := range tests {
 		t.Run(sprintf("%s-%d", tt.compression, tt.level), func(t *testing.T) {
@@ -61,7 +67,26 @@ func TestCompression(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := remote.Write(ref, res.Image); err != nil {
+			built, err := res.Image.Layers()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, l := range built[1:] {
+				d, _ := l.Digest()
+				id, _ := l.DiffID()
+				if d != id {
+					t.Errorf("built layer %d: digest %s, diffID %s: the build compressed it", i+1, d, id)
+				}
+			}
+			comp, err := output.NewCompressor(t.TempDir(), output.Compression(tt.compression.String()), tt.level)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out, err := comp.CompressImage(context.Background(), res.Image)
+			if err != nil {
+				t.Fatalf("compressing: %v", err)
+			}
+			if err := remote.Write(ref, out); err != nil {
 				t.Fatalf("push: %v", err)
 			}
 			img, err := remote.Image(ref)
@@ -105,6 +130,13 @@ func TestCompression(t *testing.T) {
 				if got := diffID(t, l); got != cf.RootFS.DiffIDs[i] {
 					t.Errorf("layer %d decompresses to %s, want diffID %s", i, got, cf.RootFS.DiffIDs[i])
 				}
+				if got := sniffedDiffID(t, l); got != cf.RootFS.DiffIDs[i] {
+					t.Errorf("layer %d's blob, decompressed as its magic says, hashes to %s, want diffID %s", i, got, cf.RootFS.DiffIDs[i])
+				}
+				d, size := blobDigest(t, l)
+				if d != m.Layers[i].Digest || size != m.Layers[i].Size {
+					t.Errorf("layer %d blob is %s (%d bytes), manifest says %s (%d bytes)", i, d, size, m.Layers[i].Digest, m.Layers[i].Size)
+				}
 			}
 			for i, want := range map[int]string{1: "copied", 2: "ran\n"} {
 				if got := layerFile(t, layers[i]); got != want {
@@ -128,6 +160,42 @@ func diffID(t *testing.T, l v1.Layer) v1.Hash {
 		t.Fatalf("reading layer: %v", err)
 	}
 	return h
+}
+
+// sniffedDiffID hashes a layer's blob after undoing the compression its first bytes
+// name, not the one its media type claims.
+func sniffedDiffID(t *testing.T, l v1.Layer) v1.Hash {
+	t.Helper()
+	rc, err := l.Compressed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	zr, _, err := compression.NewReader(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer zr.Close()
+	h, _, err := v1.SHA256(zr)
+	if err != nil {
+		t.Fatalf("reading layer: %v", err)
+	}
+	return h
+}
+
+// blobDigest hashes a layer's blob as the registry serves it.
+func blobDigest(t *testing.T, l v1.Layer) (v1.Hash, int64) {
+	t.Helper()
+	rc, err := l.Compressed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	h, n, err := v1.SHA256(rc)
+	if err != nil {
+		t.Fatalf("reading blob: %v", err)
+	}
+	return h, n
 }
 
 // layerFile returns the content of the one regular file of a layer.
