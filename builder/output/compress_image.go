@@ -31,7 +31,12 @@ func rewrapImage(img v1.Image, m *v1.Manifest, layers []v1.Layer, changed map[v1
 		oci = true
 	}
 	out := make([]v1.Layer, len(layers))
-	copy(out, layers)
+	for i, l := range layers {
+		out[i] = l
+		if mt, err := l.MediaType(); err == nil && mt != m.Layers[i].MediaType {
+			out[i] = &typedLayer{Layer: l, mt: m.Layers[i].MediaType} // renamed above
+		}
+	}
 	for _, idx := range changed {
 		for _, i := range idx {
 			mt := layerType(kind, oci)
