@@ -230,3 +230,75 @@ func layerFile(t *testing.T, l v1.Layer) string {
 	}
 	return content
 }
+
+// TestCompressionOnceAcrossRebuilds: a rebuild from the step cache has the same plain
+// layers, so the outputs' memo serves their compressed blobs and nothing is
+// compressed again; and two --reproducible builds, cached or not, memoized or not,
+// give the same manifest digest.
+func TestCompressionOnceAcrossRebuilds(t *testing.T) {
+	w := newWorld(t)
+	ctxDir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(ctxDir, "a"), []byte("copied"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cache, err := builder.NewLocalCache(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	memo := t.TempDir()
+	build := func(c builder.Cache, memo string) (digest v1.Hash, compressed, memoized int) {
+		t.Helper()
+		bctx, err := contexts.FromDir(ctxDir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ws := builder.Workspace{Isolation: isolation.Chroot, StateDir: t.TempDir()}
+		if c != nil {
+			ws.Cache = c
+		}
+		res, err := builder.Build(context.Background(), &builder.Request{
+			Dockerfile:   []byte("FROM " + w.busybox + "\nCOPY a /a\nRUN echo ran > /ran\n"),
+			Context:      bctx,
+			Reproducible: true,
+		}, builder.WithWorkspace(ws))
+		if err != nil {
+			t.Fatalf("build: %v", err)
+		}
+		comp, err := output.NewCompressor(memo, output.Gzip, 0, output.WithCompressReport(func(e output.LayerCompressed) {
+			if e.Memoized {
+				memoized++
+			} else {
+				compressed++
+			}
+		}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		img, err := comp.CompressImage(context.Background(), res.Image)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if digest, err = img.Digest(); err != nil {
+			t.Fatal(err)
+		}
+		return digest, compressed, memoized
+	}
+	first, c1, m1 := build(cache, memo)
+	if c1 != 2 || m1 != 0 {
+		t.Errorf("first build: %d layers compressed, %d from the memo; want 2, 0", c1, m1)
+	}
+	again, c2, m2 := build(cache, memo)
+	if c2 != 0 || m2 != 2 {
+		t.Errorf("rebuild from the cache: %d layers compressed, %d from the memo; want 0, 2", c2, m2)
+	}
+	if again != first {
+		t.Errorf("rebuild: manifest %s, first %s", again, first)
+	}
+	fresh, c3, _ := build(nil, t.TempDir())
+	if c3 != 2 {
+		t.Errorf("build without cache into a new memo: %d layers compressed, want 2", c3)
+	}
+	if fresh != first {
+		t.Errorf("second --reproducible build: manifest %s, first %s: not bit-identical", fresh, first)
+	}
+}
