@@ -93,6 +93,17 @@ func (s *Server) solveCache(opts *controlapi.CacheOptions, kc authn.Keychain, sp
 	return rc, rc.Flush, nil
 }
 
+// compressor is how this server's pushes compress the build's plain layers: gzip,
+// memoized beside the local build cache of the state directory (as kiln serve's
+// Engine API door does), or nil (a temporary memo) without a state directory.
+func (s *Server) compressor() *output.Compressor {
+	if s.cfg.Workspace.StateDir == "" {
+		return nil
+	}
+	c, _ := output.NewCompressor(filepath.Join(s.cfg.Workspace.StateDir, "cache", "build", "compressed"), output.Gzip, 0)
+	return c
+}
+
 // gzipLayers compresses cache entries' layers as the outputs do, memoized in dir.
 func gzipLayers(dir string) registrycache.LayerCompressor {
 	c, _ := output.NewCompressor(dir, output.Gzip, 0) // cannot fail for gzip at its default level
