@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"path/filepath"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -20,7 +21,7 @@ import (
 // reported with the status lines `docker push` prints. No push aux is sent: in a build
 // stream the CLI would take it for the image ID.
 func (s *Server) pushTags(ctx context.Context, out *buildOutput, img v1.Image, o *buildOptions, kc authn.Keychain) error {
-	spec := output.Spec{PushConfig: s.pushConfig(kc)}
+	spec := output.Spec{PushConfig: s.pushConfig(kc), Compressor: s.outputCompressor()}
 	for i, tag := range o.tags {
 		if namesRegistry(o.typed[i]) {
 			spec.Push = append(spec.Push, tag)
@@ -34,6 +35,28 @@ func (s *Server) pushTags(ctx context.Context, out *buildOutput, img v1.Image, o
 			out.status("", fmt.Sprintf("%s: digest: %s size: %d", e.Ref.Identifier(), e.Digest, e.Size))
 		}
 	})
+}
+
+// outputCompressor is how images leave the server (push-on-build, docker push, docker
+// save): gzip, Docker's, memoized next to the build cache in the state directory. The
+// store holds images as built, their layers plain tars, so a build nobody pushes or
+// saves never compresses. Without a state directory it is nil: output.Spec.Compress
+// then memoizes in a temporary directory.
+func (s *Server) outputCompressor() *output.Compressor {
+	if s.stateDir == "" {
+		return nil
+	}
+	c, err := output.NewCompressor(filepath.Join(s.stateDir, "cache", "build", "compressed"), output.Gzip, 0)
+	if err != nil {
+		return nil // cannot fail for gzip at its default level
+	}
+	return c
+}
+
+// compressForOutput returns img with its layers compressed for a client, and what to
+// call once it is written.
+func (s *Server) compressForOutput(ctx context.Context, img v1.Image) (v1.Image, func(), error) {
+	return output.Spec{Compressor: s.outputCompressor()}.Compress(ctx, img)
 }
 
 // namesRegistry reports whether a tag as typed starts with a registry host, by

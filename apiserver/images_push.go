@@ -117,6 +117,11 @@ func (s *Server) pushTag(ctx context.Context, st *store.Store, out *stream, tagS
 	if err != nil {
 		return err
 	}
+	img, done, err := s.compressForOutput(ctx, img)
+	if err != nil {
+		return err
+	}
+	defer done()
 	progress := newPushProgress(out)
 	wrapped, ids, err := progress.wrap(img, layerDiffID)
 	if err != nil {

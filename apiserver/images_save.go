@@ -44,6 +44,17 @@ func (s *Server) saveImages(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	// The store holds layers as built: plain tars are compressed (from the memo when
+	// an earlier push or save did it) so the archive is what it always was.
+	for _, e := range sel.entries {
+		img, done, err := s.compressForOutput(r.Context(), e.img)
+		if err != nil {
+			writeError(w, http.StatusInternalServerError, err.Error())
+			return
+		}
+		defer done()
+		e.img = img
+	}
 	w.Header().Set("Content-Type", "application/x-tar")
 	w.WriteHeader(http.StatusOK)
 	if err := writeDockerArchive(w, sel.entries); err != nil {

@@ -110,16 +110,16 @@ func (s *imageState) identity() v1.Hash {
 	return digestOf("kiln-state-v1", string(raw))
 }
 
-// keySalt folds the build settings that change every layer's bytes into every key: a
-// build asking for zstd layers must not get gzip ones from the cache. The compression
-// level, the isolation and the ignored paths are left out on purpose: they differ
-// between machines sharing a cache and do not change what a step puts in the image.
-// The version changes when kiln changes what a step produces (v2: --chown=NAME takes the
-// group NAME, and RUN gets dockerd's supplementary groups), so that no cache made by an
-// older kiln answers for it.
+// keySalt folds the build settings that change every layer's bytes into every key.
+// The compression is not one of them: layers are cached uncompressed and compressed
+// by the outputs (output.Compressor), so one cached step serves a gzip push and a
+// zstd tarball alike. The isolation and the ignored paths are left out on purpose:
+// they differ between machines sharing a cache and do not change what a step puts in
+// the image. The version changes when kiln changes what a step produces (v2: --chown=NAME
+// takes the group NAME, and RUN gets dockerd's supplementary groups; v3: layers are
+// stored uncompressed), so that no cache made by an older kiln answers for it.
 func (b *build) keySalt() string {
-	return digestOf("kiln-cache-salt-v2", strconv.FormatBool(b.req.Reproducible), b.req.SnapshotMode.String(),
-		strconv.Itoa(int(b.req.Compression))).Hex
+	return digestOf("kiln-cache-salt-v3", strconv.FormatBool(b.req.Reproducible), b.req.SnapshotMode.String()).Hex
 }
 
 // stepKey computes the key of an expanded instruction about to run on the stage's

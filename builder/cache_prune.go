@@ -124,6 +124,7 @@ func (c *LocalCache) PruneRecords(ctx context.Context, p CachePrune) ([]CacheRec
 		listed[r.ID+".json"] = true
 	}
 	keep := map[string]bool{}
+	keepDiffs := map[string]bool{} // the outputs' memo of compressed layers follows the entries
 	err = c.sweep("steps", func(name string, _ fs.FileInfo) bool {
 		if gone[name] || isTemp(name) || !listed[name] {
 			// an entry Usage skipped is unreadable (or was written meanwhile,
@@ -134,6 +135,7 @@ func (c *LocalCache) PruneRecords(ctx context.Context, p CachePrune) ([]CacheRec
 		var e localEntry
 		if raw, err := os.ReadFile(filepath.Join(c.dir, "steps", name)); err == nil && json.Unmarshal(raw, &e) == nil && e.Layer != nil {
 			keep[e.Layer.Digest.Algorithm+"-"+e.Layer.Digest.Hex] = true
+			keepDiffs[e.Layer.DiffID.Algorithm+"-"+e.Layer.DiffID.Hex] = true
 		}
 		return false
 	}, &rep)
@@ -153,6 +155,9 @@ func (c *LocalCache) PruneRecords(ctx context.Context, p CachePrune) ([]CacheRec
 			}
 			return false
 		}, &rep)
+	}
+	if err == nil {
+		err = c.pruneCompressed(keepDiffs, &rep)
 	}
 	return removed, rep, err
 }

@@ -101,7 +101,7 @@ func (cw *cacheWorld) build(t *testing.T, dockerfile string, edit func(*builder.
 	if err != nil {
 		t.Fatalf("build failed: %v", err)
 	}
-	if err := validate.Image(run.res.Image); err != nil {
+	if err := validate.Image(outputImage(t, run.res.Image)); err != nil {
 		t.Fatalf("invalid image: %v", err)
 	}
 	return run

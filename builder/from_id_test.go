@@ -141,7 +141,7 @@ func TestFromOnlyIsTheBase(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := validate.Image(res.Image); err != nil {
+			if err := validate.Image(outputImage(t, res.Image)); err != nil {
 				t.Fatalf("invalid image: %v", err)
 			}
 			d, err := res.Image.Digest()

@@ -26,6 +26,13 @@ func mediaTypes(layers []v1.Layer) (manifest, config types.MediaType, overrides 
 		}
 	}
 	if !oci {
+		for i, l := range layers {
+			if mt, _ := l.MediaType(); mt == types.OCIUncompressedLayer {
+				// A layer this build wrote, still a plain tar: schema 2 has its own name
+				// for one, which the outputs keep or replace when they compress it.
+				overrides[i] = types.DockerUncompressedLayer
+			}
+		}
 		return types.DockerManifestSchema2, types.DockerConfigJSON, overrides, nil
 	}
 	for i, l := range layers {

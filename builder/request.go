@@ -40,8 +40,10 @@ type Request struct {
 
 	// SnapshotMode selects how a RUN's changes are found; see snapshot.Mode.
 	SnapshotMode snapshot.Mode
-	// Compression is how new layers are compressed (kaniko's --compression): gzip,
-	// the default and Docker's, or zstd, which makes the image an OCI one.
+	// Compression is how new layers are compressed when the image leaves kiln
+	// (kaniko's --compression): gzip, the default and Docker's, or zstd, which makes
+	// the image an OCI one. The build itself writes plain tars; the front door hands
+	// this to its outputs (output.Compressor).
 	Compression snapshot.Compression
 	// CompressionLevel is the compressor's level (--compression-level: gzip 1-9,
 	// zstd 1-22); 0 keeps its default. snapshot.CheckLevel validates it.

@@ -66,7 +66,7 @@ func rootfsBuild(t *testing.T, w *world, cacheDir, stateParent, dockerfile strin
 	if err != nil {
 		return nil, err
 	}
-	if err := validate.Image(run.res.Image); err != nil {
+	if err := validate.Image(outputImage(t, run.res.Image)); err != nil {
 		t.Fatalf("invalid image: %v", err)
 	}
 	if m := mountsUnder(t, state); len(m) > 0 {

@@ -236,14 +236,16 @@ func (s *stage) snapshot(ctx context.Context, history string, existingVolumes []
 	return s.writeLayer(ctx, ch, history)
 }
 
-// writeLayer writes the changes as a layer and appends it to the stage's image.
+// writeLayer writes the changes as a layer and appends it to the stage's image. The
+// layer is a plain tar (its digest is its diff ID): compression is an output's
+// business (output.Compressor), done only when the image leaves kiln, as BuildKit
+// does, so a build with no output, or whose steps come from the cache, never pays it.
 func (s *stage) writeLayer(ctx context.Context, ch *snapshot.Changes, history string) error {
 	writeStart := time.Now()
 	l, err := snapshot.WriteLayer(ctx, s.root, s.b.blobDir, ch,
 		snapshot.WithLayerIgnore(s.b.ws.Ignore),
 		snapshot.WithReproducible(s.b.req.Reproducible),
-		snapshot.WithCompression(s.b.req.Compression),
-		snapshot.WithLevel(s.b.req.CompressionLevel))
+		snapshot.WithCompression(snapshot.Uncompressed))
 	s.b.phases.Since(PhaseLayer, writeStart)
 	if err != nil {
 		return fmt.Errorf("writing layer: %w", err)

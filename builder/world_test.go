@@ -172,7 +172,7 @@ func mustBuild(t *testing.T, w *world, c buildCase) (v1.Image, []builder.Event) 
 	if err != nil {
 		t.Fatalf("build failed: %v", err)
 	}
-	if err := validate.Image(res.Image); err != nil {
+	if err := validate.Image(outputImage(t, res.Image)); err != nil {
 		t.Fatalf("invalid image: %v", err)
 	}
 	return res.Image, events

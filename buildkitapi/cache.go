@@ -12,6 +12,7 @@ import (
 	controlapi "github.com/moby/buildkit/api/services/control"
 
 	"github.com/kiln-build/kiln/builder"
+	"github.com/kiln-build/kiln/builder/output"
 	"github.com/kiln-build/kiln/builder/registrycache"
 )
 
@@ -77,6 +78,7 @@ func (s *Server) solveCache(opts *controlapi.CacheOptions, kc authn.Keychain, sp
 	co := []registrycache.Option{
 		registrycache.WithRemoteOptions(ro...),
 		registrycache.WithSpoolDir(filepath.Join(spool, "cache-spool")),
+		registrycache.WithCompression(gzipLayers(filepath.Join(spool, "cache-spool", "compressed"))),
 		registrycache.WithLogf(func(format string, args ...any) { p.info(fmt.Sprintf(format, args...)) }),
 	}
 	if readOnly {
@@ -89,6 +91,23 @@ func (s *Server) solveCache(opts *controlapi.CacheOptions, kc authn.Keychain, sp
 	}
 	p.info(fmt.Sprintf("[internal] step cache: registry repository %s (%s)", repo, mode))
 	return rc, rc.Flush, nil
+}
+
+// compressor is how this server's pushes compress the build's plain layers: gzip,
+// memoized beside the local build cache of the state directory (as kiln serve's
+// Engine API door does), or nil (a temporary memo) without a state directory.
+func (s *Server) compressor() *output.Compressor {
+	if s.cfg.Workspace.StateDir == "" {
+		return nil
+	}
+	c, _ := output.NewCompressor(filepath.Join(s.cfg.Workspace.StateDir, "cache", "build", "compressed"), output.Gzip, 0)
+	return c
+}
+
+// gzipLayers compresses cache entries' layers as the outputs do, memoized in dir.
+func gzipLayers(dir string) registrycache.LayerCompressor {
+	c, _ := output.NewCompressor(dir, output.Gzip, 0) // cannot fail for gzip at its default level
+	return c
 }
 
 // repoOf is a reference's repository, or the reference when it does not parse.

@@ -87,7 +87,7 @@ func (s *Server) exportImage(ctx context.Context, p *progress, b *built, e *cont
 	if len(tags) == 0 {
 		return codeError(codes.InvalidArgument, "push=true needs a name to push to (--tag or name=)")
 	}
-	spec := output.Spec{PushConfig: s.cfg.Push}
+	spec := output.Spec{PushConfig: s.cfg.Push, Compressor: s.compressor()}
 	spec.PushConfig.Keychain = s.keychain(ctx, b.sessionID)
 	for _, t := range tags {
 		spec.Push = append(spec.Push, t)

@@ -163,7 +163,12 @@ func exportArchive(ctx context.Context, p *progress, b *built, index int, e *con
 	}
 	// BuildKit's oci exporter names the blobs by OCI media types, its docker exporter
 	// keeps the image's own, unless oci-mediatypes says otherwise.
-	img := b.res.Image
+	// The build's layers are plain tars: the archive gets them gzipped, as BuildKit's.
+	img, release, err := output.Spec{}.Compress(ctx, b.res.Image)
+	if err != nil {
+		return fmt.Errorf("exporter %s: %w", e.Type, err)
+	}
+	defer release()
 	ociTypes := e.Type == "oci"
 	if v, ok := e.Attrs["oci-mediatypes"]; ok {
 		ociTypes = truthy(v)

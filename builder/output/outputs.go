@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"os"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -28,6 +29,42 @@ type Spec struct {
 	// DigestFile, NameDigestFile and NameTagDigestFile are kaniko's digest files,
 	// written last so they exist only when the pushes they describe succeeded.
 	DigestFile, NameDigestFile, NameTagDigestFile string
+	// Compressor brings the image's uncompressed layers to the compression the
+	// outputs get (CompressImage) before anything is written; nil compresses with gzip
+	// into a temporary memo removed when Write returns.
+	Compressor *Compressor
+}
+
+// writes reports whether spec sends the image anywhere, and so needs its layers
+// compressed.
+func (spec Spec) writes() bool {
+	return spec.Tarball != "" || spec.Layout != "" || len(spec.Push) > 0 ||
+		spec.DigestFile != "" || spec.NameDigestFile != "" || spec.NameTagDigestFile != ""
+}
+
+// Compress returns img with its layers compressed as spec's Compressor says (see
+// Spec.Compressor), and a func that releases what a temporary memo holds, to be
+// called when the returned image has been written.
+func (spec Spec) Compress(ctx context.Context, img v1.Image) (v1.Image, func(), error) {
+	c := spec.Compressor
+	done := func() {}
+	if c == nil {
+		dir, err := os.MkdirTemp("", "kiln-compress-")
+		if err != nil {
+			return nil, nil, fmt.Errorf("compressing layers: %w", err)
+		}
+		done = func() { os.RemoveAll(dir) }
+		if c, err = NewCompressor(dir, Gzip, 0); err != nil {
+			done()
+			return nil, nil, err
+		}
+	}
+	out, err := c.CompressImage(ctx, img)
+	if err != nil {
+		done()
+		return nil, nil, err
+	}
+	return out, done, nil
 }
 
 // PushConfig is how a door pushes: the same for the image's pushes and for a
@@ -117,6 +154,14 @@ func (PushSkipped) outputEvent() {}
 func Write(ctx context.Context, img v1.Image, spec Spec, emit func(Event)) error {
 	if emit == nil {
 		emit = func(Event) {}
+	}
+	if spec.writes() {
+		compressed, done, err := spec.Compress(ctx, img)
+		if err != nil {
+			return err
+		}
+		defer done()
+		img = compressed
 	}
 	if spec.Tarball != "" {
 		emit(Writing{Kind: "tarball", Path: spec.Tarball})

@@ -13,6 +13,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/validate"
 
 	"github.com/kiln-build/kiln/builder"
+	"github.com/kiln-build/kiln/builder/output"
 	"github.com/kiln-build/kiln/builder/registrycache"
 	"github.com/kiln-build/kiln/contexts"
 	"github.com/kiln-build/kiln/isolation"
@@ -71,7 +72,16 @@ func buildWith(t *testing.T, busybox, ctxDir string, c builder.Cache, flush func
 	if err := flush(context.Background()); err != nil {
 		t.Fatalf("cache pushes: %v", err)
 	}
-	if err := validate.Image(out.res.Image); err != nil {
+	// The build's layers are plain tars; validate what an output would send.
+	comp, err := output.NewCompressor(t.TempDir(), output.Gzip, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := comp.CompressImage(context.Background(), out.res.Image)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := validate.Image(img); err != nil {
 		t.Fatalf("invalid image: %v", err)
 	}
 	return out
@@ -96,7 +106,13 @@ func TestBuildFromRegistryCache(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	open := func() *registrycache.Cache { return registrycache.New(repo, registrycache.WithSpoolDir(t.TempDir())) }
+	open := func() *registrycache.Cache {
+		comp, err := output.NewCompressor(t.TempDir(), output.Gzip, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return registrycache.New(repo, registrycache.WithSpoolDir(t.TempDir()), registrycache.WithCompression(comp))
+	}
 
 	c := open()
 	first := buildWith(t, busybox, ctxDir, c, c.Flush)
@@ -143,5 +159,17 @@ func TestBuildFromRegistryCache(t *testing.T) {
 	chained := buildWith(t, busybox, ctxDir, noCopy, c.Flush)
 	if len(chained.misses) != 1 || chained.misses["COPY a.txt ."] == "" || chained.running != 0 {
 		t.Errorf("second build without COPY in the cache: misses %q, %d RUNs; want only the COPY to run", chained.misses, chained.running)
+	}
+
+	// The entries hold gzip layers: a build asking for zstd cannot take a step with a
+	// layer from them (its image would get a gzip layer), only those without one.
+	zstd, err := output.NewCompressor(t.TempDir(), output.Zstd, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zc := registrycache.New(repo, registrycache.WithSpoolDir(t.TempDir()), registrycache.WithCompression(zstd), registrycache.WithReadOnly())
+	z := buildWith(t, busybox, ctxDir, zc, zc.Flush)
+	if !slices.Equal(z.hits, []string{"ENV A=1"}) || z.running != 2 {
+		t.Errorf("zstd build over gzip entries: hits %q, %d RUNs; want the step without a layer to hit, both RUNs to run", z.hits, z.running)
 	}
 }

@@ -38,6 +38,7 @@ type Cache struct {
 	spool    string
 	logf     func(format string, args ...any)
 	now      func() time.Time
+	compress LayerCompressor
 
 	slots   chan struct{} // one per store queued or running: Put waits when full
 	workers chan struct{} // one per store running
@@ -170,6 +171,9 @@ func (c *Cache) Get(ctx context.Context, key v1.Hash) (*builder.CachedStep, erro
 	}
 	step := &builder.CachedStep{History: cf.History[0], Config: cf.Config}
 	if len(layers) == 1 {
+		if err := c.checkCompression(ref, layers[0]); err != nil {
+			return nil, err
+		}
 		step.Layer = layers[0]
 	}
 	return step, nil

@@ -89,7 +89,13 @@ func (c *Cache) push(ctx context.Context, key v1.Hash, step *builder.CachedStep)
 	if refused != nil {
 		return fmt.Errorf("pushing %s: not tried after an earlier refusal: %w", ref, refused)
 	}
-	img, err := entryImage(step, v1.Time{Time: c.now().UTC()})
+	layer, err := c.compressLayer(ctx, step.Layer)
+	if err != nil {
+		return fmt.Errorf("making cache entry %s: %w", ref, err)
+	}
+	compressed := *step
+	compressed.Layer = layer
+	img, err := entryImage(&compressed, v1.Time{Time: c.now().UTC()})
 	if err != nil {
 		return fmt.Errorf("making cache entry %s: %w", ref, err)
 	}

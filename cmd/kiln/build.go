@@ -79,7 +79,7 @@ func runBuild(ctx context.Context, f *buildFlags, fs *pflag.FlagSet, h host, std
 		plan.cache.logf = log.Infof
 		log.Debugf("Step cache: %s", plan.cache.where)
 		if !f.compressedCaching {
-			log.Debug("--compressed-caching=false changes nothing: kiln compresses each layer once, to a file")
+			log.Debug("--compressed-caching=false changes nothing: kiln caches layers uncompressed and compresses them once, for the outputs")
 		}
 	}
 	// The build's scratch files (stage roots: a RUN's every new file) are deleted while
@@ -128,8 +128,9 @@ func logPhases(log *logrus.Logger, t builder.PhaseTimes, info bool) {
 // logging each step as kaniko does.
 func writeOutputs(ctx context.Context, log *logrus.Logger, img v1.Image, out outputs, reg builder.Registry, bars *progressBars) error {
 	spec := output.Spec{
-		Names:   out.destinations,
-		Tarball: out.tarPath, Layout: out.layoutPath,
+		Compressor: out.compressor,
+		Names:      out.destinations,
+		Tarball:    out.tarPath, Layout: out.layoutPath,
 		PushConfig: out.pushConfig(reg.Keychain),
 		DigestFile: out.digestFile, NameDigestFile: out.nameDigestFile, NameTagDigestFile: out.nameTagDigestFile,
 	}
@@ -139,6 +140,13 @@ func writeOutputs(ctx context.Context, log *logrus.Logger, img v1.Image, out out
 	if out.push {
 		for _, t := range out.destinations {
 			spec.Push = append(spec.Push, t)
+		}
+	}
+	if out.builderOutput != "" {
+		// BUILDER_OUTPUT names the digest the outputs got: the compressed image's.
+		var err error
+		if img, _, err = spec.Compress(ctx, img); err != nil {
+			return err
 		}
 	}
 	if err := output.Write(ctx, img, spec, func(e output.Event) { bars.reset(); renderOutput(log, e) }); err != nil {

@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/kiln-build/kiln/builder"
+	"github.com/kiln-build/kiln/builder/output"
 	"github.com/kiln-build/kiln/builder/registrycache"
 )
 
@@ -145,7 +146,7 @@ func skipVerify(rt http.RoundTripper) http.RoundTripper {
 
 // open makes the cache, once the state directory exists. Only the step kinds
 // --cache-run-layers and --cache-copy-layers allow are looked up and stored.
-func (t *cacheTarget) open(f *buildFlags, stateDir string) (*stepCache, error) {
+func (t *cacheTarget) open(f *buildFlags, stateDir string, comp *output.Compressor) (*stepCache, error) {
 	sc := &stepCache{logf: func(string, ...any) {}}
 	if t.local {
 		dir := filepath.Join(stateDir, "cache", "build") // where kiln serve keeps it too
@@ -159,6 +160,7 @@ func (t *cacheTarget) open(f *buildFlags, stateDir string) (*stepCache, error) {
 			registrycache.WithRemoteOptions(t.remote...),
 			registrycache.WithTTL(f.cacheTTL),
 			registrycache.WithSpoolDir(filepath.Join(stateDir, "cache-spool")),
+			registrycache.WithCompression(comp),
 			registrycache.WithLogf(func(format string, args ...any) { sc.logf(format, args...) }),
 		}
 		if f.noPushCache {

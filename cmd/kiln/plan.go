@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 	"unicode"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -110,6 +111,9 @@ type outputs struct {
 	pushTransport func(registry string) http.RoundTripper
 	// builderOutput is kaniko's BUILDER_OUTPUT directory, "" for none.
 	builderOutput string
+	// compressor is how layers leave kiln (--compression, --compression-level),
+	// memoized in the state directory.
+	compressor *output.Compressor
 }
 
 // planBuild checks the flags and turns them into a build. It reads the Dockerfile and
@@ -289,6 +293,13 @@ func planBuild(ctx context.Context, f *buildFlags, h host) (*buildPlan, error) {
 	if baseCache != "" && mode == isolation.InPlace {
 		ignore = ignore.With(baseCache) // the cache must survive the build in "/"
 	}
+	if p.outputs.compressor, err = output.NewCompressor(compressMemoDir(stateDir), output.Compression(compression.String()), level,
+		output.WithCompressTimer(func(d time.Duration) { p.req.Phases.Add(builder.PhaseCompress, d) })); err != nil {
+		if p.ownStateDir {
+			os.RemoveAll(stateDir)
+		}
+		return nil, err
+	}
 	p.workspace = builder.Workspace{Isolation: mode, StateDir: stateDir, Ignore: ignore, BaseCache: baseCache, LockFile: lockFile,
 		SSHKnownHostsFile: knownHostsFile(f.knownHosts, h.lookupEnv)}
 	sec, err := planInPlace(h, mode, f.inPlaceNS, secretFlagFiles(f.secrets, f.ssh, h.lookupEnv), append(own, baseCache)...)
@@ -324,7 +335,7 @@ func planBuild(ctx context.Context, f *buildFlags, h host) (*buildPlan, error) {
 		return nil, err
 	}
 	if cacheAt != nil {
-		if p.cache, err = cacheAt.open(f, stateDir); err != nil {
+		if p.cache, err = cacheAt.open(f, stateDir, p.outputs.compressor); err != nil {
 			if p.ownStateDir {
 				os.RemoveAll(stateDir)
 			}
@@ -575,6 +586,12 @@ func readHostDockerfile(contextDir, spec string) ([]byte, error) {
 		return nil, fmt.Errorf("reading Dockerfile: %w", err)
 	}
 	return data, nil
+}
+
+// compressMemoDir is where a state directory memoizes compressed layers: next to the
+// local build cache, which kiln serve shares.
+func compressMemoDir(stateDir string) string {
+	return filepath.Join(stateDir, "cache", "build", "compressed")
 }
 
 // parseCompression checks --compression and --compression-level. kaniko's level

@@ -14,6 +14,7 @@ import (
 
 	"github.com/kiln-build/kiln/apiserver"
 	"github.com/kiln-build/kiln/builder"
+	"github.com/kiln-build/kiln/builder/output"
 	"github.com/kiln-build/kiln/builder/registrycache"
 )
 
@@ -59,8 +60,15 @@ func (f *serveCacheFlags) sharedCache(b *apiserver.BuildConfig, stateDir string,
 		registrycache.WithRemoteOptions(ro...),
 		registrycache.WithTTL(f.cacheTTL),
 		registrycache.WithSpoolDir(filepath.Join(stateDir, "builds", "cache-spool")),
+		registrycache.WithCompression(gzipCompressor(compressMemoDir(stateDir))),
 		registrycache.WithLogf(func(format string, args ...any) { lg.Debugf(format, args...) }),
 	), nil
+}
+
+// gzipCompressor is how kiln serve's outputs compress: gzip, memoized in dir.
+func gzipCompressor(dir string) *output.Compressor {
+	c, _ := output.NewCompressor(dir, output.Gzip, 0) // cannot fail for gzip at its default level
+	return c
 }
 
 // serveCacheRepository parses --cache-repo: a repository, without tag or digest, over
