@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/kiln-build/kiln/builder"
@@ -37,6 +38,7 @@ type contextCache struct {
 	entries map[string]*cacheEntry
 	inMem   map[*cacheEntry]bool // every entry whose directory is in memDir
 	closed  bool
+	digests atomic.Int64 // how many more file digests the entries may remember
 }
 
 type cacheEntry struct {
@@ -48,6 +50,8 @@ type cacheEntry struct {
 	// while idle, and the bytes it may hold (its share of memory) while busy.
 	mem  bool
 	size int64
+	// digests are the content digests of the files file sync wrote into path.
+	digests *fileDigests
 }
 
 // newContextCache returns the cache under stateDir, and under memDir when that is
@@ -58,6 +62,7 @@ func newContextCache(stateDir string, maxEntries int, memDir string, memBytes in
 		maxEntries = DefaultContextCacheEntries
 	}
 	c := &contextCache{dir: filepath.Join(stateDir, "buildkit-contexts"), max: maxEntries}
+	c.digests.Store(maxKnownDigests)
 	if memDir != "" && memBytes >= minMemoryContext {
 		// one directory per state directory: two servers never share one, and a
 		// server started again on the same state removes what the last one left
@@ -145,7 +150,7 @@ func (c *contextCache) acquire(key string) (*contextLease, error) {
 func (c *contextCache) newEntryLocked(key string, mem bool) (*cacheEntry, error) {
 	if mem {
 		if dir, err := c.newDirLocked(c.memDir); err == nil {
-			e := &cacheEntry{key: key, path: dir, mem: true}
+			e := &cacheEntry{key: key, path: dir, mem: true, digests: newFileDigests(&c.digests)}
 			c.inMem[e] = true
 			return e, nil
 		}
@@ -154,7 +159,7 @@ func (c *contextCache) newEntryLocked(key string, mem bool) (*cacheEntry, error)
 	if err != nil {
 		return nil, err
 	}
-	return &cacheEntry{key: key, path: dir}, nil
+	return &cacheEntry{key: key, path: dir, digests: newFileDigests(&c.digests)}, nil
 }
 
 // newDirLocked makes a new, empty directory for a context in parent.
@@ -205,6 +210,7 @@ func (c *contextCache) dropLocked(e *cacheEntry) {
 		delete(c.entries, e.key)
 	}
 	delete(c.inMem, e)
+	e.digests.release()
 	os.RemoveAll(e.path)
 }
 

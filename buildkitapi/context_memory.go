@@ -29,7 +29,7 @@ var errOutgrewMemory = errors.New("the build context outgrew its memory")
 // client sent and the bytes the context's files hold.
 func (s *Server) receiveContext(ctx context.Context, caller session.Caller, o *frontendOptions, patterns []string, lease *contextLease, p *progress) (sent, size int64, err error) {
 	for {
-		n, size, err := s.syncContext(ctx, caller, o, patterns, lease.dir(), lease.memLimit(), sent, p)
+		n, size, err := s.syncContext(ctx, caller, o, patterns, lease, sent, p)
 		sent += n
 		if !errors.Is(err, errOutgrewMemory) {
 			return sent, size, err
@@ -40,10 +40,12 @@ func (s *Server) receiveContext(ctx context.Context, caller session.Caller, o *f
 	}
 }
 
-// syncContext is one file sync of the context into dir; with memLimit > 0 it fails
-// with errOutgrewMemory once the files would hold more than memLimit bytes. base is
+// syncContext is one file sync of the context into the lease's directory, which
+// remembers the digests of the files it writes; in memory, it fails with
+// errOutgrewMemory once the files would hold more than the lease's share. base is
 // what earlier attempts sent, for the progress shown.
-func (s *Server) syncContext(ctx context.Context, caller session.Caller, o *frontendOptions, patterns []string, dir string, memLimit, base int64, p *progress) (sent, size int64, err error) {
+func (s *Server) syncContext(ctx context.Context, caller session.Caller, o *frontendOptions, patterns []string, lease *contextLease, base int64, p *progress) (sent, size int64, err error) {
+	memLimit := lease.memLimit()
 	var limitErr error
 	sctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -67,8 +69,9 @@ func (s *Server) syncContext(ctx context.Context, caller session.Caller, o *fron
 	err = filesync.FSSync(sctx, caller, filesync.FSSendRequestOpt{
 		Name:            o.contextKey,
 		ExcludePatterns: patterns,
-		DestDir:         dir,
+		DestDir:         lease.dir(),
 		Filter:          filter,
+		CacheUpdater:    lease.e.digests,
 		ProgressCb: func(k int, last bool) {
 			n.Store(int64(k))
 			p.transfer("transferring context", base+int64(k), last && !outgrew.Load())

@@ -16,8 +16,8 @@ import (
 
 // TestContextMemory: a context that fits the memory directory is received there, one
 // that outgrows it ends on disk without its files being sent twice; either way the
-// cached context equals the client's byte for byte, and a rebuild after one file
-// changed transfers that file only.
+// cached context equals the client's byte for byte, its digests are its files'
+// sha256, and a rebuild after one file changed transfers that file only.
 func TestContextMemory(t *testing.T) {
 	const files, fileSize = 48, 64 << 10
 	for _, tc := range []struct {
@@ -44,6 +44,10 @@ func TestContextMemory(t *testing.T) {
 				}
 				return transferred(statuses), resp.ExporterResponse["containerimage.config.digest"]
 			}
+			var names []string
+			for name := range content {
+				names = append(names, name)
+			}
 			cached := func() string {
 				t.Helper()
 				u := ts.contexts.usage()
@@ -53,6 +57,7 @@ func TestContextMemory(t *testing.T) {
 				if inMem := strings.HasPrefix(u[0].path, memDir+string(filepath.Separator)); inMem != tc.wantMem {
 					t.Errorf("the cached context is at %s: in memory %v, want %v", u[0].path, inMem, tc.wantMem)
 				}
+				contextDigestsMatch(t, ts.contexts.entries[u[0].key].digests, src, names)
 				return u[0].path
 			}
 
