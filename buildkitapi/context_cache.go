@@ -88,15 +88,16 @@ func (l *contextLease) dir() string {
 	return l.e.path
 }
 
-// memLimit is how many bytes of files the context may hold where it is: 0 when it is
-// on disk (no bound but the server's limits).
+// memLimit is how many bytes of files the context may hold where it is, at least 1
+// in memory (where its share may be nothing): 0 when it is on disk (no bound but the
+// server's limits).
 func (l *contextLease) memLimit() int64 {
 	l.c.mu.Lock()
 	defer l.c.mu.Unlock()
 	if !l.e.mem {
 		return 0
 	}
-	return l.e.size
+	return max(l.e.size, 1)
 }
 
 // release gives the entry back: keep says whether its content is a complete

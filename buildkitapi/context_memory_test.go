@@ -185,6 +185,33 @@ func TestContextCacheMemory(t *testing.T) {
 	}
 }
 
+// TestContextCacheMemoryNoShare: a context in memory whose share is nothing (another
+// build took it all) is still bounded: its first byte moves it to disk.
+func TestContextCacheMemoryNoShare(t *testing.T) {
+	c := newContextCache(t.TempDir(), 4, t.TempDir(), 4<<20)
+	x, err := c.acquire("x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	x.release(true, 0)
+	a, err := c.acquire("a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.release(true, 0)
+	if a.memLimit() != 4<<20 {
+		t.Fatalf("a's share: %d bytes, want 4 MiB", a.memLimit())
+	}
+	x, err = c.acquire("x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer x.release(true, 0)
+	if n := x.memLimit(); n != 1 {
+		t.Errorf("x's bound with no share left: %d, want 1 (0 would be no bound)", n)
+	}
+}
+
 // TestSizeCounter: each regular file counts once, in whole pages.
 func TestSizeCounter(t *testing.T) {
 	var c sizeCounter
