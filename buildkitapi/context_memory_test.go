@@ -67,6 +67,15 @@ func TestContextMemory(t *testing.T) {
 			}
 			sameTree(t, src, cached())
 
+			inode := func(rel string) uint64 {
+				t.Helper()
+				fi, err := os.Lstat(filepath.Join(cached(), rel))
+				if err != nil {
+					t.Fatal(err)
+				}
+				return fi.Sys().(*syscall.Stat_t).Ino
+			}
+			kept, rewritten := inode("f/00"), inode("f/07")
 			changed := filepath.Join(src, "f", "07")
 			if err := os.WriteFile(changed, bytes.Repeat([]byte("x"), fileSize), 0o644); err != nil {
 				t.Fatal(err)
@@ -83,6 +92,12 @@ func TestContextMemory(t *testing.T) {
 				t.Error("the rebuild's image is the first build's: the changed file did not arrive")
 			}
 			sameTree(t, src, cached())
+			if inode("f/00") != kept {
+				t.Error("the rebuild wrote an unchanged file again")
+			}
+			if inode("f/07") == rewritten {
+				t.Error("the changed file was not written again")
+			}
 
 			ts.Close()
 			if left, _ := filepath.Glob(filepath.Join(memDir, "*", "ctx-*")); len(left) != 0 {
