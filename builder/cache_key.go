@@ -10,6 +10,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"runtime"
 	"sort"
 	"strconv"
@@ -22,6 +23,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/kiln-build/kiln/builder/copier"
+	"github.com/kiln-build/kiln/contexts"
 )
 
 // How cache keys are made (docs/caching.md tells users the same):
@@ -228,7 +230,7 @@ func (s *stage) copyInputs(ctx context.Context, from string, sel copier.Request)
 		return nil, nil // only here-documents, which are in the instruction
 	}
 	if from == "" {
-		return sourceInputs(ctx, s.contextSource(), sel)
+		return sourceInputsKnown(ctx, s.contextSource(), sel, s.b.req.Context.Digests)
 	}
 	if j, ok := s.b.df.stageIndex(from, s.index); ok {
 		res := s.b.results[j]
@@ -253,6 +255,12 @@ func (s *stage) copyInputs(ctx context.Context, from string, sel copier.Request)
 // link target or device number, the name a source gets in a destination directory,
 // and a regular file's content. Files are hashed by a few workers in parallel.
 func sourceInputs(ctx context.Context, src copier.Source, req copier.Request) ([]CacheInput, error) {
+	return sourceInputsKnown(ctx, src, req, nil)
+}
+
+// sourceInputsKnown is sourceInputs taking the digests known of src's files from
+// known, when it knows them, instead of reading the files.
+func sourceInputsKnown(ctx context.Context, src copier.Source, req copier.Request, known contexts.FileDigests) ([]CacheInput, error) {
 	var sel []copier.Selected
 	err := copier.Select(ctx, src, req, func(e copier.Selected) error {
 		sel = append(sel, e)
@@ -261,7 +269,7 @@ func sourceInputs(ctx context.Context, src copier.Source, req copier.Request) ([
 	if err != nil {
 		return nil, err
 	}
-	contents, err := hashContents(ctx, sel)
+	contents, err := hashContents(ctx, sel, knownDigests(src.Root, known))
 	if err != nil {
 		return nil, err
 	}
@@ -285,8 +293,23 @@ func sourceInputs(ctx context.Context, src copier.Source, req copier.Request) ([
 	return inputs, nil
 }
 
-// hashContents returns the sha256 of each regular file in sel ("" for other types).
-func hashContents(ctx context.Context, sel []copier.Selected) ([]string, error) {
+// knownDigests looks a selected file up in known, by its path below root.
+func knownDigests(root string, known contexts.FileDigests) func(copier.Selected) (string, bool) {
+	if known == nil || root == "" {
+		return nil
+	}
+	return func(e copier.Selected) (string, bool) {
+		rel, ok := strings.CutPrefix(e.Host, root+string(filepath.Separator))
+		if !ok {
+			return "", false
+		}
+		return known.FileDigest(filepath.ToSlash(rel), e.Info)
+	}
+}
+
+// hashContents returns the sha256 of each regular file in sel ("" for other types),
+// reading only those that known (when not nil) does not know.
+func hashContents(ctx context.Context, sel []copier.Selected, known func(copier.Selected) (string, bool)) ([]string, error) {
 	out := make([]string, len(sel))
 	work := make(chan int)
 	var (
@@ -317,6 +340,12 @@ func hashContents(ctx context.Context, sel []copier.Selected) ([]string, error) 
 	for i, e := range sel {
 		if !e.Info.Mode().IsRegular() {
 			continue
+		}
+		if known != nil {
+			if d, ok := known(e); ok {
+				out[i] = d
+				continue
+			}
 		}
 		select {
 		case work <- i:

@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"os"
 	"sort"
 	"time"
 
@@ -211,14 +210,13 @@ func (c *contextCache) remove(ids map[string]bool) []cacheUsage {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var out []cacheUsage
-	for k, e := range c.entries {
+	for _, e := range c.entries {
 		u := cacheUsage{key: e.key, path: e.path, used: e.used}
 		if e.busy || !ids[contextRecord(u).ID] {
 			continue
 		}
 		u.size = builder.DirSize(e.path)
-		delete(c.entries, k)
-		os.RemoveAll(e.path)
+		c.dropLocked(e)
 		out = append(out, u)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].used.Before(out[j].used) })

@@ -7,9 +7,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"sort"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/moby/buildkit/session"
@@ -84,45 +82,30 @@ func (s *Server) receive(ctx context.Context, caller session.Caller, o *frontend
 	if caller.SharedKey() != "" {
 		key = caller.SharedKey() + "/" + o.contextKey
 	}
-	dir, release, err := s.contexts.acquire(key)
+	lease, err := s.contexts.acquire(key)
 	if err != nil {
 		done(err)
 		return nil, err
 	}
-	var limitErr error
-	sctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	filter := limitFilter(func(err error) { limitErr = err; cancel(err) },
-		s.cfg.MaxContextEntries, s.cfg.MaxContextBytes, "the build context")
-	var sent atomic.Int64
 	start := time.Now()
-	err = filesync.FSSync(sctx, caller, filesync.FSSendRequestOpt{
-		Name:            o.contextKey,
-		ExcludePatterns: patterns,
-		DestDir:         dir,
-		Filter:          filter,
-		ProgressCb: func(n int, last bool) {
-			sent.Store(int64(n))
-			p.transfer("transferring context", int64(n), last)
-		},
-	})
-	if limitErr != nil {
-		err = limitErr
-	}
+	sent, size, err := s.receiveContext(ctx, caller, o, patterns, lease, p)
 	if err != nil {
-		release(false)
+		lease.release(false, 0)
 		done(err)
 		return nil, fmt.Errorf("receiving the build context: %w", err)
 	}
 	done(nil)
+	dir := lease.dir()
+	release := func(keep bool) { lease.release(keep, size) }
 	bctx, err := contexts.FromDirPatterns(dir, patterns)
 	if err != nil {
 		release(false)
 		return nil, err
 	}
-	s.cfg.Log.WithFields(map[string]any{"bytes": sent.Load(), "duration": time.Since(start)}).Debug("buildkit: context received")
+	bctx.Digests = lease.e.digests
+	s.cfg.Log.WithFields(map[string]any{"bytes": sent, "duration": time.Since(start), "dir": dir}).Debug("buildkit: context received")
 	if obs := s.cfg.Workspace.Observer; obs != nil {
-		obs.Transferred(builder.TransferContext, sent.Load())
+		obs.Transferred(builder.TransferContext, sent)
 	}
 	return &sources{dockerfile: df, dockerfileName: dfName, context: bctx, release: release}, nil
 }
@@ -197,133 +180,4 @@ func limitFilter(fail func(error), maxEntries int, maxBytes int64, what string) 
 		}
 		return true
 	}
-}
-
-// contextCache keeps the last context each client sent, by the session's shared key
-// and the local's name, so that the next transfer only sends what changed: BuildKit's
-// incremental context transfer. It holds at most max entries, dropping the least
-// recently used; a context in use by a build is never dropped or shared.
-type contextCache struct {
-	dir string
-	max int
-
-	mu      sync.Mutex
-	seq     int
-	entries map[string]*cacheEntry
-}
-
-type cacheEntry struct {
-	key  string
-	path string
-	busy bool
-	used time.Time
-}
-
-// newContextCache returns the cache under stateDir. Entries of an earlier process
-// are removed when the cache is first used: their owners are unknown.
-func newContextCache(stateDir string, maxEntries int) *contextCache {
-	if maxEntries <= 0 {
-		maxEntries = DefaultContextCacheEntries
-	}
-	return &contextCache{dir: filepath.Join(stateDir, "buildkit-contexts"), max: maxEntries}
-}
-
-// acquire returns the directory to receive key's context into, and the function that
-// gives it back: keep says whether its content is a complete transfer, worth keeping
-// for key's next build. An empty key (a client without a shared key) gets a fresh
-// directory that is never reused.
-//
-// The key is the client's choice, as in BuildKit: a client that reuses another's key
-// starts from that client's last context, and file sync sends only what differs by
-// metadata (size, mode, mtime). The clients of one server are one trust domain for
-// this cache (docs/buildkit.md).
-func (c *contextCache) acquire(key string) (string, func(keep bool), error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.entries == nil {
-		if err := os.RemoveAll(c.dir); err != nil {
-			return "", nil, err
-		}
-		c.entries = map[string]*cacheEntry{}
-	}
-	if err := os.MkdirAll(c.dir, 0o700); err != nil {
-		return "", nil, err
-	}
-	e := c.entries[key]
-	if key == "" || e == nil || e.busy {
-		c.seq++
-		dir := filepath.Join(c.dir, fmt.Sprintf("ctx-%d", c.seq))
-		if err := os.Mkdir(dir, 0o700); err != nil {
-			return "", nil, err
-		}
-		ne := &cacheEntry{key: key, path: dir}
-		if e == nil && key != "" {
-			c.entries[key] = ne
-		}
-		e = ne
-	}
-	e.busy, e.used = true, time.Now()
-	var once sync.Once
-	return e.path, func(keep bool) { once.Do(func() { c.release(e, keep) }) }, nil
-}
-
-// release gives an entry back, keeping it only when complete and still the key's.
-func (c *contextCache) release(e *cacheEntry, keep bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	e.busy, e.used = false, time.Now()
-	if !keep || c.entries[e.key] != e {
-		if c.entries[e.key] == e {
-			delete(c.entries, e.key)
-		}
-		os.RemoveAll(e.path)
-		return
-	}
-	c.evictLocked()
-}
-
-// evictLocked drops the least recently used idle entries over the bound.
-func (c *contextCache) evictLocked() {
-	if len(c.entries) <= c.max {
-		return
-	}
-	idle := make([]*cacheEntry, 0, len(c.entries))
-	for _, e := range c.entries {
-		if !e.busy {
-			idle = append(idle, e)
-		}
-	}
-	sort.Slice(idle, func(i, j int) bool { return idle[i].used.Before(idle[j].used) })
-	for _, e := range idle {
-		if len(c.entries) <= c.max {
-			return
-		}
-		delete(c.entries, e.key)
-		os.RemoveAll(e.path)
-	}
-}
-
-// size is the number of cached contexts.
-func (c *contextCache) size() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.entries)
-}
-
-// usage reports the cached contexts: their count and bytes, for DiskUsage.
-func (c *contextCache) usage() []cacheUsage {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	var out []cacheUsage
-	for _, e := range c.entries {
-		out = append(out, cacheUsage{key: e.key, path: e.path, busy: e.busy, used: e.used, size: builder.DirSize(e.path)})
-	}
-	return out
-}
-
-type cacheUsage struct {
-	key, path string
-	busy      bool
-	used      time.Time
-	size      int64
 }

@@ -72,13 +72,18 @@ func TestIncrementalContext(t *testing.T) {
 // TestContextCacheBound: at most max idle contexts are kept, the oldest go first, an
 // empty key is never kept, a busy entry is never handed out twice.
 func TestContextCacheBound(t *testing.T) {
-	c := newContextCache(t.TempDir(), 2)
-	var dirs []string
-	for _, k := range []string{"a", "b", "c"} {
-		d, release, err := c.acquire(k)
+	c := newContextCache(t.TempDir(), 2, "", 0)
+	acquire := func(key string) (string, func(bool)) {
+		t.Helper()
+		l, err := c.acquire(key)
 		if err != nil {
 			t.Fatal(err)
 		}
+		return l.dir(), func(keep bool) { l.release(keep, 0) }
+	}
+	var dirs []string
+	for _, k := range []string{"a", "b", "c"} {
+		d, release := acquire(k)
 		dirs = append(dirs, d)
 		release(true)
 		time.Sleep(time.Millisecond)
@@ -89,17 +94,17 @@ func TestContextCacheBound(t *testing.T) {
 	if _, err := os.Stat(dirs[0]); !os.IsNotExist(err) {
 		t.Errorf("the oldest entry's directory is still there: %v", err)
 	}
-	d1, r1, _ := c.acquire("b")
-	d2, r2, _ := c.acquire("b")
+	d1, r1 := acquire("b")
+	d2, r2 := acquire("b")
 	if d1 == d2 {
 		t.Error("a busy entry was handed out twice")
 	}
 	r2(true)
 	r1(true)
-	if d, _, _ := c.acquire("b"); d != d1 {
+	if d, _ := acquire("b"); d != d1 {
 		t.Errorf("the key's entry moved: %s, want %s", d, d1)
 	}
-	e, re, _ := c.acquire("")
+	e, re := acquire("")
 	re(true)
 	if _, err := os.Stat(e); !os.IsNotExist(err) {
 		t.Error("a context without a shared key was kept")

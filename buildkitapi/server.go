@@ -41,6 +41,13 @@ type Config struct {
 	// ContextCacheEntries is how many clients' last contexts are kept for incremental
 	// transfer; 0 means DefaultContextCacheEntries.
 	ContextCacheEntries int
+	// MemoryDir, a directory on a tmpfs, is where received contexts go first; the
+	// contexts held there (the cached ones included) hold at most MemoryContextBytes
+	// of files together, and a context that outgrows that moves to the state
+	// directory. Creating thousands of small files costs a tenth of what it costs on a
+	// disk. Empty or 0: contexts go to the state directory.
+	MemoryDir          string
+	MemoryContextBytes int64
 	// Store is the local image store: the moby exporter's destination, the images
 	// `docker images` lists.
 	Store *store.Store
@@ -92,7 +99,7 @@ func New(cfg Config) (*Server, error) {
 		jobs:     newJobs(),
 		conns:    map[net.Conn]struct{}{},
 		bkLog:    sessionLogger(cfg.Log),
-		contexts: newContextCache(cfg.Workspace.StateDir, cfg.ContextCacheEntries),
+		contexts: newContextCache(cfg.Workspace.StateDir, cfg.ContextCacheEntries, cfg.MemoryDir, cfg.MemoryContextBytes),
 	}
 	s.grpc = grpc.NewServer(
 		grpc.UnaryInterceptor(grpcerrors.UnaryServerInterceptor),
@@ -162,6 +169,7 @@ func (s *Server) Close() {
 		}
 		s.conns = nil
 		s.mu.Unlock()
+		s.contexts.closeMemory()
 	})
 }
 

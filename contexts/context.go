@@ -19,9 +19,21 @@ type Context struct {
 	Dir string
 	// Patterns are the .dockerignore patterns in force (for reporting).
 	Patterns []string
+	// Digests, when not nil, knows the content digests of some of the context's
+	// files, so that a build need not read them again (the BuildKit door's cached
+	// contexts: file sync hashes what it receives).
+	Digests FileDigests
 
 	matcher *patternmatcher.PatternMatcher
 	owned   string // a temporary directory Close removes ("" for a directory context)
+}
+
+// FileDigests knows the content digests of a context's regular files.
+type FileDigests interface {
+	// FileDigest returns the sha256 of the content of the file at rel (slash-separated,
+	// below the context's Dir), "sha256:<hex>", when it knows it for a file with info's
+	// size and modification time; false otherwise.
+	FileDigest(rel string, info fs.FileInfo) (string, bool)
 }
 
 // FromDir opens the directory dir as a build context, reading its .dockerignore.

@@ -428,10 +428,12 @@ func buildkitConfig(b apiserver.BuildConfig, st *store.Store, lg *logrus.Logger)
 			Transport: b.PushTransport, PlainHTTP: b.PlainHTTP, SkipTLSVerify: b.Insecure,
 			UserAgent: "kiln/" + version, Pushed: pushedBytes(b.Workspace.Observer),
 		},
-		MaxContextBytes:   b.MaxContextBytes,
-		MaxContextEntries: b.MaxContextEntries,
-		Store:             st,
-		Log:               lg,
-		Version:           version,
+		MaxContextBytes:    b.MaxContextBytes,
+		MaxContextEntries:  b.MaxContextEntries,
+		MemoryDir:          b.MemoryDir,
+		MemoryContextBytes: b.MemoryContextBytes,
+		Store:              st,
+		Log:                lg,
+		Version:            version,
 	}
 }

@@ -77,7 +77,7 @@ func addServeFlags(fs *pflag.FlagSet, f *serveFlags) {
 	fs.IntVar(&f.maxQueuedBuilds, "max-queued-builds", defaultMaxQueuedBuilds, "Builds that may wait for a slot at once (both front doors together); more are refused at once (HTTP 503, gRPC RESOURCE_EXHAUSTED) before their context is received. 0: no bound.")
 	addLimitFlags(fs, &f.limits)
 	fs.StringVar(&f.maxContextSize, "max-context-size", "32GiB", "Largest build context a build may upload or make the server fetch (remote= URL, git, bucket), counted uncompressed: bytes or a size such as 512MiB or 4GiB.")
-	fs.StringVar(&f.contextMemory, "context-memory", "256MiB", "How much of a build context may be extracted into memory (a tmpfs, --context-memory-dir) before it moves to the state directory; creating many small files costs a tenth of what it costs on a disk. 0 turns it off. At most a quarter of the tmpfs's free space is used.")
+	fs.StringVar(&f.contextMemory, "context-memory", "256MiB", "How much of a build context may be extracted into memory (a tmpfs, --context-memory-dir) before it moves to the state directory; creating many small files costs a tenth of what it costs on a disk. The BuildKit door's received contexts, the cached ones included, share one such budget. 0 turns it off. At most a quarter of the tmpfs's free space is used.")
 	fs.StringVar(&f.contextMemoryDir, "context-memory-dir", "/dev/shm", "The tmpfs --context-memory uses; when it is not a tmpfs, contexts go to the state directory.")
 	fs.IntVar(&f.maxContextEntries, "max-context-entries", apiserver.DefaultMaxContextEntries, "Most files and directories a build context may hold.")
 	addInputLimitFlags(fs, &f.inputLimitFlags)

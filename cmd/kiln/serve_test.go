@@ -490,6 +490,16 @@ func TestPlanServeRegistries(t *testing.T) {
 	}
 }
 
+// TestBuildkitMemoryContexts: the BuildKit door receives contexts into the same tmpfs
+// and budget as /build.
+func TestBuildkitMemoryContexts(t *testing.T) {
+	t.Parallel()
+	bk := buildkitConfig(apiserver.BuildConfig{MemoryDir: "/dev/shm", MemoryContextBytes: 64 << 20}, nil, nil)
+	if bk.MemoryDir != "/dev/shm" || bk.MemoryContextBytes != 64<<20 {
+		t.Errorf("the door's memory contexts: %q, %d; want /dev/shm, 64 MiB", bk.MemoryDir, bk.MemoryContextBytes)
+	}
+}
+
 func TestMemoryContexts(t *testing.T) {
 	t.Parallel()
 	var st unix.Statfs_t

@@ -1,0 +1,221 @@
+package buildkitapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"syscall"
+
+	"github.com/moby/buildkit/session"
+	"github.com/moby/buildkit/session/filesync"
+	fstypes "github.com/tonistiigi/fsutil/types"
+	"golang.org/x/sys/unix"
+)
+
+// errOutgrewMemory ends a transfer into memory that would hold more than its share:
+// the context moves to disk and the transfer starts again there.
+var errOutgrewMemory = errors.New("the build context outgrew its memory")
+
+// receiveContext receives the context into the lease's directory with BuildKit's file
+// sync, which asks the client only for the files that differ from what the directory
+// holds. A context in memory that outgrows its share moves to disk, and the transfer
+// goes on there, asking only for what the move did not bring. It returns the bytes the
+// client sent and the bytes the context's files hold.
+func (s *Server) receiveContext(ctx context.Context, caller session.Caller, o *frontendOptions, patterns []string, lease *contextLease, p *progress) (sent, size int64, err error) {
+	for {
+		n, size, err := s.syncContext(ctx, caller, o, patterns, lease, sent, p)
+		sent += n
+		if !errors.Is(err, errOutgrewMemory) {
+			return sent, size, err
+		}
+		if err := lease.toDisk(); err != nil {
+			return sent, 0, err
+		}
+	}
+}
+
+// syncContext is one file sync of the context into the lease's directory, which
+// remembers the digests of the files it writes; in memory, it fails with
+// errOutgrewMemory once the files would hold more than the lease's share. base is
+// what earlier attempts sent, for the progress shown.
+func (s *Server) syncContext(ctx context.Context, caller session.Caller, o *frontendOptions, patterns []string, lease *contextLease, base int64, p *progress) (sent, size int64, err error) {
+	memLimit := lease.memLimit()
+	var limitErr error
+	sctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	limit := limitFilter(func(err error) { limitErr = err; cancel(err) },
+		s.cfg.MaxContextEntries, s.cfg.MaxContextBytes, "the build context")
+	var outgrew atomic.Bool
+	var count sizeCounter
+	filter := func(path string, st *fstypes.Stat) bool {
+		if !limit(path, st) {
+			return false
+		}
+		if n := count.add(path, st); memLimit > 0 && n > memLimit {
+			if !outgrew.Swap(true) {
+				cancel(errOutgrewMemory)
+			}
+			return false
+		}
+		return true
+	}
+	var n atomic.Int64
+	err = filesync.FSSync(sctx, caller, filesync.FSSendRequestOpt{
+		Name:            o.contextKey,
+		ExcludePatterns: patterns,
+		DestDir:         lease.dir(),
+		Filter:          filter,
+		CacheUpdater:    lease.e.digests,
+		ProgressCb: func(k int, last bool) {
+			n.Store(int64(k))
+			p.transfer("transferring context", base+int64(k), last && !outgrew.Load())
+		},
+	})
+	switch {
+	case outgrew.Load():
+		return n.Load(), 0, errOutgrewMemory
+	case limitErr != nil:
+		err = limitErr
+	}
+	return n.Load(), count.total(), err
+}
+
+// sizeCounter adds up the bytes a context's files take on a tmpfs (whole pages), each
+// file once: file sync's filter sees a new or changed file twice in a row (when
+// comparing, then when writing).
+type sizeCounter struct {
+	mu    sync.Mutex
+	last  string
+	bytes int64
+}
+
+// pageSize is the unit a tmpfs stores file data in.
+const pageSize = 4096
+
+func (c *sizeCounter) add(path string, st *fstypes.Stat) int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if path != c.last && st != nil && os.FileMode(st.Mode).IsRegular() {
+		c.bytes += (st.Size + pageSize - 1) / pageSize * pageSize
+	}
+	c.last = path
+	return c.bytes
+}
+
+func (c *sizeCounter) total() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.bytes
+}
+
+// toDisk moves the lease's context from memory to a new directory on disk, keeping
+// what file sync compares (mode, owner, size, modification time), so that the next
+// transfer into it skips what had arrived completely.
+func (l *contextLease) toDisk() error {
+	c := l.c
+	c.mu.Lock()
+	if !l.e.mem {
+		c.mu.Unlock()
+		return nil
+	}
+	old := l.e.path
+	dir, err := c.newDirLocked(c.dir)
+	c.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	if err := copyContext(old, dir); err != nil {
+		os.RemoveAll(dir)
+		return fmt.Errorf("moving the build context from memory to disk: %w", err)
+	}
+	c.mu.Lock()
+	l.e.path, l.e.mem, l.e.size = dir, false, 0
+	delete(c.inMem, l.e)
+	c.mu.Unlock()
+	return os.RemoveAll(old)
+}
+
+// copyContext copies the tree at src into the existing directory dst: directories,
+// regular files, symlinks and hard links, with their modes, owners and modification
+// times. Anything else (a device, a FIFO) is left out: file sync sends it again.
+func copyContext(src, dst string) error {
+	links := map[uint64]string{} // inode -> its first copy
+	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(src, p)
+		if err != nil || rel == "." {
+			return err
+		}
+		to := filepath.Join(dst, rel)
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		st, ok := info.Sys().(*syscall.Stat_t)
+		if !ok {
+			return fmt.Errorf("%s: no stat", p)
+		}
+		switch {
+		case d.IsDir():
+			if err := os.Mkdir(to, info.Mode().Perm()); err != nil {
+				return err
+			}
+		case d.Type()&fs.ModeSymlink != 0:
+			target, err := os.Readlink(p)
+			if err != nil {
+				return err
+			}
+			if err := os.Symlink(target, to); err != nil {
+				return err
+			}
+		case d.Type().IsRegular():
+			if first, ok := links[st.Ino]; ok && st.Nlink > 1 {
+				return os.Link(first, to)
+			}
+			if err := copyFile(p, to, info.Mode()); err != nil {
+				return err
+			}
+			if st.Nlink > 1 {
+				links[st.Ino] = to
+			}
+		default:
+			return nil
+		}
+		if err := os.Lchown(to, int(st.Uid), int(st.Gid)); err != nil {
+			return err
+		}
+		if d.Type()&fs.ModeSymlink == 0 {
+			// a mode with setuid or sticky bits, which Mkdir and OpenFile drop
+			if err := os.Chmod(to, info.Mode()); err != nil {
+				return err
+			}
+		}
+		ts := []unix.Timespec{unix.NsecToTimespec(info.ModTime().UnixNano()), unix.NsecToTimespec(info.ModTime().UnixNano())}
+		return unix.UtimesNanoAt(unix.AT_FDCWD, to, ts, unix.AT_SYMLINK_NOFOLLOW)
+	})
+}
+
+func copyFile(from, to string, mode fs.FileMode) error {
+	in, err := os.Open(from)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(to, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode.Perm())
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}
