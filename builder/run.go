@@ -232,12 +232,12 @@ func (s *stage) snapshot(ctx context.Context, history string, existingVolumes []
 }
 
 // writeLayer writes the changes as a layer and appends it to the stage's image.
-func (s *stage) writeLayer(ctx context.Context, ch *snapshot.Changes, history string) error {
-	l, err := snapshot.WriteLayer(ctx, s.root, s.b.blobDir, ch,
+func (s *stage) writeLayer(ctx context.Context, ch *snapshot.Changes, history string, extra ...snapshot.LayerOption) error {
+	l, err := snapshot.WriteLayer(ctx, s.root, s.b.blobDir, ch, append([]snapshot.LayerOption{
 		snapshot.WithLayerIgnore(s.b.ws.Ignore),
 		snapshot.WithReproducible(s.b.req.Reproducible),
 		snapshot.WithCompression(s.b.req.Compression),
-		snapshot.WithLevel(s.b.req.CompressionLevel))
+		snapshot.WithLevel(s.b.req.CompressionLevel)}, extra...)...)
 	if err != nil {
 		return fmt.Errorf("writing layer: %w", err)
 	}

@@ -13,6 +13,9 @@ import (
 // writePath writes the tar entry of img from the tree, reporting whether it is a
 // directory. A path that vanished, or a socket, writes nothing.
 func (lw *layerWriter) writePath(img string) (isDir bool, err error) {
+	if f, ok := lw.cfg.plan.Lookup(img); ok {
+		return false, lw.writePlanned(img, f)
+	}
 	host := lw.host(img)
 	var st unix.Stat_t
 	if err := unix.Lstat(host, &st); err != nil {

@@ -142,6 +142,7 @@ type node struct {
 	owner *Owner // nil: the source's owner
 
 	dirMode os.FileMode // a directory's mode, applied by tree.finish
+	remote  bool        // a download: its temporary file goes before the layer is written
 }
 
 // writeNode creates n.dst (which clear has made room for, or which is an existing
@@ -172,6 +173,9 @@ func (c *copier) writeNode(ctx context.Context, n *node, links map[fileID]string
 		id := fileID{dev: uint64(st.Dev), ino: st.Ino}
 		if links != nil && st.Nlink > 1 {
 			if first, ok := links[id]; ok {
+				if c.planLink(first, n) {
+					return nil
+				}
 				if err := os.Link(first, n.dst); err != nil {
 					return c.hostErr(err)
 				}
@@ -180,6 +184,13 @@ func (c *copier) writeNode(ctx context.Context, n *node, links map[fileID]string
 				return nil
 			}
 			links[id] = n.dst
+		}
+		planned, err := c.planFile(n, uid, gid, mode)
+		if err != nil {
+			return err
+		}
+		if planned {
+			return nil
 		}
 		if err := c.copyContent(n, uid, gid, mode); err != nil {
 			return err
