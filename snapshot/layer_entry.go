@@ -19,7 +19,8 @@ func (lw *layerWriter) writePath(img string) (isDir bool, err error) {
 	host := lw.host(img)
 	var st unix.Stat_t
 	if err := unix.Lstat(host, &st); err != nil {
-		if errors.Is(err, unix.ENOENT) {
+		// ENOTDIR: a later source of the same COPY replaced an ancestor by a file.
+		if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) {
 			return false, nil
 		}
 		return false, &os.PathError{Op: "lstat", Path: host, Err: err}

@@ -298,7 +298,7 @@ func (lw *layerWriter) parents(img string) (bool, error) {
 	}
 	var st unix.Stat_t
 	if err := unix.Lstat(lw.host(dir), &st); err != nil {
-		if errors.Is(err, unix.ENOENT) {
+		if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) {
 			return false, nil
 		}
 		return false, &os.PathError{Op: "lstat", Path: lw.host(dir), Err: err}
