@@ -2,6 +2,7 @@ package builder
 
 import (
 	"context"
+	"fmt"
 
 	"strings"
 
@@ -105,5 +106,10 @@ func (s *stage) writePlannedLayer(ctx context.Context, touched []string, plan *s
 		return err
 	}
 	s.extracted = before
+	s.b.emit(Debug{Message: fmt.Sprintf("%s %d file%s from their sources, not written into the root", plannedMessage, plan.Len(), plural(plan.Len()))})
 	return nil
 }
+
+// plannedMessage starts the Debug event sent when a COPY took its fast path; tests
+// look for it.
+const plannedMessage = "Layer of planned files:"
