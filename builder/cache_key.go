@@ -228,7 +228,7 @@ func (s *stage) copyInputs(ctx context.Context, from string, sel copier.Request)
 		return nil, nil // only here-documents, which are in the instruction
 	}
 	if from == "" {
-		return sourceInputs(ctx, s.contextSource(), sel)
+		return sourceInputs(ctx, s.b.hashes, s.contextSource(), sel)
 	}
 	if j, ok := s.b.df.stageIndex(from, s.index); ok {
 		res := s.b.results[j]
@@ -252,7 +252,8 @@ func (s *stage) copyInputs(ctx context.Context, from string, sel copier.Request)
 // one input per path, named "file:<path>", whose digest covers the path's type, mode,
 // link target or device number, the name a source gets in a destination directory,
 // and a regular file's content. Files are hashed by a few workers in parallel.
-func sourceInputs(ctx context.Context, src copier.Source, req copier.Request) ([]CacheInput, error) {
+// memo (nil: none) supplies and keeps the digests of unchanged files.
+func sourceInputs(ctx context.Context, memo *hashMemo, src copier.Source, req copier.Request) ([]CacheInput, error) {
 	var sel []copier.Selected
 	err := copier.Select(ctx, src, req, func(e copier.Selected) error {
 		sel = append(sel, e)
@@ -261,10 +262,11 @@ func sourceInputs(ctx context.Context, src copier.Source, req copier.Request) ([
 	if err != nil {
 		return nil, err
 	}
-	contents, err := hashContents(ctx, sel)
+	contents, err := hashContents(ctx, memo, sel)
 	if err != nil {
 		return nil, err
 	}
+	memo.save()
 	inputs := make([]CacheInput, len(sel))
 	for i, e := range sel {
 		parts := []string{strconv.FormatUint(uint64(e.Info.Mode()), 8), e.Name, contents[i]}
@@ -286,8 +288,21 @@ func sourceInputs(ctx context.Context, src copier.Source, req copier.Request) ([
 }
 
 // hashContents returns the sha256 of each regular file in sel ("" for other types).
-func hashContents(ctx context.Context, sel []copier.Selected) ([]string, error) {
+func hashContents(ctx context.Context, memo *hashMemo, sel []copier.Selected) ([]string, error) {
 	out := make([]string, len(sel))
+	todo := make([]int, 0, len(sel))
+	for i, e := range sel {
+		if !e.Info.Mode().IsRegular() {
+			continue
+		}
+		if st, ok := e.Info.Sys().(*syscall.Stat_t); ok {
+			if d, ok := memo.lookup(e.Host, st); ok {
+				out[i] = d
+				continue
+			}
+		}
+		todo = append(todo, i)
+	}
 	work := make(chan int)
 	var (
 		wg       sync.WaitGroup
@@ -301,7 +316,7 @@ func hashContents(ctx context.Context, sel []copier.Selected) ([]string, error) 
 			defer wg.Done()
 			buf := make([]byte, 128<<10)
 			for i := range work {
-				d, err := fileDigest(sel[i].Host, buf)
+				d, err := memoDigest(memo, sel[i].Host, buf)
 				if err != nil {
 					mu.Lock()
 					if firstErr == nil {
@@ -314,10 +329,7 @@ func hashContents(ctx context.Context, sel []copier.Selected) ([]string, error) 
 			}
 		}()
 	}
-	for i, e := range sel {
-		if !e.Info.Mode().IsRegular() {
-			continue
-		}
+	for _, i := range todo {
 		select {
 		case work <- i:
 		case <-ctx.Done():
