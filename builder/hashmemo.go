@@ -49,8 +49,10 @@ type memoEntry struct {
 // timestamps Linux filesystems keep (FAT's).
 const racyWindow = 2 * time.Second
 
-// memoLimit bounds the entries kept: past it, only this build's are saved.
-const memoLimit = 500_000
+// memoLimit bounds the entries kept (about 150 bytes each on disk): past it, only
+// those this build used are saved. Builds whose contexts are extracted afresh each
+// time (kiln serve) add none: their files' ctimes are always too recent.
+const memoLimit = 50_000
 
 // newHashMemo returns the memo of the state directory stateDir ("" for none).
 func newHashMemo(stateDir string) *hashMemo {
@@ -81,7 +83,7 @@ func (m *hashMemo) load() {
 		}
 		var old map[string]memoEntry
 		if gob.NewDecoder(bytes.NewReader(data)).Decode(&old) == nil {
-			m.old = old
+			m.old, m.cur = old, make(map[string]memoEntry, len(old))
 		}
 	})
 }
