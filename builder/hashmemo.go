@@ -3,7 +3,6 @@ package builder
 import (
 	"bytes"
 	"crypto/sha256"
-	"encoding/gob"
 	"encoding/hex"
 	"errors"
 	"io"
@@ -81,8 +80,7 @@ func (m *hashMemo) load() {
 		if err != nil {
 			return
 		}
-		var old map[string]memoEntry
-		if gob.NewDecoder(bytes.NewReader(data)).Decode(&old) == nil {
+		if old, err := decodeMemo(data); err == nil {
 			m.old, m.cur = old, make(map[string]memoEntry, len(old))
 		}
 	})
@@ -161,7 +159,7 @@ func (m *hashMemo) save() {
 	m.dirty = false
 	m.mu.Unlock()
 	var buf bytes.Buffer
-	if gob.NewEncoder(&buf).Encode(all) != nil {
+	if encodeMemo(&buf, all) != nil {
 		return
 	}
 	_ = writeReplace(m.path, buf.Bytes())

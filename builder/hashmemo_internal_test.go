@@ -1,11 +1,15 @@
 package builder
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/kiln-build/kiln/builder/copier"
 )
@@ -111,4 +115,29 @@ func selected(t *testing.T, p string) []copier.Selected {
 		t.Fatal(err)
 	}
 	return []copier.Selected{{Rel: filepath.Base(p), Host: p, Info: fi}}
+}
+
+// TestMemoFileFormat round-trips the memo file and refuses a truncated one.
+func TestMemoFileFormat(t *testing.T) {
+	t.Parallel()
+	in := map[string]memoEntry{
+		"/ctx/a":       {Dev: 2049, Ino: 1 << 40, Size: 5, Mode: 0o100644, MtimeNs: -1, CtimeNs: 1700000000123456789, Digest: "sha256:" + strings.Repeat("ab", 32)},
+		"/ctx/dir/é b": {Size: 0, Mode: 0o100600, Digest: "sha256:" + strings.Repeat("01", 32)},
+	}
+	var buf bytes.Buffer
+	if err := encodeMemo(&buf, in); err != nil {
+		t.Fatal(err)
+	}
+	out, err := decodeMemo(buf.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(in, out); diff != "" {
+		t.Errorf("round trip (-want +got):\n%s", diff)
+	}
+	for n := 0; n < buf.Len(); n += 7 {
+		if _, err := decodeMemo(buf.Bytes()[:n]); err == nil {
+			t.Fatalf("decoding the first %d of %d bytes succeeded", n, buf.Len())
+		}
+	}
 }
