@@ -168,6 +168,9 @@ type copier struct {
 	// planning is whether regular files go into req.Plan rather than the root
 	// (plan.go); req.Plan is still kept up to date when planning is off.
 	planning bool
+	// touchedDir and touchedSec are the directory touchParent last updated, and when.
+	touchedDir string
+	touchedSec int64
 
 	touched  map[string]struct{} // image paths created or modified
 	buf      []byte              // copy buffer, reused for every file of this call

@@ -3,7 +3,9 @@ package copier
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -66,23 +68,46 @@ func (c *copier) planFile(n *node, uid, gid int, mode os.FileMode) (bool, error)
 		// setTimes's truncation, so the entry's mtime is the one the file would have.
 		MTime: n.info.ModTime().Truncate(time.Second).Unix(),
 	}
+	if err := c.touchParent(n.dst); err != nil {
+		return false, err
+	}
 	c.req.Plan.Add(c.imagePath(n.dst), f)
 	c.touch(n.dst)
 	n.info = nil // nothing in the root to set the times of
 	return true, nil
 }
 
+// touchParent gives the directory of dst the mtime that creating dst in it would:
+// the layer has that directory's entry when the copy merged into it, with its mtime.
+// Only whole seconds reach the layer, so one update per directory and second is
+// enough.
+func (c *copier) touchParent(dst string) error {
+	dir, now := filepath.Dir(dst), time.Now().Unix()
+	if dir == c.touchedDir && now == c.touchedSec {
+		return nil
+	}
+	ts := []unix.Timespec{{Nsec: unix.UTIME_OMIT}, {Nsec: unix.UTIME_NOW}}
+	if err := unix.UtimesNanoAt(unix.AT_FDCWD, dir, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return c.hostErr(&fs.PathError{Op: "utimes", Path: dir, Err: err})
+	}
+	c.touchedDir, c.touchedSec = dir, now
+	return nil
+}
+
 // planLink makes n a hardlink to the planned file at first, as writeNode links a
 // written one, and reports false when first was written (so n is linked for real).
-func (c *copier) planLink(first string, n *node) bool {
+func (c *copier) planLink(first string, n *node) (bool, error) {
 	f, ok := c.req.Plan.Lookup(c.imagePath(first))
 	if !ok {
-		return false
+		return false, nil
+	}
+	if err := c.touchParent(n.dst); err != nil {
+		return false, err
 	}
 	c.req.Plan.Add(c.imagePath(n.dst), f)
 	c.touch(n.dst)
 	n.info = nil
-	return true
+	return true, nil
 }
 
 // isPlanned reports whether a file is planned at the host path host.

@@ -58,9 +58,11 @@ func TestPlanSameLayer(t *testing.T) {
 	}
 	cases := []planCase{
 		{name: "dir-into-new-dest", context: src, req: Request{Sources: []string{"dir"}, Dest: "/new/deep/"}, planned: true},
-		{name: "dir-merge-existing", context: src, root: []spec{"dst/one=old", "dst/sub/", "dst/keep=k mode=0700", "dst mode=0711 owner=3:3"},
+		{name: "dir-merge-existing", context: src, root: []spec{"dst/one=old", "dst/sub/", "dst/keep=k mode=0700", "dst mode=0711 owner=3:3 mtime=1000"},
 			req: Request{Sources: []string{"dir"}, Dest: "/dst"}, planned: true},
-		{name: "file-to-dir", context: src, root: []spec{"dst/"}, req: Request{Sources: []string{"f"}, Dest: "/dst/"}, planned: true},
+		{name: "file-to-dir", context: src, root: []spec{"dst/ mtime=1000"}, req: Request{Sources: []string{"f"}, Dest: "/dst/"}, planned: true},
+		{name: "files-into-old-dirs", context: src, root: []spec{"w/ mtime=1000", "w/dir/sub/ mtime=1000", "w/dir mtime=1000"},
+			req: Request{Sources: []string{"a.txt", "dir"}, Dest: "/w/"}, planned: true},
 		{name: "file-to-new-path", context: src, req: Request{Sources: []string{"a.txt"}, Dest: "/p/q/r"}, planned: true},
 		{name: "file-over-dir", context: src, root: []spec{"dst/r/old=1"}, req: Request{Sources: []string{"f"}, Dest: "/dst/r"}, planned: true},
 		{name: "file-over-file", context: src, root: []spec{"dst/r=old mode=0600"}, req: Request{Sources: []string{"f"}, Dest: "/dst/r"}, planned: true},

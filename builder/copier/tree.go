@@ -173,8 +173,8 @@ func (c *copier) writeNode(ctx context.Context, n *node, links map[fileID]string
 		id := fileID{dev: uint64(st.Dev), ino: st.Ino}
 		if links != nil && st.Nlink > 1 {
 			if first, ok := links[id]; ok {
-				if c.planLink(first, n) {
-					return nil
+				if ok, err := c.planLink(first, n); ok || err != nil {
+					return err
 				}
 				if err := os.Link(first, n.dst); err != nil {
 					return c.hostErr(err)
