@@ -3,7 +3,6 @@ package builder
 import (
 	"context"
 	"fmt"
-
 	"strings"
 
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
