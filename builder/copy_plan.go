@@ -88,7 +88,7 @@ func (df *dockerfile) readLater(i int, req *Request) bool {
 					}
 				}
 			case *instructions.OnbuildCommand:
-				return true // a trigger runs in a stage built FROM this one, unparsed here
+				return true // its instruction is parsed only when it runs: assume the worst
 			}
 		}
 	}
