@@ -88,6 +88,8 @@ type build struct {
 
 	fsMu    sync.Mutex
 	fsCache map[string]string // image reference -> extracted filesystem (COPY --from=image)
+
+	hashes *hashMemo // digests of context files from earlier builds (hashmemo.go)
 }
 
 // stageResult is a finished stage.
@@ -181,6 +183,7 @@ func runBuild(ctx context.Context, req *Request, s settings, limits isolation.Li
 		created:  time.Now().UTC(),
 		results:  make([]*stageResult, len(df.stages)),
 		fsCache:  map[string]string{},
+		hashes:   newHashMemo(ws.StateDir),
 	}
 	b.args.setPlatforms(hostPlatform(), platform)
 	if req.Reproducible {

@@ -230,7 +230,7 @@ func (s *stage) copyInputs(ctx context.Context, from string, sel copier.Request)
 		return nil, nil // only here-documents, which are in the instruction
 	}
 	if from == "" {
-		return sourceInputsKnown(ctx, s.contextSource(), sel, s.b.req.Context.Digests)
+		return sourceInputsKnown(ctx, s.b.hashes, s.contextSource(), sel, s.b.req.Context.Digests)
 	}
 	if j, ok := s.b.df.stageIndex(from, s.index); ok {
 		res := s.b.results[j]
@@ -254,13 +254,14 @@ func (s *stage) copyInputs(ctx context.Context, from string, sel copier.Request)
 // one input per path, named "file:<path>", whose digest covers the path's type, mode,
 // link target or device number, the name a source gets in a destination directory,
 // and a regular file's content. Files are hashed by a few workers in parallel.
-func sourceInputs(ctx context.Context, src copier.Source, req copier.Request) ([]CacheInput, error) {
-	return sourceInputsKnown(ctx, src, req, nil)
+func sourceInputs(ctx context.Context, memo *hashMemo, src copier.Source, req copier.Request) ([]CacheInput, error) {
+	return sourceInputsKnown(ctx, memo, src, req, nil)
 }
 
 // sourceInputsKnown is sourceInputs taking the digests known of src's files from
-// known, when it knows them, instead of reading the files.
-func sourceInputsKnown(ctx context.Context, src copier.Source, req copier.Request, known contexts.FileDigests) ([]CacheInput, error) {
+// known, when it knows them, instead of reading the files. memo (nil: none) supplies
+// and keeps the digests of unchanged files.
+func sourceInputsKnown(ctx context.Context, memo *hashMemo, src copier.Source, req copier.Request, known contexts.FileDigests) ([]CacheInput, error) {
 	var sel []copier.Selected
 	err := copier.Select(ctx, src, req, func(e copier.Selected) error {
 		sel = append(sel, e)
@@ -269,10 +270,11 @@ func sourceInputsKnown(ctx context.Context, src copier.Source, req copier.Reques
 	if err != nil {
 		return nil, err
 	}
-	contents, err := hashContents(ctx, sel, knownDigests(src.Root, known))
+	contents, err := hashContents(ctx, memo, sel, knownDigests(src.Root, known))
 	if err != nil {
 		return nil, err
 	}
+	memo.save()
 	inputs := make([]CacheInput, len(sel))
 	for i, e := range sel {
 		parts := []string{strconv.FormatUint(uint64(e.Info.Mode()), 8), e.Name, contents[i]}
@@ -308,9 +310,28 @@ func knownDigests(root string, known contexts.FileDigests) func(copier.Selected)
 }
 
 // hashContents returns the sha256 of each regular file in sel ("" for other types),
-// reading only those that known (when not nil) does not know.
-func hashContents(ctx context.Context, sel []copier.Selected, known func(copier.Selected) (string, bool)) ([]string, error) {
+// reading only those that known (when not nil) and memo do not know.
+func hashContents(ctx context.Context, memo *hashMemo, sel []copier.Selected, known func(copier.Selected) (string, bool)) ([]string, error) {
 	out := make([]string, len(sel))
+	todo := make([]int, 0, len(sel))
+	for i, e := range sel {
+		if !e.Info.Mode().IsRegular() {
+			continue
+		}
+		if known != nil {
+			if d, ok := known(e); ok {
+				out[i] = d
+				continue
+			}
+		}
+		if st, ok := e.Info.Sys().(*syscall.Stat_t); ok {
+			if d, ok := memo.lookup(e.Host, st); ok {
+				out[i] = d
+				continue
+			}
+		}
+		todo = append(todo, i)
+	}
 	work := make(chan int)
 	var (
 		wg       sync.WaitGroup
@@ -324,7 +345,7 @@ func hashContents(ctx context.Context, sel []copier.Selected, known func(copier.
 			defer wg.Done()
 			buf := make([]byte, 128<<10)
 			for i := range work {
-				d, err := fileDigest(sel[i].Host, buf)
+				d, err := memoDigest(memo, sel[i].Host, buf)
 				if err != nil {
 					mu.Lock()
 					if firstErr == nil {
@@ -337,16 +358,7 @@ func hashContents(ctx context.Context, sel []copier.Selected, known func(copier.
 			}
 		}()
 	}
-	for i, e := range sel {
-		if !e.Info.Mode().IsRegular() {
-			continue
-		}
-		if known != nil {
-			if d, ok := known(e); ok {
-				out[i] = d
-				continue
-			}
-		}
+	for _, i := range todo {
 		select {
 		case work <- i:
 		case <-ctx.Done():

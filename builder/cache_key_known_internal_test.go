@@ -36,7 +36,7 @@ func TestSourceInputsKnown(t *testing.T) {
 	ctx := context.Background()
 	src := copier.Source{Root: root, Context: true}
 	req := copier.Request{Sources: []string{"a", "d"}}
-	hashed, err := sourceInputs(ctx, src, req)
+	hashed, err := sourceInputs(ctx, nil, src, req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +70,7 @@ func TestSourceInputsKnown(t *testing.T) {
 		{"one known, wrong (so it is used)", mapDigests{"d/c": sum("a")}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := sourceInputsKnown(ctx, src, req, tc.known)
+			got, err := sourceInputsKnown(ctx, nil, src, req, tc.known)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -154,6 +154,7 @@ func (s *stage) copyFiles(ctx context.Context, src copier.Source, o copyOpts, hi
 			return err
 		}
 	}
+	plan := s.copyPlan(o)
 	var touched []string
 	for _, j := range jobs {
 		if j.noAdd {
@@ -162,6 +163,7 @@ func (s *stage) copyFiles(ctx context.Context, src copier.Source, o copyOpts, hi
 		r := req
 		r.Sources = j.sources
 		r.Add = o.add && !j.noAdd
+		r.Plan = plan
 		if r.Add {
 			lim := s.b.ws.InputLimits.effective()
 			r.MaxArchiveBytes, r.MaxArchiveRatio = lim.MaxArchiveBytes, lim.MaxArchiveRatio
@@ -177,6 +179,9 @@ func (s *stage) copyFiles(ctx context.Context, src copier.Source, o copyOpts, hi
 	}
 	if s.b.req.SingleSnapshot {
 		return s.commitEmpty(history)
+	}
+	if plan.Len() > 0 {
+		return s.writePlannedLayer(ctx, touched, plan, history)
 	}
 	if err := s.files.Update(s.root, touched); err != nil {
 		return fmt.Errorf("recording copied files: %w", err)

@@ -240,12 +240,12 @@ func (s *stage) snapshot(ctx context.Context, history string, existingVolumes []
 // layer is a plain tar (its digest is its diff ID): compression is an output's
 // business (output.Compressor), done only when the image leaves kiln, as BuildKit
 // does, so a build with no output, or whose steps come from the cache, never pays it.
-func (s *stage) writeLayer(ctx context.Context, ch *snapshot.Changes, history string) error {
+func (s *stage) writeLayer(ctx context.Context, ch *snapshot.Changes, history string, extra ...snapshot.LayerOption) error {
 	writeStart := time.Now()
-	l, err := snapshot.WriteLayer(ctx, s.root, s.b.blobDir, ch,
+	l, err := snapshot.WriteLayer(ctx, s.root, s.b.blobDir, ch, append([]snapshot.LayerOption{
 		snapshot.WithLayerIgnore(s.b.ws.Ignore),
 		snapshot.WithReproducible(s.b.req.Reproducible),
-		snapshot.WithCompression(snapshot.Uncompressed))
+		snapshot.WithCompression(snapshot.Uncompressed)}, extra...)...)
 	s.b.phases.Since(PhaseLayer, writeStart)
 	if err != nil {
 		return fmt.Errorf("writing layer: %w", err)

@@ -114,7 +114,7 @@ func (s *stage) cacheSeed(ctx context.Context, m runMount) (*cacheSeed, error) {
 	if err != nil {
 		return nil, err
 	}
-	inputs, err := sourceInputs(ctx, src, copier.Request{Sources: []string{source}})
+	inputs, err := sourceInputs(ctx, s.b.hashes, src, copier.Request{Sources: []string{source}})
 	if err != nil {
 		return nil, err
 	}

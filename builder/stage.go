@@ -45,6 +45,9 @@ type stage struct {
 	firstHistory int    // history entries inherited from the base
 	parentNote   string // why the current state may be new, for cache-miss reasons
 	fresh        bool   // a step of this stage ran rather than came from the cache
+	// lastWork is set while the stage's last instruction that works on the root runs
+	// (only config instructions follow it): COPY's fast path (copy_plan.go).
+	lastWork bool
 }
 
 func (b *build) buildStage(ctx context.Context, i int) (*stageResult, error) {
@@ -100,9 +103,10 @@ func (b *build) buildStage(ctx context.Context, i int) (*stageResult, error) {
 	}
 	b.emit(StepDone{Step: step, ImageID: fromID})
 
-	for _, cmd := range def.Commands {
+	for ci, cmd := range def.Commands {
 		loc, text := commandSource(cmd)
 		s.step = b.nextStep(i, lineOf(loc), text)
+		s.lastWork = onlyConfig(def.Commands[ci+1:])
 		if err := s.execute(ctx, cmd, text); err != nil {
 			return nil, b.instructionError(loc, text, err)
 		}

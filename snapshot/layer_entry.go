@@ -13,10 +13,14 @@ import (
 // writePath writes the tar entry of img from the tree, reporting whether it is a
 // directory. A path that vanished, or a socket, writes nothing.
 func (lw *layerWriter) writePath(img string) (isDir bool, err error) {
+	if f, ok := lw.cfg.plan.Lookup(img); ok {
+		return false, lw.writePlanned(img, f)
+	}
 	host := lw.host(img)
 	var st unix.Stat_t
 	if err := unix.Lstat(host, &st); err != nil {
-		if errors.Is(err, unix.ENOENT) {
+		// ENOTDIR: a later source of the same COPY replaced an ancestor by a file.
+		if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) {
 			return false, nil
 		}
 		return false, &os.PathError{Op: "lstat", Path: host, Err: err}

@@ -31,6 +31,7 @@ type layerConfig struct {
 	level        int
 	reproducible bool
 	ignore       *Ignore
+	plan         *Plan // files taken from their sources, not the root (layer_plan.go)
 }
 
 // WithCompression selects the blob's compression; the default is Gzip.
@@ -197,8 +198,10 @@ type layerWriter struct {
 	tw      *tar.Writer
 	written map[string]bool     // image paths already in the tar
 	links   map[inodeKey]string // first tar name of each multiply-linked file
-	buf     []byte
-	files   int
+	// planLinks is the first tar name of each planned file (layer_plan.go).
+	planLinks map[*PlannedFile]string
+	buf       []byte
+	files     int
 }
 
 // item is one path to put in the layer, in path order.
@@ -295,7 +298,7 @@ func (lw *layerWriter) parents(img string) (bool, error) {
 	}
 	var st unix.Stat_t
 	if err := unix.Lstat(lw.host(dir), &st); err != nil {
-		if errors.Is(err, unix.ENOENT) {
+		if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) {
 			return false, nil
 		}
 		return false, &os.PathError{Op: "lstat", Path: lw.host(dir), Err: err}

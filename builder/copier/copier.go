@@ -13,6 +13,7 @@ import (
 	"github.com/moby/patternmatcher"
 
 	"github.com/kiln-build/kiln/nettimeout"
+	"github.com/kiln-build/kiln/snapshot"
 )
 
 // Source is where COPY/ADD sources are looked up: the build context directory, or the
@@ -83,6 +84,12 @@ type Request struct {
 	// TempDir is the host directory downloads are written to before being copied; it
 	// must be outside the build root. Empty means the system's temporary directory.
 	TempDir string
+	// Plan, when not nil, is COPY's fast path for a root nobody reads afterwards:
+	// regular files are not created in dstRoot but added to Plan, for
+	// snapshot.WriteLayer to take from their sources (see plan.go). Everything else
+	// (directories, symlinks, removals, lookups in the destination) still happens in
+	// dstRoot. The sources must stay in place until the layer is written.
+	Plan *snapshot.Plan
 }
 
 // Copy performs req from src into the build root dstRoot, the host directory that is
@@ -113,12 +120,13 @@ func Copy(ctx context.Context, src Source, dstRoot string, req Request) ([]strin
 		return nil, fmt.Errorf("%s failed: %w", cmd, err)
 	}
 	c := &copier{
-		src:     src,
-		dstRoot: dstRoot,
-		req:     req,
-		exclude: exclude,
-		touched: map[string]struct{}{},
-		buf:     make([]byte, 256<<10),
+		src:      src,
+		dstRoot:  dstRoot,
+		req:      req,
+		exclude:  exclude,
+		touched:  map[string]struct{}{},
+		buf:      make([]byte, 256<<10),
+		planning: req.Plan != nil,
 	}
 	defer c.cleanup()
 
@@ -130,6 +138,9 @@ func Copy(ctx context.Context, src Source, dstRoot string, req Request) ([]strin
 	}
 	items, err := c.resolveSources(ctx)
 	if err != nil {
+		return nil, fmt.Errorf("%s failed: %w", cmd, err)
+	}
+	if err := c.checkPlan(items); err != nil {
 		return nil, fmt.Errorf("%s failed: %w", cmd, err)
 	}
 	if len(items) > 1 && !strings.HasSuffix(req.Dest, "/") {
@@ -154,6 +165,12 @@ type copier struct {
 	dstRoot string
 	req     Request
 	exclude *patternmatcher.PatternMatcher // --exclude; nil for none
+	// planning is whether regular files go into req.Plan rather than the root
+	// (plan.go); req.Plan is still kept up to date when planning is off.
+	planning bool
+	// touchedDir and touchedSec are the directory touchParent last updated, and when.
+	touchedDir string
+	touchedSec int64
 
 	touched  map[string]struct{} // image paths created or modified
 	buf      []byte              // copy buffer, reused for every file of this call

@@ -83,7 +83,7 @@ func (c *copier) copyFile(ctx context.Context, it item, target string) error {
 	if err := c.clear(target, false); err != nil {
 		return err
 	}
-	n := &node{src: it.host, info: it.info, dst: target, owner: own}
+	n := &node{src: it.host, info: it.info, dst: target, owner: own, remote: it.remote}
 	if err := c.writeNode(ctx, n, nil); err != nil {
 		return err
 	}
@@ -135,6 +135,9 @@ func (c *copier) copyDir(ctx context.Context, it item, destHost string) error {
 // symlink). A missing path is not an error; anything else (a file used as a
 // directory on the way) is.
 func (c *copier) isExistingDir(host string) (bool, error) {
+	if c.isPlanned(host) {
+		return false, nil
+	}
 	fi, err := os.Stat(host)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -151,6 +154,9 @@ func (c *copier) isExistingDir(host string) (bool, error) {
 func (c *copier) mkdirAll(host string, o Owner) error {
 	var missing []string
 	for p := host; ; p = filepath.Dir(p) {
+		if c.isPlanned(p) {
+			return &fs.PathError{Op: "mkdir", Path: c.imagePath(host), Err: syscall.ENOTDIR}
+		}
 		fi, err := os.Lstat(p)
 		if err == nil {
 			if !fi.IsDir() {
@@ -186,6 +192,7 @@ func (c *copier) mkdirAll(host string, o Owner) error {
 // node is a directory too (the two merge); anything else is removed, as the classic
 // builder's untar does. It reports nothing; the caller knows what it writes next.
 func (c *copier) clear(host string, newIsDir bool) error {
+	c.unplan(host, false)
 	fi, err := os.Lstat(host)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -194,6 +201,9 @@ func (c *copier) clear(host string, newIsDir bool) error {
 		return c.hostErr(err)
 	case fi.IsDir() && newIsDir:
 		return nil
+	}
+	if fi.IsDir() {
+		c.unplan(host, true)
 	}
 	if err := os.RemoveAll(host); err != nil {
 		return c.hostErr(err)

@@ -14,6 +14,7 @@ import (
 // trailing slash is a new path even where the build root has a directory.
 func copyLinked(ctx context.Context, src Source, dstRoot string, req Request) ([]string, error) {
 	req.Link = false
+	req.Plan = nil // the scratch copy is read back below: it must hold the files
 	scratch, err := os.MkdirTemp(req.TempDir, "kiln-link-")
 	if err != nil {
 		return nil, fmt.Errorf("COPY --link: %w", err)

@@ -78,7 +78,7 @@ func Select(ctx context.Context, src Source, req Request, fn func(Selected) erro
 // in the source): excluded entries are skipped, but an excluded directory is still
 // searched when .dockerignore may re-include something below it.
 func (c *copier) selectChildren(ctx context.Context, base, dir, rel string, fn func(Selected) error) error {
-	entries, err := os.ReadDir(dir)
+	entries, err := readDirStat(dir)
 	if err != nil {
 		return fmt.Errorf("reading %s: %w", rel, unwrapPathError(err))
 	}
@@ -86,17 +86,17 @@ func (c *copier) selectChildren(ctx context.Context, base, dir, rel string, fn f
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		childRel := path.Join(rel, e.Name())
-		host := filepath.Join(dir, e.Name())
+		childRel := path.Join(rel, e.name)
+		host := filepath.Join(dir, e.name)
 		if out, search := c.leftOut(base, childRel); out {
-			if e.IsDir() && search {
+			if e.err == nil && e.info.IsDir() && search {
 				if err := c.selectChildren(ctx, base, host, childRel, fn); err != nil {
 					return err
 				}
 			}
 			continue
 		}
-		fi, err := e.Info()
+		fi, err := e.info, e.err
 		if err != nil {
 			return fmt.Errorf("stat %s: %w", childRel, unwrapPathError(err))
 		}

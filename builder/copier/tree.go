@@ -41,7 +41,7 @@ type pendingDir struct {
 // copyChildren copies the entries of the source directory srcDir (rel in the source)
 // into dstDir, which exists unless pending says it is still to be created.
 func (t *tree) copyChildren(ctx context.Context, srcDir, rel, dstDir string, pending *pendingDir) error {
-	entries, err := os.ReadDir(srcDir)
+	entries, err := readDirStat(srcDir)
 	if err != nil {
 		return fmt.Errorf("reading %s: %w", rel, unwrapPathError(err))
 	}
@@ -49,11 +49,11 @@ func (t *tree) copyChildren(ctx context.Context, srcDir, rel, dstDir string, pen
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		childRel := path.Join(rel, e.Name())
-		src := filepath.Join(srcDir, e.Name())
-		dst := filepath.Join(dstDir, e.Name())
+		childRel := path.Join(rel, e.name)
+		src := filepath.Join(srcDir, e.name)
+		dst := filepath.Join(dstDir, e.name)
 		if out, search := t.c.leftOut(t.base, childRel); out {
-			if e.IsDir() && search {
+			if e.err == nil && e.info.IsDir() && search {
 				p := &pendingDir{parent: pending, dst: dst}
 				if err := t.copyChildren(ctx, src, childRel, dst, p); err != nil {
 					return err
@@ -64,7 +64,7 @@ func (t *tree) copyChildren(ctx context.Context, srcDir, rel, dstDir string, pen
 		if err := t.materialize(pending); err != nil {
 			return err
 		}
-		fi, err := e.Info()
+		fi, err := e.info, e.err
 		if err != nil {
 			return fmt.Errorf("stat %s: %w", childRel, unwrapPathError(err))
 		}
@@ -142,6 +142,7 @@ type node struct {
 	owner *Owner // nil: the source's owner
 
 	dirMode os.FileMode // a directory's mode, applied by tree.finish
+	remote  bool        // a download: its temporary file goes before the layer is written
 }
 
 // writeNode creates n.dst (which clear has made room for, or which is an existing
@@ -172,6 +173,9 @@ func (c *copier) writeNode(ctx context.Context, n *node, links map[fileID]string
 		id := fileID{dev: uint64(st.Dev), ino: st.Ino}
 		if links != nil && st.Nlink > 1 {
 			if first, ok := links[id]; ok {
+				if ok, err := c.planLink(first, n); ok || err != nil {
+					return err
+				}
 				if err := os.Link(first, n.dst); err != nil {
 					return c.hostErr(err)
 				}
@@ -180,6 +184,13 @@ func (c *copier) writeNode(ctx context.Context, n *node, links map[fileID]string
 				return nil
 			}
 			links[id] = n.dst
+		}
+		planned, err := c.planFile(n, uid, gid, mode)
+		if err != nil {
+			return err
+		}
+		if planned {
+			return nil
 		}
 		if err := c.copyContent(n, uid, gid, mode); err != nil {
 			return err
