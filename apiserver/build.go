@@ -118,7 +118,7 @@ func (s *Server) postBuild(w http.ResponseWriter, r *http.Request, q *builder.Qu
 	if msg := cacheFromWarning(o.cacheFrom); msg != "" {
 		out.event(builder.Warning{Message: msg})
 	}
-	res, err := builder.Build(ctx, &builder.Request{
+	req := &builder.Request{
 		Dockerfile:     df,
 		DockerfileName: dfName,
 		Context:        bctx,
@@ -132,7 +132,11 @@ func (s *Server) postBuild(w http.ResponseWriter, r *http.Request, q *builder.Qu
 		Limits:         o.limits,
 		Secrets:        s.build.Secrets,
 		Phases:         phases,
-	},
+	}
+	if s.build.PushOnBuild && s.pushesSome(o) {
+		req.LayerSinks = s.layerSinks()
+	}
+	res, err := builder.Build(ctx, req,
 		builder.WithWorkspace(ws),
 		builder.WithEvents(out.event),
 		builder.WithRegistry(builder.Registry{

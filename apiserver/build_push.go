@@ -53,6 +53,34 @@ func (s *Server) outputCompressor() *output.Compressor {
 	return c
 }
 
+// pushesSome reports whether push-on-build will push the build's image: one of its
+// tags names a registry.
+func (s *Server) pushesSome(o *buildOptions) bool {
+	for i := range o.tags {
+		if namesRegistry(o.typed[i]) {
+			return true
+		}
+	}
+	return false
+}
+
+// layerSinks compresses a build's new layers into the output memo as they are
+// written, for a build push-on-build will push (builder.Request.LayerSinks); nil
+// without a memo.
+func (s *Server) layerSinks() func() (builder.LayerSink, error) {
+	c := s.outputCompressor()
+	if c == nil {
+		return nil
+	}
+	return func() (builder.LayerSink, error) {
+		sink, err := c.NewSink()
+		if sink == nil || err != nil {
+			return nil, err
+		}
+		return sink, nil
+	}
+}
+
 // compressForOutput returns img with its layers compressed for a client, and what to
 // call once it is written.
 func (s *Server) compressForOutput(ctx context.Context, img v1.Image) (v1.Image, func(), error) {

@@ -302,3 +302,95 @@ func TestCompressionOnceAcrossRebuilds(t *testing.T) {
 		t.Errorf("second --reproducible build: manifest %s, first %s: not bit-identical", fresh, first)
 	}
 }
+
+// failingSink takes a layer and then fails to record it.
+type failingSink struct{ aborted, committed *int }
+
+func (failingSink) Write(p []byte) (int, error) { return len(p), nil }
+func (s failingSink) Commit(v1.Hash) error       { *s.committed++; return errors.New("disk full") }
+func (s failingSink) Abort()                     { *s.aborted++ }
+
+// With Request.LayerSinks, every layer the build writes (after a RUN, a COPY through
+// the root, a COPY on the fast path) is compressed into the memo while it is written:
+// the export then compresses nothing and gives the manifest that compressing at
+// export gives. A sink that fails costs only that pass.
+func TestLayerSinksCompressWhileWriting(t *testing.T) {
+	w := newWorld(t)
+	ctxDir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(ctxDir, "a"), []byte("copied"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	df := []byte("FROM " + w.busybox + "\nCOPY a /a\nRUN echo ran > /ran\nCOPY a /b\n")
+	build := func(sinks func() (builder.LayerSink, error)) *builder.Result {
+		t.Helper()
+		bctx, err := contexts.FromDir(ctxDir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := builder.Build(context.Background(), &builder.Request{
+			Dockerfile: df, Context: bctx, Reproducible: true, LayerSinks: sinks,
+		}, builder.WithWorkspace(builder.Workspace{Isolation: isolation.Chroot, StateDir: t.TempDir()}))
+		if err != nil {
+			t.Fatalf("build: %v", err)
+		}
+		return res
+	}
+	export := func(memo string, img v1.Image) (v1.Hash, int, int) {
+		t.Helper()
+		var compressed, memoized int
+		comp, err := output.NewCompressor(memo, output.Gzip, 0, output.WithCompressReport(func(e output.LayerCompressed) {
+			if e.Memoized {
+				memoized++
+			} else {
+				compressed++
+			}
+		}), output.WithCompressJobs(1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := comp.CompressImage(context.Background(), img)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, err := out.Digest()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d, compressed, memoized
+	}
+
+	memo := t.TempDir()
+	comp, err := output.NewCompressor(memo, output.Gzip, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sinks := 0
+	res := build(func() (builder.LayerSink, error) {
+		sinks++
+		s, err := comp.NewSink()
+		return s, err
+	})
+	if sinks != 3 {
+		t.Errorf("%d sinks asked for, want one per new layer (3)", sinks)
+	}
+	got, c, m := export(memo, res.Image)
+	if c != 0 || m != 3 {
+		t.Errorf("export after sinks: %d layers compressed, %d from the memo; want 0, 3", c, m)
+	}
+	want, c, _ := export(t.TempDir(), build(nil).Image)
+	if c != 3 {
+		t.Errorf("export without sinks compressed %d layers, want 3", c)
+	}
+	if got != want {
+		t.Errorf("manifest with sinks %s, compressed at export %s", got, want)
+	}
+
+	var aborted, committed int
+	res = build(func() (builder.LayerSink, error) { return failingSink{&aborted, &committed}, nil })
+	if committed != 3 || aborted != 0 {
+		t.Errorf("failing sinks: %d commits, %d aborts; want 3, 0", committed, aborted)
+	}
+	if d, c, _ := export(t.TempDir(), res.Image); c != 3 || d != want {
+		t.Errorf("after failing sinks: export compressed %d layers into %s; want 3 into %s", c, d, want)
+	}
+}

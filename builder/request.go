@@ -1,6 +1,7 @@
 package builder
 
 import (
+	"io"
 	"net/http"
 	"time"
 
@@ -48,6 +49,13 @@ type Request struct {
 	// CompressionLevel is the compressor's level (--compression-level: gzip 1-9,
 	// zstd 1-22); 0 keeps its default. snapshot.CheckLevel validates it.
 	CompressionLevel int
+	// LayerSinks, when set, gives each layer the build writes a sink that receives its
+	// plain tar in the same pass (LayerSink). A door whose image will leave kiln (a
+	// push, a tarball) sets it to its output's compressor, so compression overlaps the
+	// layer write as kaniko's did instead of being a second pass at export; a build
+	// with no output leaves it nil and never compresses. A sink's failure only costs
+	// that pass: the output compresses the layer itself.
+	LayerSinks func() (LayerSink, error)
 	// SingleSnapshot takes one snapshot at the end of each stage instead of one per
 	// instruction (kaniko's --single-snapshot). It turns the build cache off: steps
 	// then have no layers of their own to store.
@@ -230,3 +238,11 @@ type Result struct {
 
 // InPlace reports whether builds in this workspace use the container's own root.
 func (ws Workspace) InPlace() bool { return ws.Isolation == isolation.InPlace }
+
+// A LayerSink takes one layer's plain tar as the build writes it (Write), then the
+// layer's diff ID when it is complete (Commit), or Abort when the layer failed.
+type LayerSink interface {
+	io.Writer
+	Commit(diffID v1.Hash) error
+	Abort()
+}

@@ -242,10 +242,22 @@ func (s *stage) snapshot(ctx context.Context, history string, existingVolumes []
 // does, so a build with no output, or whose steps come from the cache, never pays it.
 func (s *stage) writeLayer(ctx context.Context, ch *snapshot.Changes, history string, extra ...snapshot.LayerOption) error {
 	writeStart := time.Now()
+	sink := s.layerSink()
+	if sink != nil {
+		extra = append(extra, snapshot.WithTee(sink))
+	}
 	l, err := snapshot.WriteLayer(ctx, s.root, s.b.blobDir, ch, append([]snapshot.LayerOption{
 		snapshot.WithLayerIgnore(s.b.ws.Ignore),
 		snapshot.WithReproducible(s.b.req.Reproducible),
 		snapshot.WithCompression(snapshot.Uncompressed)}, extra...)...)
+	if sink != nil {
+		if err != nil {
+			sink.Abort()
+		} else if diffID, _ := l.DiffID(); sink.Commit(diffID) != nil {
+			// The output compresses this layer itself, as without a sink.
+			s.b.emit(Debug{Message: "Compressing the layer while writing it failed; it is compressed on output"})
+		}
+	}
 	s.b.phases.Since(PhaseLayer, writeStart)
 	if err != nil {
 		return fmt.Errorf("writing layer: %w", err)
@@ -259,6 +271,19 @@ func (s *stage) writeLayer(ctx context.Context, ch *snapshot.Changes, history st
 	sz, _ := l.Size()
 	s.b.emit(LayerWritten{Step: s.step, Digest: d, Size: sz, Files: l.Files()})
 	return nil
+}
+
+// layerSink returns the request's sink for the next layer, or nil: without
+// LayerSinks, or when it fails (the output then compresses the layer itself).
+func (s *stage) layerSink() LayerSink {
+	if s.b.req.LayerSinks == nil {
+		return nil
+	}
+	sink, err := s.b.req.LayerSinks()
+	if err != nil || sink == nil {
+		return nil
+	}
+	return sink
 }
 
 // mkdirAll creates an image directory path in the root (0755, owned by owner or

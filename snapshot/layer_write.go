@@ -32,6 +32,7 @@ type layerConfig struct {
 	reproducible bool
 	ignore       *Ignore
 	plan         *Plan // files taken from their sources, not the root (layer_plan.go)
+	tee          io.Writer
 }
 
 // WithCompression selects the blob's compression; the default is Gzip.
@@ -49,6 +50,12 @@ func WithLevel(level int) LayerOption {
 // so equal trees give equal digests whenever they were built.
 func WithReproducible(on bool) LayerOption {
 	return func(lc *layerConfig) { lc.reproducible = on }
+}
+
+// WithTee also gives w the layer's tar as it is written (an output compressing it in
+// the same pass). w's errors are its own business: it must not fail the layer.
+func WithTee(w io.Writer) LayerOption {
+	return func(lc *layerConfig) { lc.tee = w }
 }
 
 // WithLayerIgnore leaves ignored paths out of the layer.
@@ -106,7 +113,11 @@ func writeBlob(ctx context.Context, f *os.File, root string, ch *Changes, cfg la
 	if err != nil {
 		return nil, err
 	}
-	tw := tar.NewWriter(io.MultiWriter(comp, diffID))
+	tarOut := io.MultiWriter(comp, diffID)
+	if cfg.tee != nil {
+		tarOut = io.MultiWriter(comp, diffID, cfg.tee)
+	}
+	tw := tar.NewWriter(tarOut)
 	lw := &layerWriter{
 		cfg:     cfg,
 		root:    root,

@@ -300,6 +300,16 @@ func planBuild(ctx context.Context, f *buildFlags, h host) (*buildPlan, error) {
 		}
 		return nil, err
 	}
+	if p.outputs.compresses() || (cacheAt != nil && cacheAt.repo != nil) {
+		comp := p.outputs.compressor
+		p.req.LayerSinks = func() (builder.LayerSink, error) {
+			s, err := comp.NewSink()
+			if s == nil || err != nil {
+				return nil, err
+			}
+			return s, nil
+		}
+	}
 	p.workspace = builder.Workspace{Isolation: mode, StateDir: stateDir, Ignore: ignore, BaseCache: baseCache, LockFile: lockFile,
 		SSHKnownHostsFile: knownHostsFile(f.knownHosts, h.lookupEnv)}
 	sec, err := planInPlace(h, mode, f.inPlaceNS, secretFlagFiles(f.secrets, f.ssh, h.lookupEnv), append(own, baseCache)...)
@@ -345,6 +355,15 @@ func planBuild(ctx context.Context, f *buildFlags, h host) (*buildPlan, error) {
 	}
 	planned = true
 	return p, nil
+}
+
+// compresses reports whether the image leaves kiln, so its new layers are compressed
+// while the build writes them (builder.Request.LayerSinks) rather than at export: a
+// push, a tarball or layout, or a digest file (the digest is the compressed
+// manifest's).
+func (o outputs) compresses() bool {
+	return o.push || o.tarPath != "" || o.layoutPath != "" ||
+		o.digestFile != "" || o.nameDigestFile != "" || o.nameTagDigestFile != ""
 }
 
 // planOutputs checks where the image goes, with kaniko's rules: pushing needs a
