@@ -307,8 +307,8 @@ func TestCompressionOnceAcrossRebuilds(t *testing.T) {
 type failingSink struct{ aborted, committed *int }
 
 func (failingSink) Write(p []byte) (int, error) { return len(p), nil }
-func (s failingSink) Commit(v1.Hash) error       { *s.committed++; return errors.New("disk full") }
-func (s failingSink) Abort()                     { *s.aborted++ }
+func (s failingSink) Commit(v1.Hash) error      { *s.committed++; return errors.New("disk full") }
+func (s failingSink) Abort()                    { *s.aborted++ }
 
 // With Request.LayerSinks, every layer the build writes (after a RUN, a COPY through
 // the root, a COPY on the fast path) is compressed into the memo while it is written:
