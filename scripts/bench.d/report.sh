@@ -275,6 +275,7 @@ Written by \`scripts/bench\` (\`make bench\`); rerun it to refresh this page. Ea
 the **median wall-clock time of $RUNS run(s)** of the same build on the same machine, one
 builder after the other (the order rotates from run to run), with [fastest–slowest] when
 there are several. Ratios (of medians) below 1× mean kiln is faster. Cases run: $CASES.
+What kiln does to be fast, and where each trick stops applying: [speed.md](speed.md).
 
 ## Results
 
