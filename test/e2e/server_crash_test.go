@@ -13,10 +13,12 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/validate"
 	"golang.org/x/sys/unix"
 
+	"github.com/kiln-build/kiln/builder/output"
 	"github.com/kiln-build/kiln/store"
 	"github.com/kiln-build/kiln/test/testworld"
 )
@@ -180,6 +182,23 @@ func checkLocksFree(t *testing.T, state string) {
 	}
 }
 
+// validateStored validates an image of the store, whose layers are the plain tars the
+// build wrote (compressed only when the image leaves kiln): compressed into a memo of
+// its own first, as an output would, since ggcr's validate reads gzip. A layer cut
+// short no longer matches its diff ID there.
+func validateStored(t *testing.T, img v1.Image) error {
+	t.Helper()
+	comp, err := output.NewCompressor(t.TempDir(), output.Gzip, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := comp.CompressImage(context.Background(), img)
+	if err != nil {
+		return err
+	}
+	return validate.Image(out)
+}
+
 // checkStoreWhole checks that the store opens and every image it lists is whole.
 func checkStoreWhole(t *testing.T, state string) {
 	t.Helper()
@@ -197,7 +216,7 @@ func checkStoreWhole(t *testing.T, state string) {
 			t.Errorf("image %s is listed but does not resolve: %v", im.ID, err)
 			continue
 		}
-		if err := validate.Image(img); err != nil {
+		if err := validateStored(t, img); err != nil {
 			t.Errorf("image %s %v is half stored: %v", im.ID, im.RepoTags, err)
 		}
 	}
