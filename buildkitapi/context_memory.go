@@ -4,18 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"io/fs"
 	"os"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
-	"syscall"
 
 	"github.com/moby/buildkit/session"
 	"github.com/moby/buildkit/session/filesync"
 	fstypes "github.com/tonistiigi/fsutil/types"
-	"golang.org/x/sys/unix"
+
+	"github.com/kiln-build/kiln/contexts"
 )
 
 // errOutgrewMemory ends a transfer into memory that would hold more than its share:
@@ -130,7 +127,7 @@ func (l *contextLease) toDisk() error {
 	if err != nil {
 		return err
 	}
-	if err := copyContext(old, dir); err != nil {
+	if err := contexts.CopyTree(old, dir, true); err != nil {
 		os.RemoveAll(dir)
 		return fmt.Errorf("moving the build context from memory to disk: %w", err)
 	}
@@ -139,83 +136,4 @@ func (l *contextLease) toDisk() error {
 	delete(c.inMem, l.e)
 	c.mu.Unlock()
 	return os.RemoveAll(old)
-}
-
-// copyContext copies the tree at src into the existing directory dst: directories,
-// regular files, symlinks and hard links, with their modes, owners and modification
-// times. Anything else (a device, a FIFO) is left out: file sync sends it again.
-func copyContext(src, dst string) error {
-	links := map[uint64]string{} // inode -> its first copy
-	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(src, p)
-		if err != nil || rel == "." {
-			return err
-		}
-		to := filepath.Join(dst, rel)
-		info, err := d.Info()
-		if err != nil {
-			return err
-		}
-		st, ok := info.Sys().(*syscall.Stat_t)
-		if !ok {
-			return fmt.Errorf("%s: no stat", p)
-		}
-		switch {
-		case d.IsDir():
-			if err := os.Mkdir(to, info.Mode().Perm()); err != nil {
-				return err
-			}
-		case d.Type()&fs.ModeSymlink != 0:
-			target, err := os.Readlink(p)
-			if err != nil {
-				return err
-			}
-			if err := os.Symlink(target, to); err != nil {
-				return err
-			}
-		case d.Type().IsRegular():
-			if first, ok := links[st.Ino]; ok && st.Nlink > 1 {
-				return os.Link(first, to)
-			}
-			if err := copyFile(p, to, info.Mode()); err != nil {
-				return err
-			}
-			if st.Nlink > 1 {
-				links[st.Ino] = to
-			}
-		default:
-			return nil
-		}
-		if err := os.Lchown(to, int(st.Uid), int(st.Gid)); err != nil {
-			return err
-		}
-		if d.Type()&fs.ModeSymlink == 0 {
-			// a mode with setuid or sticky bits, which Mkdir and OpenFile drop
-			if err := os.Chmod(to, info.Mode()); err != nil {
-				return err
-			}
-		}
-		ts := []unix.Timespec{unix.NsecToTimespec(info.ModTime().UnixNano()), unix.NsecToTimespec(info.ModTime().UnixNano())}
-		return unix.UtimesNanoAt(unix.AT_FDCWD, to, ts, unix.AT_SYMLINK_NOFOLLOW)
-	})
-}
-
-func copyFile(from, to string, mode fs.FileMode) error {
-	in, err := os.Open(from)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := os.OpenFile(to, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode.Perm())
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
 }

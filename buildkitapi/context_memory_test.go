@@ -12,6 +12,8 @@ import (
 	"time"
 
 	fstypes "github.com/tonistiigi/fsutil/types"
+
+	"github.com/kiln-build/kiln/contexts"
 )
 
 // TestContextMemory: a context that fits the memory directory is received there, one
@@ -272,7 +274,7 @@ func TestCopyContext(t *testing.T) {
 	for _, p := range []string{"d/f", "d"} {
 		must(os.Chtimes(filepath.Join(src, p), mtime, mtime))
 	}
-	must(copyContext(src, dst))
+	must(contexts.CopyTree(src, dst, true))
 	for _, rel := range []string{"d", "d/f", "hard", "link"} {
 		w, err := os.Lstat(filepath.Join(src, rel))
 		must(err)

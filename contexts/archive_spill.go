@@ -24,7 +24,7 @@ func WithMemoryFirst(memDir string, n int64) ArchiveOption {
 // spill moves what the extractor wrote so far from the memory directory to disk, and
 // makes disk its root from now on.
 func (x *extractor) spill(disk string) error {
-	if err := copyTree(x.root, disk); err != nil {
+	if err := CopyTree(x.root, disk, false); err != nil {
 		return fmt.Errorf("moving the build context from memory to %s: %w", disk, err)
 	}
 	old := x.root
@@ -36,10 +36,15 @@ func (x *extractor) spill(disk string) error {
 	return os.RemoveAll(old)
 }
 
-// copyTree copies the tree at src into the existing directory dst: directories,
-// regular files (content, mode, modification time), symlinks and hard links (as links).
-// Directory modes and times are set by the extractor at the end, as for any context.
-func copyTree(src, dst string) error {
+// CopyTree copies the tree at src into the existing directory dst: directories,
+// regular files (content, mode with its setuid, setgid and sticky bits, modification
+// time), symlinks (target and time) and hard links (as links). Anything else (a
+// device, a FIFO) is left out. With owners, each copy also gets its source's owner
+// (a context received by file sync, whose owners the next sync compares); without,
+// the copies are the caller's, and directories keep owner write permission until the
+// caller sets their modes. A caller that writes into a directory afterwards sets its
+// time again.
+func CopyTree(src, dst string, owners bool) error {
 	links := map[uint64]string{} // inode -> first copy, for hard links
 	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -54,9 +59,15 @@ func copyTree(src, dst string) error {
 		if err != nil {
 			return err
 		}
+		st, ok := info.Sys().(*syscall.Stat_t)
+		if !ok {
+			return fmt.Errorf("%s: no stat", p)
+		}
 		switch {
 		case d.IsDir():
-			return os.Mkdir(to, info.Mode().Perm()|0o700)
+			if err := os.Mkdir(to, info.Mode().Perm()|0o700); err != nil {
+				return err
+			}
 		case d.Type()&fs.ModeSymlink != 0:
 			target, err := os.Readlink(p)
 			if err != nil {
@@ -65,22 +76,38 @@ func copyTree(src, dst string) error {
 			if err := os.Symlink(target, to); err != nil {
 				return err
 			}
-			return lchtimes(to, info.ModTime())
 		case d.Type().IsRegular():
-			if st, ok := info.Sys().(*syscall.Stat_t); ok && st.Nlink > 1 {
-				if first, seen := links[st.Ino]; seen {
-					return os.Link(first, to)
-				}
+			if first, seen := links[st.Ino]; seen && st.Nlink > 1 {
+				return os.Link(first, to)
+			}
+			if err := copyFile(p, to); err != nil {
+				return err
+			}
+			if st.Nlink > 1 {
 				links[st.Ino] = to
 			}
-			return copyFile(p, to, info)
+		default:
+			return nil // nothing else is extracted or synced
 		}
-		return nil // nothing else is extracted
+		if owners {
+			if err := os.Lchown(to, int(st.Uid), int(st.Gid)); err != nil {
+				return err
+			}
+		}
+		// A directory stays writable (0700 added) without owners: the extractor goes on
+		// writing into it and sets its mode at the end.
+		if d.Type()&fs.ModeSymlink == 0 && (owners || !d.IsDir()) {
+			// after Lchown, which clears setuid and setgid; Mkdir and OpenFile drop them too
+			if err := os.Chmod(to, info.Mode()&(fs.ModePerm|fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky)); err != nil {
+				return err
+			}
+		}
+		return lchtimes(to, info.ModTime())
 	})
 }
 
-// copyFile copies a regular file with its mode and modification time.
-func copyFile(from, to string, info fs.FileInfo) error {
+// copyFile copies a regular file's content into a new file.
+func copyFile(from, to string) error {
 	in, err := os.Open(from)
 	if err != nil {
 		return err
@@ -94,12 +121,5 @@ func copyFile(from, to string, info fs.FileInfo) error {
 		out.Close()
 		return err
 	}
-	if err := out.Chmod(info.Mode() & (fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky)); err != nil {
-		out.Close()
-		return err
-	}
-	if err := out.Close(); err != nil {
-		return err
-	}
-	return os.Chtimes(to, info.ModTime(), info.ModTime())
+	return out.Close()
 }
