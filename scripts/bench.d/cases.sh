@@ -80,7 +80,7 @@ case_desc() {
     d) echo "COPY of 10,000 files, 100 MiB of random bytes, into busybox" ;;
     e) echo "RUN echo hi > /x on debian:bookworm (~116 MB base), base cached" ;;
     e0) echo "e with kiln's base cache empty (kiln pulls the base inside the timing)" ;;
-    fa) echo "warm rebuild of a: same Dockerfile and context again, cache in place (kiln: through kiln serve and the docker CLI)" ;;
+    fa) echo "warm rebuild of a: same Dockerfile and context again, cache in place (kiln: kiln build twice on one --state-dir)" ;;
     fd) echo "warm rebuild of d, as fa" ;;
     dc) echo "rebuild of d after one of its 10,000 files changed (same size, new bytes and mtime): the COPY runs again" ;;
     g) echo "COPY of 1 GiB (100 files of 10 MiB, random bytes) into busybox: memory" ;;
