@@ -55,7 +55,7 @@ func TestDeferredCleanup(t *testing.T) {
 			if left := scratchDirs(t, stateDir); len(left) != 0 {
 				t.Errorf("scratch left after the cleanup: %v", left)
 			}
-			if err := validate.Image(res.Image); err != nil {
+			if err := validate.Image(outputImage(t, res.Image)); err != nil {
 				t.Errorf("image after the cleanup: %v", err)
 			}
 			wantFiles(t, files(t, res.Image), map[string]string{"/many/5": "f 0644 0:0 5\n"})

@@ -48,6 +48,8 @@ type Compressor struct {
 	jobs   int
 	onDone func(LayerCompressed)
 	onTime func(time.Duration)
+
+	reportMu sync.Mutex // one onDone call at a time
 }
 
 // LayerCompressed reports one layer CompressImage brought to its compression:
@@ -71,8 +73,8 @@ func WithCompressJobs(n int) CompressorOption {
 	}
 }
 
-// WithCompressReport calls fn for each layer brought to the compression, from the
-// goroutine that did it.
+// WithCompressReport calls fn for each layer brought to the compression, one call at
+// a time (layers are compressed in parallel; fn needs no lock of its own).
 func WithCompressReport(fn func(LayerCompressed)) CompressorOption {
 	return func(c *Compressor) { c.onDone = fn }
 }
@@ -246,6 +248,8 @@ func (c *Compressor) layer(ctx context.Context, diffID v1.Hash, src v1.Layer) (*
 
 func (c *Compressor) report(e LayerCompressed) {
 	if c.onDone != nil {
+		c.reportMu.Lock()
+		defer c.reportMu.Unlock()
 		c.onDone(e)
 	}
 }
