@@ -84,11 +84,10 @@ func (s *Server) syncContext(ctx context.Context, caller session.Caller, o *fron
 }
 
 // sizeCounter adds up the bytes a context's files take on a tmpfs (whole pages), each
-// file once: file sync's filter sees a new or changed file twice in a row (when
-// comparing, then when writing).
+// file once (entrySeen).
 type sizeCounter struct {
 	mu    sync.Mutex
-	last  string
+	seen  entrySeen
 	bytes int64
 }
 
@@ -98,10 +97,9 @@ const pageSize = 4096
 func (c *sizeCounter) add(path string, st *fstypes.Stat) int64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if path != c.last && st != nil && os.FileMode(st.Mode).IsRegular() {
+	if c.seen.first(path, st) && os.FileMode(st.Mode).IsRegular() {
 		c.bytes += (st.Size + pageSize - 1) / pageSize * pageSize
 	}
-	c.last = path
 	return c.bytes
 }
 

@@ -229,21 +229,24 @@ func TestContextCacheMemoryNoShare(t *testing.T) {
 	}
 }
 
-// TestSizeCounter: each regular file counts once, in whole pages.
+// TestSizeCounter: each regular file counts once, in whole pages, however often the
+// receiver's filter asks about it (entrySeen).
 func TestSizeCounter(t *testing.T) {
 	var c sizeCounter
-	file := func(size int64) *fstypes.Stat { return &fstypes.Stat{Mode: 0o644, Size: size} }
+	file := func(p string, size int64) *fstypes.Stat { return &fstypes.Stat{Path: p, Mode: 0o644, Size: size} }
 	for _, step := range []struct {
 		path string
 		st   *fstypes.Stat
 		want int64
 	}{
-		{"a", file(1), pageSize},
-		{"a", file(1), pageSize}, // the same file, seen again when written
-		{"d", &fstypes.Stat{Mode: uint32(os.ModeDir | 0o755), Size: 4096}, pageSize},
-		{"d/b", file(pageSize + 1), 3 * pageSize},
-		{"e", file(0), 3 * pageSize},
-		{"gone", &fstypes.Stat{}, 3 * pageSize}, // a deletion
+		{"a", file("a", 1), pageSize},
+		{"a", file("a", 1), pageSize}, // the same file, seen again when written
+		{"d", &fstypes.Stat{Path: "d", Mode: uint32(os.ModeDir | 0o755), Size: 4096}, pageSize},
+		{"d/b", file("d/b", pageSize+1), 3 * pageSize},
+		{"e", file("e", 0), 3 * pageSize},
+		{"f", file("f", 1), 4 * pageSize},
+		{"gone", &fstypes.Stat{}, 4 * pageSize}, // a deletion, handled before f is written
+		{"f", file("f", 1), 4 * pageSize},       // f again: still once
 	} {
 		if got := c.add(step.path, step.st); got != step.want {
 			t.Errorf("after %s: %d bytes, want %d", step.path, got, step.want)

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -57,7 +58,8 @@ func (s *Server) receive(ctx context.Context, caller session.Caller, o *frontend
 		IncludePatterns: []string{o.filename, o.filename + ".dockerignore"},
 		FollowPaths:     []string{o.filename, o.filename + ".dockerignore"},
 		DestDir:         dfDir,
-		Filter:          limitFilter(nil, 2, 2*contexts.MaxDockerfileBytes, "the Dockerfile's directory"),
+		// The Dockerfile, its ignore file and the directories above them.
+		Filter: limitFilter(nil, 2+strings.Count(o.filename, "/"), 2*contexts.MaxDockerfileBytes, "the Dockerfile's directory"),
 	})
 	if err != nil {
 		done(err)
@@ -148,9 +150,11 @@ func readIgnore(f *os.File, name string) ([]string, error) {
 
 // limitFilter returns a file-sync filter that fails the transfer (through fail, or by
 // skipping the rest when fail is nil) once what it has seen exceeds maxEntries
-// entries or maxBytes bytes of file content; 0 means no bound.
+// entries or maxBytes bytes of file content; 0 means no bound. Each entry counts
+// once however often the receiver asks about it (entrySeen).
 func limitFilter(fail func(error), maxEntries int, maxBytes int64, what string) func(string, *fstypes.Stat) bool {
 	var mu sync.Mutex
+	var seen entrySeen
 	var entries int
 	var bytes int64
 	var failed bool
@@ -160,8 +164,11 @@ func limitFilter(fail func(error), maxEntries int, maxBytes int64, what string) 
 		if failed {
 			return false
 		}
+		if !seen.first(p, st) {
+			return true
+		}
 		entries++
-		if st != nil && os.FileMode(st.Mode).IsRegular() {
+		if os.FileMode(st.Mode).IsRegular() {
 			bytes += st.Size
 		}
 		var err error
@@ -169,7 +176,7 @@ func limitFilter(fail func(error), maxEntries int, maxBytes int64, what string) 
 		case maxEntries > 0 && entries > maxEntries:
 			err = fmt.Errorf("%s holds more than %d files and directories (kiln serve --max-context-entries)", what, maxEntries)
 		case maxBytes > 0 && bytes > maxBytes:
-			err = fmt.Errorf("%s holds more than %d MiB (kiln serve --max-context-size)", what, maxBytes>>20)
+			err = fmt.Errorf("%s holds more than %s (kiln serve --max-context-size)", what, sizeText(maxBytes))
 		}
 		if err != nil {
 			failed = true
@@ -180,4 +187,31 @@ func limitFilter(fail func(error), maxEntries int, maxBytes int64, what string) 
 		}
 		return true
 	}
+}
+
+// entrySeen tells a file-sync filter's first call for an entry from the others:
+// the receiver asks about a new or changed entry twice in a row (comparing, then
+// writing), an unchanged one once, again after each deletion it handles in between,
+// and about a deletion with an empty stat. The caller serializes calls.
+type entrySeen struct{ last string }
+
+// first reports whether the call for p with st is the first for an entry of the
+// transfer (false for a deletion).
+func (e *entrySeen) first(p string, st *fstypes.Stat) bool {
+	if st == nil || st.Path == "" {
+		return false
+	}
+	if p == e.last {
+		return false
+	}
+	e.last = p
+	return true
+}
+
+// sizeText renders a byte bound as a setting's unit shows it: whole MiB, else bytes.
+func sizeText(n int64) string {
+	if n%(1<<20) == 0 {
+		return fmt.Sprintf("%d MiB", n>>20)
+	}
+	return fmt.Sprintf("%d bytes", n)
 }
