@@ -8,7 +8,6 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/kiln-build/kiln/contexts"
 )
 
 // copyCase is one COPY/ADD run against a fresh context and build root.
@@ -36,21 +35,8 @@ func (tc copyCase) run(t *testing.T) string {
 			t.Fatal(err)
 		}
 	}
-	makeTree(t, ctxDir, tc.context...)
-	if tc.ignore != "" {
-		if err := os.WriteFile(filepath.Join(ctxDir, ".dockerignore"), []byte(tc.ignore), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	src := sourceTree(t, ctxDir, tc.ignore, tc.from, tc.context...)
 	makeTree(t, root, tc.root...)
-	bc, err := contexts.FromDir(ctxDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	src := Source{Root: ctxDir, Excluded: bc.Excluded, NoExceptions: !bc.HasExceptions(), Context: !tc.from}
-	if tc.from {
-		src.Excluded = nil
-	}
 	req := tc.req
 	if req.Chown == nil && !tc.owners {
 		req.Chown = self()

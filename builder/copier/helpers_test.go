@@ -15,6 +15,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"golang.org/x/sys/unix"
+
+	"github.com/kiln-build/kiln/contexts"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata")
@@ -251,4 +253,26 @@ func self() *Owner {
 func lutimes(p string, tm time.Time) error {
 	ts := unix.NsecToTimespec(tm.UnixNano())
 	return unix.UtimesNanoAt(unix.AT_FDCWD, p, []unix.Timespec{ts, ts}, unix.AT_SYMLINK_NOFOLLOW)
+}
+
+// sourceTree makes a COPY source at dir from nodes, with ignore as its .dockerignore
+// when not empty, and returns it as the build context, or as a --from root (no
+// .dockerignore applies) when from is set.
+func sourceTree(t *testing.T, dir, ignore string, from bool, nodes ...spec) Source {
+	t.Helper()
+	makeTree(t, dir, nodes...)
+	if ignore != "" {
+		if err := os.WriteFile(filepath.Join(dir, ".dockerignore"), []byte(ignore), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bc, err := contexts.FromDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := Source{Root: dir, Excluded: bc.Excluded, NoExceptions: !bc.HasExceptions(), Context: !from}
+	if from {
+		src.Excluded = nil
+	}
+	return src
 }

@@ -13,7 +13,6 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/kiln-build/kiln/contexts"
 	"github.com/kiln-build/kiln/snapshot"
 )
 
@@ -147,21 +146,8 @@ func (tc planCase) run(t *testing.T) (slow, fast planResult) {
 	t.Helper()
 	base := t.TempDir()
 	ctxDir, hdDir := filepath.Join(base, "context"), filepath.Join(base, "heredocs")
-	makeTree(t, ctxDir, tc.context...)
-	if tc.ignore != "" {
-		if err := os.WriteFile(filepath.Join(ctxDir, ".dockerignore"), []byte(tc.ignore), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	src := sourceTree(t, ctxDir, tc.ignore, tc.from, tc.context...)
 	makeTree(t, hdDir, tc.heredocs...)
-	bc, err := contexts.FromDir(ctxDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	src := Source{Root: ctxDir, Excluded: bc.Excluded, NoExceptions: !bc.HasExceptions(), Context: !tc.from}
-	if tc.from {
-		src.Excluded = nil
-	}
 	for i, fastPath := range []bool{false, true} {
 		root := filepath.Join(base, []string{"slow", "fast"}[i])
 		if err := os.Mkdir(root, 0o755); err != nil {
