@@ -116,6 +116,17 @@ func LayerFromFile(path string, digest, diffID v1.Hash, size int64, mt types.Med
 // Path returns the blob file's path.
 func (l *Layer) Path() string { return l.path }
 
+// WrittenFile returns the blob file's path for a layer this process wrote (its
+// digests computed from the bytes as they were written, the file never changed after),
+// and "" for one re-opened with LayerFromFile, whose digests are only trusted. A store
+// may link such a file instead of copying and hashing it again.
+func (l *Layer) WrittenFile() string {
+	if l.files < 0 {
+		return ""
+	}
+	return l.path
+}
+
 // Files returns the number of tar entries, or -1 for a layer from LayerFromFile.
 func (l *Layer) Files() int { return l.files }
 

@@ -157,6 +157,9 @@ func TestWriteLayerDigests(t *testing.T) {
 				t.Errorf("Files() = %d, want 4", l.Files())
 			}
 			again := LayerFromFile(l.Path(), digest, must(l.DiffID()), must(l.Size()), tt.mt)
+			if l.WrittenFile() != l.Path() || again.WrittenFile() != "" {
+				t.Errorf("WrittenFile() = %q written, %q re-opened; want the path, then none", l.WrittenFile(), again.WrittenFile())
+			}
 			if tt.c == Gzip { // validate.Layer assumes gzip
 				mustDo(t, validate.Layer(l))
 				mustDo(t, validate.Layer(again))

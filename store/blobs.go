@@ -11,6 +11,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
@@ -113,12 +115,18 @@ func (s *Store) writeLayer(ctx context.Context, l v1.Layer, known map[string]int
 		return v1.Hash{}, 0, fmt.Errorf("%s: reading its size: %w", d, err)
 	}
 	if !s.hasBlob(d, size) {
-		rc, err := l.Compressed()
+		linked, err := s.linkBlob(d, size, l)
 		if err != nil {
-			return v1.Hash{}, 0, fmt.Errorf("%s: opening it: %w", d, err)
-		}
-		if err := s.writeBlob(ctx, d, size, rc); err != nil {
 			return v1.Hash{}, 0, err
+		}
+		if !linked {
+			rc, err := l.Compressed()
+			if err != nil {
+				return v1.Hash{}, 0, fmt.Errorf("%s: opening it: %w", d, err)
+			}
+			if err := s.writeBlob(ctx, d, size, rc); err != nil {
+				return v1.Hash{}, 0, err
+			}
 		}
 	} else if n, ok := known[d.String()]; ok {
 		return d, n, nil
@@ -129,6 +137,59 @@ func (s *Store) writeLayer(ctx context.Context, l v1.Layer, known map[string]int
 		n = size
 	}
 	return d, n, nil
+}
+
+// writtenBlob is a layer whose blob is a whole file kiln wrote and digested as it
+// wrote it, and that never changes after (snapshot.Layer.WrittenFile: a layer just
+// built; "" for a file whose digest is only trusted, as a cache's).
+type writtenBlob interface {
+	WrittenFile() string
+}
+
+// linkBlob stores a writtenBlob's file under want by a hard link instead of a copy,
+// trusting the digest computed as it was written; it reports false, with nothing
+// done, when l is no writtenBlob, its file is not the blob's size, or cannot be linked
+// here (another file system). The link is synced before it is named, as a copied blob
+// is.
+func (s *Store) linkBlob(want v1.Hash, size int64, l v1.Layer) (bool, error) {
+	wb, ok := l.(writtenBlob)
+	if !ok || want.Algorithm != "sha256" {
+		return false, nil
+	}
+	src := wb.WrittenFile()
+	if src == "" {
+		return false, nil
+	}
+	fi, err := os.Lstat(src)
+	if err != nil || !fi.Mode().IsRegular() || fi.Size() != size {
+		return false, nil
+	}
+	tmp := filepath.Join(s.dir, tmpDir, want.Hex+"-link-"+strconv.FormatInt(time.Now().UnixNano(), 36))
+	if err := os.Link(src, tmp); err != nil {
+		return false, nil
+	}
+	err = syncFile(tmp)
+	if err == nil {
+		err = os.Rename(tmp, s.blobPath(want))
+	}
+	if err != nil {
+		_ = os.Remove(tmp)
+		return false, fmt.Errorf("blob %s: %w", want, err)
+	}
+	return true, atomicfile.SyncDir(filepath.Dir(s.blobPath(want)))
+}
+
+// syncFile flushes a file's data to disk.
+func syncFile(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	err = f.Sync()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 func (s *Store) blobPath(h v1.Hash) string {

@@ -5,9 +5,13 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"os"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/static"
@@ -85,36 +89,129 @@ func TestPutCountsLayerContent(t *testing.T) {
 	}
 }
 
-// BenchmarkPutNewLayer stores an image whose one layer is a new 64 MiB plain tar of
-// 640 files: the store's share of every build's export (the blob is copied, hashed,
-// synced, then read again to count its content).
-func BenchmarkPutNewLayer(b *testing.B) {
+// fileLayer is a layer with a blob file of its own, as snapshot.Layer has; path ""
+// is a file whose digest is only trusted (LayerFromFile).
+type fileLayer struct {
+	v1.Layer
+	path string
+}
+
+func (l fileLayer) WrittenFile() string { return l.path }
+
+// A layer whose blob is a file kiln just wrote (a writtenBlob) is stored by a hard
+// link to that file; one whose file does not match its size, or whose digest is only
+// trusted, is copied; either way the stored blob is whole and counts its content.
+func TestPutLinksFileBlobs(t *testing.T) {
+	t.Parallel()
+	blob := tarOf(t, 3, 1000)
+	for _, tt := range []struct {
+		name     string
+		onDisk   []byte
+		wantLink bool
+	}{
+		{"linked", blob, true},
+		{"file of another size: copied", blob[:len(blob)-512], false},
+		{"trusted file: copied", blob, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			src := filepath.Join(dir, "layer.tar")
+			if err := os.WriteFile(src, tt.onDisk, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			s := openStore(t, filepath.Join(dir, "store"))
+			fl := fileLayer{static.NewLayer(blob, types.OCIUncompressedLayer), src}
+			if strings.HasPrefix(tt.name, "trusted") {
+				fl.path = ""
+			}
+			img, err := mutate.AppendLayers(empty.Image, fl)
+			if err != nil {
+				t.Fatal(err)
+			}
+			id, err := s.Put(context.Background(), img)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, im, err := s.Resolve(id.String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if im.Size != 3000 {
+				t.Errorf("stored size %d, want 3000", im.Size)
+			}
+			stored := s.blobPath(im.Layers[0].Digest)
+			a, errA := os.Stat(src)
+			b, errB := os.Stat(stored)
+			if errA != nil || errB != nil {
+				t.Fatal(errA, errB)
+			}
+			if os.SameFile(a, b) != tt.wantLink {
+				t.Errorf("stored blob is the source file: %v, want %v", os.SameFile(a, b), tt.wantLink)
+			}
+			got, err := os.ReadFile(stored)
+			if err != nil || !bytes.Equal(got, blob) {
+				t.Errorf("stored blob differs from the layer (%d bytes, %v)", len(got), err)
+			}
+			if left, _ := os.ReadDir(filepath.Join(s.dir, tmpDir)); len(left) != 0 {
+				t.Errorf("left in tmp: %v", left)
+			}
+		})
+	}
+}
+
+// tarOf is a plain tar of n files of size bytes each.
+func tarOf(tb testing.TB, n, size int) []byte {
+	tb.Helper()
 	var plain bytes.Buffer
 	tw := tar.NewWriter(&plain)
-	body := bytes.Repeat([]byte{'k'}, 100<<10)
-	for i := range 640 {
-		if err := tw.WriteHeader(&tar.Header{Name: "f" + strconv.Itoa(i), Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(body))}); err != nil {
-			b.Fatal(err)
+	body := bytes.Repeat([]byte{'k'}, size)
+	for i := range n {
+		if err := tw.WriteHeader(&tar.Header{Name: "f" + strconv.Itoa(i), Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(size)}); err != nil {
+			tb.Fatal(err)
 		}
 		_, _ = tw.Write(body)
 	}
 	if err := tw.Close(); err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
-	img, err := mutate.AppendLayers(empty.Image, static.NewLayer(plain.Bytes(), types.OCIUncompressedLayer))
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.SetBytes(int64(plain.Len()))
-	for b.Loop() {
-		b.StopTimer()
-		s, err := Open(b.TempDir())
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.StartTimer()
-		if _, err := s.Put(context.Background(), img); err != nil {
-			b.Fatal(err)
-		}
+	return plain.Bytes()
+}
+
+// BenchmarkPutNewLayer stores an image whose one layer is a new 64 MiB plain tar of
+// 640 files: the store's share of every build's export. "copied": the blob is copied,
+// hashed and synced; "linked": it is a file of its own (a built layer, just written),
+// hard-linked and synced. Both then read the blob once to count its content.
+func BenchmarkPutNewLayer(b *testing.B) {
+	plain := tarOf(b, 640, 100<<10)
+	src := filepath.Join(b.TempDir(), "layer.tar")
+	layer := static.NewLayer(plain, types.OCIUncompressedLayer)
+	for _, bc := range []struct {
+		name  string
+		layer v1.Layer
+	}{{"copied", layer}, {"linked", fileLayer{layer, src}}} {
+		b.Run(bc.name, func(b *testing.B) {
+			img, err := mutate.AppendLayers(empty.Image, bc.layer)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.SetBytes(int64(len(plain)))
+			for b.Loop() {
+				b.StopTimer()
+				s, err := Open(b.TempDir())
+				if err != nil {
+					b.Fatal(err)
+				}
+				// A layer just built: its file is new, its pages not yet on disk.
+				_ = os.Remove(src)
+				if err := os.WriteFile(src, plain, 0o600); err != nil {
+					b.Fatal(err)
+				}
+				b.StartTimer()
+				if _, err := s.Put(context.Background(), img); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
