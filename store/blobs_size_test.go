@@ -23,28 +23,16 @@ import (
 // size for a blob that is not a tar.
 func TestPutCountsLayerContent(t *testing.T) {
 	t.Parallel()
-	var plain bytes.Buffer
-	tw := tar.NewWriter(&plain)
-	for _, h := range []*tar.Header{
-		{Name: "d/", Typeflag: tar.TypeDir, Mode: 0o755},
-		{Name: "d/a", Typeflag: tar.TypeReg, Mode: 0o644, Size: 10},
-		{Name: "d/l", Typeflag: tar.TypeSymlink, Linkname: "target"},
-		{Name: "d/h", Typeflag: tar.TypeLink, Linkname: "d/a"},
-		{Name: "b", Typeflag: tar.TypeReg, Mode: 0o644, Size: 70000},
-	} {
-		if err := tw.WriteHeader(h); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := tw.Write(bytes.Repeat([]byte{'x'}, int(h.Size))); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
+	plain := tarOfHeaders(t,
+		&tar.Header{Name: "d/", Typeflag: tar.TypeDir, Mode: 0o755},
+		&tar.Header{Name: "d/a", Typeflag: tar.TypeReg, Mode: 0o644, Size: 10},
+		&tar.Header{Name: "d/l", Typeflag: tar.TypeSymlink, Linkname: "target"},
+		&tar.Header{Name: "d/h", Typeflag: tar.TypeLink, Linkname: "d/a"},
+		&tar.Header{Name: "b", Typeflag: tar.TypeReg, Mode: 0o644, Size: 70000},
+	)
 	var gz bytes.Buffer
 	zw := gzip.NewWriter(&gz)
-	_, _ = zw.Write(plain.Bytes())
+	_, _ = zw.Write(plain)
 	if err := zw.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -55,7 +43,7 @@ func TestPutCountsLayerContent(t *testing.T) {
 		mt   types.MediaType
 		want int64
 	}{
-		{"plain tar", plain.Bytes(), types.OCIUncompressedLayer, 10 + 6 + 70000},
+		{"plain tar", plain, types.OCIUncompressedLayer, 10 + 6 + 70000},
 		{"gzip tar", gz.Bytes(), types.OCILayer, 10 + 6 + 70000},
 		{"not a tar", notTar, types.OCIUncompressedLayer, int64(len(notTar))},
 	}
@@ -63,18 +51,7 @@ func TestPutCountsLayerContent(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			s := openStore(t, t.TempDir())
-			img, err := mutate.AppendLayers(empty.Image, static.NewLayer(tt.blob, tt.mt))
-			if err != nil {
-				t.Fatal(err)
-			}
-			id, err := s.Put(context.Background(), img)
-			if err != nil {
-				t.Fatal(err)
-			}
-			_, im, err := s.Resolve(id.String())
-			if err != nil {
-				t.Fatal(err)
-			}
+			im := putLayer(t, s, static.NewLayer(tt.blob, tt.mt))
 			if len(im.Layers) != 1 || im.Layers[0].Size != tt.want || im.Size != tt.want {
 				t.Fatalf("stored sizes: image %d, layers %+v; want %d", im.Size, im.Layers, tt.want)
 			}
@@ -125,18 +102,7 @@ func TestPutLinksFileBlobs(t *testing.T) {
 			if strings.HasPrefix(tt.name, "trusted") {
 				fl.path = ""
 			}
-			img, err := mutate.AppendLayers(empty.Image, fl)
-			if err != nil {
-				t.Fatal(err)
-			}
-			id, err := s.Put(context.Background(), img)
-			if err != nil {
-				t.Fatal(err)
-			}
-			_, im, err := s.Resolve(id.String())
-			if err != nil {
-				t.Fatal(err)
-			}
+			im := putLayer(t, s, fl)
 			if im.Size != 3000 {
 				t.Errorf("stored size %d, want 3000", im.Size)
 			}
@@ -163,19 +129,48 @@ func TestPutLinksFileBlobs(t *testing.T) {
 // tarOf is a plain tar of n files of size bytes each.
 func tarOf(tb testing.TB, n, size int) []byte {
 	tb.Helper()
+	hdrs := make([]*tar.Header, n)
+	for i := range hdrs {
+		hdrs[i] = &tar.Header{Name: "f" + strconv.Itoa(i), Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(size)}
+	}
+	return tarOfHeaders(tb, hdrs...)
+}
+
+// tarOfHeaders is a plain tar of these entries, each file's content its size in 'k's.
+func tarOfHeaders(tb testing.TB, hdrs ...*tar.Header) []byte {
+	tb.Helper()
 	var plain bytes.Buffer
 	tw := tar.NewWriter(&plain)
-	body := bytes.Repeat([]byte{'k'}, size)
-	for i := range n {
-		if err := tw.WriteHeader(&tar.Header{Name: "f" + strconv.Itoa(i), Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(size)}); err != nil {
+	for _, h := range hdrs {
+		if err := tw.WriteHeader(h); err != nil {
 			tb.Fatal(err)
 		}
-		_, _ = tw.Write(body)
+		if _, err := tw.Write(bytes.Repeat([]byte{'k'}, int(h.Size))); err != nil {
+			tb.Fatal(err)
+		}
 	}
 	if err := tw.Close(); err != nil {
 		tb.Fatal(err)
 	}
 	return plain.Bytes()
+}
+
+// putLayer stores an image of the one layer l and returns its record.
+func putLayer(t *testing.T, s *Store, l v1.Layer) *Image {
+	t.Helper()
+	img, err := mutate.AppendLayers(empty.Image, l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := s.Put(context.Background(), img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, im, err := s.Resolve(id.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return im
 }
 
 // BenchmarkPutNewLayer stores an image whose one layer is a new 64 MiB plain tar of
