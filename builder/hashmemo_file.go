@@ -92,14 +92,10 @@ func (d *memoDecoder) uvarint() uint64 {
 	return v
 }
 
+// varint is a signed varint (zig-zag over uvarint, as binary.PutVarint writes it).
 func (d *memoDecoder) varint() int64 {
-	v, n := binary.Varint(d.buf)
-	if n <= 0 {
-		d.bad, d.buf = true, nil
-		return 0
-	}
-	d.buf = d.buf[n:]
-	return v
+	u := d.uvarint()
+	return int64(u>>1) ^ -int64(u&1)
 }
 
 func (d *memoDecoder) bytes(n int) []byte {
