@@ -199,6 +199,7 @@ func runBuild(ctx context.Context, req *Request, s settings, limits isolation.Li
 	defer release()
 	defer b.keepBudget(ctx, ws.Budget.Begin())
 	b.blobDir = filepath.Join(ws.StateDir, "blobs")
+	spreadSubdirs(ws.StateDir) // each build's scratch tree away from the last one's
 	b.tmpDir, err = os.MkdirTemp(ws.StateDir, "build-")
 	if err != nil {
 		return nil, fmt.Errorf("creating build directory: %w", err)

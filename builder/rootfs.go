@@ -79,6 +79,7 @@ func (c *rootfsCache) baseTree(ctx context.Context, layers []v1.Layer, ig *snaps
 	}
 	// Under the lock nobody else builds this chain: temporary trees of it are leftovers.
 	c.removeLeftovers(key)
+	spreadSubdirs(c.dir)
 	tmp, err := os.MkdirTemp(c.dir, ".tmp-"+key+"-")
 	if err != nil {
 		return "", fmt.Errorf("extracted-base cache %s: %w", c.dir, err)
