@@ -251,21 +251,34 @@ func (s *Store) writeBlob(ctx context.Context, want v1.Hash, size int64, rc io.R
 }
 
 // contentSize returns a layer blob's unpacked size as dockerd reports image sizes: the
-// sum of regular files' sizes and symlink target lengths (hard links add nothing).
+// sum of regular files' sizes and symlink target lengths (hard links add nothing). An
+// uncompressed blob (every layer kiln builds) is read header by header, seeking past
+// the files' contents, not read whole.
 func contentSize(ctx context.Context, path string) (int64, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return 0, err
 	}
 	defer f.Close()
-	r, _, err := compression.NewReader(f)
+	r, kind, err := compression.NewReader(f)
 	if err != nil {
 		return 0, fmt.Errorf("%s: %w", path, err)
 	}
 	defer r.Close()
-	tr := tar.NewReader(ctxio.NewReader(ctx, r))
+	var tr *tar.Reader
+	if kind == compression.Uncompressed {
+		if _, err := f.Seek(0, io.SeekStart); err != nil {
+			return 0, err
+		}
+		tr = tar.NewReader(f) // an io.Seeker: Next skips contents by seeking
+	} else {
+		tr = tar.NewReader(ctxio.NewReader(ctx, r))
+	}
 	var total int64
 	for {
+		if err := ctx.Err(); err != nil {
+			return 0, err
+		}
 		hdr, err := tr.Next()
 		if errors.Is(err, io.EOF) {
 			return total, nil

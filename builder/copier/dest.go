@@ -116,7 +116,7 @@ func (c *copier) copyDir(ctx context.Context, it item, destHost string) error {
 		}
 	}
 	t := &tree{c: c, owner: own, links: map[fileID]string{}, base: it.rel}
-	if err := t.copyChildren(ctx, it.host, it.rel, destHost, nil); err != nil {
+	if err := t.copyChildren(ctx, it.host, it.rel, destHost, nil, !exists); err != nil {
 		return err
 	}
 	if err := t.finish(); err != nil {
@@ -192,23 +192,29 @@ func (c *copier) mkdirAll(host string, o Owner) error {
 // node is a directory too (the two merge); anything else is removed, as the classic
 // builder's untar does. It reports nothing; the caller knows what it writes next.
 func (c *copier) clear(host string, newIsDir bool) error {
+	_, err := c.clearFound(host, newIsDir)
+	return err
+}
+
+// clearFound is clear, also reporting whether the root held anything at host.
+func (c *copier) clearFound(host string, newIsDir bool) (bool, error) {
 	c.unplan(host, false)
 	fi, err := os.Lstat(host)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		return nil
+		return false, nil
 	case err != nil:
-		return c.hostErr(err)
+		return true, c.hostErr(err)
 	case fi.IsDir() && newIsDir:
-		return nil
+		return true, nil
 	}
 	if fi.IsDir() {
 		c.unplan(host, true)
 	}
 	if err := os.RemoveAll(host); err != nil {
-		return c.hostErr(err)
+		return true, c.hostErr(err)
 	}
-	return nil
+	return true, nil
 }
 
 // hostErr rewrites the host paths in a *fs.PathError or *os.LinkError as image paths

@@ -30,7 +30,7 @@ func copyLinked(ctx context.Context, src Source, dstRoot string, req Request) ([
 		buf:     make([]byte, 256<<10),
 	}
 	t := &tree{c: m, links: map[fileID]string{}, base: "."}
-	if err := t.copyChildren(ctx, scratch, ".", dstRoot, nil); err != nil {
+	if err := t.copyChildren(ctx, scratch, ".", dstRoot, nil, false); err != nil {
 		return nil, fmt.Errorf("failed to copy files: %w", err)
 	}
 	if err := t.finish(); err != nil {

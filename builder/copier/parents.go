@@ -158,7 +158,7 @@ func (c *copier) copyParents(ctx context.Context, dest string) error {
 				return err
 			}
 			if m.rel == "." {
-				if err := t.copyChildren(ctx, m.host, ps.pivot.rel, dst, nil); err != nil {
+				if err := t.copyChildren(ctx, m.host, ps.pivot.rel, dst, nil, false); err != nil {
 					return err
 				}
 				continue
@@ -177,7 +177,7 @@ func (c *copier) copyParents(ctx context.Context, dest string) error {
 				continue
 			}
 			t.dirs = append(t.dirs, n)
-			if err := t.copyChildren(ctx, m.host, c.srcRel(m.host), dst, nil); err != nil {
+			if err := t.copyChildren(ctx, m.host, c.srcRel(m.host), dst, nil, false); err != nil {
 				return err
 			}
 		}

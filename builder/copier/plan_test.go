@@ -95,6 +95,8 @@ func TestPlanSameLayer(t *testing.T) {
 			req: Request{Sources: []string{"a/", "b/"}, Dest: "/d/"}, planned: true},
 		{name: "later-source-replaces-dir-with-file", context: []spec{"a/x/y=in-dir", "a/x/z/w=deep", "b/x=file"},
 			req: Request{Sources: []string{"a/", "b/"}, Dest: "/d/"}, planned: true},
+		{name: "later-source-merges-into-new-dir", context: []spec{"a/x/y=first", "a/x/w=only-a", "b/x/y=second", "b/x/z=only-b"},
+			req: Request{Sources: []string{"a/", "b/"}, Dest: "/d/"}, planned: true},
 		{name: "add-local-files", context: src, req: Request{Sources: []string{"dir", "f"}, Dest: "/add/", Add: true}, planned: true},
 		{name: "add-non-archive-tar-name", context: src, req: Request{Sources: []string{"arch.tar"}, Dest: "/add/", Add: true}, planned: true},
 	}

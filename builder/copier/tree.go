@@ -39,8 +39,11 @@ type pendingDir struct {
 }
 
 // copyChildren copies the entries of the source directory srcDir (rel in the source)
-// into dstDir, which exists unless pending says it is still to be created.
-func (t *tree) copyChildren(ctx context.Context, srcDir, rel, dstDir string, pending *pendingDir) error {
+// into dstDir, which exists unless pending says it is still to be created. fresh says
+// the root held nothing at dstDir before this copy: then it holds nothing below it
+// either, and the entries need no look in the root before they are written (on an
+// overlay root a lookup that finds nothing searches every layer).
+func (t *tree) copyChildren(ctx context.Context, srcDir, rel, dstDir string, pending *pendingDir, fresh bool) error {
 	entries, err := readDirStat(srcDir)
 	if err != nil {
 		return fmt.Errorf("reading %s: %w", rel, unwrapPathError(err))
@@ -55,7 +58,7 @@ func (t *tree) copyChildren(ctx context.Context, srcDir, rel, dstDir string, pen
 		if out, search := t.c.leftOut(t.base, childRel); out {
 			if e.err == nil && e.info.IsDir() && search {
 				p := &pendingDir{parent: pending, dst: dst}
-				if err := t.copyChildren(ctx, src, childRel, dst, p); err != nil {
+				if err := t.copyChildren(ctx, src, childRel, dst, p, fresh); err != nil {
 					return err
 				}
 			}
@@ -69,7 +72,10 @@ func (t *tree) copyChildren(ctx context.Context, srcDir, rel, dstDir string, pen
 			return fmt.Errorf("stat %s: %w", childRel, unwrapPathError(err))
 		}
 		n := &node{src: src, info: fi, dst: dst, owner: t.owner}
-		if err := t.c.clear(dst, fi.IsDir()); err != nil {
+		found := false
+		if fresh {
+			t.c.unplan(dst, false)
+		} else if found, err = t.c.clearFound(dst, fi.IsDir()); err != nil {
 			return err
 		}
 		if err := t.c.writeNode(ctx, n, t.links); err != nil {
@@ -82,7 +88,7 @@ func (t *tree) copyChildren(ctx context.Context, srcDir, rel, dstDir string, pen
 			continue
 		}
 		t.dirs = append(t.dirs, n)
-		if err := t.copyChildren(ctx, src, childRel, dst, nil); err != nil {
+		if err := t.copyChildren(ctx, src, childRel, dst, nil, !found); err != nil {
 			return err
 		}
 	}
