@@ -29,6 +29,7 @@ type Queue struct {
 	running  int
 	waiting  []*waiter
 	draining bool // Drain was called: builds without a slot are refused
+	idle     func()
 }
 
 type waiter struct {
@@ -43,6 +44,15 @@ type QueueOption func(*Queue)
 // more with a *QueueFullError. n <= 0 means no bound.
 func WithMaxQueued(n int) QueueOption {
 	return func(q *Queue) { q.maxQueued = max(n, 0) }
+}
+
+// WithIdle sets a function called, on a goroutine of its own, each time the last
+// running build releases its slot and none waits. kiln serve returns the memory the
+// build used to the system then (debug.FreeOSMemory), so that its resident size
+// between builds, and the peak of the next build, is what the server needs rather
+// than what the largest build left behind.
+func WithIdle(fn func()) QueueOption {
+	return func(q *Queue) { q.idle = fn }
 }
 
 // QueueFullError is Acquire's refusal when the queue already holds its most waiting
@@ -184,6 +194,9 @@ func (q *Queue) handOver() {
 	defer q.mu.Unlock()
 	if len(q.waiting) == 0 {
 		q.running--
+		if q.running == 0 && q.idle != nil {
+			go q.idle()
+		}
 		return
 	}
 	next := q.waiting[0]

@@ -211,3 +211,36 @@ func TestBuildQueueBoundedCancelFreesPlace(t *testing.T) {
 	first()
 	granted(t, next)()
 }
+
+// WithIdle's function runs when the last running build releases its slot with none
+// waiting, and not while another build still runs or takes the slot over.
+func TestBuildQueueIdle(t *testing.T) {
+	t.Parallel()
+	idle := make(chan struct{}, 4)
+	q := NewQueue(Workspace{}, 2, WithIdle(func() { idle <- struct{}{} }))
+	ctx := context.Background()
+	notIdle := func(when string) {
+		t.Helper()
+		select {
+		case <-idle:
+			t.Fatalf("idle called %s", when)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	a := granted(t, acquireAsync(ctx, q, newReports()))
+	b := granted(t, acquireAsync(ctx, q, newReports()))
+	r := newReports()
+	c := acquireAsync(ctx, q, r)
+	r.wait(t, "Waiting for the build slot: 2 build(s) ahead")
+	a() // hands the slot over to c
+	notIdle("when a slot was handed over")
+	release := granted(t, c)
+	b()
+	notIdle("while a build still runs")
+	release()
+	select {
+	case <-idle:
+	case <-time.After(10 * time.Second):
+		t.Fatal("idle not called after the last build released its slot")
+	}
+}

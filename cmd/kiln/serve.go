@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"time"
@@ -187,7 +188,8 @@ func startDaemon(ctx context.Context, f *serveFlags, h host, stderr io.Writer) (
 		ops.stateDir, ops.storeDir = cfg.stateDir, storeDir
 	}
 	// Both front doors take their build slots from one queue.
-	cfg.build.Queue = builder.NewQueue(cfg.build.Workspace, cfg.build.MaxConcurrent, builder.WithMaxQueued(f.maxQueuedBuilds))
+	cfg.build.Queue = builder.NewQueue(cfg.build.Workspace, cfg.build.MaxConcurrent,
+		builder.WithMaxQueued(f.maxQueuedBuilds), builder.WithIdle(debug.FreeOSMemory))
 	bk, err := buildkitapi.New(buildkitConfig(cfg.build, st, lg))
 	if err != nil {
 		return nil, fmt.Errorf("starting the BuildKit front door: %w", err)
