@@ -88,6 +88,13 @@ func WithPlan(p *Plan) LayerOption {
 // first path this layer wrote for the same PlannedFile. The header is built by the
 // same code as for a file of the root, from the stat the root's file would have had.
 func (lw *layerWriter) writePlanned(img string, f *PlannedFile) error {
+	if r := lw.prefetch.take(img); r != nil {
+		defer lw.prefetch.release(r)
+		return lw.writePlannedFrom(img, f, &r.st, func() (int64, error) {
+			n, err := lw.tw.Write(r.buf[:r.n])
+			return int64(n), err
+		})
+	}
 	fd, err := unix.Open(f.Source, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
 	if err != nil {
 		return &os.PathError{Op: "open", Path: f.Source, Err: err}
@@ -97,6 +104,12 @@ func (lw *layerWriter) writePlanned(img string, f *PlannedFile) error {
 	if err := unix.Fstat(fd, &src); err != nil {
 		return &os.PathError{Op: "fstat", Path: f.Source, Err: err}
 	}
+	return lw.writePlannedFrom(img, f, &src, func() (int64, error) { return lw.copyFile(fd, f.Source, src.Size) })
+}
+
+// writePlannedFrom writes the entry of the planned file f, whose source has the stat
+// src, taking the content from content (the source read now, or read ahead).
+func (lw *layerWriter) writePlannedFrom(img string, f *PlannedFile, src *unix.Stat_t, content func() (int64, error)) error {
 	if src.Mode&unix.S_IFMT != unix.S_IFREG {
 		return fmt.Errorf("writing %s: its source %s is no longer a regular file", img, f.Source)
 	}
@@ -117,7 +130,7 @@ func (lw *layerWriter) writePlanned(img string, f *PlannedFile) error {
 	if err := lw.writeHeader(img, hdr); err != nil {
 		return err
 	}
-	n, err := lw.copyFile(fd, f.Source, st.Size)
+	n, err := content()
 	if err != nil {
 		return fmt.Errorf("writing %s: %w", img, err)
 	}

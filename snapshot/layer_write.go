@@ -211,6 +211,7 @@ type layerWriter struct {
 	links   map[inodeKey]string // first tar name of each multiply-linked file
 	// planLinks is the first tar name of each planned file (layer_plan.go).
 	planLinks map[*PlannedFile]string
+	prefetch  *prefetcher // planned files read ahead (layer_prefetch.go); nil: none
 	buf       []byte
 	files     int
 }
@@ -228,6 +229,8 @@ func (lw *layerWriter) writeChanges(ctx context.Context, ch *Changes) error {
 		return nil
 	}
 	items := lw.items(ch)
+	lw.prefetch = startPrefetch(items, lw.cfg.plan)
+	defer lw.prefetch.close()
 	for _, it := range items {
 		if err := ctx.Err(); err != nil {
 			return err
