@@ -102,6 +102,7 @@ type Layer struct {
 	diffID      v1.Hash
 	size        int64
 	files       int
+	content     int64 // ContentSize's answer, counted as the layer was written
 	compression Compression
 }
 
@@ -126,6 +127,11 @@ func (l *Layer) WrittenFile() string {
 	}
 	return l.path
 }
+
+// ContentSize returns the sum of the layer's regular file sizes and symlink target
+// lengths (how dockerd counts an image's size), counted as the layer was written, or
+// false for a layer from LayerFromFile: a store need not read the blob to know it.
+func (l *Layer) ContentSize() (int64, bool) { return l.content, l.files >= 0 }
 
 // Files returns the number of tar entries, or -1 for a layer from LayerFromFile.
 func (l *Layer) Files() int { return l.files }

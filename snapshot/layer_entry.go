@@ -160,5 +160,11 @@ func (lw *layerWriter) writeHeader(img string, hdr *tar.Header) error {
 	}
 	lw.written[img] = true
 	lw.files++
+	switch hdr.Typeflag {
+	case tar.TypeReg:
+		lw.content += hdr.Size
+	case tar.TypeSymlink:
+		lw.content += int64(len(hdr.Linkname))
+	}
 	return nil
 }

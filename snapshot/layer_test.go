@@ -79,6 +79,33 @@ func TestWriteLayerGolden(t *testing.T) {
 	if n := strings.Count(got, "\n"); l.Files() != n {
 		t.Errorf("Files() = %d, tar has %d entries", l.Files(), n)
 	}
+	if n, ok := l.ContentSize(); !ok || n != tarContentSize(t, l) {
+		t.Errorf("ContentSize() = %d, %v; the tar's regular files and symlink targets make %d", n, ok, tarContentSize(t, l))
+	}
+}
+
+// tarContentSize counts l's content as dockerd counts an image's size: regular files'
+// sizes and symlink targets' lengths.
+func tarContentSize(t *testing.T, l *Layer) int64 {
+	t.Helper()
+	rc, err := l.Uncompressed()
+	mustDo(t, err)
+	defer rc.Close()
+	var n int64
+	tr := tar.NewReader(rc)
+	for {
+		hdr, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			return n
+		}
+		mustDo(t, err)
+		switch hdr.Typeflag {
+		case tar.TypeReg:
+			n += hdr.Size
+		case tar.TypeSymlink:
+			n += int64(len(hdr.Linkname))
+		}
+	}
 }
 
 // listLayer describes each tar entry of l on a line.

@@ -143,6 +143,7 @@ func writeBlob(ctx context.Context, f *os.File, root string, ch *Changes, cfg la
 		diffID:      sha256Hash(diffID),
 		size:        int64(size),
 		files:       lw.files,
+		content:     lw.content,
 		compression: cfg.compression,
 	}, nil
 }
@@ -214,6 +215,7 @@ type layerWriter struct {
 	prefetch  *prefetcher // planned files read ahead (layer_prefetch.go); nil: none
 	buf       []byte
 	files     int
+	content   int64 // regular files' sizes and symlink targets' lengths written
 }
 
 // item is one path to put in the layer, in path order.

@@ -131,12 +131,23 @@ func (s *Store) writeLayer(ctx context.Context, l v1.Layer, known map[string]int
 	} else if n, ok := known[d.String()]; ok {
 		return d, n, nil
 	}
+	if cs, ok := l.(contentSized); ok {
+		if n, ok := cs.ContentSize(); ok {
+			return d, n, nil
+		}
+	}
 	n, err := contentSize(ctx, s.blobPath(d))
 	if err != nil {
 		// Not a tar (an artifact layer, say): count what is stored instead.
 		n = size
 	}
 	return d, n, nil
+}
+
+// contentSized is a layer that knows its unpacked size as contentSize counts it
+// (snapshot.Layer.ContentSize: counted as kiln wrote the layer; false when unknown).
+type contentSized interface {
+	ContentSize() (int64, bool)
 }
 
 // writtenBlob is a layer whose blob is a whole file kiln wrote and digested as it

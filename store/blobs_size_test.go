@@ -126,6 +126,32 @@ func TestPutLinksFileBlobs(t *testing.T) {
 	}
 }
 
+// sizedLayer is a layer that says its content size, as snapshot.Layer does.
+type sizedLayer struct {
+	v1.Layer
+	size  int64
+	known bool
+}
+
+func (l sizedLayer) ContentSize() (int64, bool) { return l.size, l.known }
+
+// A layer that knows its content size is taken at its word (the store does not read
+// the blob to count it); one that does not is counted from the blob.
+func TestPutTakesKnownContentSize(t *testing.T) {
+	t.Parallel()
+	blob := tarOf(t, 3, 1000)
+	for _, tt := range []struct {
+		known bool
+		want  int64
+	}{{true, 1234}, {false, 3000}} {
+		s := openStore(t, t.TempDir())
+		im := putLayer(t, s, sizedLayer{static.NewLayer(blob, types.OCIUncompressedLayer), 1234, tt.known})
+		if im.Size != tt.want || im.Layers[0].Size != tt.want {
+			t.Errorf("known=%v: stored size %d (layer %d), want %d", tt.known, im.Size, im.Layers[0].Size, tt.want)
+		}
+	}
+}
+
 // tarOf is a plain tar of n files of size bytes each.
 func tarOf(tb testing.TB, n, size int) []byte {
 	tb.Helper()
