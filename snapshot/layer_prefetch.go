@@ -13,8 +13,8 @@ import (
 // handed back by the writer, which bounds the memory and stops the reader when the
 // writer falls behind.
 const (
-	prefetchBuffers    = 32
-	prefetchBufferSize = 64 << 10
+	prefetchBuffers    = 16
+	prefetchBufferSize = 32 << 10
 )
 
 // prefetched is a planned file read ahead: its source's stat and content, or nothing
