@@ -17,6 +17,13 @@ func (lw *layerWriter) writePath(img string) (isDir bool, err error) {
 		return false, lw.writePlanned(img, f)
 	}
 	host := lw.host(img)
+	if r := lw.prefetch.take(img); r != nil { // a regular file, read ahead
+		defer lw.prefetch.release(r)
+		return false, lw.writeFileFrom(img, host, &r.st, r.caps, func() (int64, error) {
+			n, err := lw.tw.Write(r.buf[:r.n])
+			return int64(n), err
+		})
+	}
 	var st unix.Stat_t
 	if err := unix.Lstat(host, &st); err != nil {
 		// ENOTDIR: a later source of the same COPY replaced an ancestor by a file.
@@ -95,7 +102,18 @@ func (lw *layerWriter) writeFile(img, host string) error {
 	if st.Mode&unix.S_IFMT != unix.S_IFREG {
 		return nil // replaced since lstat by something else; a later walk sees it
 	}
-	hdr := lw.header(img, &st)
+	caps, err := fileCapability(fd, host)
+	if err != nil {
+		return err
+	}
+	return lw.writeFileFrom(img, host, &st, caps, func() (int64, error) { return lw.copyFile(fd, host, st.Size) })
+}
+
+// writeFileFrom writes the entry of the regular file img of the root, whose stat is st
+// and capability caps, taking its content from content (the file read now, or read
+// ahead), or a hardlink to the first name this layer gave its inode.
+func (lw *layerWriter) writeFileFrom(img, host string, st *unix.Stat_t, caps string, content func() (int64, error)) error {
+	hdr := lw.header(img, st)
 	if st.Nlink > 1 {
 		key := inodeKey{dev: uint64(st.Dev), ino: st.Ino}
 		if first, ok := lw.links[key]; ok {
@@ -107,17 +125,13 @@ func (lw *layerWriter) writeFile(img, host string) error {
 	}
 	hdr.Typeflag = tar.TypeReg
 	hdr.Size = st.Size
-	caps, err := fileCapability(fd, host)
-	if err != nil {
-		return err
-	}
 	if caps != "" {
 		hdr.PAXRecords = map[string]string{paxXattrPrefix + capabilityAttr: caps}
 	}
 	if err := lw.writeHeader(img, hdr); err != nil {
 		return err
 	}
-	n, err := lw.copyFile(fd, host, st.Size)
+	n, err := content()
 	if err != nil {
 		return fmt.Errorf("writing %s: %w", img, err)
 	}
@@ -158,7 +172,7 @@ func (lw *layerWriter) writeHeader(img string, hdr *tar.Header) error {
 	if err := lw.tw.WriteHeader(hdr); err != nil {
 		return fmt.Errorf("writing %s: %w", img, err)
 	}
-	lw.written[img] = true
+	lw.written[img] = hdr.Typeflag == tar.TypeDir
 	lw.files++
 	switch hdr.Typeflag {
 	case tar.TypeReg:

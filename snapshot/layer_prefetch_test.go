@@ -144,7 +144,7 @@ func TestPrefetcherTake(t *testing.T) {
 		plan.Add(name, &PlannedFile{Source: host})
 		items = append(items, item{img: name, changed: true})
 	}
-	p := startPrefetch(items, plan)
+	p := startPrefetch(items, plan, "")
 	defer p.close()
 	for _, tc := range []struct{ img, want string }{
 		{"/b", "content of /b"}, // /a skipped by the writer
@@ -162,5 +162,117 @@ func TestPrefetcherTake(t *testing.T) {
 		if got != tc.want {
 			t.Errorf("take(%s) = %q, want %q", tc.img, got, tc.want)
 		}
+	}
+}
+
+// Files of the root read ahead (more than the reader has buffers, one too large to
+// read ahead) come out whole, and a path below a symlink, which the writer leaves out,
+// is not read through it either: here it would lead out of the root.
+func TestPrefetchedRootLayer(t *testing.T) {
+	t.Parallel()
+	root, outside := t.TempDir(), t.TempDir()
+	if err := os.WriteFile(filepath.Join(outside, "secret"), []byte("outside the root"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(root, "d", "sub"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{}
+	changed := []string{"/d", "/d/sub"}
+	write := func(img, content string) {
+		if err := os.WriteFile(filepath.Join(root, img), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		want[img[1:]] = content
+		changed = append(changed, img)
+	}
+	for i := range 3 * prefetchBuffers {
+		write(fmt.Sprintf("/d/sub/f%03d", i), strings.Repeat(fmt.Sprint(i), i*31))
+	}
+	write("/d/big", strings.Repeat("big", prefetchBufferSize))
+	if err := os.Symlink(outside, filepath.Join(root, "esc")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("d/sub", filepath.Join(root, "lnk")); err != nil {
+		t.Fatal(err)
+	}
+	changed = append(changed, "/esc", "/esc/secret", "/lnk", "/lnk/f001")
+
+	got, err := planLayer(t, root, nil, changed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(want) {
+		t.Errorf("%d file entries, want %d", len(got), len(want))
+	}
+	for name, w := range want {
+		if got[name] != w {
+			t.Errorf("%s: %d bytes %.20q, want %d bytes %.20q", name, len(got[name]), got[name], len(w), w)
+		}
+	}
+	for _, name := range []string{"esc/secret", "lnk/f001"} {
+		if _, ok := got[name]; ok {
+			t.Errorf("%s is in the layer: written through a symlink", name)
+		}
+	}
+}
+
+// openBeneath refuses what the writer would not write: a path through a symlink, even
+// one that stays in the root, and one leaving the root.
+func TestOpenBeneath(t *testing.T) {
+	t.Parallel()
+	root := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(root, "d"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "d", "f"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range [][2]string{{"d", "in"}, {"/", "abs"}, {"..", "up"}} {
+		if err := os.Symlink(l[0], filepath.Join(root, l[1])); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rootFD, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(rootFD)
+	for img, ok := range map[string]bool{"/d/f": true, "/in/f": false, "/abs/etc/passwd": false, "/up/x": false} {
+		fd, err := openBeneath(rootFD, img)
+		if err == nil {
+			unix.Close(fd)
+		}
+		if (err == nil) != ok {
+			t.Errorf("openBeneath(%s): %v, want success %v", img, err, ok)
+		}
+	}
+}
+
+// The reader reads files of the root ahead, not only planned ones.
+func TestPrefetcherReadsRootFiles(t *testing.T) {
+	t.Parallel()
+	root := t.TempDir()
+	var items []item
+	for _, name := range []string{"/a", "/b"} {
+		if err := os.WriteFile(filepath.Join(root, name), []byte("root file "+name), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		items = append(items, item{img: name, changed: true})
+	}
+	p := startPrefetch(items, nil, root)
+	if p == nil {
+		t.Fatal("nothing read ahead")
+	}
+	defer p.close()
+	for _, name := range []string{"/a", "/b"} {
+		r := p.take(name)
+		if r == nil {
+			t.Fatalf("%s was not read ahead", name)
+		}
+		if got := string(r.buf[:r.n]); got != "root file "+name {
+			t.Errorf("%s read ahead as %q", name, got)
+		}
+		p.release(r)
 	}
 }

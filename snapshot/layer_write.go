@@ -208,7 +208,7 @@ type layerWriter struct {
 	cfg     layerConfig
 	root    string
 	tw      *tar.Writer
-	written map[string]bool     // image paths already in the tar
+	written map[string]bool     // image paths already in the tar: true for directories
 	links   map[inodeKey]string // first tar name of each multiply-linked file
 	// planLinks is the first tar name of each planned file (layer_plan.go).
 	planLinks map[*PlannedFile]string
@@ -231,7 +231,7 @@ func (lw *layerWriter) writeChanges(ctx context.Context, ch *Changes) error {
 		return nil
 	}
 	items := lw.items(ch)
-	lw.prefetch = startPrefetch(items, lw.cfg.plan)
+	lw.prefetch = startPrefetch(items, lw.cfg.plan, lw.root)
 	defer lw.prefetch.close()
 	for _, it := range items {
 		if err := ctx.Err(); err != nil {
@@ -250,7 +250,7 @@ func (lw *layerWriter) writeChanges(ctx context.Context, ch *Changes) error {
 			}
 			continue
 		}
-		if lw.written[it.img] {
+		if _, done := lw.written[it.img]; done {
 			continue
 		}
 		isDir, err := lw.writePath(it.img)
@@ -306,8 +306,13 @@ func (lw *layerWriter) items(ch *Changes) []item {
 // img cannot be in the tree as named.
 func (lw *layerWriter) parents(img string) (bool, error) {
 	dir := path.Dir(img)
-	if dir == "/" || lw.written[dir] {
+	if dir == "/" {
 		return true, nil
+	}
+	if isDir, done := lw.written[dir]; done {
+		// Written as a directory, or as something else (a symlink, say), below which
+		// nothing can be: its path would lead elsewhere, even out of the root.
+		return isDir, nil
 	}
 	if ok, err := lw.parents(dir); !ok || err != nil {
 		return ok, err
