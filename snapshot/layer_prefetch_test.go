@@ -51,6 +51,19 @@ func planLayer(t *testing.T, root string, plan *Plan, changed []string) (map[str
 	}
 }
 
+// wantEntries compares planLayer's entries with want.
+func wantEntries(t *testing.T, got, want map[string]string) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Errorf("%d file entries, want %d", len(got), len(want))
+	}
+	for name, w := range want {
+		if got[name] != w {
+			t.Errorf("%s: %d bytes %.20q, want %d bytes %.20q", name, len(got[name]), got[name], len(w), w)
+		}
+	}
+}
+
 // Planned files read ahead (more of them than the reader has buffers), a file too
 // large to read ahead, hardlinks and a path the writer skips all come out as the
 // plan says, in the writer's order.
@@ -93,14 +106,7 @@ func TestPrefetchedPlanLayer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(got) != len(want) {
-		t.Errorf("%d file entries, want %d", len(got), len(want))
-	}
-	for name, w := range want {
-		if got[name] != w {
-			t.Errorf("%s: %d bytes %.20q, want %d bytes %.20q", name, len(got[name]), got[name], len(w), w)
-		}
-	}
+	wantEntries(t, got, want)
 }
 
 // A planned source that is no longer a regular file fails the layer whether or not
@@ -202,14 +208,7 @@ func TestPrefetchedRootLayer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(got) != len(want) {
-		t.Errorf("%d file entries, want %d", len(got), len(want))
-	}
-	for name, w := range want {
-		if got[name] != w {
-			t.Errorf("%s: %d bytes %.20q, want %d bytes %.20q", name, len(got[name]), got[name], len(w), w)
-		}
-	}
+	wantEntries(t, got, want)
 	for _, name := range []string{"esc/secret", "lnk/f001"} {
 		if _, ok := got[name]; ok {
 			t.Errorf("%s is in the layer: written through a symlink", name)
