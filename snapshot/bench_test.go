@@ -226,6 +226,38 @@ func BenchmarkWriteLayer(b *testing.B) {
 	}
 }
 
+// BenchmarkWriteLayerPlanned writes the 100 MB tree's layer as COPY's fast path does:
+// the root holds only the directories, every file is planned from its source.
+func BenchmarkWriteLayerPlanned(b *testing.B) {
+	src, paths := layerTree.fixture(b)
+	root := b.TempDir()
+	plan := NewPlan()
+	for _, p := range paths {
+		fi, err := os.Lstat(src + p)
+		mustDo(b, err)
+		if fi.IsDir() {
+			mustDo(b, os.MkdirAll(root+p, 0o755))
+			continue
+		}
+		plan.Add(p, &PlannedFile{Source: src + p, Mode: 0o644})
+	}
+	ch := &Changes{Changed: paths}
+	dir := b.TempDir()
+	b.SetBytes(int64(layerTree.dirs * layerTree.perDir * layerTree.len))
+	b.ReportAllocs()
+	start := cpuTime(b)
+	for b.Loop() {
+		l, err := WriteLayer(context.Background(), root, dir, ch, WithCompression(Uncompressed), WithPlan(plan))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		mustDo(b, os.Remove(l.Path()))
+		b.StartTimer()
+	}
+	reportCPU(b, start)
+}
+
 // BenchmarkExtract applies the 100 MB layer, decompressing it as a base layer is.
 func BenchmarkExtract(b *testing.B) {
 	for _, c := range []Compression{Gzip, Zstd, Uncompressed} {
