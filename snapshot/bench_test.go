@@ -207,23 +207,28 @@ func BenchmarkWriteLayer(b *testing.B) {
 	for _, c := range []Compression{Gzip, Zstd, Uncompressed} {
 		b.Run(c.String()+"/"+layerTree.name, func(b *testing.B) {
 			root, paths := layerTree.fixture(b)
-			ch := &Changes{Changed: paths}
-			dir := b.TempDir()
-			b.SetBytes(int64(layerTree.dirs * layerTree.perDir * layerTree.len))
-			b.ReportAllocs()
-			start := cpuTime(b)
-			for b.Loop() {
-				l, err := WriteLayer(context.Background(), root, dir, ch, WithCompression(c))
-				if err != nil {
-					b.Fatal(err)
-				}
-				b.StopTimer()
-				mustDo(b, os.Remove(l.Path()))
-				b.StartTimer()
-			}
-			reportCPU(b, start)
+			benchWriteLayer(b, root, paths, WithCompression(c))
 		})
 	}
+}
+
+// benchWriteLayer times writing the layer of the 100 MB tree's paths over root.
+func benchWriteLayer(b *testing.B, root string, paths []string, opts ...LayerOption) {
+	ch := &Changes{Changed: paths}
+	dir := b.TempDir()
+	b.SetBytes(int64(layerTree.dirs * layerTree.perDir * layerTree.len))
+	b.ReportAllocs()
+	start := cpuTime(b)
+	for b.Loop() {
+		l, err := WriteLayer(context.Background(), root, dir, ch, opts...)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		mustDo(b, os.Remove(l.Path()))
+		b.StartTimer()
+	}
+	reportCPU(b, start)
 }
 
 // BenchmarkWriteLayerPlanned writes the 100 MB tree's layer as COPY's fast path does:
@@ -241,21 +246,7 @@ func BenchmarkWriteLayerPlanned(b *testing.B) {
 		}
 		plan.Add(p, &PlannedFile{Source: src + p, Mode: 0o644})
 	}
-	ch := &Changes{Changed: paths}
-	dir := b.TempDir()
-	b.SetBytes(int64(layerTree.dirs * layerTree.perDir * layerTree.len))
-	b.ReportAllocs()
-	start := cpuTime(b)
-	for b.Loop() {
-		l, err := WriteLayer(context.Background(), root, dir, ch, WithCompression(Uncompressed), WithPlan(plan))
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.StopTimer()
-		mustDo(b, os.Remove(l.Path()))
-		b.StartTimer()
-	}
-	reportCPU(b, start)
+	benchWriteLayer(b, root, paths, WithCompression(Uncompressed), WithPlan(plan))
 }
 
 // BenchmarkExtract applies the 100 MB layer, decompressing it as a base layer is.

@@ -19,10 +19,7 @@ func (lw *layerWriter) writePath(img string) (isDir bool, err error) {
 	host := lw.host(img)
 	if r := lw.prefetch.take(img); r != nil { // a regular file, read ahead
 		defer lw.prefetch.release(r)
-		return false, lw.writeFileFrom(img, host, &r.st, r.caps, func() (int64, error) {
-			n, err := lw.tw.Write(r.buf[:r.n])
-			return int64(n), err
-		})
+		return false, lw.writeFileFrom(img, host, &r.st, r.caps, r.content(lw.tw))
 	}
 	var st unix.Stat_t
 	if err := unix.Lstat(host, &st); err != nil {

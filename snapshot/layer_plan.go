@@ -90,10 +90,7 @@ func WithPlan(p *Plan) LayerOption {
 func (lw *layerWriter) writePlanned(img string, f *PlannedFile) error {
 	if r := lw.prefetch.take(img); r != nil {
 		defer lw.prefetch.release(r)
-		return lw.writePlannedFrom(img, f, &r.st, func() (int64, error) {
-			n, err := lw.tw.Write(r.buf[:r.n])
-			return int64(n), err
-		})
+		return lw.writePlannedFrom(img, f, &r.st, r.content(lw.tw))
 	}
 	fd, err := unix.Open(f.Source, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
 	if err != nil {

@@ -2,6 +2,7 @@ package snapshot
 
 import (
 	"errors"
+	"io"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -228,6 +229,15 @@ func (p *prefetcher) take(img string) *prefetched {
 		default: // img was not read ahead
 			return nil
 		}
+	}
+}
+
+// content is r's content for writeFileFrom and writePlannedFrom: the bytes read ahead,
+// into the tar.
+func (r *prefetched) content(tw io.Writer) func() (int64, error) {
+	return func() (int64, error) {
+		n, err := tw.Write(r.buf[:r.n])
+		return int64(n), err
 	}
 }
 
