@@ -119,11 +119,11 @@ func cacheRepository(f *buildFlags, out outputs) (*name.Repository, error) {
 	opts := []name.Option{name.WeakValidation}
 	repo, err := name.NewRepository(spec, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("--cache-repo %q: %w", spec, err)
+		return nil, refError("--cache-repo", spec, err)
 	}
 	if f.insecure || slices.Contains(f.insecureRegistries, repo.RegistryStr()) {
 		if repo, err = name.NewRepository(spec, append(opts, name.Insecure)...); err != nil {
-			return nil, fmt.Errorf("--cache-repo %q: %w", spec, err)
+			return nil, refError("--cache-repo", spec, err)
 		}
 	}
 	return &repo, nil

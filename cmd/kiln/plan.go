@@ -451,11 +451,11 @@ func parseDestination(d string, f *buildFlags) (name.Tag, error) {
 	}
 	tag, err := name.NewTag(d, name.WeakValidation)
 	if err != nil {
-		return name.Tag{}, fmt.Errorf("--destination %q: %w", d, err)
+		return name.Tag{}, refError("--destination", d, err)
 	}
 	if f.insecure || slices.Contains(f.insecureRegistries, tag.RegistryStr()) {
 		if tag, err = name.NewTag(d, name.WeakValidation, name.Insecure); err != nil {
-			return name.Tag{}, fmt.Errorf("--destination %q: %w", d, err)
+			return name.Tag{}, refError("--destination", d, err)
 		}
 	}
 	return tag, nil

@@ -31,7 +31,7 @@ const (
 func registryKey(s string) (string, error) {
 	r, err := name.NewRegistry(strings.TrimSpace(s), name.WeakValidation)
 	if err != nil {
-		return "", err
+		return "", quoteBadPart(err)
 	}
 	return r.RegistryStr(), nil
 }

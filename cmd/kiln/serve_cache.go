@@ -79,11 +79,11 @@ func serveCacheRepository(flag, spec string, plainHTTP func(string) bool) (name.
 	}
 	repo, err := name.NewRepository(spec, name.WeakValidation)
 	if err != nil {
-		return name.Repository{}, fmt.Errorf("%s %q: %w", flag, spec, err)
+		return name.Repository{}, refError(flag, spec, err)
 	}
 	if plainHTTP != nil && plainHTTP(repo.RegistryStr()) {
 		if repo, err = name.NewRepository(spec, name.WeakValidation, name.Insecure); err != nil {
-			return name.Repository{}, fmt.Errorf("%s %q: %w", flag, spec, err)
+			return name.Repository{}, refError(flag, spec, err)
 		}
 	}
 	return repo, nil
