@@ -38,7 +38,7 @@ type contextCache struct {
 	entries map[string]*cacheEntry
 	inMem   map[*cacheEntry]bool // every entry whose directory is in memDir
 	closed  bool
-	digests atomic.Int64 // how many more file digests the entries may remember
+	indexed atomic.Int64 // how many more entries the contexts' indexes may hold
 }
 
 type cacheEntry struct {
@@ -50,8 +50,8 @@ type cacheEntry struct {
 	// while idle, and the bytes it may hold (its share of memory) while busy.
 	mem  bool
 	size int64
-	// digests are the content digests of the files file sync wrote into path.
-	digests *fileDigests
+	// index describes what path holds, for the next transfer and the build.
+	index *contextIndex
 }
 
 // newContextCache returns the cache under stateDir, and under memDir when that is
@@ -62,7 +62,7 @@ func newContextCache(stateDir string, maxEntries int, memDir string, memBytes in
 		maxEntries = DefaultContextCacheEntries
 	}
 	c := &contextCache{dir: filepath.Join(stateDir, "buildkit-contexts"), max: maxEntries}
-	c.digests.Store(maxKnownDigests)
+	c.indexed.Store(maxIndexedEntries)
 	if memDir != "" && memBytes >= minMemoryContext {
 		// one directory per state directory: two servers never share one, and a
 		// server started again on the same state removes what the last one left
@@ -151,7 +151,7 @@ func (c *contextCache) acquire(key string) (*contextLease, error) {
 func (c *contextCache) newEntryLocked(key string, mem bool) (*cacheEntry, error) {
 	if mem {
 		if dir, err := c.newDirLocked(c.memDir); err == nil {
-			e := &cacheEntry{key: key, path: dir, mem: true, digests: newFileDigests(&c.digests)}
+			e := &cacheEntry{key: key, path: dir, mem: true, index: newContextIndex(&c.indexed)}
 			c.inMem[e] = true
 			return e, nil
 		}
@@ -160,7 +160,7 @@ func (c *contextCache) newEntryLocked(key string, mem bool) (*cacheEntry, error)
 	if err != nil {
 		return nil, err
 	}
-	return &cacheEntry{key: key, path: dir, digests: newFileDigests(&c.digests)}, nil
+	return &cacheEntry{key: key, path: dir, index: newContextIndex(&c.indexed)}, nil
 }
 
 // newDirLocked makes a new, empty directory for a context in parent.
@@ -211,7 +211,7 @@ func (c *contextCache) dropLocked(e *cacheEntry) {
 		delete(c.entries, e.key)
 	}
 	delete(c.inMem, e)
-	e.digests.release()
+	e.index.release()
 	os.RemoveAll(e.path)
 }
 

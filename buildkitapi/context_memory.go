@@ -22,25 +22,30 @@ var errOutgrewMemory = errors.New("the build context outgrew its memory")
 // receiveContext receives the context into the lease's directory with BuildKit's file
 // sync, which asks the client only for the files that differ from what the directory
 // holds. A context in memory that outgrows its share moves to disk, and the transfer
-// goes on there, asking only for what the move did not bring. It returns the bytes the
-// client sent and the bytes the context's files hold.
+// goes on there, asking only for what the move did not bring; one whose index
+// outgrows the budget goes on with fsutil's receiver, comparing with the disk. It
+// returns the bytes the client sent and the bytes the context's files hold.
 func (s *Server) receiveContext(ctx context.Context, caller session.Caller, o *frontendOptions, patterns []string, lease *contextLease, p *progress) (sent, size int64, err error) {
 	for {
 		n, size, err := s.syncContext(ctx, caller, o, patterns, lease, sent, p)
 		sent += n
-		if !errors.Is(err, errOutgrewMemory) {
+		switch {
+		case errors.Is(err, errOutgrewMemory):
+			if err := lease.toDisk(); err != nil {
+				return sent, 0, err
+			}
+		case errors.Is(err, errIndexFull):
+			lease.e.index.invalidate()
+		default:
 			return sent, size, err
-		}
-		if err := lease.toDisk(); err != nil {
-			return sent, 0, err
 		}
 	}
 }
 
-// syncContext is one file sync of the context into the lease's directory, which
-// remembers the digests of the files it writes; in memory, it fails with
-// errOutgrewMemory once the files would hold more than the lease's share. base is
-// what earlier attempts sent, for the progress shown.
+// syncContext is one file sync of the context into the lease's directory: by the
+// context's index (syncReceiver) while it has one, else by fsutil's receiver. In
+// memory, it fails with errOutgrewMemory once the files would hold more than the
+// lease's share. base is what earlier attempts sent, for the progress shown.
 func (s *Server) syncContext(ctx context.Context, caller session.Caller, o *frontendOptions, patterns []string, lease *contextLease, base int64, p *progress) (sent, size int64, err error) {
 	memLimit := lease.memLimit()
 	var limitErr error
@@ -63,17 +68,26 @@ func (s *Server) syncContext(ctx context.Context, caller session.Caller, o *fron
 		return true
 	}
 	var n atomic.Int64
-	err = filesync.FSSync(sctx, caller, filesync.FSSendRequestOpt{
-		Name:            o.contextKey,
-		ExcludePatterns: patterns,
-		DestDir:         lease.dir(),
-		Filter:          filter,
-		CacheUpdater:    lease.e.digests,
-		ProgressCb: func(k int, last bool) {
-			n.Store(int64(k))
-			p.transfer("transferring context", base+int64(k), last && !outgrew.Load())
-		},
-	})
+	progress := func(k int, last bool) {
+		n.Store(int64(k))
+		p.transfer("transferring context", base+int64(k), last && !outgrew.Load())
+	}
+	idx := lease.e.index
+	err = errNoIndexedSync
+	if idx.usable() {
+		err = receiveIndexed(sctx, caller, o.contextKey, patterns, lease.dir(), idx, filter,
+			func() error { return context.Cause(sctx) }, progress)
+	}
+	if errors.Is(err, errNoIndexedSync) {
+		idx.invalidate()
+		err = filesync.FSSync(sctx, caller, filesync.FSSendRequestOpt{
+			Name:            o.contextKey,
+			ExcludePatterns: patterns,
+			DestDir:         lease.dir(),
+			Filter:          filter,
+			ProgressCb:      progress,
+		})
+	}
 	switch {
 	case outgrew.Load():
 		return n.Load(), 0, errOutgrewMemory
@@ -129,6 +143,7 @@ func (l *contextLease) toDisk() error {
 		os.RemoveAll(dir)
 		return fmt.Errorf("moving the build context from memory to disk: %w", err)
 	}
+	l.e.index.moved()
 	c.mu.Lock()
 	l.e.path, l.e.mem, l.e.size = dir, false, 0
 	delete(c.inMem, l.e)

@@ -1,0 +1,185 @@
+package buildkitapi
+
+import (
+	"crypto/sha256"
+	"io/fs"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/opencontainers/go-digest"
+	fstypes "github.com/tonistiigi/fsutil/types"
+)
+
+// maxIndexedEntries bounds the entries all cached contexts' indexes hold together
+// (about 150 bytes each). A transfer that would go beyond it drops its context's
+// index and goes on with fsutil's receiver, which compares with the disk, and the
+// builder then reads that context's files to hash them.
+const maxIndexedEntries = 200_000
+
+// contextIndex is what one cached context's directory holds, as the client last
+// described it: every entry's metadata as file sync sent it, and each regular file's
+// sha256 as it was written. With it, a transfer compares the client's listing with
+// memory instead of walking the directory (syncReceiver), and the build's step-cache
+// key does not read the files again (it is the context's contexts.FileDigests).
+//
+// While valid, the index names exactly the entries the directory holds, with their
+// metadata: only the receiver writes into a cached context, and a build reads it
+// while its entry is busy, never both at once. An index that is not valid describes
+// nothing, and transfers into its directory compare with the disk.
+type contextIndex struct {
+	budget *atomic.Int64 // the cache's: entries any index may still add
+
+	mu      sync.Mutex
+	valid   bool
+	gen     uint32 // the current or last transfer
+	entries map[string]*indexEntry
+}
+
+// indexEntry is one path of a cached context.
+type indexEntry struct {
+	mode               uint32 // os.FileMode bits, as file sync sends them
+	uid, gid           uint32
+	size, mtime        int64  // for a hard link, as the client sent them (size 0)
+	link               string // a symlink's target, or the path a hard link shares
+	devmajor, devminor int64
+	xattrs             string // xattrKey of the extended attributes, "" for none
+	sum                [sha256.Size]byte
+	hashed             bool   // sum is the content's (a regular file, completely written)
+	gen                uint32 // the transfer that last named it
+	written            uint32 // the transfer that last wrote its content
+}
+
+func newContextIndex(budget *atomic.Int64) *contextIndex {
+	return &contextIndex{budget: budget, valid: true, entries: map[string]*indexEntry{}}
+}
+
+// entryOf is the entry a stat describes (not hashed, no generation).
+func entryOf(st *fstypes.Stat) indexEntry {
+	return indexEntry{
+		mode: st.Mode, uid: st.Uid, gid: st.Gid, size: st.Size, mtime: st.ModTime,
+		link: st.Linkname, devmajor: st.Devmajor, devminor: st.Devminor, xattrs: xattrKey(st.Xattrs),
+	}
+}
+
+// xattrKey is a canonical text of extended attributes, for comparing them.
+func xattrKey(x map[string][]byte) string {
+	if len(x) == 0 {
+		return ""
+	}
+	keys := make([]string, 0, len(x))
+	for k := range x {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	for _, k := range keys {
+		b.WriteString(k)
+		b.WriteByte(0)
+		b.Write(x[k])
+		b.WriteByte(0)
+	}
+	return b.String()
+}
+
+// sameMetadata reports whether e describes what o does: the comparison file sync
+// makes (mode, owner, device, link, and size and time but for directories), and
+// also a directory's time and the extended attributes.
+func (e *indexEntry) sameMetadata(o *indexEntry) bool {
+	return e.mode == o.mode && e.uid == o.uid && e.gid == o.gid && e.size == o.size &&
+		e.mtime == o.mtime && e.link == o.link && e.devmajor == o.devmajor &&
+		e.devminor == o.devminor && e.xattrs == o.xattrs
+}
+
+func (e *indexEntry) isDir() bool { return fs.FileMode(e.mode).IsDir() }
+
+// isFile reports a regular file with content of its own (not a hard link).
+func (e *indexEntry) isFile() bool { return fs.FileMode(e.mode).IsRegular() && e.link == "" }
+
+func (e *indexEntry) isHardlink() bool { return fs.FileMode(e.mode).IsRegular() && e.link != "" }
+
+// FileDigest implements contexts.FileDigests: the sha256 of a file the receiver
+// wrote, while its size and time are still those it wrote.
+func (x *contextIndex) FileDigest(rel string, info fs.FileInfo) (string, bool) {
+	x.mu.Lock()
+	e, ok := x.entries[rel]
+	if ok && e.isHardlink() {
+		e, ok = x.entries[e.link]
+	}
+	var k indexEntry
+	if ok {
+		k = *e
+	}
+	valid := x.valid
+	x.mu.Unlock()
+	if !ok || !valid || !k.hashed || !info.Mode().IsRegular() || info.Size() != k.size || info.ModTime().UnixNano() != k.mtime {
+		return "", false
+	}
+	return digest.NewDigestFromBytes(digest.SHA256, k.sum[:]).String(), true
+}
+
+// usable reports whether the index describes its directory.
+func (x *contextIndex) usable() bool {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return x.valid
+}
+
+// invalidate forgets everything: the directory is no longer described.
+func (x *contextIndex) invalidate() {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.budget.Add(int64(len(x.entries)))
+	x.entries = map[string]*indexEntry{}
+	x.valid = false
+}
+
+// release gives the entries' share of the budget back: the context is gone.
+func (x *contextIndex) release() { x.invalidate() }
+
+// moved adjusts the index to a copy of its directory made by contexts.CopyTree,
+// which leaves out devices, FIFOs and extended attributes, and sets a directory's
+// time before filling it: those entries go (the next transfer sends them again), and
+// every directory's time is marked unknown (the next transfer sets it again).
+func (x *contextIndex) moved() {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	for p, e := range x.entries {
+		m := fs.FileMode(e.mode)
+		switch {
+		case m&(fs.ModeDevice|fs.ModeNamedPipe|fs.ModeCharDevice) != 0 || e.xattrs != "":
+			x.forgetLocked(p)
+			if e.isDir() {
+				x.forgetBelowLocked(p)
+			}
+		case m.IsDir():
+			e.mtime = -1
+		}
+	}
+}
+
+// forgetLocked drops p.
+func (x *contextIndex) forgetLocked(p string) {
+	if _, ok := x.entries[p]; ok {
+		delete(x.entries, p)
+		x.budget.Add(1)
+	}
+}
+
+// forgetBelowLocked drops every path below p.
+func (x *contextIndex) forgetBelowLocked(p string) {
+	prefix := p + "/"
+	for q := range x.entries {
+		if strings.HasPrefix(q, prefix) {
+			delete(x.entries, q)
+			x.budget.Add(1)
+		}
+	}
+}
+
+// sha256Sum is the sha256 a hashed file's digest holds.
+func sha256Sum(h interface{ Sum([]byte) []byte }) (sum [sha256.Size]byte) {
+	copy(sum[:], h.Sum(nil))
+	return sum
+}

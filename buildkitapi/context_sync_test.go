@@ -1,0 +1,426 @@
+package buildkitapi
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/tonistiigi/fsutil"
+	fstypes "github.com/tonistiigi/fsutil/types"
+)
+
+// pipeStream is one end of an in-memory file-sync stream.
+type pipeStream struct {
+	ctx  context.Context
+	in   <-chan *fstypes.Packet
+	out  chan<- *fstypes.Packet
+	sent func(*fstypes.Packet) // sees each packet this end sends
+}
+
+func (s *pipeStream) Context() context.Context { return s.ctx }
+
+func (s *pipeStream) SendMsg(m any) error {
+	p := m.(*fstypes.Packet).CloneVT()
+	if s.sent != nil {
+		s.sent(p)
+	}
+	select {
+	case s.out <- p:
+		return nil
+	case <-s.ctx.Done():
+		return s.ctx.Err()
+	}
+}
+
+func (s *pipeStream) RecvMsg(m any) error {
+	select {
+	case q, ok := <-s.in:
+		if !ok {
+			return io.EOF
+		}
+		p := m.(*fstypes.Packet)
+		p.Type, p.ID, p.Stat, p.Data = q.Type, q.ID, q.Stat, q.Data
+		return nil
+	case <-s.ctx.Done():
+		return s.ctx.Err()
+	}
+}
+
+// syncFrom runs fsutil's sender on src against the indexed receiver into dst, and
+// returns how many files the receiver asked for.
+func syncFrom(t *testing.T, src, dst string, idx *contextIndex) (int, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	toRecv, toSend := make(chan *fstypes.Packet, 1<<16), make(chan *fstypes.Packet, 1<<16)
+	var reqs atomic.Int64
+	recvEnd := &pipeStream{ctx: ctx, in: toRecv, out: toSend, sent: func(p *fstypes.Packet) {
+		if p.Type == fstypes.PACKET_REQ {
+			reqs.Add(1)
+		}
+	}}
+	sendEnd := &pipeStream{ctx: ctx, in: toSend, out: toRecv}
+	srcFS, err := fsutil.NewFS(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer close(toRecv)
+		fsutil.Send(ctx, sendEnd, srcFS, nil)
+	}()
+	err = syncInto(ctx, cancel, func(context.Context) (syncStream, error) { return recvEnd, nil }, dst, idx,
+		func(string, *fstypes.Stat) bool { return true }, func() error { return errors.New("refused") }, nil)
+	cancel()
+	wg.Wait()
+	return int(reqs.Load()), err
+}
+
+// treeOf describes a tree as the receiver must reproduce it: each entry's type,
+// mode, owner, time (also a directory's), link target and content, and which files
+// are one (hard links).
+func treeOf(t *testing.T, root string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	inodes := map[uint64]string{}
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, p)
+		if rel == "." {
+			return nil
+		}
+		fi, err := os.Lstat(p)
+		if err != nil {
+			return err
+		}
+		st := fi.Sys().(*syscall.Stat_t)
+		desc := fmt.Sprintf("%v %d:%d %d", fi.Mode(), st.Uid, st.Gid, fi.ModTime().UnixNano())
+		switch {
+		case fi.Mode()&fs.ModeSymlink != 0:
+			target, _ := os.Readlink(p)
+			desc += " -> " + target
+		case fi.Mode().IsRegular():
+			if first, ok := inodes[st.Ino]; ok {
+				desc += " = " + first
+				break
+			}
+			inodes[st.Ino] = rel
+			b, _ := os.ReadFile(p)
+			sum := sha256.Sum256(b)
+			desc += fmt.Sprintf(" %d %x", len(b), sum[:6])
+		}
+		out[rel] = desc
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func sameSynced(t *testing.T, src, dst string) {
+	t.Helper()
+	want, got := treeOf(t, src), treeOf(t, dst)
+	for p, w := range want {
+		if got[p] != w {
+			t.Errorf("%s: %q, want %q", p, got[p], w)
+		}
+	}
+	for p := range got {
+		if _, ok := want[p]; !ok {
+			t.Errorf("%s: not in the client's tree", p)
+		}
+	}
+}
+
+// indexDescribes fails unless idx names exactly what dir holds, with its metadata,
+// and knows each regular file's digest.
+func indexDescribes(t *testing.T, idx *contextIndex, dir string) {
+	t.Helper()
+	seen := map[string]bool{}
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		if rel == "." {
+			return nil
+		}
+		seen[rel] = true
+		fi, err := os.Lstat(p)
+		if err != nil {
+			return err
+		}
+		e := idx.entries[rel]
+		if e == nil {
+			t.Errorf("%s: on disk, not in the index", rel)
+			return nil
+		}
+		st := fi.Sys().(*syscall.Stat_t)
+		mode := fs.FileMode(e.mode)
+		if mode&fs.ModeSymlink != 0 {
+			mode |= 0o777 // a symlink's permissions are not its own
+		}
+		unknownTime := fi.IsDir() && e.mtime == -1 // a directory after a failed transfer
+		if mode != fi.Mode() || e.uid != st.Uid || e.gid != st.Gid || (e.mtime != fi.ModTime().UnixNano() && !unknownTime) {
+			t.Errorf("%s: index %v %d:%d %d, disk %v %d:%d %d", rel, fs.FileMode(e.mode), e.uid, e.gid, e.mtime,
+				fi.Mode(), st.Uid, st.Gid, fi.ModTime().UnixNano())
+		}
+		if fi.Mode().IsRegular() {
+			b, _ := os.ReadFile(p)
+			sum := sha256.Sum256(b)
+			if got, _ := idx.FileDigest(rel, fi); got != "sha256:"+hex.EncodeToString(sum[:]) {
+				t.Errorf("%s: digest %q, want its content's", rel, got)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for p := range idx.entries {
+		if !seen[p] {
+			t.Errorf("%s: in the index, not on disk", p)
+		}
+	}
+}
+
+// contextDigestsMatch fails unless the cached context's index knows each regular
+// file of src by the sha256 of its content.
+func contextDigestsMatch(t *testing.T, idx *contextIndex, src string, files []string) {
+	t.Helper()
+	for _, rel := range files {
+		data, err := os.ReadFile(src + "/" + rel)
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, err := os.Lstat(src + "/" + rel)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum := sha256.Sum256(data)
+		want := "sha256:" + hex.EncodeToString(sum[:])
+		if got, ok := idx.FileDigest(rel, info); got != want {
+			t.Errorf("%s: digest %q (%v), want %s", rel, got, ok, want)
+		}
+	}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestSyncReceiver: fsutil's sender against the indexed receiver. The first transfer
+// reproduces a tree of every kind of entry (times, modes with setuid and sticky,
+// owners, symlinks, hard links, a FIFO, empty and multi-chunk files); an unchanged
+// tree transfers no file and writes nothing; after changes of every kind (content,
+// mode, a file becoming a directory and back, a tree removed, a symlink retargeted,
+// a hard link's file rewritten) only the changed files are asked for, and the tree
+// and the index match the client's again.
+func TestSyncReceiver(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: the tree has files of other owners")
+	}
+	src, dst := t.TempDir(), t.TempDir()
+	at := func(rel string) string { return filepath.Join(src, rel) }
+	old := time.Unix(1_600_000_000, 123456789)
+	write := func(rel string, data []byte, mode fs.FileMode) {
+		t.Helper()
+		must(t, os.MkdirAll(filepath.Dir(at(rel)), 0o755))
+		must(t, os.WriteFile(at(rel), data, mode))
+		must(t, os.Chmod(at(rel), mode))
+		must(t, os.Chtimes(at(rel), old, old))
+	}
+	write("a.txt", []byte("hello\n"), 0o644)
+	write("empty", nil, 0o600)
+	write("big/blob", bytes.Repeat([]byte("0123456789abcdef"), 20000), 0o755)
+	write("bin/tool", []byte("#!/bin/sh\n"), 0o4755|fs.ModeSetuid)
+	write("deep/x/y/z", []byte("z"), 0o644)
+	write("gone/one", []byte("1"), 0o644)
+	write("gone/sub/two", []byte("2"), 0o644)
+	write("becomes-dir", []byte("file"), 0o644)
+	write("becomes-file/inner", []byte("inner"), 0o644)
+	write("owned", []byte("someone else's"), 0o640)
+	must(t, os.Lchown(at("owned"), 1234, 5678))
+	must(t, os.Link(at("a.txt"), at("deep/hard")))
+	must(t, os.Symlink("a.txt", at("link")))
+	must(t, os.Symlink("/etc/passwd", at("abs-link")))
+	must(t, syscall.Mkfifo(at("fifo"), 0o644))
+	must(t, os.Mkdir(at("sticky"), 0o1777|fs.ModeSticky))
+	must(t, os.Chmod(at("sticky"), 0o777|fs.ModeSticky))
+	for _, d := range []string{"sticky", "deep/x/y", "deep/x", "deep", "big", "bin", "gone/sub", "gone", "becomes-file"} {
+		must(t, os.Chtimes(at(d), old, old))
+	}
+
+	var budget atomic.Int64
+	budget.Store(1000)
+	idx := newContextIndex(&budget)
+	reqs, err := syncFrom(t, src, dst, idx)
+	must(t, err)
+	sameSynced(t, src, dst)
+	indexDescribes(t, idx, dst)
+	if want := 9; reqs != want { // the non-empty files with content of their own
+		t.Errorf("the first transfer asked for %d files, want %d", reqs, want)
+	}
+	if used := 1000 - budget.Load(); used != int64(len(idx.entries)) {
+		t.Errorf("the index holds %d entries and took %d of the budget", len(idx.entries), used)
+	}
+
+	before := treeOf(t, dst)
+	reqs, err = syncFrom(t, src, dst, idx)
+	must(t, err)
+	if reqs != 0 {
+		t.Errorf("an unchanged tree: %d files asked for, want none", reqs)
+	}
+	after := treeOf(t, dst)
+	for p, w := range before {
+		if after[p] != w {
+			t.Errorf("an unchanged tree: %s became %q from %q", p, after[p], w)
+		}
+	}
+
+	now := time.Now()
+	must(t, os.WriteFile(at("a.txt"), []byte("changed\n"), 0o644)) // deep/hard shares it
+	must(t, os.Chmod(at("empty"), 0o644))
+	must(t, os.Remove(at("becomes-dir")))
+	write("becomes-dir/new", []byte("new"), 0o644)
+	must(t, os.RemoveAll(at("becomes-file")))
+	write("becomes-file", []byte("now a file"), 0o644)
+	must(t, os.RemoveAll(at("gone")))
+	must(t, os.Remove(at("link")))
+	must(t, os.Symlink("big/blob", at("link")))
+	must(t, os.Chtimes(at("deep/x"), now, now))
+	reqs, err = syncFrom(t, src, dst, idx)
+	must(t, err)
+	sameSynced(t, src, dst)
+	indexDescribes(t, idx, dst)
+	if want := 3; reqs != want { // a.txt, becomes-dir/new, becomes-file
+		t.Errorf("after the changes: %d files asked for, want %d", reqs, want)
+	}
+	if used := 1000 - budget.Load(); used != int64(len(idx.entries)) {
+		t.Errorf("the index holds %d entries and took %d of the budget", len(idx.entries), used)
+	}
+	idx.release()
+	if budget.Load() != 1000 {
+		t.Errorf("budget %d after release, want 1000", budget.Load())
+	}
+}
+
+// TestSyncReceiverIndexFull: a transfer that would take more entries than the budget
+// leaves fails with errIndexFull.
+func TestSyncReceiverIndexFull(t *testing.T) {
+	src, dst := t.TempDir(), t.TempDir()
+	for i := range 5 {
+		must(t, os.WriteFile(filepath.Join(src, fmt.Sprint(i)), []byte("x"), 0o644))
+	}
+	var budget atomic.Int64
+	budget.Store(3)
+	idx := newContextIndex(&budget)
+	if _, err := syncFrom(t, src, dst, idx); !errors.Is(err, errIndexFull) {
+		t.Fatalf("got %v, want errIndexFull", err)
+	}
+	indexDescribes(t, idx, dst)
+}
+
+// scriptStream plays a client that sends the packets of its script and then waits.
+type scriptStream struct {
+	ctx    context.Context
+	script []*fstypes.Packet
+}
+
+func (s *scriptStream) Context() context.Context { return s.ctx }
+func (s *scriptStream) SendMsg(any) error        { return nil }
+
+func (s *scriptStream) RecvMsg(m any) error {
+	if len(s.script) == 0 {
+		return io.EOF
+	}
+	q := s.script[0]
+	s.script = s.script[1:]
+	p := m.(*fstypes.Packet)
+	p.Type, p.ID, p.Stat, p.Data = q.Type, q.ID, q.Stat, q.Data
+	return nil
+}
+
+// TestSyncReceiverRefuses: a client's stream that would write outside the directory,
+// write through a symlink, repeat or misplace entries or send what was not asked for
+// fails with an error naming the problem, writes nothing outside the directory, and
+// leaves the index describing the directory.
+func TestSyncReceiverRefuses(t *testing.T) {
+	dir := func(p string) *fstypes.Packet {
+		return &fstypes.Packet{Type: fstypes.PACKET_STAT, Stat: &fstypes.Stat{Path: p, Mode: uint32(fs.ModeDir | 0o755)}}
+	}
+	file := func(p string, size int64) *fstypes.Packet {
+		return &fstypes.Packet{Type: fstypes.PACKET_STAT, Stat: &fstypes.Stat{Path: p, Mode: 0o644, Size: size}}
+	}
+	link := func(p, target string, mode fs.FileMode) *fstypes.Packet {
+		return &fstypes.Packet{Type: fstypes.PACKET_STAT, Stat: &fstypes.Stat{Path: p, Mode: uint32(mode), Linkname: target}}
+	}
+	end := &fstypes.Packet{Type: fstypes.PACKET_STAT}
+	data := func(id uint32, b string) *fstypes.Packet {
+		return &fstypes.Packet{Type: fstypes.PACKET_DATA, ID: id, Data: []byte(b)}
+	}
+	for _, tc := range []struct {
+		name   string
+		script []*fstypes.Packet
+		want   string
+	}{
+		{"parent reference", []*fstypes.Packet{file("../escape", 1)}, `invalid path "../escape"`},
+		{"absolute", []*fstypes.Packet{file("/etc/escape", 1)}, `invalid path "/etc/escape"`},
+		{"unclean", []*fstypes.Packet{dir("a"), file("a/../../escape", 1)}, `invalid path "a/../../escape"`},
+		{"empty", []*fstypes.Packet{file("", 1)}, `invalid path ""`},
+		{"child of a file", []*fstypes.Packet{file("f", 0), file("f/x", 0)}, `"f/x" before its directory`},
+		{"through a symlink", []*fstypes.Packet{link("l", "/", fs.ModeSymlink), file("l/escape", 0)}, `"l/escape" before its directory`},
+		{"twice", []*fstypes.Packet{dir("d"), dir("d")}, `sent "d" twice`},
+		{"hard link outside", []*fstypes.Packet{link("h", "../outside", 0o644)}, `hard link to "../outside"`},
+		{"hard link to a directory", []*fstypes.Packet{dir("d"), link("h", "d", 0o644)}, `hard link to "d"`},
+		{"symlink without target", []*fstypes.Packet{link("l", "", fs.ModeSymlink)}, `without a target`},
+		{"socket", []*fstypes.Packet{link("s", "", fs.ModeSocket)}, `unknown type`},
+		{"data not asked for", []*fstypes.Packet{file("f", 3), end, data(7, "abc")}, "data for file 7"},
+		{"more than listed", []*fstypes.Packet{file("f", 3), end, data(0, "abcdef")}, "more than the 3 bytes"},
+		{"after the end", []*fstypes.Packet{file("f", 3), end, file("g", 0)}, "after the end of its listing"},
+		{"client error", []*fstypes.Packet{{Type: fstypes.PACKET_ERR, Data: []byte("disk on fire")}}, "error from the client: disk on fire"},
+		{"cut short", []*fstypes.Packet{file("f", 3), end, data(0, "a")}, "ended the transfer before it was complete"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			top := t.TempDir()
+			d := filepath.Join(top, "ctx")
+			must(t, os.Mkdir(d, 0o700))
+			var budget atomic.Int64
+			budget.Store(100)
+			idx := newContextIndex(&budget)
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			s := &scriptStream{ctx: ctx, script: tc.script}
+			err := syncInto(ctx, cancel, func(context.Context) (syncStream, error) { return s, nil }, d, idx,
+				func(string, *fstypes.Stat) bool { return true }, func() error { return errors.New("refused") }, nil)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v, want an error with %q", err, tc.want)
+			}
+			if left, _ := os.ReadDir(top); len(left) != 1 {
+				t.Errorf("written outside the directory: %v", left)
+			}
+			indexDescribes(t, idx, d)
+		})
+	}
+}
