@@ -424,3 +424,46 @@ func TestSyncReceiverRefuses(t *testing.T) {
 		})
 	}
 }
+
+// TestContextIndexFallback: when the indexes' budget runs out, the transfer goes on
+// with fsutil's receiver into the same directory: the build gets the whole context,
+// the context stays cached without an index, and a rebuild still transfers only what
+// changed.
+func TestContextIndexFallback(t *testing.T) {
+	ts := newTestServer(t)
+	content := map[string]string{"Dockerfile": "FROM " + ts.busybox + "\nCOPY . /ctx/\n"}
+	for i := range 8 {
+		content[fmt.Sprintf("f/%d", i)] = strings.Repeat(fmt.Sprint(i), 4096)
+	}
+	src := writeFiles(t, content)
+	ts.contexts.indexed.Store(4)
+	build := func() int64 {
+		t.Helper()
+		_, statuses, err := ts.solveShared(t, "client", src, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return transferred(statuses)
+	}
+	if sent := build(); sent < 8*4096 {
+		t.Errorf("the first build transferred %d bytes, want at least the files' %d", sent, 8*4096)
+	}
+	u := ts.contexts.usage()
+	if len(u) != 1 {
+		t.Fatalf("%d cached contexts, want 1", len(u))
+	}
+	if ts.contexts.entries[u[0].key].index.usable() {
+		t.Error("the context kept an index beyond the budget")
+	}
+	if got := ts.contexts.indexed.Load(); got != 4 {
+		t.Errorf("the budget is %d after the fallback, want all 4 back", got)
+	}
+	sameTree(t, src, u[0].path)
+	must(t, os.WriteFile(filepath.Join(src, "f", "3"), bytes.Repeat([]byte("x"), 4096), 0o644))
+	later := time.Now().Add(time.Minute)
+	must(t, os.Chtimes(filepath.Join(src, "f", "3"), later, later))
+	if sent := build(); sent < 4096 || sent > 2*4096 {
+		t.Errorf("the rebuild after one change transferred %d bytes, want the changed file's 4096 and metadata", sent)
+	}
+	sameTree(t, src, u[0].path)
+}
