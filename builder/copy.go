@@ -388,5 +388,9 @@ func (s *stage) workdir(ctx context.Context, c *instructions.WorkdirCommand) err
 // contextSource is the build context as a COPY/ADD source.
 func (s *stage) contextSource() copier.Source {
 	c := s.b.req.Context
-	return copier.Source{Root: c.Dir, Excluded: c.Excluded, NoExceptions: !c.HasExceptions(), Context: true}
+	src := copier.Source{Root: c.Dir, Excluded: c.Excluded, NoExceptions: !c.HasExceptions(), Context: true}
+	if c.Listing != nil {
+		src.List = c.Listing.List
+	}
+	return src
 }

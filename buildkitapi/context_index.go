@@ -7,9 +7,12 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
+	"time"
 
 	"github.com/opencontainers/go-digest"
 	fstypes "github.com/tonistiigi/fsutil/types"
+	"golang.org/x/sys/unix"
 )
 
 // maxIndexedEntries bounds the entries all cached contexts' indexes hold together
@@ -35,6 +38,14 @@ type contextIndex struct {
 	valid   bool
 	gen     uint32 // the current or last transfer
 	entries map[string]*indexEntry
+	// children are the entries of each directory, for List: made by its first call
+	// after a transfer, dropped by the next transfer.
+	children map[string][]childEntry
+}
+
+type childEntry struct {
+	name string
+	e    *indexEntry
 }
 
 // indexEntry is one path of a cached context.
@@ -119,6 +130,71 @@ func (x *contextIndex) FileDigest(rel string, info fs.FileInfo) (string, bool) {
 	return digest.NewDigestFromBytes(digest.SHA256, k.sum[:]).String(), true
 }
 
+// List implements contexts.DirListing: a directory's entries as lstat would give
+// them (a symlink's permissions are 0777, a hard link has its file's metadata).
+func (x *contextIndex) List(rel string) ([]fs.FileInfo, bool) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if !x.valid {
+		return nil, false
+	}
+	if rel != "." {
+		if e := x.entries[rel]; e == nil || !e.isDir() {
+			return nil, false
+		}
+	}
+	if x.children == nil {
+		x.children = map[string][]childEntry{}
+		for p, e := range x.entries {
+			parent, name := splitSyncPath(p)
+			x.children[parent] = append(x.children[parent], childEntry{name, e})
+		}
+		for _, c := range x.children {
+			sort.Slice(c, func(i, j int) bool { return c[i].name < c[j].name })
+		}
+	}
+	c := x.children[rel]
+	out := make([]fs.FileInfo, len(c))
+	for i, ch := range c {
+		e := *ch.e
+		if e.isHardlink() {
+			if t := x.entries[e.link]; t != nil {
+				e = *t
+			}
+		}
+		out[i] = &entryInfo{name: ch.name, e: e}
+	}
+	return out, true
+}
+
+// entryInfo is an index entry as an fs.FileInfo.
+type entryInfo struct {
+	name string
+	e    indexEntry
+}
+
+func (i *entryInfo) Name() string       { return i.name }
+func (i *entryInfo) Size() int64        { return i.e.size }
+func (i *entryInfo) ModTime() time.Time { return time.Unix(0, i.e.mtime) }
+func (i *entryInfo) IsDir() bool        { return i.e.isDir() }
+
+func (i *entryInfo) Mode() fs.FileMode {
+	m := fs.FileMode(i.e.mode)
+	if m&fs.ModeSymlink != 0 {
+		m |= 0o777
+	}
+	return m
+}
+
+// Sys is, for a device, a stat with its number and owner (what the cache key reads
+// of it); nil for the others, which no reader of a listing takes for a real stat.
+func (i *entryInfo) Sys() any {
+	if fs.FileMode(i.e.mode)&fs.ModeDevice == 0 {
+		return nil
+	}
+	return &syscall.Stat_t{Uid: i.e.uid, Gid: i.e.gid, Rdev: unix.Mkdev(uint32(i.e.devmajor), uint32(i.e.devminor))}
+}
+
 // usable reports whether the index describes its directory.
 func (x *contextIndex) usable() bool {
 	x.mu.Lock()
@@ -131,7 +207,7 @@ func (x *contextIndex) invalidate() {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	x.budget.Add(int64(len(x.entries)))
-	x.entries = map[string]*indexEntry{}
+	x.entries, x.children = map[string]*indexEntry{}, nil
 	x.valid = false
 }
 
@@ -145,6 +221,7 @@ func (x *contextIndex) release() { x.invalidate() }
 func (x *contextIndex) moved() {
 	x.mu.Lock()
 	defer x.mu.Unlock()
+	x.children = nil
 	for p, e := range x.entries {
 		m := fs.FileMode(e.mode)
 		switch {

@@ -174,6 +174,7 @@ func (r *syncReceiver) run(ctx context.Context) (err error) {
 	}
 	x.gen++
 	r.gen = x.gen
+	x.children = nil
 
 	// Requests go out from a goroutine of their own, so that receiving never waits on
 	// sending: the client stops reading requests while it cannot send data.

@@ -20,6 +20,8 @@ import (
 
 	"github.com/tonistiigi/fsutil"
 	fstypes "github.com/tonistiigi/fsutil/types"
+
+	"github.com/kiln-build/kiln/builder/copier"
 )
 
 // pipeStream is one end of an in-memory file-sync stream.
@@ -202,6 +204,65 @@ func indexDescribes(t *testing.T, idx *contextIndex, dir string) {
 	}
 }
 
+// listingMatches fails unless idx lists every directory of dir as the disk does,
+// and copier.Select sees the same tree through the listing as on the disk.
+func listingMatches(t *testing.T, idx *contextIndex, dir string) {
+	t.Helper()
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || !d.IsDir() {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		got, ok := idx.List(filepath.ToSlash(rel))
+		if !ok {
+			t.Errorf("%s: the index does not list it", rel)
+			return nil
+		}
+		want, err := os.ReadDir(p)
+		if err != nil {
+			return err
+		}
+		if len(got) != len(want) {
+			t.Errorf("%s: the index lists %d entries, the disk %d", rel, len(got), len(want))
+			return nil
+		}
+		for i, w := range want {
+			wi, err := w.Info()
+			if err != nil {
+				return err
+			}
+			g := got[i]
+			if g.Name() != wi.Name() || g.Mode() != wi.Mode() || (!wi.IsDir() && (g.Size() != wi.Size() || !g.ModTime().Equal(wi.ModTime()))) {
+				t.Errorf("%s: the index lists %s %v %d %v, the disk %s %v %d %v", rel, g.Name(), g.Mode(), g.Size(), g.ModTime(),
+					wi.Name(), wi.Mode(), wi.Size(), wi.ModTime())
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	selected := func(list func(string) ([]fs.FileInfo, bool)) []string {
+		var out []string
+		err := copier.Select(context.Background(), copier.Source{Root: dir, List: list, Context: true},
+			copier.Request{Sources: []string{"."}, Dest: "/"}, func(e copier.Selected) error {
+				size := e.Info.Size()
+				if e.Info.IsDir() {
+					size = 0 // a directory's size is the file system's, not the client's
+				}
+				out = append(out, fmt.Sprintf("%s %s %v %d %d", e.Rel, e.Host, e.Info.Mode(), size, e.Info.ModTime().UnixNano()))
+				return nil
+			})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	if disk, listed := selected(nil), selected(idx.List); strings.Join(disk, "\n") != strings.Join(listed, "\n") {
+		t.Errorf("Select through the listing:\n%s\nfrom the disk:\n%s", strings.Join(listed, "\n"), strings.Join(disk, "\n"))
+	}
+}
+
 // contextDigestsMatch fails unless the cached context's index knows each regular
 // file of src by the sha256 of its content.
 func contextDigestsMatch(t *testing.T, idx *contextIndex, src string, files []string) {
@@ -279,6 +340,7 @@ func TestSyncReceiver(t *testing.T) {
 	must(t, err)
 	sameSynced(t, src, dst)
 	indexDescribes(t, idx, dst)
+	listingMatches(t, idx, dst)
 	if want := 9; reqs != want { // the non-empty files with content of their own
 		t.Errorf("the first transfer asked for %d files, want %d", reqs, want)
 	}
@@ -314,6 +376,7 @@ func TestSyncReceiver(t *testing.T) {
 	must(t, err)
 	sameSynced(t, src, dst)
 	indexDescribes(t, idx, dst)
+	listingMatches(t, idx, dst)
 	if want := 3; reqs != want { // a.txt, becomes-dir/new, becomes-file
 		t.Errorf("after the changes: %d files asked for, want %d", reqs, want)
 	}

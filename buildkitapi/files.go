@@ -104,7 +104,7 @@ func (s *Server) receive(ctx context.Context, caller session.Caller, o *frontend
 		release(false)
 		return nil, err
 	}
-	bctx.Digests = lease.e.index
+	bctx.Digests, bctx.Listing = lease.e.index, lease.e.index
 	s.cfg.Log.WithFields(map[string]any{"bytes": sent, "duration": time.Since(start), "dir": dir}).Debug("buildkit: context received")
 	if obs := s.cfg.Workspace.Observer; obs != nil {
 		obs.Transferred(builder.TransferContext, sent)

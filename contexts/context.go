@@ -23,6 +23,10 @@ type Context struct {
 	// files, so that a build need not read them again (the BuildKit door's cached
 	// contexts: file sync hashes what it receives).
 	Digests FileDigests
+	// Listing, when not nil, lists the context's directories from what is known of
+	// them (the BuildKit door's cached contexts: the receiver keeps every entry's
+	// metadata), so that a build's cache key reads no metadata from the disk.
+	Listing DirListing
 
 	matcher *patternmatcher.PatternMatcher
 	owned   string // a temporary directory Close removes ("" for a directory context)
@@ -34,6 +38,14 @@ type FileDigests interface {
 	// below the context's Dir), "sha256:<hex>", when it knows it for a file with info's
 	// size and modification time; false otherwise.
 	FileDigest(rel string, info fs.FileInfo) (string, bool)
+}
+
+// DirListing knows the entries of a context's directories.
+type DirListing interface {
+	// List returns the entries of the directory rel (slash-separated, below the
+	// context's Dir; "." for Dir) in name order, each with the lstat it has, or false
+	// when it does not know them.
+	List(rel string) ([]fs.FileInfo, bool)
 }
 
 // FromDir opens the directory dir as a build context, reading its .dockerignore.

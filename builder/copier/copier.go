@@ -3,6 +3,7 @@ package copier
 import (
 	"context"
 	"fmt"
+	"io/fs"
 	"net/http"
 	"os"
 	"path"
@@ -30,6 +31,12 @@ type Source struct {
 	// directory without looking inside. Set it from contexts.Context.HasExceptions;
 	// false is always correct, only slower.
 	NoExceptions bool
+	// List, when not nil, lists the directory rel (slash-separated, below Root; "."
+	// for Root) in name order with each entry's lstat, from what the caller knows of
+	// the tree, or reports false when it does not know it. Select lists directories
+	// with it instead of reading the disk (a context received by file sync, whose
+	// metadata the receiver keeps); Copy always reads the disk.
+	List func(rel string) ([]fs.FileInfo, bool)
 	// Context is true for the build context and false for a --from source. It selects
 	// the error text for missing sources and, without --chown, whether ownership is
 	// reset to 0:0 (context) or kept from the source (--from), as the classic builder does.

@@ -78,7 +78,7 @@ func Select(ctx context.Context, src Source, req Request, fn func(Selected) erro
 // in the source): excluded entries are skipped, but an excluded directory is still
 // searched when .dockerignore may re-include something below it.
 func (c *copier) selectChildren(ctx context.Context, base, dir, rel string, fn func(Selected) error) error {
-	entries, err := readDirStat(dir)
+	entries, err := c.listDir(dir)
 	if err != nil {
 		return fmt.Errorf("reading %s: %w", rel, unwrapPathError(err))
 	}
@@ -151,4 +151,24 @@ func (c *copier) selectParents(ctx context.Context, fn func(Selected) error) err
 		}
 	}
 	return nil
+}
+
+// listDir lists dir as readDirStat does, through the source's List when it knows dir.
+func (c *copier) listDir(dir string) ([]dirEntry, error) {
+	if c.src.List != nil {
+		rel, ok := ".", dir == c.src.Root
+		if !ok {
+			rel, ok = strings.CutPrefix(dir, c.src.Root+string(filepath.Separator))
+		}
+		if ok {
+			if infos, known := c.src.List(filepath.ToSlash(rel)); known {
+				out := make([]dirEntry, len(infos))
+				for i, fi := range infos {
+					out[i] = dirEntry{name: fi.Name(), info: fi}
+				}
+				return out, nil
+			}
+		}
+	}
+	return readDirStat(dir)
 }
