@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"time"
 
 	controlapi "github.com/moby/buildkit/api/services/control"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -30,7 +31,14 @@ type progress struct {
 	last    string // the digest of the last step vertex, the next one's input
 	current *controlapi.Vertex
 	closed  bool
+	// sentTransfer is when the last transfer status went out (transferEvery).
+	sentTransfer time.Time
 }
+
+// transferEvery is how often a transfer's progress is sent at most, as BuildKit's
+// progress writer limits it: file sync reports every packet, and a status for each of
+// a context's 10,000 entries costs the server and the client more than the transfer.
+const transferEvery = 100 * time.Millisecond
 
 func newProgress(publish func(*controlapi.StatusResponse)) *progress {
 	var b [8]byte
@@ -104,11 +112,17 @@ func (p *progress) vertex(name string) func(error) {
 	}
 }
 
-// transfer reports n bytes moved so far, as a status of the current vertex.
+// transfer reports n bytes moved so far, as a status of the current vertex: the last
+// report always, the others at most every transferEvery.
 func (p *progress) transfer(what string, n int64, last bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.current == nil {
+		return
+	}
+	if t := time.Now(); last || t.Sub(p.sentTransfer) >= transferEvery {
+		p.sentTransfer = t
+	} else {
 		return
 	}
 	now := timestamppb.Now()
