@@ -216,8 +216,10 @@ func (x *contextIndex) release() { x.invalidate() }
 
 // moved adjusts the index to a copy of its directory made by contexts.CopyTree,
 // which leaves out devices, FIFOs and extended attributes, and sets a directory's
-// time before filling it: those entries go (the next transfer sends them again), and
-// every directory's time is marked unknown (the next transfer sets it again).
+// time before filling it: the devices and FIFOs go from the index (the next transfer
+// makes them again), and the times of directories and of what has extended
+// attributes become unknown, so the next transfer sets a directory's metadata again
+// and writes such a file again.
 func (x *contextIndex) moved() {
 	x.mu.Lock()
 	defer x.mu.Unlock()
@@ -225,12 +227,9 @@ func (x *contextIndex) moved() {
 	for p, e := range x.entries {
 		m := fs.FileMode(e.mode)
 		switch {
-		case m&(fs.ModeDevice|fs.ModeNamedPipe|fs.ModeCharDevice) != 0 || e.xattrs != "":
+		case m&(fs.ModeDevice|fs.ModeNamedPipe|fs.ModeCharDevice) != 0:
 			x.forgetLocked(p)
-			if e.isDir() {
-				x.forgetBelowLocked(p)
-			}
-		case m.IsDir():
+		case m.IsDir() || e.xattrs != "":
 			e.mtime = -1
 		}
 	}

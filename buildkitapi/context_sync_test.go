@@ -22,6 +22,7 @@ import (
 	fstypes "github.com/tonistiigi/fsutil/types"
 
 	"github.com/kiln-build/kiln/builder/copier"
+	"github.com/kiln-build/kiln/contexts"
 )
 
 // pipeStream is one end of an in-memory file-sync stream.
@@ -529,4 +530,46 @@ func TestContextIndexFallback(t *testing.T) {
 		t.Errorf("the rebuild after one change transferred %d bytes, want the changed file's 4096 and metadata", sent)
 	}
 	sameTree(t, src, u[0].path)
+}
+
+// TestSyncReceiverAfterMove: after contexts.CopyTree moved a received tree (as a
+// context outgrowing memory moves to disk) and the index was told (moved), the next
+// transfer into the copy brings back what the copy left out (a FIFO, extended
+// attributes) and the directories' times, and asks only for the files with
+// extended attributes.
+func TestSyncReceiverAfterMove(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: CopyTree keeps owners")
+	}
+	src, dst, moved := t.TempDir(), t.TempDir(), t.TempDir()
+	must(t, os.MkdirAll(filepath.Join(src, "d", "e"), 0o755))
+	must(t, os.WriteFile(filepath.Join(src, "d", "e", "plain"), []byte("plain"), 0o644))
+	must(t, os.WriteFile(filepath.Join(src, "d", "tagged"), []byte("tagged"), 0o644))
+	if err := syscall.Setxattr(filepath.Join(src, "d", "tagged"), "user.kiln", []byte("yes"), 0); err != nil {
+		t.Skipf("no user extended attributes here: %v", err)
+	}
+	must(t, syscall.Mkfifo(filepath.Join(src, "d", "fifo"), 0o600))
+	old := time.Unix(1_500_000_000, 0)
+	for _, p := range []string{"d/e/plain", "d/tagged", "d/fifo", "d/e", "d"} {
+		must(t, os.Chtimes(filepath.Join(src, p), old, old))
+	}
+	var budget atomic.Int64
+	budget.Store(100)
+	idx := newContextIndex(&budget)
+	if _, err := syncFrom(t, src, dst, idx); err != nil {
+		t.Fatal(err)
+	}
+	must(t, contexts.CopyTree(dst, moved, true))
+	idx.moved()
+	reqs, err := syncFrom(t, src, moved, idx)
+	must(t, err)
+	sameSynced(t, src, moved)
+	indexDescribes(t, idx, moved)
+	if reqs != 1 {
+		t.Errorf("after the move: %d files asked for, want 1 (the one with extended attributes)", reqs)
+	}
+	buf := make([]byte, 16)
+	if n, err := syscall.Getxattr(filepath.Join(moved, "d", "tagged"), "user.kiln", buf); err != nil || string(buf[:n]) != "yes" {
+		t.Errorf("user.kiln after the move: %q, %v; want yes", buf[:n], err)
+	}
 }
