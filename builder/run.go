@@ -249,6 +249,8 @@ func (s *stage) writeLayer(ctx context.Context, ch *snapshot.Changes, history st
 	l, err := snapshot.WriteLayer(ctx, s.root, s.b.blobDir, ch, append([]snapshot.LayerOption{
 		snapshot.WithLayerIgnore(s.b.ws.Ignore),
 		snapshot.WithReproducible(s.b.req.Reproducible),
+		// a step cache keeps the layer, and syncs it
+		snapshot.WithWriteback(s.b.ws.Cache != nil),
 		snapshot.WithCompression(snapshot.Uncompressed)}, extra...)...)
 	if sink != nil {
 		if err != nil {

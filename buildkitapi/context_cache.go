@@ -220,6 +220,7 @@ func (c *contextCache) release(e *cacheEntry, keep bool, size int64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e.busy, e.used = false, time.Now()
+	e.index.dropListing()
 	if e.mem {
 		e.size = size
 	}

@@ -39,7 +39,7 @@ type contextIndex struct {
 	gen     uint32 // the current or last transfer
 	entries map[string]*indexEntry
 	// children are the entries of each directory, for List: made by its first call
-	// after a transfer, dropped by the next transfer.
+	// in a build, dropped when the build releases the context.
 	children map[string][]childEntry
 }
 
@@ -48,18 +48,18 @@ type childEntry struct {
 	e    *indexEntry
 }
 
-// indexEntry is one path of a cached context.
+// indexEntry is one path of a cached context (112 bytes: the fields are ordered so).
 type indexEntry struct {
 	mode               uint32 // os.FileMode bits, as file sync sends them
 	uid, gid           uint32
-	size, mtime        int64  // for a hard link, as the client sent them (size 0)
-	link               string // a symlink's target, or the path a hard link shares
-	devmajor, devminor int64
-	xattrs             string // xattrKey of the extended attributes, "" for none
-	sum                [sha256.Size]byte
-	hashed             bool   // sum is the content's (a regular file, completely written)
+	devmajor, devminor uint32
 	gen                uint32 // the transfer that last named it
 	written            uint32 // the transfer that last wrote its content
+	hashed             bool   // sum is the content's (a regular file, completely written)
+	size, mtime        int64  // for a hard link, as the client sent them (size 0)
+	link               string // a symlink's target, or the path a hard link shares
+	xattrs             string // xattrKey of the extended attributes, "" for none
+	sum                [sha256.Size]byte
 }
 
 func newContextIndex(budget *atomic.Int64) *contextIndex {
@@ -70,7 +70,7 @@ func newContextIndex(budget *atomic.Int64) *contextIndex {
 func entryOf(st *fstypes.Stat) indexEntry {
 	return indexEntry{
 		mode: st.Mode, uid: st.Uid, gid: st.Gid, size: st.Size, mtime: st.ModTime,
-		link: st.Linkname, devmajor: st.Devmajor, devminor: st.Devminor, xattrs: xattrKey(st.Xattrs),
+		link: st.Linkname, devmajor: uint32(st.Devmajor), devminor: uint32(st.Devminor), xattrs: xattrKey(st.Xattrs),
 	}
 }
 
@@ -156,10 +156,10 @@ func (x *contextIndex) List(rel string) ([]fs.FileInfo, bool) {
 	c := x.children[rel]
 	out := make([]fs.FileInfo, len(c))
 	for i, ch := range c {
-		e := *ch.e
+		e := ch.e
 		if e.isHardlink() {
 			if t := x.entries[e.link]; t != nil {
-				e = *t
+				e = t
 			}
 		}
 		out[i] = &entryInfo{name: ch.name, e: e}
@@ -167,10 +167,18 @@ func (x *contextIndex) List(rel string) ([]fs.FileInfo, bool) {
 	return out, true
 }
 
-// entryInfo is an index entry as an fs.FileInfo.
+// dropListing forgets the directories' entries List gathered: the build is over.
+func (x *contextIndex) dropListing() {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.children = nil
+}
+
+// entryInfo is an index entry as an fs.FileInfo. It points into the index, which no
+// transfer changes while a build lists it (the context's entry is busy).
 type entryInfo struct {
 	name string
-	e    indexEntry
+	e    *indexEntry
 }
 
 func (i *entryInfo) Name() string       { return i.name }
@@ -192,7 +200,7 @@ func (i *entryInfo) Sys() any {
 	if fs.FileMode(i.e.mode)&fs.ModeDevice == 0 {
 		return nil
 	}
-	return &syscall.Stat_t{Uid: i.e.uid, Gid: i.e.gid, Rdev: unix.Mkdev(uint32(i.e.devmajor), uint32(i.e.devminor))}
+	return &syscall.Stat_t{Uid: i.e.uid, Gid: i.e.gid, Rdev: unix.Mkdev(i.e.devmajor, i.e.devminor)}
 }
 
 // usable reports whether the index describes its directory.

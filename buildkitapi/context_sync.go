@@ -358,19 +358,20 @@ func (r *syncReceiver) stat(id uint32, st *fstypes.Stat) error {
 		return nil
 	case mode.IsRegular():
 		e.written = r.gen
-		f := &pendingFile{path: p, e: e, fd: -1, h: sha256.New()}
+		f := &pendingFile{path: p, e: e, fd: -1}
 		if st.Size == 0 {
 			fd, err := unix.Openat(pfd, base, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, sysMode(mode)&0o777)
 			if err != nil {
 				return pathErr("creating", p, err)
 			}
-			f.fd = fd
+			f.fd, f.h = fd, hashes.Get().(hash.Hash)
+			f.h.Reset()
 			return r.complete(f)
 		}
 		r.pending[id] = f
 		return r.request(id)
 	default:
-		dev := unix.Mkdev(uint32(e.devmajor), uint32(e.devminor))
+		dev := unix.Mkdev(e.devmajor, e.devminor)
 		if err := unix.Mknodat(pfd, base, sysMode(mode)|nodeType(mode), int(dev)); err != nil {
 			return pathErr("creating the device or FIFO", p, err)
 		}
@@ -454,7 +455,8 @@ func (r *syncReceiver) data(id uint32, b []byte) error {
 		if err != nil {
 			return pathErr("creating", f.path, err)
 		}
-		f.fd = fd
+		f.fd, f.h = fd, hashes.Get().(hash.Hash)
+		f.h.Reset()
 	}
 	if len(b) == 0 {
 		delete(r.pending, id)
@@ -498,8 +500,14 @@ func (r *syncReceiver) complete(f *pendingFile) error {
 		return pathErr("setting the time of", f.path, err)
 	}
 	e.size, e.sum, e.hashed = f.n, sha256Sum(f.h), true
+	hashes.Put(f.h)
+	f.h = nil
 	return nil
 }
+
+// hashes are the files' sha256 states: the client sends at most four files at once,
+// and a context of 10,000 requested files needs no more states than that.
+var hashes = sync.Pool{New: func() any { return sha256.New() }}
 
 // dirMetadata gives a directory its owner, mode and extended attributes (its time
 // comes at the end, once nothing is written into it).

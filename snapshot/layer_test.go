@@ -2,6 +2,7 @@ package snapshot
 
 import (
 	"archive/tar"
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -257,5 +258,29 @@ func TestWriteLayerIgnoreAndCancel(t *testing.T) {
 	}
 	if left, _ := os.ReadDir(dir); len(left) != 0 {
 		t.Errorf("a failed WriteLayer left %d files behind", len(left))
+	}
+}
+
+// TestWriteLayerWriteback: a blob written with WithWriteback (its file started to disk
+// every writebackChunk) is the blob written without it, byte for byte.
+func TestWriteLayerWriteback(t *testing.T) {
+	t.Parallel()
+	root := t.TempDir()
+	big := strings.Repeat("0123456789abcdef", (writebackChunk+writebackChunk/2)/16)
+	writeFiles(t, root, map[string]string{"/big": big, "/small": "s"})
+	ch := &Changes{Changed: []string{"/big", "/small"}}
+	blob := func(on bool) []byte {
+		l, err := WriteLayer(context.Background(), root, t.TempDir(), ch, WithCompression(Uncompressed), WithWriteback(on))
+		mustDo(t, err)
+		b, err := os.ReadFile(l.Path())
+		mustDo(t, err)
+		if d := must(l.Digest()); d.Hex != sha256Hex(b) {
+			t.Errorf("writeback %v: digest %s, blob sha256 %s", on, d, sha256Hex(b))
+		}
+		return b
+	}
+	without, with := blob(false), blob(true)
+	if len(with) < writebackChunk || !bytes.Equal(with, without) {
+		t.Errorf("the blob with writeback (%d bytes) is not the blob without (%d bytes)", len(with), len(without))
 	}
 }

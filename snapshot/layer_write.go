@@ -33,6 +33,7 @@ type layerConfig struct {
 	ignore       *Ignore
 	plan         *Plan // files taken from their sources, not the root (layer_plan.go)
 	tee          io.Writer
+	writeback    bool
 }
 
 // WithCompression selects the blob's compression; the default is Gzip.
@@ -56,6 +57,14 @@ func WithReproducible(on bool) LayerOption {
 // the same pass). w's errors are its own business: it must not fail the layer.
 func WithTee(w io.Writer) LayerOption {
 	return func(lc *layerConfig) { lc.tee = w }
+}
+
+// WithWriteback starts writing the blob file to disk while the layer is written
+// (sync_file_range), for a layer that will be synced when it is stored (a step cache,
+// an image store): that sync then waits for little, where it waited for the whole
+// blob (0.15 s for 100 MB here) after the build.
+func WithWriteback(on bool) LayerOption {
+	return func(lc *layerConfig) { lc.writeback = on }
 }
 
 // WithLayerIgnore leaves ignored paths out of the layer.
@@ -100,7 +109,13 @@ func WriteLayer(ctx context.Context, root, dir string, ch *Changes, opts ...Laye
 // writeBlob streams the layer into f: tar -> (diffID hash, compressor) and
 // compressor -> (buffered file, digest hash, byte count).
 func writeBlob(ctx context.Context, f *os.File, root string, ch *Changes, cfg layerConfig) (*Layer, error) {
-	buf := bufio.NewWriterSize(f, 1<<20)
+	var file io.Writer = f
+	var wb *writeback
+	if cfg.writeback {
+		wb = &writeback{f: f, fd: int(f.Fd())}
+		file = wb
+	}
+	buf := bufio.NewWriterSize(file, 1<<20)
 	diffID := sha256.New()
 	digest := sha256.New()
 	var size countWriter
@@ -138,6 +153,9 @@ func writeBlob(ctx context.Context, f *os.File, root string, ch *Changes, cfg la
 	if err := buf.Flush(); err != nil {
 		return nil, fmt.Errorf("writing layer file: %w", err)
 	}
+	if wb != nil {
+		wb.start()
+	}
 	return &Layer{
 		digest:      sha256Hash(digest),
 		diffID:      sha256Hash(diffID),
@@ -146,6 +164,35 @@ func writeBlob(ctx context.Context, f *os.File, root string, ch *Changes, cfg la
 		content:     lw.content,
 		compression: cfg.compression,
 	}, nil
+}
+
+// writeback writes to a file and has the kernel start writing each writebackChunk
+// of it to disk, without waiting.
+type writeback struct {
+	f        *os.File
+	fd       int
+	off, pen int64 // what was started, what was written since
+}
+
+const writebackChunk = 8 << 20
+
+func (w *writeback) Write(p []byte) (int, error) {
+	n, err := w.f.Write(p)
+	w.pen += int64(n)
+	if w.pen >= writebackChunk {
+		w.start()
+	}
+	return n, err
+}
+
+// start starts writing what was written since the last start; a failure only loses
+// the head start (the sync that stores the blob reports real errors).
+func (w *writeback) start() {
+	if w.pen == 0 {
+		return
+	}
+	_ = unix.SyncFileRange(w.fd, w.off, w.pen, unix.SYNC_FILE_RANGE_WRITE)
+	w.off, w.pen = w.off+w.pen, 0
 }
 
 func sha256Hash(h hash.Hash) v1.Hash {
