@@ -8,9 +8,11 @@ import (
 	"hash"
 	"io"
 	"io/fs"
+	"maps"
 	"net/url"
 	"os"
 	"path"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -330,7 +332,7 @@ func (r *syncReceiver) stat(id uint32, st *fstypes.Stat) error {
 	if old != nil && old.isDir() && ne.isDir() {
 		*old = ne
 		r.touched[p] = true
-		return r.dirMetadata(pfd, base, old, false)
+		return r.dirMetadata(pfd, base, p, old, false)
 	}
 	if old != nil {
 		if err := r.remove(pfd, p, base, old); err != nil {
@@ -343,11 +345,11 @@ func (r *syncReceiver) stat(id uint32, st *fstypes.Stat) error {
 	r.touched[parent] = true
 	switch {
 	case mode.IsDir():
-		if err := unix.Mkdirat(pfd, base, sysMode(mode)&0o777); err != nil {
+		if err := unix.Mkdirat(pfd, base, uint32(mode.Perm())); err != nil {
 			return pathErr("creating the directory", p, err)
 		}
 		r.touched[p] = true
-		return r.dirMetadata(pfd, base, e, true)
+		return r.dirMetadata(pfd, base, p, e, true)
 	case mode&fs.ModeSymlink != 0:
 		if err := unix.Symlinkat(e.link, pfd, base); err != nil {
 			return pathErr("creating the symlink", p, err)
@@ -360,7 +362,7 @@ func (r *syncReceiver) stat(id uint32, st *fstypes.Stat) error {
 		e.written = r.gen
 		f := &pendingFile{path: p, e: e, fd: -1}
 		if st.Size == 0 {
-			fd, err := unix.Openat(pfd, base, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, sysMode(mode)&0o777)
+			fd, err := unix.Openat(pfd, base, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, uint32(mode.Perm()))
 			if err != nil {
 				return pathErr("creating", p, err)
 			}
@@ -371,8 +373,13 @@ func (r *syncReceiver) stat(id uint32, st *fstypes.Stat) error {
 		r.pending[id] = f
 		return r.request(id)
 	default:
-		dev := unix.Mkdev(e.devmajor, e.devminor)
-		if err := unix.Mknodat(pfd, base, sysMode(mode)|nodeType(mode), int(dev)); err != nil {
+		typ := uint32(unix.S_IFIFO)
+		if mode&fs.ModeCharDevice != 0 {
+			typ = unix.S_IFCHR
+		} else if mode&fs.ModeDevice != 0 {
+			typ = unix.S_IFBLK
+		}
+		if err := unix.Mknodat(pfd, base, typ|uint32(mode.Perm()), int(unix.Mkdev(e.devmajor, e.devminor))); err != nil {
 			return pathErr("creating the device or FIFO", p, err)
 		}
 		return r.nodeMetadata(pfd, base, p, e, true)
@@ -449,7 +456,7 @@ func (r *syncReceiver) data(id uint32, b []byte) error {
 	if f.fd < 0 {
 		fd, err := unix.Openat2(r.rootFD, f.path, &unix.OpenHow{
 			Flags:   unix.O_WRONLY | unix.O_CREAT | unix.O_EXCL | unix.O_NOFOLLOW | unix.O_CLOEXEC,
-			Mode:    uint64(sysMode(fs.FileMode(f.e.mode)) & 0o777),
+			Mode:    uint64(fs.FileMode(f.e.mode).Perm()),
 			Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS,
 		})
 		if err != nil {
@@ -491,8 +498,8 @@ func (r *syncReceiver) complete(f *pendingFile) error {
 		}
 	}
 	if r.needsChmod(mode) {
-		if err := unix.Fchmod(fd, sysMode(mode)); err != nil {
-			return pathErr("setting the mode of", f.path, err)
+		if err := r.chmod(f.path, mode); err != nil {
+			return err
 		}
 	}
 	r.setXattrs(fd, e)
@@ -511,17 +518,17 @@ var hashes = sync.Pool{New: func() any { return sha256.New() }}
 
 // dirMetadata gives a directory its owner, mode and extended attributes (its time
 // comes at the end, once nothing is written into it).
-func (r *syncReceiver) dirMetadata(pfd int, base string, e *indexEntry, created bool) error {
+func (r *syncReceiver) dirMetadata(pfd int, base, p string, e *indexEntry, created bool) error {
 	mode := fs.FileMode(e.mode)
 	owned := e.uid != r.uid || e.gid != r.gid
 	if owned || !created {
 		if err := unix.Fchownat(pfd, base, int(e.uid), int(e.gid), unix.AT_SYMLINK_NOFOLLOW); err != nil {
-			return pathErr("setting the owner of", base, err)
+			return pathErr("setting the owner of", p, err)
 		}
 	}
 	if !created || r.needsChmod(mode) {
-		if err := unix.Fchmodat(pfd, base, sysMode(mode), 0); err != nil {
-			return pathErr("setting the mode of", base, err)
+		if err := r.chmod(p, mode); err != nil {
+			return err
 		}
 	}
 	if e.xattrs != "" {
@@ -544,11 +551,25 @@ func (r *syncReceiver) nodeMetadata(pfd int, base, p string, e *indexEntry, chmo
 		}
 	}
 	if chmod && r.needsChmod(mode) {
-		if err := unix.Fchmodat(pfd, base, sysMode(mode), 0); err != nil {
-			return pathErr("setting the mode of", p, err)
+		if err := r.chmod(p, mode); err != nil {
+			return err
 		}
 	}
 	return r.setTime(pfd, base, p, e.mtime)
+}
+
+// chmod sets the mode of p (a directory, file, device or FIFO the receiver made),
+// setuid, setgid and sticky included. It is rarely needed: creating with the
+// permissions gives the mode but for those bits and the umask.
+func (r *syncReceiver) chmod(p string, mode fs.FileMode) error {
+	root, err := r.osRoot()
+	if err == nil {
+		err = root.Chmod(p, mode&(fs.ModePerm|fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky))
+	}
+	if err != nil {
+		return pathErr("setting the mode of", p, err)
+	}
+	return nil
 }
 
 func (r *syncReceiver) setTime(pfd int, base, p string, mtime int64) error {
@@ -700,12 +721,7 @@ func (r *syncReceiver) finish() error {
 		r.touched[parent] = true
 	}
 
-	dirs := make([]string, 0, len(r.touched))
-	for d := range r.touched {
-		dirs = append(dirs, d)
-	}
-	sort.Strings(dirs)
-	for _, d := range dirs {
+	for _, d := range slices.Sorted(maps.Keys(r.touched)) {
 		e := x.entries[d]
 		if d == "." || e == nil || !e.isDir() {
 			continue
@@ -781,33 +797,6 @@ func splitSyncPath(p string) (string, string) {
 		return ".", p
 	}
 	return p[:i], p[i+1:]
-}
-
-// sysMode is the permission bits of a Go file mode as the system has them.
-func sysMode(m fs.FileMode) uint32 {
-	s := uint32(m.Perm())
-	if m&fs.ModeSetuid != 0 {
-		s |= unix.S_ISUID
-	}
-	if m&fs.ModeSetgid != 0 {
-		s |= unix.S_ISGID
-	}
-	if m&fs.ModeSticky != 0 {
-		s |= unix.S_ISVTX
-	}
-	return s
-}
-
-// nodeType is the system's file type of a device or FIFO.
-func nodeType(m fs.FileMode) uint32 {
-	switch {
-	case m&fs.ModeCharDevice != 0:
-		return unix.S_IFCHR
-	case m&fs.ModeDevice != 0:
-		return unix.S_IFBLK
-	default:
-		return unix.S_IFIFO
-	}
 }
 
 func pathErr(op, p string, err error) error {

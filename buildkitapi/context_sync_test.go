@@ -328,6 +328,7 @@ func TestSyncReceiver(t *testing.T) {
 	must(t, os.Symlink("a.txt", at("link")))
 	must(t, os.Symlink("/etc/passwd", at("abs-link")))
 	must(t, syscall.Mkfifo(at("fifo"), 0o644))
+	must(t, os.Chmod(at("fifo"), 0o666)) // beyond the umask: set after mknod
 	must(t, os.Mkdir(at("sticky"), 0o1777|fs.ModeSticky))
 	must(t, os.Chmod(at("sticky"), 0o777|fs.ModeSticky))
 	for _, d := range []string{"sticky", "deep/x/y", "deep/x", "deep", "big", "bin", "gone/sub", "gone", "becomes-file"} {
