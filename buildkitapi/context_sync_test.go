@@ -574,3 +574,62 @@ func TestSyncReceiverAfterMove(t *testing.T) {
 		t.Errorf("user.kiln after the move: %q, %v; want yes", buf[:n], err)
 	}
 }
+
+// FuzzSyncReceiver: whatever packets a client sends, the receiver returns (an error
+// or success) without panicking, writes nothing outside its directory, and leaves the
+// index describing the directory. Each input byte picks a packet; names come from a
+// small set that includes the hostile ones.
+func FuzzSyncReceiver(f *testing.F) {
+	f.Add([]byte{0, 1, 17, 4, 5, 5, 5})
+	f.Add([]byte{0, 9, 2, 3, 1, 4, 5})
+	f.Add([]byte{6, 0, 7, 1, 4, 5, 5, 5, 5})
+	names := []string{"a", "a/b", "a/b/c", "b", "..", "../x", "/abs", "a/../b", "", "a/.", "l", "l/x", "h"}
+	f.Fuzz(func(t *testing.T, ops []byte) {
+		if len(ops) > 64 {
+			return
+		}
+		top := t.TempDir()
+		d := filepath.Join(top, "ctx")
+		must(t, os.Mkdir(d, 0o700))
+		var script []*fstypes.Packet
+		stat := func(name string, mode fs.FileMode, size int64, link string) {
+			script = append(script, &fstypes.Packet{Type: fstypes.PACKET_STAT,
+				Stat: &fstypes.Stat{Path: name, Mode: uint32(mode), Size: size, Linkname: link, ModTime: 1}})
+		}
+		for i, b := range ops {
+			name := names[int(b>>3)%len(names)]
+			switch b % 8 {
+			case 0:
+				stat(name, fs.ModeDir|0o755, 0, "")
+			case 1:
+				stat(name, 0o644, int64(b>>4), "")
+			case 2:
+				stat(name, fs.ModeSymlink|0o777, 0, "/")
+			case 3:
+				stat(name, 0o644, 0, names[i%len(names)])
+			case 4:
+				script = append(script, &fstypes.Packet{Type: fstypes.PACKET_STAT})
+			case 5:
+				script = append(script, &fstypes.Packet{Type: fstypes.PACKET_DATA, ID: uint32(b>>4) % 4, Data: []byte("xy")[:b>>7+1]})
+			case 6:
+				script = append(script, &fstypes.Packet{Type: fstypes.PACKET_DATA, ID: uint32(b>>3) % 4})
+			case 7:
+				stat(name, fs.ModeNamedPipe|0o600, 0, "")
+			}
+		}
+		var budget atomic.Int64
+		budget.Store(8)
+		idx := newContextIndex(&budget)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		s := &scriptStream{ctx: ctx, script: script}
+		syncInto(ctx, cancel, func(context.Context) (syncStream, error) { return s, nil }, d, idx,
+			func(string, *fstypes.Stat) bool { return true }, func() error { return errors.New("refused") }, nil)
+		if left, _ := os.ReadDir(top); len(left) != 1 {
+			t.Fatalf("written outside the directory: %v", left)
+		}
+		if idx.usable() {
+			indexDescribes(t, idx, d)
+		}
+	})
+}
