@@ -31,6 +31,26 @@ type built struct {
 	// for credential lookups.
 	session   session.Caller
 	sessionID string
+	// phases, start and log are the build's, for the line logged once it is exported
+	// (exported).
+	phases *builder.Phases
+	start  time.Time
+	log    *logrus.Entry
+}
+
+// exported runs the export, in the build's export phase, and logs the build's
+// "build done" line (its phases, the export included) or the export's failure.
+func (b *built) exported(export func() error) error {
+	if b.phases == nil {
+		return export()
+	}
+	err := b.phases.Exclusive(builder.PhaseExport, export)
+	if err != nil {
+		b.log.WithError(err).WithField("duration", time.Since(b.start)).Info("exporting the build failed")
+		return err
+	}
+	b.log.WithFields(logrus.Fields{"id": b.res.ID.String(), "duration": time.Since(b.start)}).WithFields(b.phases.Times().Fields()).Info("build done")
+	return nil
 }
 
 // release removes the build's files.
@@ -84,7 +104,7 @@ func (s *Server) build(ctx context.Context, j *job, attrs map[string]string, ses
 			os.RemoveAll(dir)
 		}
 	}()
-	phases := builder.NewPhases() // logged with the build; the export comes after
+	phases := builder.NewPhases() // logged once the build is exported (built.exported)
 	recvStart := time.Now()
 	src, err := s.receive(ctx, caller, o, p)
 	phases.Since(builder.PhaseContext, recvStart)
@@ -152,8 +172,7 @@ func (s *Server) build(ctx context.Context, j *job, attrs map[string]string, ses
 		// The message ends with whose problem the failure is (builder.Classify).
 		return nil, buildError(&builder.ClassifiedError{Err: solveError(err, src.dockerfile, src.dockerfileName), Classification: builder.Classify(err)})
 	}
-	log.WithFields(logrus.Fields{"id": res.ID.String(), "duration": time.Since(start)}).WithFields(phases.Times().Fields()).Info("build done")
-	return &built{res: res, dir: dir, opts: o, session: caller, sessionID: sessionID}, nil
+	return &built{res: res, dir: dir, opts: o, session: caller, sessionID: sessionID, phases: phases, start: start, log: log}, nil
 }
 
 // buildError is how a failed build reaches the client: a cancelled one as Canceled,

@@ -160,7 +160,11 @@ func (c *control) Solve(ctx context.Context, req *controlapi.SolveRequest) (*con
 		}
 		defer b.release()
 	}
-	resp, err := s.export(ctx, j, req, b)
+	var resp map[string]string
+	err := b.exported(func() (err error) {
+		resp, err = s.export(ctx, j, req, b)
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
