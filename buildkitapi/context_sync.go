@@ -16,6 +16,8 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 	"unicode"
 	"unsafe"
 
@@ -261,10 +263,15 @@ func (r *syncReceiver) run(ctx context.Context) (err error) {
 	if err := r.send(&fstypes.Packet{Type: fstypes.PACKET_FIN}); err != nil {
 		return err
 	}
+	// The client answers FIN and ends the stream. Everything has arrived by then: a
+	// client that keeps the stream open is not waited for beyond finWait.
+	var gaveUp atomic.Bool
+	t := time.AfterFunc(finWait, func() { gaveUp.Store(true); r.cancel() })
+	defer t.Stop()
 	for {
 		p.ResetVT()
 		if err := r.stream.RecvMsg(&p); err != nil {
-			if errors.Is(err, io.EOF) {
+			if errors.Is(err, io.EOF) || gaveUp.Load() {
 				break
 			}
 			return err
@@ -275,6 +282,9 @@ func (r *syncReceiver) run(ctx context.Context) (err error) {
 	}
 	return nil
 }
+
+// finWait is how long a complete transfer waits for the client to end its stream.
+var finWait = 10 * time.Second
 
 func (r *syncReceiver) send(p *fstypes.Packet) error {
 	r.sendMu.Lock()

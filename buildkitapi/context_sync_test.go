@@ -729,3 +729,46 @@ func BenchmarkReceive(b *testing.B) {
 		})
 	}
 }
+
+// holdingStream is a client that sends its script, then keeps the stream open
+// without sending anything until the stream is cancelled.
+type holdingStream struct{ scriptStream }
+
+func (s *holdingStream) RecvMsg(m any) error {
+	if len(s.script) == 0 {
+		<-s.ctx.Done()
+		return s.ctx.Err()
+	}
+	return s.scriptStream.RecvMsg(m)
+}
+
+// TestSyncReceiverClientHoldsStream: a complete transfer whose client never ends its
+// stream after FIN succeeds after finWait instead of waiting for it.
+func TestSyncReceiverClientHoldsStream(t *testing.T) {
+	defer func(w time.Duration) { finWait = w }(finWait)
+	finWait = 100 * time.Millisecond
+	d := t.TempDir()
+	var budget atomic.Int64
+	budget.Store(10)
+	idx := newContextIndex(&budget)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	sctx, scancel := context.WithCancel(ctx)
+	s := &holdingStream{scriptStream{ctx: sctx, script: []*fstypes.Packet{
+		{Type: fstypes.PACKET_STAT, Stat: &fstypes.Stat{Path: "empty", Mode: 0o644}},
+		{Type: fstypes.PACKET_STAT},
+	}}}
+	start := time.Now()
+	err := syncInto(ctx, scancel, func(context.Context) (syncStream, error) { return s, nil }, d, idx,
+		func(string, *fstypes.Stat) bool { return true }, func() error { return errors.New("refused") }, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("the transfer took %v", took)
+	}
+	indexDescribes(t, idx, d)
+	if _, err := os.Stat(filepath.Join(d, "empty")); err != nil {
+		t.Error(err)
+	}
+}
