@@ -26,6 +26,8 @@ import (
 	fstypes "github.com/tonistiigi/fsutil/types"
 	"golang.org/x/sys/unix"
 	"google.golang.org/grpc/metadata"
+
+	"github.com/kiln-build/kiln/nettimeout"
 )
 
 // errIndexFull ends a transfer whose context's index would go beyond what all indexes
@@ -102,6 +104,7 @@ type syncReceiver struct {
 	filter   func(string, *fstypes.Stat) bool
 	refused  func() error // why the filter refused an entry
 	progress func(int, bool)
+	stall    time.Duration
 
 	rootFD   int
 	root     *os.Root // for removing trees, opened when first needed
@@ -132,18 +135,28 @@ type pendingFile struct {
 // receiveIndexed runs one transfer of the client's local into dir, comparing with
 // and updating idx. It fails with errNoIndexedSync before anything is transferred
 // when it cannot run here, and with errIndexFull when the index outgrew the budget.
-func receiveIndexed(ctx context.Context, caller session.Caller, name string, excludes []string, dir string, idx *contextIndex,
-	filter func(string, *fstypes.Stat) bool, refused func() error, progress func(int, bool)) error {
+func receiveIndexed(ctx context.Context, caller session.Caller, name string, excludes []string, dir string, idx *contextIndex, opt syncOptions) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	return syncInto(ctx, cancel, func(ctx context.Context) (syncStream, error) {
 		return openDiffCopy(ctx, caller, name, excludes)
-	}, dir, idx, filter, refused, progress)
+	}, dir, idx, opt)
+}
+
+// syncOptions are a transfer's checks and reports.
+type syncOptions struct {
+	// filter sees each entry of the listing; false refuses it, and the transfer.
+	filter func(string, *fstypes.Stat) bool
+	// refused says why the filter refused.
+	refused func() error
+	// progress hears the bytes received so far (nil: nobody).
+	progress func(int, bool)
+	// stall is how long the client may send nothing (0: nettimeout.DefaultStall).
+	stall time.Duration
 }
 
 // syncInto receives the stream open returns into dir; cancel ends the stream.
-func syncInto(ctx context.Context, cancel func(), open func(context.Context) (syncStream, error), dir string, idx *contextIndex,
-	filter func(string, *fstypes.Stat) bool, refused func() error, progress func(int, bool)) error {
+func syncInto(ctx context.Context, cancel func(), open func(context.Context) (syncStream, error), dir string, idx *contextIndex, opt syncOptions) error {
 	rootFD, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return err
@@ -159,8 +172,11 @@ func syncInto(ctx context.Context, cancel func(), open func(context.Context) (sy
 	if err != nil {
 		return err
 	}
+	if opt.stall <= 0 {
+		opt.stall = nettimeout.DefaultStall
+	}
 	r := &syncReceiver{
-		stream: stream, cancel: cancel, dir: dir, idx: idx, filter: filter, refused: refused, progress: progress,
+		stream: stream, cancel: cancel, dir: dir, idx: idx, filter: opt.filter, refused: opt.refused, progress: opt.progress, stall: opt.stall,
 		rootFD: rootFD, uid: uint32(os.Geteuid()), gid: uint32(os.Getegid()), umask: processUmask(),
 		pending: map[uint32]*pendingFile{}, reqs: newRequestQueue(), touched: map[string]bool{}, parentFD: -1,
 	}
@@ -210,16 +226,24 @@ func (r *syncReceiver) run(ctx context.Context) (err error) {
 	if r.progress != nil {
 		defer func() { r.progress(size, true) }()
 	}
+	// A client that sends nothing for the stall limit is cut off.
+	var stalled atomic.Bool
+	idle := time.AfterFunc(r.stall, func() { stalled.Store(true); r.cancel() })
+	defer idle.Stop()
 	statsDone := false
 	var p fstypes.Packet
 	for {
 		p.ResetVT()
 		if err := r.stream.RecvMsg(&p); err != nil {
-			if errors.Is(err, io.EOF) {
+			switch {
+			case stalled.Load():
+				return fmt.Errorf("the client sent nothing of the build context for %v (%s)", r.stall, nettimeout.StallSetting)
+			case errors.Is(err, io.EOF):
 				return errors.New("the client ended the transfer before it was complete")
 			}
 			return err
 		}
+		idle.Reset(r.stall)
 		if r.progress != nil {
 			size += p.SizeVT()
 			r.progress(size, false)

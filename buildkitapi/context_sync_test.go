@@ -62,6 +62,11 @@ func (s *pipeStream) RecvMsg(m any) error {
 	}
 }
 
+// acceptAll is a transfer's options that let every entry in.
+func acceptAll() syncOptions {
+	return syncOptions{filter: func(string, *fstypes.Stat) bool { return true }, refused: func() error { return errors.New("refused") }}
+}
+
 // syncFrom runs fsutil's sender on src against the indexed receiver into dst, and
 // returns how many files the receiver asked for.
 func syncFrom(t *testing.T, src, dst string, idx *contextIndex) (int, error) {
@@ -87,8 +92,7 @@ func syncFrom(t *testing.T, src, dst string, idx *contextIndex) (int, error) {
 		defer close(toRecv)
 		fsutil.Send(ctx, sendEnd, srcFS, nil)
 	}()
-	err = syncInto(ctx, cancel, func(context.Context) (syncStream, error) { return recvEnd, nil }, dst, idx,
-		func(string, *fstypes.Stat) bool { return true }, func() error { return errors.New("refused") }, nil)
+	err = syncInto(ctx, cancel, func(context.Context) (syncStream, error) { return recvEnd, nil }, dst, idx, acceptAll())
 	cancel()
 	wg.Wait()
 	return int(reqs.Load()), err
@@ -477,8 +481,7 @@ func TestSyncReceiverRefuses(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
 			s := &scriptStream{ctx: ctx, script: tc.script}
-			err := syncInto(ctx, cancel, func(context.Context) (syncStream, error) { return s, nil }, d, idx,
-				func(string, *fstypes.Stat) bool { return true }, func() error { return errors.New("refused") }, nil)
+			err := syncInto(ctx, cancel, func(context.Context) (syncStream, error) { return s, nil }, d, idx, acceptAll())
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("got %v, want an error with %q", err, tc.want)
 			}
@@ -623,8 +626,7 @@ func FuzzSyncReceiver(f *testing.F) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		s := &scriptStream{ctx: ctx, script: script}
-		syncInto(ctx, cancel, func(context.Context) (syncStream, error) { return s, nil }, d, idx,
-			func(string, *fstypes.Stat) bool { return true }, func() error { return errors.New("refused") }, nil)
+		syncInto(ctx, cancel, func(context.Context) (syncStream, error) { return s, nil }, d, idx, acceptAll())
 		if left, _ := os.ReadDir(top); len(left) != 1 {
 			t.Fatalf("written outside the directory: %v", left)
 		}
@@ -663,8 +665,7 @@ func BenchmarkReceive(b *testing.B) {
 	}
 	receivers := map[string]func(ctx context.Context, cancel func(), s syncStream, dst string, idx *contextIndex) error{
 		"kiln": func(ctx context.Context, cancel func(), s syncStream, dst string, idx *contextIndex) error {
-			return syncInto(ctx, cancel, func(context.Context) (syncStream, error) { return s, nil }, dst, idx,
-				func(string, *fstypes.Stat) bool { return true }, func() error { return errors.New("refused") }, nil)
+			return syncInto(ctx, cancel, func(context.Context) (syncStream, error) { return s, nil }, dst, idx, acceptAll())
 		},
 		"fsutil": func(ctx context.Context, _ func(), s syncStream, dst string, _ *contextIndex) error {
 			return fsutil.Receive(ctx, s, dst, fsutil.ReceiveOpt{})
@@ -759,8 +760,7 @@ func TestSyncReceiverClientHoldsStream(t *testing.T) {
 		{Type: fstypes.PACKET_STAT},
 	}}}
 	start := time.Now()
-	err := syncInto(ctx, scancel, func(context.Context) (syncStream, error) { return s, nil }, d, idx,
-		func(string, *fstypes.Stat) bool { return true }, func() error { return errors.New("refused") }, nil)
+	err := syncInto(ctx, scancel, func(context.Context) (syncStream, error) { return s, nil }, d, idx, acceptAll())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -771,4 +771,33 @@ func TestSyncReceiverClientHoldsStream(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(d, "empty")); err != nil {
 		t.Error(err)
 	}
+}
+
+// TestSyncReceiverStall: a client that stops sending in the middle of a transfer (a
+// file asked for, never sent) is cut off at the stall limit, with an error naming the
+// limit's setting, and the index still describes the directory.
+func TestSyncReceiverStall(t *testing.T) {
+	d := t.TempDir()
+	var budget atomic.Int64
+	budget.Store(10)
+	idx := newContextIndex(&budget)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	sctx, scancel := context.WithCancel(ctx)
+	s := &holdingStream{scriptStream{ctx: sctx, script: []*fstypes.Packet{
+		{Type: fstypes.PACKET_STAT, Stat: &fstypes.Stat{Path: "f", Mode: 0o644, Size: 3}},
+		{Type: fstypes.PACKET_STAT},
+		{Type: fstypes.PACKET_DATA, ID: 0, Data: []byte("a")},
+	}}}
+	opt := acceptAll()
+	opt.stall = 200 * time.Millisecond
+	start := time.Now()
+	err := syncInto(ctx, scancel, func(context.Context) (syncStream, error) { return s, nil }, d, idx, opt)
+	if err == nil || !strings.Contains(err.Error(), "sent nothing of the build context for 200ms (--net-stall-timeout)") {
+		t.Fatalf("got %v, want the stall", err)
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("cut off after %v", took)
+	}
+	indexDescribes(t, idx, d)
 }
