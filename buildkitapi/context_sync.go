@@ -359,7 +359,12 @@ func (r *syncReceiver) stat(id uint32, st *fstypes.Stat) error {
 			return errIndexFull
 		}
 	}
-	pfd, err := r.parent(parent)
+	if old != nil && !(old.isDir() && ne.isDir()) {
+		if err := r.remove(p, old); err != nil {
+			return err
+		}
+	}
+	pfd, err := r.parent(parent) // after remove, which may close the cached one
 	if err != nil {
 		return err
 	}
@@ -367,11 +372,6 @@ func (r *syncReceiver) stat(id uint32, st *fstypes.Stat) error {
 		*old = ne
 		r.touched[p] = true
 		return r.dirMetadata(pfd, base, p, old, false)
-	}
-	if old != nil {
-		if err := r.remove(pfd, p, base, old); err != nil {
-			return err
-		}
 	}
 	e := &indexEntry{}
 	*e = ne
@@ -635,19 +635,25 @@ func (r *syncReceiver) needsChmod(mode fs.FileMode) bool {
 }
 
 // remove takes away what the index says is at p, to put something else there; a
-// directory takes its tree along.
-func (r *syncReceiver) remove(pfd int, p, base string, old *indexEntry) error {
+// directory takes its tree along (and the cached parent descriptor is closed: it may
+// be in the tree).
+func (r *syncReceiver) remove(p string, old *indexEntry) error {
 	if old.isDir() {
 		root, err := r.osRoot()
 		if err != nil {
 			return err
 		}
-		r.closeParent() // it may be in the tree
+		r.closeParent()
 		if err := root.RemoveAll(p); err != nil {
 			return fmt.Errorf("removing %q: %w", p, err)
 		}
 		r.idx.forgetBelowLocked(p)
 		return nil
+	}
+	parent, base := splitSyncPath(p)
+	pfd, err := r.parent(parent)
+	if err != nil {
+		return err
 	}
 	if err := unix.Unlinkat(pfd, base, 0); err != nil && !errors.Is(err, unix.ENOENT) {
 		return pathErr("removing", p, err)
@@ -740,12 +746,8 @@ func (r *syncReceiver) finish() error {
 		if e == nil || underAny(p, removed) {
 			continue
 		}
-		parent, base := splitSyncPath(p)
-		pfd, err := r.parent(parent)
-		if err != nil {
-			return err
-		}
-		if err := r.remove(pfd, p, base, e); err != nil {
+		parent, _ := splitSyncPath(p)
+		if err := r.remove(p, e); err != nil {
 			return err
 		}
 		if e.isDir() {

@@ -326,6 +326,9 @@ func TestSyncReceiver(t *testing.T) {
 	write("gone/sub/two", []byte("2"), 0o644)
 	write("becomes-dir", []byte("file"), 0o644)
 	write("becomes-file/inner", []byte("inner"), 0o644)
+	write("nest/becomes-empty/inner", []byte("inner"), 0o644)
+	write("nest/becomes-link/inner", []byte("inner"), 0o644)
+	write("nest/zz", []byte("after them"), 0o644)
 	write("owned", []byte("someone else's"), 0o640)
 	must(t, os.Lchown(at("owned"), 1234, 5678))
 	must(t, os.Link(at("a.txt"), at("deep/hard")))
@@ -347,7 +350,7 @@ func TestSyncReceiver(t *testing.T) {
 	sameSynced(t, src, dst)
 	indexDescribes(t, idx, dst)
 	listingMatches(t, idx, dst)
-	if want := 9; reqs != want { // the non-empty files with content of their own
+	if want := 12; reqs != want { // the non-empty files with content of their own
 		t.Errorf("the first transfer asked for %d files, want %d", reqs, want)
 	}
 	if used := 1000 - budget.Load(); used != int64(len(idx.entries)) {
@@ -373,6 +376,11 @@ func TestSyncReceiver(t *testing.T) {
 	must(t, os.Remove(at("becomes-dir")))
 	write("becomes-dir/new", []byte("new"), 0o644)
 	must(t, os.RemoveAll(at("becomes-file")))
+	// below the top: the replaced directory's parent is the receiver's cached one
+	must(t, os.RemoveAll(at("nest/becomes-empty")))
+	write("nest/becomes-empty", nil, 0o644)
+	must(t, os.RemoveAll(at("nest/becomes-link")))
+	must(t, os.Symlink("zz", at("nest/becomes-link")))
 	write("becomes-file", []byte("now a file"), 0o644)
 	must(t, os.RemoveAll(at("gone")))
 	must(t, os.Remove(at("link")))
@@ -578,25 +586,24 @@ func TestSyncReceiverAfterMove(t *testing.T) {
 	}
 }
 
-// FuzzSyncReceiver: whatever packets a client sends, the receiver returns (an error
-// or success) without panicking, writes nothing outside its directory, and leaves the
-// index describing the directory. Each input byte picks a packet; names come from a
-// small set that includes the hostile ones.
+// FuzzSyncReceiver: whatever packets a client sends, in two transfers into one
+// directory (the second compares with what the first left), the receiver returns
+// (an error or success) without panicking, writes nothing outside its directory, and
+// leaves the index describing the directory. Each input byte picks a packet; names
+// come from a small set that includes the hostile ones; a 0xff byte ends the first
+// transfer's script.
 func FuzzSyncReceiver(f *testing.F) {
 	f.Add([]byte{0, 1, 17, 4, 5, 5, 5})
 	f.Add([]byte{0, 9, 2, 3, 1, 4, 5})
 	f.Add([]byte{6, 0, 7, 1, 4, 5, 5, 5, 5})
+	f.Add([]byte{0, 8, 16, 4, 0xff, 0, 9, 4})  // a, a/b, a/b/c; then a, a/b as a file
+	f.Add([]byte{0, 8, 16, 4, 0xff, 0, 10, 4}) // a/b becomes a symlink
+	f.Add([]byte{0, 8, 25, 4, 5, 0xff, 0, 4})  // a/b/c a file; then only a
 	names := []string{"a", "a/b", "a/b/c", "b", "..", "../x", "/abs", "a/../b", "", "a/.", "l", "l/x", "h"}
-	f.Fuzz(func(t *testing.T, ops []byte) {
-		if len(ops) > 64 {
-			return
-		}
-		top := t.TempDir()
-		d := filepath.Join(top, "ctx")
-		must(t, os.Mkdir(d, 0o700))
-		var script []*fstypes.Packet
+	script := func(ops []byte) []*fstypes.Packet {
+		var out []*fstypes.Packet
 		stat := func(name string, mode fs.FileMode, size int64, link string) {
-			script = append(script, &fstypes.Packet{Type: fstypes.PACKET_STAT,
+			out = append(out, &fstypes.Packet{Type: fstypes.PACKET_STAT,
 				Stat: &fstypes.Stat{Path: name, Mode: uint32(mode), Size: size, Linkname: link, ModTime: 1}})
 		}
 		for i, b := range ops {
@@ -611,27 +618,39 @@ func FuzzSyncReceiver(f *testing.F) {
 			case 3:
 				stat(name, 0o644, 0, names[i%len(names)])
 			case 4:
-				script = append(script, &fstypes.Packet{Type: fstypes.PACKET_STAT})
+				out = append(out, &fstypes.Packet{Type: fstypes.PACKET_STAT})
 			case 5:
-				script = append(script, &fstypes.Packet{Type: fstypes.PACKET_DATA, ID: uint32(b>>4) % 4, Data: []byte("xy")[:b>>7+1]})
+				out = append(out, &fstypes.Packet{Type: fstypes.PACKET_DATA, ID: uint32(b>>4) % 4, Data: []byte("xy")[:b>>7+1]})
 			case 6:
-				script = append(script, &fstypes.Packet{Type: fstypes.PACKET_DATA, ID: uint32(b>>3) % 4})
+				out = append(out, &fstypes.Packet{Type: fstypes.PACKET_DATA, ID: uint32(b>>3) % 4})
 			case 7:
 				stat(name, fs.ModeNamedPipe|0o600, 0, "")
 			}
 		}
+		return out
+	}
+	f.Fuzz(func(t *testing.T, ops []byte) {
+		if len(ops) > 64 {
+			return
+		}
+		top := t.TempDir()
+		d := filepath.Join(top, "ctx")
+		must(t, os.Mkdir(d, 0o700))
 		var budget atomic.Int64
 		budget.Store(8)
 		idx := newContextIndex(&budget)
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		s := &scriptStream{ctx: ctx, script: script}
-		syncInto(ctx, cancel, func(context.Context) (syncStream, error) { return s, nil }, d, idx, acceptAll())
-		if left, _ := os.ReadDir(top); len(left) != 1 {
-			t.Fatalf("written outside the directory: %v", left)
-		}
-		if idx.usable() {
-			indexDescribes(t, idx, d)
+		first, second, _ := bytes.Cut(ops, []byte{0xff})
+		for _, part := range [][]byte{first, second} {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			s := &scriptStream{ctx: ctx, script: script(part)}
+			syncInto(ctx, cancel, func(context.Context) (syncStream, error) { return s, nil }, d, idx, acceptAll())
+			cancel()
+			if left, _ := os.ReadDir(top); len(left) != 1 {
+				t.Fatalf("written outside the directory: %v", left)
+			}
+			if idx.usable() {
+				indexDescribes(t, idx, d)
+			}
 		}
 	})
 }
