@@ -35,6 +35,9 @@ import (
 // fsutil's receiver.
 var errIndexFull = errors.New("the context indexes are full")
 
+// errAborted marks what a failed transfer leaves half done.
+var errAborted = errors.New("the transfer failed")
+
 // errNoIndexedSync says this receiver cannot run here (the client has no DiffCopy, or
 // the kernel no openat2): fsutil's receiver does the transfer.
 var errNoIndexedSync = errors.New("indexed file sync unavailable")
@@ -386,9 +389,10 @@ func (r *syncReceiver) stat(id uint32, st *fstypes.Stat) error {
 		return r.dirMetadata(pfd, base, p, e, true)
 	case mode&fs.ModeSymlink != 0:
 		if err := unix.Symlinkat(e.link, pfd, base); err != nil {
+			x.forgetLocked(p)
 			return pathErr("creating the symlink", p, err)
 		}
-		return r.nodeMetadata(pfd, base, p, e, false)
+		return r.discardOnError(p, r.nodeMetadata(pfd, base, p, e, false))
 	case e.isHardlink():
 		r.links = append(r.links, p)
 		return nil
@@ -398,6 +402,7 @@ func (r *syncReceiver) stat(id uint32, st *fstypes.Stat) error {
 		if st.Size == 0 {
 			fd, err := unix.Openat(pfd, base, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, uint32(mode.Perm()))
 			if err != nil {
+				x.forgetLocked(p)
 				return pathErr("creating", p, err)
 			}
 			f.fd, f.h = fd, hashes.Get().(hash.Hash)
@@ -414,9 +419,10 @@ func (r *syncReceiver) stat(id uint32, st *fstypes.Stat) error {
 			typ = unix.S_IFBLK
 		}
 		if err := unix.Mknodat(pfd, base, typ|uint32(mode.Perm()), int(unix.Mkdev(e.devmajor, e.devminor))); err != nil {
+			x.forgetLocked(p)
 			return pathErr("creating the device or FIFO", p, err)
 		}
-		return r.nodeMetadata(pfd, base, p, e, true)
+		return r.discardOnError(p, r.nodeMetadata(pfd, base, p, e, true))
 	}
 }
 
@@ -519,8 +525,9 @@ func (r *syncReceiver) data(id uint32, b []byte) error {
 }
 
 // complete gives a written file its metadata and closes it; the index then knows its
-// digest and the size it has.
-func (r *syncReceiver) complete(f *pendingFile) error {
+// digest and the size it has. A file it cannot complete is discarded.
+func (r *syncReceiver) complete(f *pendingFile) (err error) {
+	defer func() { err = r.discardOnError(f.path, err) }()
 	fd := f.fd
 	f.fd = -1
 	defer unix.Close(fd)
@@ -549,6 +556,20 @@ func (r *syncReceiver) complete(f *pendingFile) error {
 // hashes are the files' sha256 states: the client sends at most four files at once,
 // and a context of 10,000 requested files needs no more states than that.
 var hashes = sync.Pool{New: func() any { return sha256.New() }}
+
+// discardOnError removes the node p from the disk and the index when err is not nil
+// (it was made, but not as the index describes it), and returns err.
+func (r *syncReceiver) discardOnError(p string, err error) error {
+	if err == nil {
+		return nil
+	}
+	parent, base := splitSyncPath(p)
+	if pfd, perr := r.parent(parent); perr == nil {
+		unix.Unlinkat(pfd, base, 0)
+	}
+	r.idx.forgetLocked(p)
+	return err
+}
 
 // dirMetadata gives a directory its owner, mode and extended attributes (its time
 // comes at the end, once nothing is written into it).
@@ -783,10 +804,7 @@ func (r *syncReceiver) abort() {
 	for _, f := range r.pending {
 		if f.fd >= 0 {
 			unix.Close(f.fd)
-			parent, base := splitSyncPath(f.path)
-			if pfd, err := r.parent(parent); err == nil {
-				unix.Unlinkat(pfd, base, 0)
-			}
+			r.discardOnError(f.path, errAborted)
 		}
 		x.forgetLocked(f.path)
 	}
