@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/tonistiigi/fsutil"
 	fstypes "github.com/tonistiigi/fsutil/types"
+	"google.golang.org/grpc/metadata"
 
 	"github.com/kiln-build/kiln/builder/copier"
 	"github.com/kiln-build/kiln/contexts"
@@ -819,4 +821,22 @@ func TestSyncReceiverStall(t *testing.T) {
 		t.Errorf("cut off after %v", took)
 	}
 	indexDescribes(t, idx, d)
+}
+
+// TestHeaderValues: file-sync options travel as headers as they are, or all
+// percent-encoded (and marked so) when one is not ASCII, as the client decodes them.
+func TestHeaderValues(t *testing.T) {
+	md := metadata.MD{}
+	headerValues(md, "exclude-patterns", []string{"node_modules", "*.tmp"})
+	headerValues(md, "dir-name", []string{"contexté"})
+	if got := md["exclude-patterns"]; len(got) != 2 || got[0] != "node_modules" || md["exclude-patterns-encoded"] != nil {
+		t.Errorf("ASCII values: %q, encoded %q", got, md["exclude-patterns-encoded"])
+	}
+	got := md["dir-name"]
+	if len(got) != 1 || got[0] == "contexté" || md["dir-name-encoded"][0] != "1" {
+		t.Fatalf("a non-ASCII value: %q, encoded %q", got, md["dir-name-encoded"])
+	}
+	if back, err := url.QueryUnescape(got[0]); err != nil || back != "contexté" {
+		t.Errorf("decoded %q (%v), want contexté", back, err)
+	}
 }
