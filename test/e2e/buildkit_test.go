@@ -52,6 +52,7 @@ RUN echo other > /other
 		".dockerignore":  "secret.txt\n",
 		"secret.txt":     "do not ship\n",
 		"kept.txt":       "kept\n",
+		"gone/old.txt":   "removed before the last build\n",
 	})
 	iid := filepath.Join(t.TempDir(), "iid")
 	meta := filepath.Join(t.TempDir(), "meta.json")
@@ -91,12 +92,32 @@ RUN echo other > /other
 		t.Errorf("docker build -f -: exit %d\n%s", code, out)
 	}
 
-	// The context is what .dockerignore leaves: the image runs in the real dockerd.
+	// The context is what .dockerignore leaves, and what the client's directory holds
+	// now: a file changed, a directory removed and one added since the builds above
+	// (sent incrementally, into the context kiln kept). The image runs in the real
+	// dockerd.
+	if err := os.WriteFile(filepath.Join(ctx, "kept.txt"), []byte("kept, changed\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	later := time.Now().Add(time.Minute)
+	if err := os.Chtimes(filepath.Join(ctx, "kept.txt"), later, later); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(filepath.Join(ctx, "gone")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(ctx, "added"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(ctx, "added", "new.txt"), []byte("new\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	pushed := reg + "/kiln-e2e/bx-pushed:" + tag
 	s.mustBuildx(t, cfg, "build", "--progress=plain", "--push", "-t", pushed, "--target", "base", "--build-arg", "V=9", ctx)
 	defer removeImage(t, dockerCLI, pushed)
-	got := run(t, dockerCLI, "run", "--rm", pushed)
-	if !strings.Contains(got, "v=9") || !strings.Contains(got, "kept.txt") || strings.Contains(got, "secret.txt") {
+	got := run(t, dockerCLI, "run", "--rm", pushed, "sh", "-c", "cat /v; ls /ctx; cat /ctx/kept.txt /ctx/added/new.txt")
+	if !strings.Contains(got, "v=9") || !strings.Contains(got, "kept, changed") || !strings.Contains(got, "new\n") ||
+		strings.Contains(got, "secret.txt") || strings.Contains(got, "gone") {
 		t.Errorf("the pushed image ran with:\n%s", got)
 	}
 }
