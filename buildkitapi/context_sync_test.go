@@ -107,18 +107,8 @@ func treeOf(t *testing.T, root string) map[string]string {
 	t.Helper()
 	out := map[string]string{}
 	inodes := map[uint64]string{}
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(root, p)
-		if rel == "." {
-			return nil
-		}
-		fi, err := os.Lstat(p)
-		if err != nil {
-			return err
-		}
+	walkTree(t, root, func(rel string, fi fs.FileInfo) {
+		p := filepath.Join(root, rel)
 		st := fi.Sys().(*syscall.Stat_t)
 		desc := fmt.Sprintf("%v %d:%d %d", fi.Mode(), st.Uid, st.Gid, fi.ModTime().UnixNano())
 		switch {
@@ -136,12 +126,32 @@ func treeOf(t *testing.T, root string) map[string]string {
 			desc += fmt.Sprintf(" %d %x", len(b), sum[:6])
 		}
 		out[rel] = desc
+	})
+	return out
+}
+
+// walkTree calls fn with the path below root and the lstat of every entry of the
+// tree at root, root itself left out.
+func walkTree(t *testing.T, root string, fn func(rel string, fi fs.FileInfo)) {
+	t.Helper()
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, p)
+		if rel == "." {
+			return nil
+		}
+		fi, err := os.Lstat(p)
+		if err != nil {
+			return err
+		}
+		fn(rel, fi)
 		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return out
 }
 
 func sameSynced(t *testing.T, src, dst string) {
@@ -164,23 +174,12 @@ func sameSynced(t *testing.T, src, dst string) {
 func indexDescribes(t *testing.T, idx *contextIndex, dir string) {
 	t.Helper()
 	seen := map[string]bool{}
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(dir, p)
-		if rel == "." {
-			return nil
-		}
+	walkTree(t, dir, func(rel string, fi fs.FileInfo) {
 		seen[rel] = true
-		fi, err := os.Lstat(p)
-		if err != nil {
-			return err
-		}
 		e := idx.entries[rel]
 		if e == nil {
 			t.Errorf("%s: on disk, not in the index", rel)
-			return nil
+			return
 		}
 		st := fi.Sys().(*syscall.Stat_t)
 		mode := fs.FileMode(e.mode)
@@ -193,17 +192,13 @@ func indexDescribes(t *testing.T, idx *contextIndex, dir string) {
 				fi.Mode(), st.Uid, st.Gid, fi.ModTime().UnixNano())
 		}
 		if fi.Mode().IsRegular() {
-			b, _ := os.ReadFile(p)
+			b, _ := os.ReadFile(filepath.Join(dir, rel))
 			sum := sha256.Sum256(b)
 			if got, _ := idx.FileDigest(rel, fi); got != "sha256:"+hex.EncodeToString(sum[:]) {
 				t.Errorf("%s: digest %q, want its content's", rel, got)
 			}
 		}
-		return nil
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	for p := range idx.entries {
 		if !seen[p] {
 			t.Errorf("%s: in the index, not on disk", p)
@@ -441,6 +436,27 @@ func (s *scriptStream) RecvMsg(m any) error {
 	return nil
 }
 
+// scratchContext makes a context directory in a directory of its own (where nothing
+// else may appear) and an index that may hold budget entries.
+func scratchContext(t *testing.T, budget int64) (top, dir string, idx *contextIndex) {
+	t.Helper()
+	top = t.TempDir()
+	dir = filepath.Join(top, "ctx")
+	must(t, os.Mkdir(dir, 0o700))
+	var b atomic.Int64
+	b.Store(budget)
+	return top, dir, newContextIndex(&b)
+}
+
+// runScript runs a transfer into dir from a client that sends script and then ends
+// its stream.
+func runScript(dir string, idx *contextIndex, script []*fstypes.Packet) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s := &scriptStream{ctx: ctx, script: script}
+	return syncInto(ctx, cancel, func(context.Context) (syncStream, error) { return s, nil }, dir, idx, acceptAll())
+}
+
 // TestSyncReceiverRefuses: a client's stream that would write outside the directory,
 // write through a symlink, repeat or misplace entries or send what was not asked for
 // fails with an error naming the problem, writes nothing outside the directory, and
@@ -482,16 +498,8 @@ func TestSyncReceiverRefuses(t *testing.T) {
 		{"cut short", []*fstypes.Packet{file("f", 3), end, data(0, "a")}, "ended the transfer before it was complete"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			top := t.TempDir()
-			d := filepath.Join(top, "ctx")
-			must(t, os.Mkdir(d, 0o700))
-			var budget atomic.Int64
-			budget.Store(100)
-			idx := newContextIndex(&budget)
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			s := &scriptStream{ctx: ctx, script: tc.script}
-			err := syncInto(ctx, cancel, func(context.Context) (syncStream, error) { return s, nil }, d, idx, acceptAll())
+			top, d, idx := scratchContext(t, 100)
+			err := runScript(d, idx, tc.script)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("got %v, want an error with %q", err, tc.want)
 			}
@@ -635,18 +643,10 @@ func FuzzSyncReceiver(f *testing.F) {
 		if len(ops) > 64 {
 			return
 		}
-		top := t.TempDir()
-		d := filepath.Join(top, "ctx")
-		must(t, os.Mkdir(d, 0o700))
-		var budget atomic.Int64
-		budget.Store(8)
-		idx := newContextIndex(&budget)
+		top, d, idx := scratchContext(t, 8)
 		first, second, _ := bytes.Cut(ops, []byte{0xff})
 		for _, part := range [][]byte{first, second} {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			s := &scriptStream{ctx: ctx, script: script(part)}
-			syncInto(ctx, cancel, func(context.Context) (syncStream, error) { return s, nil }, d, idx, acceptAll())
-			cancel()
+			runScript(d, idx, script(part))
 			if left, _ := os.ReadDir(top); len(left) != 1 {
 				t.Fatalf("written outside the directory: %v", left)
 			}
@@ -764,11 +764,10 @@ func (s *holdingStream) RecvMsg(m any) error {
 	return s.scriptStream.RecvMsg(m)
 }
 
-// TestSyncReceiverClientHoldsStream: a complete transfer whose client never ends its
-// stream after FIN succeeds after finWait instead of waiting for it.
-func TestSyncReceiverClientHoldsStream(t *testing.T) {
-	defer func(w time.Duration) { finWait = w }(finWait)
-	finWait = 100 * time.Millisecond
+// runHolding runs a transfer from a client that sends script, then holds its stream
+// open; it returns the directory, its index, how long the transfer took and its error.
+func runHolding(t *testing.T, script []*fstypes.Packet, opt syncOptions) (string, *contextIndex, time.Duration, error) {
+	t.Helper()
 	d := t.TempDir()
 	var budget atomic.Int64
 	budget.Store(10)
@@ -776,16 +775,25 @@ func TestSyncReceiverClientHoldsStream(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	sctx, scancel := context.WithCancel(ctx)
-	s := &holdingStream{scriptStream{ctx: sctx, script: []*fstypes.Packet{
+	s := &holdingStream{scriptStream{ctx: sctx, script: script}}
+	start := time.Now()
+	err := syncInto(ctx, scancel, func(context.Context) (syncStream, error) { return s, nil }, d, idx, opt)
+	return d, idx, time.Since(start), err
+}
+
+// TestSyncReceiverClientHoldsStream: a complete transfer whose client never ends its
+// stream after FIN succeeds after finWait instead of waiting for it.
+func TestSyncReceiverClientHoldsStream(t *testing.T) {
+	defer func(w time.Duration) { finWait = w }(finWait)
+	finWait = 100 * time.Millisecond
+	d, idx, took, err := runHolding(t, []*fstypes.Packet{
 		{Type: fstypes.PACKET_STAT, Stat: &fstypes.Stat{Path: "empty", Mode: 0o644}},
 		{Type: fstypes.PACKET_STAT},
-	}}}
-	start := time.Now()
-	err := syncInto(ctx, scancel, func(context.Context) (syncStream, error) { return s, nil }, d, idx, acceptAll())
+	}, acceptAll())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if took := time.Since(start); took > 5*time.Second {
+	if took > 5*time.Second {
 		t.Errorf("the transfer took %v", took)
 	}
 	indexDescribes(t, idx, d)
@@ -798,26 +806,17 @@ func TestSyncReceiverClientHoldsStream(t *testing.T) {
 // file asked for, never sent) is cut off at the stall limit, with an error naming the
 // limit's setting, and the index still describes the directory.
 func TestSyncReceiverStall(t *testing.T) {
-	d := t.TempDir()
-	var budget atomic.Int64
-	budget.Store(10)
-	idx := newContextIndex(&budget)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	sctx, scancel := context.WithCancel(ctx)
-	s := &holdingStream{scriptStream{ctx: sctx, script: []*fstypes.Packet{
+	opt := acceptAll()
+	opt.stall = 200 * time.Millisecond
+	d, idx, took, err := runHolding(t, []*fstypes.Packet{
 		{Type: fstypes.PACKET_STAT, Stat: &fstypes.Stat{Path: "f", Mode: 0o644, Size: 3}},
 		{Type: fstypes.PACKET_STAT},
 		{Type: fstypes.PACKET_DATA, ID: 0, Data: []byte("a")},
-	}}}
-	opt := acceptAll()
-	opt.stall = 200 * time.Millisecond
-	start := time.Now()
-	err := syncInto(ctx, scancel, func(context.Context) (syncStream, error) { return s, nil }, d, idx, opt)
+	}, opt)
 	if err == nil || !strings.Contains(err.Error(), "sent nothing of the build context for 200ms (--net-stall-timeout)") {
 		t.Fatalf("got %v, want the stall", err)
 	}
-	if took := time.Since(start); took > 5*time.Second {
+	if took > 5*time.Second {
 		t.Errorf("cut off after %v", took)
 	}
 	indexDescribes(t, idx, d)
