@@ -7,5 +7,7 @@
 // its session and the session's credentials into a builder.Request, runs it through the
 // same queue and engine as /build, renders builder events as SolveStatus vertexes, and
 // hands the result to the exporter the client asked for. It holds no build rule of its
-// own (docs/buildkit.md).
+// own (docs/buildkit.md). It owns the receiving side of the session's file sync: the
+// contexts it keeps for each client, their in-memory indexes, and the receiver that
+// writes a client's changes into them (context_sync.go).
 package buildkitapi
