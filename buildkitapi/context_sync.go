@@ -760,19 +760,15 @@ func (r *syncReceiver) finish() error {
 			gone = append(gone, p)
 		}
 	}
-	sort.Strings(gone)
-	removed := map[string]bool{}
+	sort.Strings(gone) // a directory before what is below it
 	for _, p := range gone {
 		e := x.entries[p]
-		if e == nil || underAny(p, removed) {
-			continue
+		if e == nil {
+			continue // below a directory removed already, which took it from the index
 		}
 		parent, _ := splitSyncPath(p)
 		if err := r.remove(p, e); err != nil {
 			return err
-		}
-		if e.isDir() {
-			removed[p] = true
 		}
 		x.forgetLocked(p)
 		r.touched[parent] = true
@@ -819,20 +815,6 @@ func (r *syncReceiver) abort() {
 		}
 	}
 	r.closeParent()
-}
-
-// underAny reports whether p is below one of dirs.
-func underAny(p string, dirs map[string]bool) bool {
-	for {
-		i := strings.LastIndexByte(p, '/')
-		if i < 0 {
-			return false
-		}
-		p = p[:i]
-		if dirs[p] {
-			return true
-		}
-	}
 }
 
 // checkSyncPath accepts a clean, relative path without a parent reference.
