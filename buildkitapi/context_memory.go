@@ -73,13 +73,10 @@ func (s *Server) syncContext(ctx context.Context, caller session.Caller, o *fron
 		p.transfer("transferring context", base+int64(k), last && !outgrew.Load())
 	}
 	idx := lease.e.index
-	err = errNoIndexedSync
-	if idx.usable() {
-		err = receiveIndexed(sctx, caller, o.contextKey, patterns, lease.dir(), idx, syncOptions{
-			filter: filter, refused: func() error { return context.Cause(sctx) }, progress: progress,
-			stall: s.cfg.Registry.Net.StallTimeout(),
-		})
-	}
+	err = receiveIndexed(sctx, caller, o.contextKey, patterns, lease.dir(), idx, syncOptions{
+		filter: filter, refused: func() error { return context.Cause(sctx) }, progress: progress,
+		stall: s.cfg.Registry.Net.StallTimeout(),
+	})
 	if errors.Is(err, errNoIndexedSync) {
 		idx.invalidate()
 		err = filesync.FSSync(sctx, caller, filesync.FSSendRequestOpt{

@@ -38,8 +38,8 @@ var errIndexFull = errors.New("the context indexes are full")
 // errAborted marks what a failed transfer leaves half done.
 var errAborted = errors.New("the transfer failed")
 
-// errNoIndexedSync says this receiver cannot run here (the client has no DiffCopy, or
-// the kernel no openat2): fsutil's receiver does the transfer.
+// errNoIndexedSync says this receiver cannot run here (the context has no index, the
+// client no DiffCopy, or the kernel no openat2): fsutil's receiver does the transfer.
 var errNoIndexedSync = errors.New("indexed file sync unavailable")
 
 // syncStream is what the receiver needs of a file-sync stream (fsutil.Stream).
@@ -171,6 +171,9 @@ func syncInto(ctx context.Context, cancel func(), open func(context.Context) (sy
 		return errNoIndexedSync
 	}
 	unix.Close(probe)
+	if !idx.usable() {
+		return errNoIndexedSync
+	}
 	stream, err := open(ctx)
 	if err != nil {
 		return err
@@ -192,9 +195,6 @@ func (r *syncReceiver) run(ctx context.Context) (err error) {
 	x := r.idx
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	if !x.valid {
-		return errNoIndexedSync
-	}
 	x.gen++
 	r.gen = x.gen
 	x.children = nil
